@@ -1,0 +1,12 @@
+//! The custom resources of `modelcycle.io/v1alpha1`: Model, ModelVersion and RetrainPolicy.
+
+pub mod common;
+pub mod crd;
+pub mod model;
+pub mod policy;
+pub mod version;
+
+pub use common::*;
+pub use model::*;
+pub use policy::*;
+pub use version::*;

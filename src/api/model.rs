@@ -1,0 +1,350 @@
+//! The `Model` resource: what a user writes to have a model trained, judged and served.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Goal, PrometheusSource, duration_rule, pod_template_schema};
+
+/// A machine-learning model that modelcycle trains, evaluates, versions and serves.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "modelcycle.io",
+    version = "v1alpha1",
+    kind = "Model",
+    namespaced,
+    status = "ModelStatus",
+    shortname = "mdl",
+    category = "modelcycle",
+    doc = "A machine-learning model that modelcycle trains, evaluates, versions and serves.",
+    printcolumn = r#"{"name":"Serving","type":"integer","jsonPath":".status.servingVersion","description":"Version that serves traffic"}"#,
+    printcolumn = r#"{"name":"Candidate","type":"integer","jsonPath":".status.candidateVersion","description":"Version being trained, evaluated or rolled out"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// How to train the model: the trainer pod, its data, parameters and where it writes the artifact.
+    pub training: TrainingSpec,
+    /// The gates a newly trained version must pass before it may serve.
+    #[serde(default)]
+    pub evaluation: EvaluationSpec,
+    /// How to serve the model and how to roll a new version out.
+    pub serving: ServingSpec,
+    /// Serve exactly this version (a Ready, Serving or Retired one). The declarative way to roll
+    /// back or hold a version; remove it to let modelcycle promote new versions again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("pinnedVersion must be 1 or more"))]
+    pub pinned_version: Option<u32>,
+    /// How many finished versions (Rejected, Failed, Retired, RolledBack) to keep. The serving
+    /// version and the one a rollback would return to are never pruned. Default 10.
+    #[serde(default = "default_version_history_limit")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("versionHistoryLimit must be between 1 and 100"))]
+    pub version_history_limit: u32,
+}
+
+fn default_version_history_limit() -> u32 {
+    10
+}
+
+/// How a version is trained.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingSpec {
+    /// Pod template of the trainer. modelcycle injects `MODELCYCLE_MODEL`, `MODELCYCLE_VERSION`,
+    /// `MODELCYCLE_DATASET_URI`, `MODELCYCLE_DATASET_VERSION`, `MODELCYCLE_ARTIFACT_URI` and each
+    /// parameter as `MODELCYCLE_PARAM_<NAME>` into every container. The trainer reports its
+    /// metrics as JSON in its termination message, e.g. `{"metrics": {"auc": 0.93}}`.
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: PodTemplateSpec,
+    /// The data to train on. Changing `version` trains a new model version.
+    pub dataset: DatasetRef,
+    /// Free-form training parameters, passed as `MODELCYCLE_PARAM_<NAME>` (names upper-cased).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))").message("parameter names must be letters, digits and underscores, not starting with a digit, so they can become environment variables"))]
+    pub parameters: BTreeMap<String, String>,
+    /// Seconds a training Job may run before it is stopped and the version fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("activeDeadlineSeconds must be at least 1"))]
+    pub active_deadline_seconds: Option<i64>,
+    /// How many times a failed trainer pod is retried before the version fails. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10").message("backoffLimit must be between 0 and 10"))]
+    pub backoff_limit: Option<i32>,
+    /// Where the trainer writes the model, as a template. Placeholders: `{model}`, `{namespace}`,
+    /// `{version}`, `{datasetVersion}`. Example: `s3://models/{model}/{version}`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("artifactUri must not be empty"))]
+    pub artifact_uri: String,
+}
+
+/// A versioned dataset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetRef {
+    /// Location of the data, e.g. `s3://data/churn`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("dataset.uri must not be empty"))]
+    pub uri: String,
+    /// Version of the data, e.g. a date or a snapshot id. Changing it trains a new model version.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("dataset.version must not be empty"))]
+    pub version: String,
+}
+
+/// The gates of an evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationSpec {
+    /// Every gate must pass for a version to become Ready. No gates: every trained version passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub gates: Vec<Gate>,
+}
+
+/// One gate on a metric the trainer reports.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.min) || has(self.max) || has(self.minImprovement) || has(self.maxRegression)").message("a gate needs at least one of min, max, minImprovement, maxRegression"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("gate min must not be greater than max"))]
+pub struct Gate {
+    /// Name of the metric, as the trainer reports it (e.g. `auc`).
+    #[x_kube(validation = Rule::new("size(self) > 0").message("a gate must name a metric"))]
+    pub metric: String,
+    /// Whether higher (Maximize, the default) or lower (Minimize) values are better; used by
+    /// `minImprovement` and `maxRegression`.
+    #[serde(default)]
+    pub goal: Goal,
+    /// The value must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The value must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The value must beat the serving version's by at least this much (in the metric's units,
+    /// in the direction of `goal`). Skipped while nothing serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_improvement: Option<f64>,
+    /// The value may be worse than the serving version's by at most this much (in the metric's
+    /// units, in the direction of `goal`). Skipped while nothing serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("maxRegression must not be negative"))]
+    pub max_regression: Option<f64>,
+}
+
+/// How versions are served.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingSpec {
+    /// Pod template of the model server. modelcycle injects `MODELCYCLE_MODEL_URI` and
+    /// `MODELCYCLE_VERSION` into every container.
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: PodTemplateSpec,
+    /// Number of serving pods. Default 1.
+    #[serde(default = "default_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: i32,
+    /// Container port the model server listens on; the Service `<model>` targets it. Default 8080.
+    #[serde(default = "default_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be between 1 and 65535"))]
+    pub port: i32,
+    /// How a new version replaces the serving one. Empty: Rolling.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+    /// Automatic: promote as soon as the rollout's checks pass. Manual: wait for the annotation
+    /// `modelcycle.io/promote: "<version>"` on the Model.
+    #[serde(default)]
+    pub promotion: Promotion,
+    /// Checks on live metrics during and after a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_port() -> i32 {
+    8080
+}
+
+/// The rollout strategy: Rolling when neither `canary` nor `blueGreen` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.canary) && has(self.blueGreen))").message("choose at most one of canary and blueGreen"))]
+pub struct RolloutStrategy {
+    /// Shift traffic to the new version step by step, by replica ratio behind one Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+    /// Start the new version beside the old one and switch the Service when it is promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// The steps of a canary rollout.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// Steps with strictly increasing weights; after the last step the new version takes all traffic.
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.weight == a.weight)) && self.map(s, s.weight).isSorted()").message("canary step weights must be strictly increasing"))]
+    pub steps: Vec<CanaryStep>,
+}
+
+/// One canary step.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Share of replicas (percent) running the new version during this step.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("canary weight must be between 1 and 100"))]
+    pub weight: i32,
+    /// How long to hold this step while analysis runs. Empty: wait for manual promotion when
+    /// promotion is Manual, otherwise move on after one analysis interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule())]
+    pub pause: Option<Duration>,
+}
+
+/// Blue-green settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// How long the previous version's Deployment is kept after the switch, so a rollback is one
+    /// selector change. Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule())]
+    pub scale_down_delay: Option<Duration>,
+    /// Also create a Service `<model>-preview` that selects the new version before promotion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview_service: bool,
+}
+
+/// Who promotes a version that passed its checks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Promotion {
+    /// modelcycle promotes on its own.
+    #[default]
+    Automatic,
+    /// A person promotes with the annotation `modelcycle.io/promote: "<version>"`.
+    Manual,
+}
+
+/// Checks on live metrics while a version rolls out, and for `guard` after it is promoted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// The Prometheus to query.
+    pub prometheus: PrometheusSource,
+    /// The metrics to check; every one must hold.
+    #[schemars(length(min = 1, max = 16))]
+    pub metrics: Vec<AnalysisMetric>,
+    /// Time between measurements. Default 1m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule())]
+    pub interval: Option<Duration>,
+    /// Failed measurements tolerated before the rollout is rolled back. Default 0 (the first failure rolls back).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0").message("failureLimit must not be negative"))]
+    pub failure_limit: i32,
+    /// Wait this long after a step starts before the first measurement. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule())]
+    pub initial_delay: Option<Duration>,
+    /// Keep analysing the new version this long after promotion, and roll back if it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule())]
+    pub guard: Option<Duration>,
+    /// What a query with no data means: Inconclusive (the default) pauses the rollout, Fail counts a failure.
+    #[serde(default)]
+    pub on_no_data: NoDataPolicy,
+}
+
+/// What a query that returns no data means.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum NoDataPolicy {
+    /// Neither promote nor roll back; say so in a condition.
+    #[default]
+    Inconclusive,
+    /// Count the measurement as failed.
+    Fail,
+}
+
+/// One live metric checked during a rollout.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.min) || has(self.max) || has(self.maxRegression)").message("an analysis metric needs at least one of min, max, maxRegression"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("analysis metric min must not be greater than max"))]
+pub struct AnalysisMetric {
+    /// Name of the check, shown in status and decision records.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$')").message("metric name must be lower-case letters, digits, '-' or '_'"))]
+    #[schemars(length(max = 63))]
+    pub name: String,
+    /// PromQL returning one number. Placeholders: `{{model}}`, `{{namespace}}`, `{{version}}`,
+    /// `{{stableVersion}}`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("query must not be empty"))]
+    pub query: String,
+    /// Whether higher (Maximize, the default) or lower (Minimize) values are better; used by `maxRegression`.
+    #[serde(default)]
+    pub goal: Goal,
+    /// The value must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The value must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Compare with the same query run for the stable version: the new version may be worse by at
+    /// most this fraction of the stable value (0.1 = 10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("maxRegression must not be negative"))]
+    pub max_regression: Option<f64>,
+}
+
+/// What modelcycle observed and decided about a Model.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelStatus {
+    /// The version that serves traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_version: Option<u32>,
+    /// The version being trained, evaluated or rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_version: Option<u32>,
+    /// The newest version number given out; numbers are never reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<u32>,
+    /// One word for where the Model is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ModelPhase>,
+    /// kstatus conditions: Ready, Reconciling, Stalled, plus Training, RollingOut, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The value of the `modelcycle.io/retrain-request` annotation last acted on; a new value retrains once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retrain_request: Option<String>,
+}
+
+/// Where a Model is, in one word.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ModelPhase {
+    /// Nothing trained yet.
+    Pending,
+    /// A version is training.
+    Training,
+    /// A version's metrics are being judged.
+    Evaluating,
+    /// A version is rolling out.
+    RollingOut,
+    /// The wanted version serves.
+    Serving,
+    /// A rollout failed and was rolled back, or serving is unhealthy.
+    Degraded,
+    /// The spec cannot be acted on; see the Stalled condition.
+    Stalled,
+}

@@ -1,0 +1,167 @@
+//! The `ModelVersion` resource: the immutable lineage record of one training run.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{TriggerRecord, free_form_schema};
+use super::model::TrainingSpec;
+
+/// One trained version of a Model: which data, code and parameters made it, why, and what became of it.
+/// Created by the controller and owned by its Model; its spec never changes.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "modelcycle.io",
+    version = "v1alpha1",
+    kind = "ModelVersion",
+    namespaced,
+    status = "ModelVersionStatus",
+    shortname = "mv",
+    category = "modelcycle",
+    doc = "One trained version of a Model: the immutable lineage record of a training run and what became of it.",
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model"}"#,
+    printcolumn = r#"{"name":"Version","type":"integer","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Trigger","type":"string","jsonPath":".spec.trigger.reason"}"#,
+    printcolumn = r#"{"name":"Dataset","type":"string","jsonPath":".spec.training.dataset.version"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("ModelVersion spec is immutable: it is the lineage record of a training run"))]
+#[serde(rename_all = "camelCase")]
+pub struct ModelVersionSpec {
+    /// Name of the Model this version belongs to.
+    pub model: String,
+    /// Version number, starting at 1; never reused within a Model.
+    #[x_kube(validation = Rule::new("self >= 1").message("version must be 1 or more"))]
+    pub version: u32,
+    /// Why this version was trained.
+    pub trigger: TriggerRecord,
+    /// The training inputs exactly as they were when this version was created.
+    pub training: TrainingSpec,
+    /// Images of the trainer's containers, for lineage at a glance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trainer_images: Vec<String>,
+    /// The artifact URI with its placeholders filled in.
+    pub artifact_uri: String,
+    /// SHA-256 of the training inputs (dataset, parameters, trainer template, artifact URI template).
+    pub inputs_hash: String,
+}
+
+/// What became of a version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelVersionStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<VersionPhase>,
+    /// Name of the training Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// When training started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When training finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Metrics the trainer reported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// The verdict of every evaluation gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate_results: Vec<GateResult>,
+    /// Every promotion, rollback and other decision taken about this version, oldest first (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<DecisionRecord>,
+    /// Why the version is in its phase, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Conditions of this version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The lifecycle of a version.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum VersionPhase {
+    /// Created; its training Job is not running yet.
+    Pending,
+    /// The training Job runs.
+    Training,
+    /// Training finished; the metrics are being judged.
+    Evaluating,
+    /// A gate failed; the version never serves.
+    Rejected,
+    /// Training or metric handoff failed.
+    Failed,
+    /// Passed every gate; may serve.
+    Ready,
+    /// Rolling out.
+    RollingOut,
+    /// Serves traffic.
+    Serving,
+    /// Served, then replaced by a newer version.
+    Retired,
+    /// Rolled out and rolled back; never promoted again automatically.
+    RolledBack,
+}
+
+impl VersionPhase {
+    /// True for phases a version never leaves on its own.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Rejected | Self::Failed | Self::Retired | Self::RolledBack)
+    }
+}
+
+/// The verdict of one gate.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Verdict {
+    /// The gate held.
+    Pass,
+    /// The gate did not hold.
+    Fail,
+    /// The gate could not be judged (e.g. no serving version to compare with).
+    Skipped,
+}
+
+/// One gate's result.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateResult {
+    /// The metric judged.
+    pub metric: String,
+    /// Which bound: `min`, `max`, `minImprovement` or `maxRegression`.
+    pub bound: String,
+    /// The value the version reported, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold it was compared with (for relative bounds, the serving version's value adjusted by the bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Pass, Fail or Skipped.
+    pub verdict: Verdict,
+    /// Why, in a few words (e.g. `MetricMissing`, `NoServingVersion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A decision about a version: what was observed, when, and what was done.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// When the decision was taken.
+    pub time: Time,
+    /// What was done: `Promote`, `Reject`, `RollBack`, `Retire`, `Fail`, ...
+    pub action: String,
+    /// Why, as a CamelCase reason.
+    pub reason: String,
+    /// What was observed, in a sentence.
+    pub message: String,
+    /// Measurements behind the decision, kept verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_schema")]
+    pub evidence: Option<serde_json::Value>,
+}

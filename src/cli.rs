@@ -1,0 +1,92 @@
+//! Command-line arguments of `modelcycle` and the small subcommands that need no cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::crd;
+
+/// modelcycle keeps machine-learning models good in production: it retrains, evaluates,
+/// versions, rolls out and rolls back models on Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "modelcycle", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller against the cluster of the current kubeconfig or the in-cluster config.
+    Run(RunArgs),
+    /// Print every CRD as one YAML stream, or write one file per CRD into a directory.
+    Crd(CrdArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Arguments of `modelcycle crd`.
+#[derive(Args, Debug)]
+pub struct CrdArgs {
+    /// Write `<group>_<plural>.yaml` files into this directory instead of printing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Log line format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `modelcycle run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of the HTTP server for /healthz, /readyz and /metrics.
+    #[arg(long, env = "MODELCYCLE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Elect a leader through a Lease so that only one replica reconciles.
+    #[arg(long, env = "MODELCYCLE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "MODELCYCLE_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "MODELCYCLE_LEASE_NAME", default_value = "modelcycle-leader")]
+    pub lease_name: String,
+    /// Log format; the level comes from RUST_LOG (default `info`).
+    #[arg(long, env = "MODELCYCLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `modelcycle crd`: print or write the CRDs.
+pub fn crd(args: &CrdArgs) -> ExitCode {
+    let result = match &args.dir {
+        None => crd::stream().map(|yaml| print!("{yaml}")).map_err(|e| e.to_string()),
+        Some(dir) => write_crds(dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("modelcycle crd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_crds(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for c in crd::all() {
+        let path = dir.join(crd::file_name(&c));
+        let yaml = crd::to_yaml(&c).map_err(|e| e.to_string())?;
+        std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The one error type of the controller, with a short label for metrics.
+
+/// Everything that can go wrong while reconciling.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or could not be reached.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be read as its type; it is reported and skipped until it changes.
+    #[error("{kind} {namespace}/{name} cannot be read: {message}")]
+    InvalidObject {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What the deserializer said.
+        message: String,
+    },
+    /// The spec is valid for the schema but cannot be acted on; waits for a change.
+    #[error("{reason}: {message}")]
+    InvalidSpec {
+        /// CamelCase reason, as in the Stalled condition.
+        reason: String,
+        /// What is wrong, for a person.
+        message: String,
+    },
+    /// An object could not be serialized.
+    #[error("serialization: {0}")]
+    Serialization(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A low-cardinality label for the failures metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(_)) => "api_error",
+            Self::Kube(_) => "client_error",
+            Self::InvalidObject { .. } => "invalid_object",
+            Self::InvalidSpec { .. } => "invalid_spec",
+            Self::Serialization(_) => "serialization",
+        }
+    }
+
+    /// True when retrying cannot help until the object changes.
+    pub fn waits_for_change(&self) -> bool {
+        matches!(self, Self::InvalidObject { .. } | Self::InvalidSpec { .. })
+    }
+}
+
+/// Result of the controller's fallible operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,61 @@
+//! What every reconcile shares: the client, the Event recorder, metrics and per-object backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::metrics::Metrics;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Publishes Events as `modelcycle`.
+    pub recorder: Recorder,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    backoff: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`, reporting Events as this pod.
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter { controller: "modelcycle".into(), instance: std::env::var("POD_NAME").ok() };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, backoff: Mutex::default() }
+    }
+
+    /// The wait before retrying an object after its `n`-th failure in a row: 5s doubling to 5m.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut map = self.backoff.lock().expect("backoff lock");
+        let failures = map.entry(key.to_string()).or_insert(0);
+        *failures = failures.saturating_add(1);
+        backoff_after(*failures)
+    }
+
+    /// Forgets the failures of an object after it reconciled fine.
+    pub fn reset_backoff(&self, key: &str) {
+        self.backoff.lock().expect("backoff lock").remove(key);
+    }
+}
+
+/// 5s after the first failure, doubling, at most 5 minutes.
+pub fn backoff_after(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_after;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let waits: Vec<_> = (1..=8).map(|n| backoff_after(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff_after(u32::MAX), Duration::from_secs(300));
+    }
+}

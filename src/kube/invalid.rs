@@ -1,0 +1,41 @@
+//! Reporting an object that does not deserialize, so one bad object never stalls the rest.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::core::error_boundary::InvalidObject;
+
+use crate::error::Error;
+use crate::lifecycle::plan::{EventKind, EventRecord, truncate};
+
+use super::apply::publish_events;
+use super::context::Context;
+
+/// Logs the object, emits a Warning Event on it and returns the error that makes the
+/// controller wait for the object to change.
+pub async fn report_invalid<K: Resource<DynamicType = ()>>(invalid: &InvalidObject, ctx: &Context) -> Error {
+    let meta = &invalid.metadata;
+    let error = Error::InvalidObject {
+        kind: K::kind(&()).into_owned(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        message: invalid.error.clone(),
+    };
+    tracing::error!(%error, "skipping an object that cannot be read");
+    let regarding = ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..Default::default()
+    };
+    let event = EventRecord {
+        kind: EventKind::Warning,
+        reason: "InvalidObject".into(),
+        action: "Skip".into(),
+        note: truncate(&format!("cannot read this object, fix it to resume: {}", invalid.error), 1024),
+    };
+    publish_events(&ctx.recorder, &regarding, &[event]).await;
+    error
+}

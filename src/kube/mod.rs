@@ -1,0 +1,14 @@
+//! The real-cluster shell: watches, server-side apply, status writes, Events, leader election.
+
+pub mod apply;
+pub mod context;
+pub mod http;
+pub mod invalid;
+pub mod metrics;
+pub mod model_controller;
+pub mod policy_controller;
+pub mod run;
+pub mod startup;
+
+/// Label selector of every object modelcycle creates.
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=modelcycle";

@@ -1,0 +1,57 @@
+//! The Model controller: observe a Model, ask the core for a plan, apply it.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use crate::api::Model;
+use crate::error::{Error, Result};
+use crate::lifecycle::model::plan_model;
+
+use super::apply::{apply_status, publish_events};
+use super::context::Context;
+use super::invalid::report_invalid;
+
+/// Name of this controller in metrics and logs.
+pub const NAME: &str = "model";
+
+/// Reconciles one Model: the pipeline is observe → plan (pure) → apply.
+#[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
+pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer(NAME);
+    let model = match &guard.0 {
+        Ok(model) => model,
+        Err(invalid) => return Err(report_invalid::<Model>(invalid, &ctx).await),
+    };
+    let plan = plan_model(model, Timestamp::now());
+    let ns = model.namespace().unwrap_or_default();
+    if let Some(status) = &plan.status {
+        let api: Api<Model> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, &model.name_any(), status).await?;
+    }
+    publish_events(&ctx.recorder, &model.object_ref(&()), &plan.events).await;
+    ctx.metrics.reconciled(NAME, true);
+    ctx.reset_backoff(&key(&guard));
+    Ok(plan.requeue_after.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Waits for a change on invalid input, backs off on transient errors.
+pub fn error_policy(guard: Arc<DeserializeGuard<Model>>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconciled(NAME, false);
+    ctx.metrics.failed(NAME, error);
+    if error.waits_for_change() {
+        tracing::warn!(%error, "waiting for the object to change");
+        Action::await_change()
+    } else {
+        let wait = ctx.next_backoff(&key(&guard));
+        tracing::warn!(%error, retry_in = ?wait, "reconcile failed");
+        Action::requeue(wait)
+    }
+}
+
+fn key(guard: &DeserializeGuard<Model>) -> String {
+    format!("model/{}/{}", guard.namespace().unwrap_or_default(), guard.name_any())
+}

@@ -1,0 +1,86 @@
+//! The RetrainPolicy controller: checks what a policy depends on and reports it in its status.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::api::{Model, RetrainPolicy};
+use crate::error::{Error, Result};
+use crate::lifecycle::policy::{PolicyWorld, plan_policy};
+
+use super::apply::{apply_status, publish_events};
+use super::context::Context;
+use super::invalid::report_invalid;
+
+/// Name of this controller in metrics and logs.
+pub const NAME: &str = "retrainpolicy";
+
+/// The caches the policy controller reads its world from.
+pub struct PolicyStores {
+    /// Every Model the controller watches.
+    pub models: Store<DeserializeGuard<Model>>,
+    /// Every RetrainPolicy the controller watches.
+    pub policies: Store<DeserializeGuard<RetrainPolicy>>,
+}
+
+/// The world of one policy, read from the caches.
+pub fn world_of<'a>(
+    policy: &RetrainPolicy,
+    stores: &'a PolicyStores,
+    others: &'a [Arc<DeserializeGuard<RetrainPolicy>>],
+) -> PolicyWorld<'a> {
+    let ns = policy.namespace().unwrap_or_default();
+    let model = &policy.spec.model_ref.name;
+    let model_exists = stores.models.get(&ObjectRef::new(model).within(&ns)).is_some();
+    let policies_for_model = others
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && &p.spec.model_ref.name == model)
+        .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0)))
+        .collect();
+    PolicyWorld { model_exists, policies_for_model }
+}
+
+/// Reconciles one RetrainPolicy.
+#[tracing::instrument(skip_all, fields(policy = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<RetrainPolicy>>,
+    ctx: Arc<(Context, PolicyStores)>,
+) -> Result<Action> {
+    let (ctx, stores) = (&ctx.0, &ctx.1);
+    let _timer = ctx.metrics.reconcile_timer(NAME);
+    let policy = match &guard.0 {
+        Ok(policy) => policy,
+        Err(invalid) => return Err(report_invalid::<RetrainPolicy>(invalid, ctx).await),
+    };
+    let all = stores.policies.state();
+    let plan = plan_policy(policy, &world_of(policy, stores, &all), Timestamp::now());
+    if let Some(status) = &plan.status {
+        let api: Api<RetrainPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+        apply_status(&api, &policy.name_any(), status).await?;
+    }
+    publish_events(&ctx.recorder, &policy.object_ref(&()), &plan.events).await;
+    ctx.metrics.reconciled(NAME, true);
+    Ok(Action::await_change())
+}
+
+/// Waits for a change on invalid input, backs off on transient errors.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<RetrainPolicy>>,
+    error: &Error,
+    ctx: Arc<(Context, PolicyStores)>,
+) -> Action {
+    let ctx = &ctx.0;
+    ctx.metrics.reconciled(NAME, false);
+    ctx.metrics.failed(NAME, error);
+    if error.waits_for_change() {
+        Action::await_change()
+    } else {
+        let key = format!("policy/{}/{}", guard.namespace().unwrap_or_default(), guard.name_any());
+        Action::requeue(ctx.next_backoff(&key))
+    }
+}

@@ -1,0 +1,223 @@
+//! `modelcycle run`: wires the HTTP server, leader election and the controllers together.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+
+use crate::api::{Model, ModelVersion, RetrainPolicy};
+use crate::cli::{LogFormat, RunArgs};
+
+use super::context::Context;
+use super::http::{self, Health, HttpState};
+use super::metrics::Metrics;
+use super::policy_controller::{self, PolicyStores};
+use super::startup::{StartupError, wait_for_crds};
+use super::{MANAGED_BY_SELECTOR, model_controller};
+
+/// Runs the controller until SIGTERM/SIGINT; the process exit code.
+pub fn main(args: RunArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("modelcycle: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "modelcycle cannot run");
+            eprintln!("modelcycle: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// A signal every part of the runtime can wait on; set once by SIGTERM or SIGINT.
+fn shutdown_channel() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Resolves once shutdown was asked for.
+async fn on(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn run(args: RunArgs) -> Result<(), StartupError> {
+    let shutdown = shutdown_channel();
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let state = HttpState { health: health.clone(), metrics: metrics.clone() };
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .map_err(|e| StartupError::Http { addr: args.http_addr, error: e.to_string() })?;
+    tracing::info!(addr = %args.http_addr, "serving /healthz, /readyz and /metrics");
+    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(on(shutdown.clone()));
+    let server = tokio::spawn(async move { server.await });
+
+    let config = kube::Config::infer().await.map_err(|e| StartupError::Config(e.to_string()))?;
+    let api_url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| StartupError::Config(e.to_string()))?;
+    tokio::select! {
+        checked = wait_for_crds(&client, &api_url) => checked?,
+        _ = on(shutdown.clone()) => return Ok(()),
+    }
+    health.api_ok.store(true, Ordering::Relaxed);
+    tracing::info!("CRDs are installed");
+
+    let mut leader = None;
+    if args.leader_election {
+        let namespace = args.lease_namespace.clone().unwrap_or_else(own_namespace);
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("modelcycle-{}", std::process::id()));
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&identity)
+            .build()
+            .await
+            .map_err(|e| StartupError::Lease(e.to_string()))?;
+        let (mut rx, task) = manager.watch().await;
+        health.ready.store(true, Ordering::Relaxed);
+        tracing::info!(lease = %args.lease_name, %namespace, %identity, "waiting to become the leader");
+        let mut stop = shutdown.clone();
+        loop {
+            if *rx.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() {
+                    return Err(StartupError::Lease("the lease manager stopped".into()));
+                },
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+        health.ready.store(false, Ordering::Relaxed);
+        tracing::info!("became the leader");
+        leader = Some((rx, task));
+    }
+    metrics.leader.set(1);
+
+    let lost_leadership = {
+        let rx = leader.as_ref().map(|(rx, _)| rx.clone());
+        async move {
+            match rx {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|is_leader| !*is_leader).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    };
+    let controllers = run_controllers(client, metrics.clone(), health.clone(), shutdown.clone());
+    let outcome = tokio::select! {
+        () = controllers => Ok(()),
+        () = lost_leadership => Err(StartupError::Lease("lost the leader Lease; exiting so a fresh start can compete again".into())),
+    };
+    metrics.leader.set(0);
+    drop(leader);
+    let _ = server.await;
+    outcome
+}
+
+async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Health>, shutdown: watch::Receiver<bool>) {
+    let all = watcher::Config::default().any_semantic();
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR).any_semantic();
+    let models = Controller::new(Api::<DeserializeGuard<Model>>::all(client.clone()), all.clone())
+        .owns(Api::<DeserializeGuard<ModelVersion>>::all(client.clone()), owned.clone())
+        .owns(Api::<Job>::all(client.clone()), owned.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned)
+        .watches(Api::<DeserializeGuard<RetrainPolicy>>::all(client.clone()), all.clone(), |guard| {
+            let ns = guard.namespace();
+            guard.0.ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
+        })
+        .graceful_shutdown_on(on(shutdown.clone()));
+    let model_store = models.store();
+
+    let policies = Controller::new(Api::<DeserializeGuard<RetrainPolicy>>::all(client.clone()), all.clone());
+    let policy_store = policies.store();
+    let mapper_store = policy_store.clone();
+    let policies = policies
+        .watches(Api::<DeserializeGuard<Model>>::all(client.clone()), all, move |model| {
+            let (name, ns) = (model.name_any(), model.namespace());
+            mapper_store
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace() == ns && p.0.as_ref().is_ok_and(|p| p.spec.model_ref.name == name))
+                .map(|p| ObjectRef::from(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(on(shutdown));
+
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
+    let policy_ctx =
+        Arc::new((Context::new(client, metrics), PolicyStores { models: model_store.clone(), policies: policy_store }));
+    let ready = async move {
+        if model_store.wait_until_ready().await.is_ok() {
+            health.ready.store(true, Ordering::Relaxed);
+            tracing::info!("caches synced; reconciling");
+        }
+    };
+    let model_loop =
+        models.run(model_controller::reconcile, model_controller::error_policy, ctx).for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "model controller");
+            }
+        });
+    let policy_loop = policies.run(policy_controller::reconcile, policy_controller::error_policy, policy_ctx).for_each(
+        |result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "retrainpolicy controller");
+            }
+        },
+    );
+    futures::join!(ready, model_loop, policy_loop);
+}
+
+/// The namespace this pod runs in, or `default` outside a cluster.
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".into())
+}

@@ -1,0 +1,103 @@
+//! What the core decides for one object: status to write, Events to emit, when to wake.
+
+use std::time::Duration;
+
+use super::conditions::{self, Desired};
+use super::validate::Problem;
+
+/// Severity of an Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Something expected happened.
+    Normal,
+    /// Something needs attention.
+    Warning,
+}
+
+/// An Event to emit on the reconciled object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// CamelCase reason (at most 128 characters).
+    pub reason: String,
+    /// What the controller did about it, CamelCase.
+    pub action: String,
+    /// A sentence for a person.
+    pub note: String,
+}
+
+/// The decision of one reconcile of an object whose status is `S`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan<S> {
+    /// The status to write, or `None` when it would not change (no write, no self-wakeup).
+    pub status: Option<S>,
+    /// Events to emit, in order.
+    pub events: Vec<EventRecord>,
+    /// Wake again after this long even if nothing changes (a deadline the decision depends on).
+    pub requeue_after: Option<Duration>,
+}
+
+/// The kstatus conditions for an object that cannot progress because of `problems`, or for one
+/// that is fine and, if `working` says so, still reconciling.
+pub fn health_conditions(
+    problems: &[Problem],
+    ready: (bool, &str, &str),
+    working: Option<(&str, &str)>,
+) -> Vec<Desired> {
+    if let Some(first) = problems.first() {
+        let message = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
+        return vec![
+            Desired::no(conditions::READY, first.reason, message.clone()),
+            Desired::no(conditions::RECONCILING, first.reason, "waiting for the spec to be fixed"),
+            Desired::yes(conditions::STALLED, first.reason, message),
+        ];
+    }
+    let (is_ready, reason, message) = ready;
+    let reconciling = match working {
+        Some((reason, message)) => Desired::yes(conditions::RECONCILING, reason, message),
+        None => Desired::no(conditions::RECONCILING, reason, message),
+    };
+    vec![
+        Desired { type_: conditions::READY, status: is_ready, reason: reason.into(), message: message.into() },
+        reconciling,
+        Desired::no(conditions::STALLED, "SpecValid", "the spec can be acted on"),
+    ]
+}
+
+/// Events for a change of the Stalled condition: a Warning when it starts or its reason
+/// changes, a Normal one when it clears. Comparing old and new keeps a steady state silent.
+pub fn stalled_events(
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Vec<EventRecord> {
+    let before = conditions::find(old, conditions::STALLED).filter(|c| c.status == "True");
+    let after = conditions::find(new, conditions::STALLED).filter(|c| c.status == "True");
+    match (before, after) {
+        (_, Some(a)) if before.is_none_or(|b| b.reason != a.reason || b.message != a.message) => vec![EventRecord {
+            kind: EventKind::Warning,
+            reason: a.reason.clone(),
+            action: "Stall".into(),
+            note: truncate(&a.message, 1024),
+        }],
+        (Some(_), None) => vec![EventRecord {
+            kind: EventKind::Normal,
+            reason: "SpecFixed".into(),
+            action: "Resume".into(),
+            note: "the spec can be acted on again".into(),
+        }],
+        _ => vec![],
+    }
+}
+
+/// Cuts a note to at most `max` bytes on a character boundary (Events refuse longer notes).
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}

@@ -1,0 +1,62 @@
+//! Values for tests of the pure core: a complete Model and friends.
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use kube::api::ObjectMeta;
+
+use crate::api::*;
+
+/// A pod template with one container of the given image.
+pub fn template(name: &str, image: &str) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: None,
+        spec: Some(PodSpec {
+            containers: vec![Container { name: name.into(), image: Some(image.into()), ..Default::default() }],
+            ..Default::default()
+        }),
+    }
+}
+
+/// A complete, valid Model in namespace `ml` with generation 1.
+pub fn model(name: &str) -> Model {
+    let mut m = Model::new(
+        name,
+        ModelSpec {
+            training: TrainingSpec {
+                template: template("train", "trainer:1"),
+                dataset: DatasetRef { uri: "s3://data/churn".into(), version: "2026-11-01".into() },
+                parameters: [("learning_rate".to_string(), "0.1".to_string())].into(),
+                active_deadline_seconds: Some(3600),
+                backoff_limit: Some(1),
+                artifact_uri: "s3://models/{model}/{version}".into(),
+            },
+            evaluation: EvaluationSpec {
+                gates: vec![Gate {
+                    metric: "auc".into(),
+                    goal: Goal::Maximize,
+                    min: Some(0.8),
+                    max: None,
+                    min_improvement: None,
+                    max_regression: Some(0.01),
+                }],
+            },
+            serving: ServingSpec {
+                template: template("serve", "server:1"),
+                replicas: 2,
+                port: 8080,
+                strategy: RolloutStrategy::default(),
+                promotion: Promotion::Automatic,
+                analysis: None,
+            },
+            pinned_version: None,
+            version_history_limit: 10,
+        },
+    );
+    m.metadata = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("ml".into()),
+        uid: Some(format!("uid-{name}")),
+        generation: Some(1),
+        ..Default::default()
+    };
+    m
+}

@@ -1,0 +1,138 @@
+//! Checks of a Model that the CRD schema cannot express; a failure stalls the Model.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use crate::api::Model;
+
+/// Placeholders an artifact URI template may use.
+pub const ARTIFACT_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "datasetVersion"];
+
+/// Why a spec cannot be acted on: the reason of the `Stalled` condition and a sentence for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
+/// Every problem of a Model's spec, in the order a person would fix them.
+pub fn model_problems(model: &Model) -> Vec<Problem> {
+    let mut problems = vec![];
+    let spec = &model.spec;
+    if let Some(p) = pod_template_problem("spec.training.template", "InvalidTrainerTemplate", &spec.training.template) {
+        problems.push(p);
+    }
+    let restart = spec.training.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+    if let Some(policy) = restart.filter(|p| *p != "Never" && *p != "OnFailure") {
+        problems.push(Problem::new(
+            "InvalidTrainerTemplate",
+            format!("spec.training.template.spec.restartPolicy is {policy:?}; a training Job needs Never or OnFailure"),
+        ));
+    }
+    if let Some(p) = pod_template_problem("spec.serving.template", "InvalidServingTemplate", &spec.serving.template) {
+        problems.push(p);
+    }
+    if let Err(unknown) = artifact_placeholders(&spec.training.artifact_uri) {
+        problems.push(Problem::new(
+            "InvalidArtifactUri",
+            format!(
+                "spec.training.artifactUri uses the unknown placeholder {{{unknown}}}; known: {}",
+                ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            ),
+        ));
+    }
+    problems
+}
+
+fn pod_template_problem(path: &str, reason: &'static str, template: &PodTemplateSpec) -> Option<Problem> {
+    let containers = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    if containers.is_empty() {
+        return Some(Problem::new(reason, format!("{path} has no container; add one under {path}.spec.containers")));
+    }
+    containers.iter().enumerate().find_map(|(i, c)| {
+        if c.name.is_empty() {
+            Some(Problem::new(reason, format!("{path}.spec.containers[{i}] has no name")))
+        } else if c.image.as_deref().unwrap_or_default().is_empty() {
+            Some(Problem::new(reason, format!("{path}.spec.containers[{i}] ({}) has no image", c.name)))
+        } else {
+            None
+        }
+    })
+}
+
+/// The placeholders of an artifact URI template, or the first unknown one.
+pub fn artifact_placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut found = vec![];
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            return Err(after.to_string());
+        };
+        let name = &after[..end];
+        if !ARTIFACT_PLACEHOLDERS.contains(&name) {
+            return Err(name.to_string());
+        }
+        found.push(name);
+        rest = &after[end + 1..];
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::testing::model;
+
+    #[test]
+    fn a_complete_model_has_no_problem() {
+        assert_eq!(model_problems(&model("churn")), vec![]);
+    }
+
+    #[test]
+    fn trainer_without_container_is_a_problem() {
+        let mut m = model("churn");
+        m.spec.training.template.spec.as_mut().unwrap().containers.clear();
+        let problems = model_problems(&m);
+        assert_eq!(problems[0].reason, "InvalidTrainerTemplate");
+        assert!(problems[0].message.contains("spec.training.template has no container"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn serving_container_without_image_is_a_problem() {
+        let mut m = model("churn");
+        m.spec.serving.template.spec.as_mut().unwrap().containers[0].image = None;
+        let problems = model_problems(&m);
+        assert_eq!(problems[0].reason, "InvalidServingTemplate");
+        assert!(problems[0].message.contains("has no image"));
+    }
+
+    #[test]
+    fn trainer_that_restarts_always_is_a_problem() {
+        let mut m = model("churn");
+        m.spec.training.template.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+        assert_eq!(model_problems(&m)[0].reason, "InvalidTrainerTemplate");
+    }
+
+    #[test]
+    fn unknown_artifact_placeholder_is_named() {
+        let mut m = model("churn");
+        m.spec.training.artifact_uri = "s3://m/{model}/{run_id}".into();
+        let problems = model_problems(&m);
+        assert_eq!(problems[0].reason, "InvalidArtifactUri");
+        assert!(problems[0].message.contains("{run_id}"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn placeholders_are_listed_in_order() {
+        assert_eq!(artifact_placeholders("s3://m/{model}/{version}"), Ok(vec!["model", "version"]));
+        assert_eq!(artifact_placeholders("s3://m/{model"), Err("model".into()));
+    }
+}

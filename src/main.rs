@@ -1,0 +1,18 @@
+//! The `modelcycle` command: the controller, its CRDs, and the simulator.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use modelcycle::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd(args) => modelcycle::cli::crd(&args),
+        Command::Version => {
+            println!("modelcycle {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => modelcycle::kube::run::main(args),
+    }
+}

@@ -1,0 +1,238 @@
+//! The real-cluster shell against a scripted API server: what it writes, where, and that a
+//! steady state writes nothing.
+
+mod support;
+
+use std::sync::Arc;
+
+use http::Method;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
+use modelcycle::api::*;
+use modelcycle::error::Error;
+use modelcycle::kube::context::Context;
+use modelcycle::kube::startup::{CrdCheck, StartupError, check_crds_once};
+use modelcycle::kube::{model_controller, policy_controller};
+use support::{Expect, mock_api, status};
+
+const MODEL_STATUS: &str = "/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn/status?";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ml/events";
+
+fn template(image: &str) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: None,
+        spec: Some(PodSpec {
+            containers: vec![Container { name: "c".into(), image: Some(image.into()), ..Default::default() }],
+            ..Default::default()
+        }),
+    }
+}
+
+fn model() -> Model {
+    let yaml = r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: churn, namespace: ml, uid: u-1, generation: 3}
+spec:
+  training:
+    template: {spec: {containers: [{name: train, image: "trainer:1"}]}}
+    dataset: {uri: "s3://data/churn", version: "2026-11-01"}
+    artifactUri: "s3://models/{model}/{version}"
+  serving:
+    template: {spec: {containers: [{name: serve, image: "server:1"}]}}
+"#;
+    let mut m: Model = serde_yaml::from_str(yaml).unwrap();
+    m.spec.serving.template = template("server:1");
+    m
+}
+
+fn ctx(client: kube::Client) -> Arc<Context> {
+    Arc::new(Context::new(client, Arc::default()))
+}
+
+#[tokio::test]
+async fn first_reconcile_applies_status_on_the_status_subresource_as_modelcycle() {
+    let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &model())]);
+    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx(client)).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let seen = server.await.unwrap();
+    let patch = &seen[0];
+    assert!(patch.path.contains("fieldManager=modelcycle"), "{}", patch.path);
+    assert!(patch.path.contains("force=true"), "{}", patch.path);
+    assert_eq!(patch.content_type.as_deref(), Some("application/apply-patch+yaml"));
+    assert_eq!(patch.body["apiVersion"], "modelcycle.io/v1alpha1");
+    assert_eq!(patch.body["kind"], "Model");
+    assert_eq!(patch.body["status"]["phase"], "Pending");
+    assert_eq!(patch.body["status"]["observedGeneration"], 3);
+    let types: Vec<_> =
+        patch.body["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
+    assert_eq!(types, ["Ready", "Reconciling", "Stalled"]);
+    assert!(patch.body.get("spec").is_none(), "the controller never writes a user's spec");
+}
+
+#[tokio::test]
+async fn reconciling_an_up_to_date_model_sends_no_request() {
+    let mut m = model();
+    let plan = modelcycle::lifecycle::model::plan_model(&m, jiff::Timestamp::now());
+    m.status = plan.status;
+    let (client, server) = mock_api(vec![]);
+    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx(client)).await.unwrap();
+    assert!(server.await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_model_is_stalled_with_a_warning_event() {
+    let mut m = model();
+    m.spec.training.template.spec.as_mut().unwrap().containers.clear();
+    let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
+    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx(client)).await.unwrap();
+    let seen = server.await.unwrap();
+    let stalled = seen[0].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap()
+        .clone();
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "InvalidTrainerTemplate");
+    assert_eq!(seen[1].body["type"], "Warning");
+    assert_eq!(seen[1].body["reason"], "InvalidTrainerTemplate");
+    assert_eq!(seen[1].body["regarding"]["name"], "churn");
+    assert_eq!(seen[1].body["reportingController"], "modelcycle");
+}
+
+#[tokio::test]
+async fn undeserializable_model_is_reported_and_waits_for_a_change() {
+    let invalid = InvalidObject {
+        error: "spec.serving.replicas: invalid type: string \"two\", expected i32".into(),
+        metadata: kube::api::ObjectMeta {
+            name: Some("churn".into()),
+            namespace: Some("ml".into()),
+            uid: Some("u-1".into()),
+            ..Default::default()
+        },
+    };
+    let (client, server) = mock_api(vec![Expect::echo(Method::POST, EVENTS)]);
+    let context = ctx(client);
+    let guard = Arc::new(DeserializeGuard(Err(invalid)));
+    let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidObject { .. }), "{error}");
+    assert_eq!(model_controller::error_policy(guard, &error, context.clone()), Action::await_change());
+    drop(context);
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].body["reason"], "InvalidObject");
+    assert!(seen[0].body["note"].as_str().unwrap().contains("expected i32"));
+}
+
+#[tokio::test]
+async fn transient_api_errors_back_off_and_are_counted() {
+    let (client, server) =
+        mock_api(vec![Expect::answer(Method::PATCH, MODEL_STATUS, 500, status(500, "InternalError", "etcd is sad"))]);
+    let context = ctx(client);
+    let guard = Arc::new(DeserializeGuard(Ok(model())));
+    let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
+    assert_eq!(error.metric_label(), "api_error");
+    let first = model_controller::error_policy(guard.clone(), &error, context.clone());
+    let second = model_controller::error_policy(guard, &error, context.clone());
+    assert_eq!(first, Action::requeue(std::time::Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(std::time::Duration::from_secs(10)));
+    let metrics = context.metrics.render();
+    assert!(
+        metrics.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="api_error"} 2"#),
+        "{metrics}"
+    );
+    drop(context);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn policy_for_a_missing_model_is_stalled() {
+    let policy: RetrainPolicy = serde_yaml::from_str(
+        r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: RetrainPolicy
+metadata: {name: nightly, namespace: ml, uid: p-1, generation: 1}
+spec: {modelRef: {name: ghost}, manual: true}
+"#,
+    )
+    .unwrap();
+    let (client, server) = mock_api(vec![
+        Expect::status_apply("/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/nightly/status?", &policy),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
+    let (models, _) = kube::runtime::reflector::store();
+    let (policies, _) = kube::runtime::reflector::store();
+    let stores = policy_controller::PolicyStores { models, policies };
+    let context = Arc::new((Context::new(client, Arc::default()), stores));
+    policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy.clone()))), context).await.unwrap();
+    let seen = server.await.unwrap();
+    assert!(seen[0].path.contains("fieldManager=modelcycle"));
+    let conditions = seen[0].body["status"]["conditions"].as_array().unwrap();
+    let stalled = conditions.iter().find(|c| c["type"] == "Stalled").unwrap();
+    assert_eq!(stalled["reason"], "ModelNotFound");
+    assert_eq!(seen[1].body["reason"], "ModelNotFound");
+}
+
+fn crd_body(name: &str) -> serde_json::Value {
+    let crd = modelcycle::api::crd::all().into_iter().find(|c| c.metadata.name.as_deref() == Some(name)).unwrap();
+    serde_json::to_value(crd).unwrap()
+}
+
+const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/";
+
+#[tokio::test]
+async fn startup_finds_all_three_crds() {
+    let script = ["models", "modelversions", "retrainpolicies"]
+        .map(|p| {
+            let name = format!("{p}.modelcycle.io");
+            Expect::answer(Method::GET, format!("{CRDS}{name}"), 200, crd_body(&name))
+        })
+        .into();
+    let (client, server) = mock_api(script);
+    assert!(matches!(check_crds_once(&client).await, CrdCheck::Installed));
+    drop(client);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn startup_names_a_missing_crd_and_how_to_install_it() {
+    let (client, server) = mock_api(vec![
+        Expect::answer(Method::GET, format!("{CRDS}models.modelcycle.io"), 200, crd_body("models.modelcycle.io")),
+        Expect::answer(
+            Method::GET,
+            format!("{CRDS}modelversions.modelcycle.io"),
+            404,
+            status(404, "NotFound", "not found"),
+        ),
+        Expect::answer(
+            Method::GET,
+            format!("{CRDS}retrainpolicies.modelcycle.io"),
+            200,
+            crd_body("retrainpolicies.modelcycle.io"),
+        ),
+    ]);
+    let CrdCheck::Fatal(error) = check_crds_once(&client).await else { panic!("expected a fatal check") };
+    assert!(matches!(error, StartupError::MissingCrds(_)));
+    let message = error.to_string();
+    assert!(message.contains("modelversions.modelcycle.io"), "{message}");
+    assert!(message.contains("kubectl apply -f crds/"), "{message}");
+    drop(client);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn startup_without_rbac_for_crds_says_so() {
+    let (client, server) = mock_api(vec![Expect::answer(
+        Method::GET,
+        format!("{CRDS}models.modelcycle.io"),
+        403,
+        status(403, "Forbidden", "customresourcedefinitions is forbidden"),
+    )]);
+    let CrdCheck::Fatal(error) = check_crds_once(&client).await else { panic!("expected a fatal check") };
+    assert!(error.to_string().contains("RBAC"), "{error}");
+    drop(client);
+    server.await.unwrap();
+}

@@ -1,0 +1,113 @@
+//! A scripted Kubernetes API server for tests of the kube shell: each expected request is
+//! asserted (method, path and query) and answered; any request beyond the script fails the test.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::Client;
+use kube::client::Body;
+use serde_json::Value;
+
+/// One expected request and the answer to give.
+pub struct Expect {
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query the request must start with.
+    pub path: String,
+    /// Status code of the answer.
+    pub code: u16,
+    /// Body of the answer.
+    pub answer: Answer,
+}
+
+/// How the scripted server answers.
+pub enum Answer {
+    /// The request body back (what a create returns).
+    Echo,
+    /// This body.
+    Fixed(Value),
+    /// This object with the request's top-level fields laid over it (what a status apply returns).
+    Merged(Value),
+}
+
+impl Expect {
+    /// Expects `method` on `path`, answered 200 with the request body echoed.
+    pub fn echo(method: Method, path: impl Into<String>) -> Self {
+        Self { method, path: path.into(), code: 200, answer: Answer::Echo }
+    }
+
+    /// Expects a server-side apply of status on `path`, answered with `object` carrying that status.
+    pub fn status_apply(path: impl Into<String>, object: &impl serde::Serialize) -> Self {
+        let object = serde_json::to_value(object).unwrap();
+        Self { method: Method::PATCH, path: path.into(), code: 200, answer: Answer::Merged(object) }
+    }
+
+    /// Expects `method` on `path`, answered with `code` and `body`.
+    pub fn answer(method: Method, path: impl Into<String>, code: u16, body: Value) -> Self {
+        Self { method, path: path.into(), code, answer: Answer::Fixed(body) }
+    }
+}
+
+/// What the server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// Content type header.
+    pub content_type: Option<String>,
+    /// Parsed JSON body (Null when empty).
+    pub body: Value,
+}
+
+/// A client whose requests go to a scripted server; await the handle for what it saw.
+pub fn mock_api(script: Vec<Expect>) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let mut seen = vec![];
+        for expect in script {
+            let next = tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await;
+            let (request, send) = next
+                .unwrap_or_else(|_| panic!("timed out waiting for {} {}", expect.method, expect.path))
+                .unwrap_or_else(|| panic!("client went away before {} {}", expect.method, expect.path));
+            let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+            assert_eq!(request.method(), expect.method, "method of {path}");
+            assert!(path.starts_with(&expect.path), "expected a request to {}, got {path}", expect.path);
+            let content_type =
+                request.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_string());
+            let method = request.method().clone();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+            let answer = match expect.answer {
+                Answer::Echo => body.clone(),
+                Answer::Fixed(v) => v,
+                Answer::Merged(mut object) => {
+                    for (k, v) in body.as_object().into_iter().flatten() {
+                        object[k] = v.clone();
+                    }
+                    object
+                }
+            };
+            let response =
+                Response::builder().status(expect.code).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap();
+            send.send_response(response);
+            seen.push(Seen { method, path, content_type, body });
+        }
+        if let Ok(Some((request, _))) = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await {
+            panic!("unexpected request beyond the script: {} {}", request.method(), request.uri());
+        }
+        seen
+    });
+    (Client::new(service, "default"), server)
+}
+
+/// A Kubernetes Status object for an error answer.
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
+    serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code
+    })
+}
