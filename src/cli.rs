@@ -25,8 +25,30 @@ pub enum Command {
     Run(RunArgs),
     /// Print every CRD as one YAML stream, or write one file per CRD into a directory.
     Crd(CrdArgs),
+    /// Simulate Models in an in-memory cluster with a virtual clock; no cluster needed.
+    Simulate(SimulateArgs),
     /// Print the version.
     Version,
+}
+
+/// Output format of `modelcycle simulate`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A readable timeline and summary.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `modelcycle simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// A directory, or files, holding Model (and RetrainPolicy) manifests and one scenario document.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Arguments of `modelcycle crd`.
@@ -89,4 +111,23 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
         std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// `modelcycle simulate`: run a scenario and print its report; non-zero if an invariant broke.
+pub fn simulate(args: &SimulateArgs) -> ExitCode {
+    let scenario = match crate::sim::scenario::Scenario::load(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("modelcycle simulate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sim = crate::sim::Simulation::new(scenario);
+    sim.run();
+    let report = crate::sim::report::Report::of(&sim);
+    match args.output {
+        Output::Text => print!("{}", report.to_text()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes")),
+    }
+    if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -1,7 +1,9 @@
 //! modelcycle: a Kubernetes operator that keeps machine-learning models good in production.
 
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod error;
 pub mod kube;
 pub mod lifecycle;
+pub mod sim;

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd(args) => modelcycle::cli::crd(&args),
+        Command::Simulate(args) => modelcycle::cli::simulate(&args),
         Command::Version => {
             println!("modelcycle {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -13,8 +13,10 @@ use kube::runtime::controller::Action;
 use modelcycle::api::*;
 use modelcycle::error::Error;
 use modelcycle::kube::context::Context;
+use modelcycle::kube::model_controller::ModelContext;
 use modelcycle::kube::startup::{CrdCheck, StartupError, check_crds_once};
 use modelcycle::kube::{model_controller, policy_controller};
+use modelcycle::lifecycle::model::Children;
 use support::{Expect, mock_api, status};
 
 const MODEL_STATUS: &str = "/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn/status?";
@@ -48,37 +50,113 @@ spec:
     m
 }
 
-fn ctx(client: kube::Client) -> Arc<Context> {
-    Arc::new(Context::new(client, Arc::default()))
+fn ctx(client: kube::Client) -> Arc<ModelContext> {
+    ctx_with(client, Children::default())
+}
+
+fn ctx_with(client: kube::Client, children: Children) -> Arc<ModelContext> {
+    Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: support::child_stores(children) })
+}
+
+fn condition(body: &serde_json::Value, type_: &str) -> serde_json::Value {
+    body["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone()
 }
 
 #[tokio::test]
-async fn first_reconcile_applies_status_on_the_status_subresource_as_modelcycle() {
-    let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &model())]);
+async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcycle() {
+    let (client, server) = mock_api(vec![
+        Expect::echo(Method::POST, "/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions?"),
+        Expect::status_apply(MODEL_STATUS, &model()),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
     let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx(client)).await.unwrap();
-    assert_eq!(action, Action::await_change());
+    assert_eq!(action, Action::await_change(), "no polling: the controller wakes on watch events");
     let seen = server.await.unwrap();
-    let patch = &seen[0];
-    assert!(patch.path.contains("fieldManager=modelcycle"), "{}", patch.path);
-    assert!(patch.path.contains("force=true"), "{}", patch.path);
+    let (create, patch, event) = (&seen[0], &seen[1], &seen[2]);
+    assert!(create.path.contains("fieldManager=modelcycle"), "{}", create.path);
+    assert_eq!(create.body["kind"], "ModelVersion");
+    assert_eq!(create.body["metadata"]["name"], "churn-v1");
+    assert_eq!(create.body["spec"]["version"], 1);
+    assert_eq!(create.body["spec"]["trigger"]["reason"], "Initial");
+    assert_eq!(create.body["spec"]["artifactUri"], "s3://models/churn/1");
+    assert_eq!(create.body["spec"]["training"]["dataset"]["version"], "2026-11-01");
+    let owner = &create.body["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["uid"].as_str(), owner["controller"].as_bool()),
+        (Some("Model"), Some("u-1"), Some(true))
+    );
+
+    assert!(patch.path.contains("fieldManager=modelcycle") && patch.path.contains("force=true"), "{}", patch.path);
     assert_eq!(patch.content_type.as_deref(), Some("application/apply-patch+yaml"));
     assert_eq!(patch.body["apiVersion"], "modelcycle.io/v1alpha1");
     assert_eq!(patch.body["kind"], "Model");
-    assert_eq!(patch.body["status"]["phase"], "Pending");
+    assert_eq!(patch.body["status"]["phase"], "Training");
+    assert_eq!(patch.body["status"]["latestVersion"], 1);
     assert_eq!(patch.body["status"]["observedGeneration"], 3);
-    let types: Vec<_> =
-        patch.body["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
-    assert_eq!(types, ["Ready", "Reconciling", "Stalled"]);
+    assert_eq!(condition(&patch.body, "Ready")["status"], "False");
+    assert_eq!(condition(&patch.body, "Reconciling")["status"], "True");
     assert!(patch.body.get("spec").is_none(), "the controller never writes a user's spec");
+    assert_eq!(event.body["reason"], "VersionCreated");
+}
+
+fn observed_version(n: u32) -> ModelVersion {
+    let mut v = modelcycle::lifecycle::inputs::new_version(&model(), n, vec![], jiff::Timestamp::now());
+    v.metadata.uid = Some(format!("mv-{n}"));
+    v
 }
 
 #[tokio::test]
-async fn reconciling_an_up_to_date_model_sends_no_request() {
-    let mut m = model();
-    let plan = modelcycle::lifecycle::model::plan_model(&m, jiff::Timestamp::now());
-    m.status = plan.status;
+async fn a_new_version_gets_its_training_job_by_server_side_apply() {
+    let children = Children { versions: vec![observed_version(1)], ..Default::default() };
+    let (client, server) = mock_api(vec![
+        Expect::status_apply(
+            "/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/churn-v1/status?",
+            &observed_version(1),
+        ),
+        Expect::echo(Method::PATCH, "/apis/batch/v1/namespaces/ml/jobs/churn-v1-train?"),
+        Expect::status_apply(MODEL_STATUS, &model()),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
+    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx_with(client, children)).await.unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].body["status"]["phase"], "Training");
+    assert_eq!(seen[0].body["status"]["jobName"], "churn-v1-train");
+    let job = &seen[1];
+    assert!(job.path.contains("fieldManager=modelcycle") && job.path.contains("force=true"), "{}", job.path);
+    assert_eq!(job.content_type.as_deref(), Some("application/apply-patch+yaml"));
+    assert_eq!((job.body["apiVersion"].as_str(), job.body["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+    assert_eq!(job.body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "modelcycle");
+    assert_eq!(job.body["metadata"]["labels"]["modelcycle.io/version"], "1");
+    let owner = &job.body["metadata"]["ownerReferences"][0];
+    assert_eq!((owner["kind"].as_str(), owner["uid"].as_str()), (Some("ModelVersion"), Some("mv-1")));
+    let env = job.body["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+    let artifact = env.iter().find(|e| e["name"] == "MODELCYCLE_ARTIFACT_URI").unwrap();
+    assert_eq!(artifact["value"], "s3://models/churn/1");
+    assert_eq!(job.body["spec"]["backoffLimit"], 0);
+    assert_eq!(seen[2].body["status"]["candidateVersion"], 1);
+    assert_eq!(seen[3].body["reason"], "VersionTraining");
+}
+
+/// A world the simulator brought to rest: v1 serving, Deployment and Service in place.
+fn converged_world() -> (Model, Children) {
+    let yaml = format!(
+        "{}\n---\nduration: 1d\ndefaults: {{metrics: {{auc: 0.9}}}}\n",
+        serde_yaml::to_string(&model()).unwrap()
+    );
+    let scenario = modelcycle::sim::scenario::Scenario::parse(&[("s.yaml".into(), yaml)]).unwrap();
+    let mut sim = modelcycle::sim::Simulation::new(scenario);
+    sim.run();
+    let model = sim.cluster.models.values().next().unwrap().clone();
+    assert_eq!(model.status.as_ref().unwrap().serving_version, Some(1), "the simulation converged with v1 serving");
+    let children = sim.cluster.children_of(&model);
+    (model, children)
+}
+
+#[tokio::test]
+async fn reconciling_a_converged_model_sends_no_request() {
+    let (model, children) = converged_world();
     let (client, server) = mock_api(vec![]);
-    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx(client)).await.unwrap();
+    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), ctx_with(client, children)).await.unwrap();
     assert!(server.await.unwrap().is_empty());
 }
 
@@ -88,6 +166,7 @@ async fn invalid_model_is_stalled_with_a_warning_event() {
     m.spec.training.template.spec.as_mut().unwrap().containers.clear();
     let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
     model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx(client)).await.unwrap();
+    // (nothing is created while the spec is invalid: the script above has no ModelVersion POST)
     let seen = server.await.unwrap();
     let stalled = seen[0].body["status"]["conditions"]
         .as_array()
@@ -129,8 +208,12 @@ async fn undeserializable_model_is_reported_and_waits_for_a_change() {
 
 #[tokio::test]
 async fn transient_api_errors_back_off_and_are_counted() {
-    let (client, server) =
-        mock_api(vec![Expect::answer(Method::PATCH, MODEL_STATUS, 500, status(500, "InternalError", "etcd is sad"))]);
+    let (client, server) = mock_api(vec![Expect::answer(
+        Method::POST,
+        "/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions?",
+        500,
+        status(500, "InternalError", "etcd is sad"),
+    )]);
     let context = ctx(client);
     let guard = Arc::new(DeserializeGuard(Ok(model())));
     let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
@@ -139,7 +222,7 @@ async fn transient_api_errors_back_off_and_are_counted() {
     let second = model_controller::error_policy(guard, &error, context.clone());
     assert_eq!(first, Action::requeue(std::time::Duration::from_secs(5)));
     assert_eq!(second, Action::requeue(std::time::Duration::from_secs(10)));
-    let metrics = context.metrics.render();
+    let metrics = context.shared.metrics.render();
     assert!(
         metrics.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="api_error"} 2"#),
         "{metrics}"

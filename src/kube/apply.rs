@@ -1,13 +1,17 @@
 //! Writing what the core decided: status with server-side apply, and Events.
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::{Model, ModelVersion};
 use crate::error::Result;
+use crate::lifecycle::model::{Child, ModelPlan};
 use crate::lifecycle::plan::{EventKind, EventRecord};
 
 /// The one field manager every write of the controller uses.
@@ -44,4 +48,62 @@ pub async fn publish_events(recorder: &Recorder, regarding: &ObjectReference, ev
             tracing::warn!(reason = %e.reason, error = %err, "could not publish an Event");
         }
     }
+}
+
+/// Applies a Model's plan in the order that keeps a crash at any point recoverable: versions
+/// first, then their statuses, then children, then pruning, then the Model's status, then Events.
+pub async fn apply_model_plan(
+    client: &kube::Client,
+    recorder: &Recorder,
+    model: &Model,
+    plan: &ModelPlan,
+) -> Result<()> {
+    let ns = model.namespace().unwrap_or_default();
+    let versions: Api<ModelVersion> = Api::namespaced(client.clone(), &ns);
+    for version in &plan.create_versions {
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        match versions.create(&params, version).await {
+            Ok(_) => {}
+            // Created by an earlier reconcile whose write the cache has not shown yet.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (name, status) in &plan.version_statuses {
+        apply_status(&versions, name, status).await?;
+    }
+    for child in &plan.apply {
+        match child {
+            Child::Job(job) => apply_object::<Job>(client, &ns, job).await?,
+            Child::Deployment(d) => apply_object::<Deployment>(client, &ns, d).await?,
+            Child::Service(s) => apply_object::<Service>(client, &ns, s).await?,
+        }
+    }
+    for name in &plan.delete_versions {
+        match versions.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(status) = &plan.status {
+        let models: Api<Model> = Api::namespaced(client.clone(), &ns);
+        apply_status(&models, &model.name_any(), status).await?;
+    }
+    publish_events(recorder, &model.object_ref(&()), &plan.events).await;
+    Ok(())
+}
+
+/// Server-side applies a whole object under [`FIELD_MANAGER`].
+async fn apply_object<K>(client: &kube::Client, ns: &str, object: &K) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.patch(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+    Ok(())
 }

@@ -35,6 +35,7 @@ pub async fn report_invalid<K: Resource<DynamicType = ()>>(invalid: &InvalidObje
         reason: "InvalidObject".into(),
         action: "Skip".into(),
         note: truncate(&format!("cannot read this object, fix it to resume: {}", invalid.error), 1024),
+        version: None,
     };
     publish_events(&ctx.recorder, &regarding, &[event]).await;
     error

@@ -1,6 +1,7 @@
 //! The real-cluster shell: watches, server-side apply, status writes, Events, leader election.
 
 pub mod apply;
+pub mod children;
 pub mod context;
 pub mod http;
 pub mod invalid;
@@ -12,3 +13,6 @@ pub mod startup;
 
 /// Label selector of every object modelcycle creates.
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=modelcycle";
+
+/// Label selector of the trainer pods, whose termination messages carry the metrics.
+pub const TRAINER_POD_SELECTOR: &str = "app.kubernetes.io/managed-by=modelcycle,app.kubernetes.io/component=training";

@@ -3,43 +3,50 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
 
 use crate::api::Model;
 use crate::error::{Error, Result};
 use crate::lifecycle::model::plan_model;
 
-use super::apply::{apply_status, publish_events};
+use super::apply::apply_model_plan;
+use super::children::ChildStores;
 use super::context::Context;
 use super::invalid::report_invalid;
+
+/// What the Model controller shares between reconciles.
+pub struct ModelContext {
+    /// Client, recorder, metrics.
+    pub shared: Context,
+    /// Caches of the children.
+    pub children: ChildStores,
+}
 
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "model";
 
 /// Reconciles one Model: the pipeline is observe → plan (pure) → apply.
 #[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+    let ctx = &model_ctx.shared;
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let model = match &guard.0 {
         Ok(model) => model,
-        Err(invalid) => return Err(report_invalid::<Model>(invalid, &ctx).await),
+        Err(invalid) => return Err(report_invalid::<Model>(invalid, ctx).await),
     };
-    let plan = plan_model(model, Timestamp::now());
-    let ns = model.namespace().unwrap_or_default();
-    if let Some(status) = &plan.status {
-        let api: Api<Model> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, &model.name_any(), status).await?;
-    }
-    publish_events(&ctx.recorder, &model.object_ref(&()), &plan.events).await;
+    let children = model_ctx.children.observe(model);
+    let plan = plan_model(children.observed(model), Timestamp::now());
+    apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));
     Ok(plan.requeue_after.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Waits for a change on invalid input, backs off on transient errors.
-pub fn error_policy(guard: Arc<DeserializeGuard<Model>>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(guard: Arc<DeserializeGuard<Model>>, error: &Error, model_ctx: Arc<ModelContext>) -> Action {
+    let ctx = &model_ctx.shared;
     ctx.metrics.reconciled(NAME, false);
     ctx.metrics.failed(NAME, error);
     if error.waits_for_change() {

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -18,12 +18,15 @@ use tokio::sync::watch;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
+use super::children::ChildStores;
 use super::context::Context;
 use super::http::{self, Health, HttpState};
 use super::metrics::Metrics;
+use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
 use super::startup::{StartupError, wait_for_crds};
-use super::{MANAGED_BY_SELECTOR, model_controller};
+use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
+use crate::build::meta::MODEL_LABEL;
 
 /// Runs the controller until SIGTERM/SIGINT; the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {
@@ -157,14 +160,35 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     outcome
 }
 
+/// A watch of `api` kept in a store the reconciler reads, as a stream the controller is woken by.
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
+    (store, stream)
+}
+
 async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Health>, shutdown: watch::Receiver<bool>) {
     let all = watcher::Config::default().any_semantic();
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR).any_semantic();
+    let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
+    let (versions, versions_stream) = cached(Api::<DeserializeGuard<ModelVersion>>::all(client.clone()), owned.clone());
+    let (jobs, jobs_stream) = cached(Api::<Job>::all(client.clone()), owned.clone());
+    let (pods, pods_stream) = cached(Api::<Pod>::all(client.clone()), trainer_pods);
+    let (deployments, deployments_stream) = cached(Api::<Deployment>::all(client.clone()), owned.clone());
+    let (services, services_stream) = cached(Api::<Service>::all(client.clone()), owned);
+    let children = ChildStores { versions, jobs, pods, deployments, services };
     let models = Controller::new(Api::<DeserializeGuard<Model>>::all(client.clone()), all.clone())
-        .owns(Api::<DeserializeGuard<ModelVersion>>::all(client.clone()), owned.clone())
-        .owns(Api::<Job>::all(client.clone()), owned.clone())
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned)
+        .owns_stream(versions_stream)
+        .owns_stream(deployments_stream)
+        .owns_stream(services_stream)
+        .watches_stream(jobs_stream, |job| model_of(&job))
+        .watches_stream(pods_stream, |pod| model_of(&pod))
         .watches(Api::<DeserializeGuard<RetrainPolicy>>::all(client.clone()), all.clone(), |guard| {
             let ns = guard.namespace();
             guard.0.ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
@@ -187,7 +211,7 @@ async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Heal
         })
         .graceful_shutdown_on(on(shutdown));
 
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
+    let ctx = Arc::new(ModelContext { shared: Context::new(client.clone(), metrics.clone()), children });
     let policy_ctx =
         Arc::new((Context::new(client, metrics), PolicyStores { models: model_store.clone(), policies: policy_store }));
     let ready = async move {
@@ -210,6 +234,13 @@ async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Heal
         },
     );
     futures::join!(ready, model_loop, policy_loop);
+}
+
+/// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
+/// so the owner chain does not lead to the Model directly).
+fn model_of<K: kube::Resource>(object: &K) -> Option<ObjectRef<DeserializeGuard<Model>>> {
+    let model = object.meta().labels.as_ref()?.get(MODEL_LABEL)?;
+    Some(ObjectRef::new(model).within(object.meta().namespace.as_deref()?))
 }
 
 /// The namespace this pod runs in, or `default` outside a cluster.

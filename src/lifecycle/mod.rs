@@ -1,9 +1,17 @@
 //! The pure core: decisions from observed state and `now`, with no I/O and no clock.
 
 pub mod conditions;
+pub mod evaluate;
+pub mod history;
+pub mod inputs;
+pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod report;
+pub mod rollout;
+pub mod serving;
+pub mod training;
 pub mod validate;
 
 #[cfg(test)]

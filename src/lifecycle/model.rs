@@ -1,101 +1,233 @@
-//! The decision for one Model: today its validation and health; the lifecycle plugs in here.
+//! The decision for one Model: validate, train, judge, serve, prune, and report — from the
+//! Model, its observed versions and children, and `now`.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
-use crate::api::{Model, ModelPhase, ModelStatus};
+use crate::api::{Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, VersionPhase};
 
-use super::conditions;
-use super::plan::{Plan, health_conditions, stalled_events};
-use super::validate::model_problems;
+use super::conditions::{self, Desired};
+use super::history::versions_to_prune;
+use super::ledger::Ledger;
+use super::plan::{EventKind, EventRecord, health_conditions, stalled_events};
+use super::serving::advance_serving;
+use super::training::{advance_training, next_version};
+use super::validate::{Problem, model_problems};
 
-/// Decides the status and Events of a Model from the Model alone and `now`.
-pub fn plan_model(model: &Model, now: Timestamp) -> Plan<ModelStatus> {
-    let old = model.status.clone().unwrap_or_default();
-    let problems = model_problems(model);
-    let mut status = old.clone();
-    let desired = if problems.is_empty() {
-        status.phase = Some(status.phase.filter(|p| *p != ModelPhase::Stalled).unwrap_or(ModelPhase::Pending));
-        health_conditions(
-            &[],
-            (false, "NotServing", "no version serves yet"),
-            Some(("Pending", "waiting to train the first version")),
-        )
-    } else {
-        status.phase = Some(ModelPhase::Stalled);
-        health_conditions(&problems, (false, "", ""), None)
-    };
-    status.observed_generation = model.metadata.generation;
-    conditions::set_all(&mut status.conditions, &desired, model.metadata.generation, now);
-    let events = stalled_events(&old.conditions, &status.conditions);
-    Plan { status: (model.status.as_ref() != Some(&status)).then_some(status), events, requeue_after: None }
+/// Everything the core reads about one Model. The shells fill it from their caches.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed<'a> {
+    /// The Model.
+    pub model: &'a Model,
+    /// Its ModelVersions.
+    pub versions: &'a [ModelVersion],
+    /// Its training Jobs.
+    pub jobs: &'a [Job],
+    /// The pods of its training Jobs (for termination messages).
+    pub pods: &'a [Pod],
+    /// Its Deployments.
+    pub deployments: &'a [Deployment],
+    /// Its Services.
+    pub services: &'a [Service],
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lifecycle::plan::EventKind;
-    use crate::lifecycle::testing::model;
+/// Owned copies of one Model's children, as a shell gathers them from its caches.
+#[derive(Clone, Debug, Default)]
+pub struct Children {
+    /// ModelVersions of the Model.
+    pub versions: Vec<ModelVersion>,
+    /// Its training Jobs.
+    pub jobs: Vec<Job>,
+    /// Its training pods.
+    pub pods: Vec<Pod>,
+    /// Its Deployments.
+    pub deployments: Vec<Deployment>,
+    /// Its Services.
+    pub services: Vec<Service>,
+}
 
-    fn now() -> Timestamp {
-        Timestamp::from_second(1_800_000_000).unwrap()
+impl Children {
+    /// The view the core decides from.
+    pub fn observed<'a>(&'a self, model: &'a Model) -> Observed<'a> {
+        Observed {
+            model,
+            versions: &self.versions,
+            jobs: &self.jobs,
+            pods: &self.pods,
+            deployments: &self.deployments,
+            services: &self.services,
+        }
+    }
+}
+
+/// A child object to server-side apply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Child {
+    /// A training Job.
+    Job(Box<Job>),
+    /// A serving Deployment.
+    Deployment(Box<Deployment>),
+    /// A Service.
+    Service(Box<Service>),
+}
+
+/// Everything one reconcile of a Model decided, in the order the shells apply it.
+#[derive(Clone, Debug, Default)]
+pub struct ModelPlan {
+    /// New ModelVersions to create.
+    pub create_versions: Vec<ModelVersion>,
+    /// ModelVersion statuses that changed, by name.
+    pub version_statuses: Vec<(String, ModelVersionStatus)>,
+    /// Children to apply.
+    pub apply: Vec<Child>,
+    /// ModelVersions to delete (their Jobs go with them).
+    pub delete_versions: Vec<String>,
+    /// The Model status, when it changed.
+    pub status: Option<ModelStatus>,
+    /// Events on the Model.
+    pub events: Vec<EventRecord>,
+    /// Wake up after this long even if nothing changes.
+    pub requeue_after: Option<Duration>,
+}
+
+impl ModelPlan {
+    /// How many API writes applying this plan takes (Events excluded).
+    pub fn writes(&self) -> usize {
+        self.create_versions.len()
+            + self.version_statuses.len()
+            + self.apply.len()
+            + self.delete_versions.len()
+            + usize::from(self.status.is_some())
+    }
+}
+
+/// Decides everything about one Model.
+pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
+    let model = observed.model;
+    let old = model.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = model.metadata.generation;
+    let problems = model_problems(model);
+    if !problems.is_empty() {
+        // Nothing that trains or serves is touched until the spec is fixed.
+        status.phase = Some(ModelPhase::Stalled);
+        let desired = health_conditions(&problems, (false, "", ""), None);
+        return finish(model, &old, status, &desired, ModelPlan::default(), now);
     }
 
-    #[test]
-    fn a_valid_new_model_is_pending_and_reconciling() {
-        let plan = plan_model(&model("churn"), now());
-        let status = plan.status.expect("first reconcile writes status");
-        assert_eq!(status.phase, Some(ModelPhase::Pending));
-        assert_eq!(status.observed_generation, Some(1));
-        assert!(conditions::is_true(&status.conditions, conditions::RECONCILING));
-        assert!(!conditions::is_true(&status.conditions, conditions::STALLED));
-        assert!(plan.events.is_empty());
-    }
+    let mut ledger = Ledger::new(observed.versions, now);
+    let training = advance_training(&mut ledger, model, observed.jobs, observed.pods);
+    let serving = advance_serving(&mut ledger, model, observed.deployments, observed.services);
 
-    #[test]
-    fn reconciling_an_unchanged_model_writes_nothing() {
-        let mut m = model("churn");
-        m.status = plan_model(&m, now()).status;
-        let later = Timestamp::from_second(1_800_000_600).unwrap();
-        let plan = plan_model(&m, later);
-        assert_eq!(plan.status, None);
-        assert!(plan.events.is_empty());
+    let observed_latest = ledger.latest().map_or(0, |e| e.number());
+    let latest = old.latest_version.unwrap_or(0).max(observed_latest);
+    let mut plan = ModelPlan { requeue_after: training.requeue_after, ..ModelPlan::default() };
+    if let Some(version) = next_version(&ledger, model, latest) {
+        plan.events.push(EventRecord {
+            kind: EventKind::Normal,
+            reason: "VersionCreated".into(),
+            action: "Create".into(),
+            note: format!(
+                "v{} created: {} ({})",
+                version.spec.version, version.spec.trigger.reason, version.spec.trigger.causes[0].evidence
+            ),
+            version: Some(version.spec.version),
+        });
+        status.latest_version = Some(version.spec.version);
+        plan.create_versions.push(version);
+    } else {
+        status.latest_version = (latest > 0).then_some(latest);
     }
+    plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
+    plan.version_statuses = ledger.changed_statuses();
+    plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
+    plan.apply.extend(serving.deployment.clone().map(|d| Child::Deployment(Box::new(d))));
+    plan.apply.extend(serving.service.clone().map(|s| Child::Service(Box::new(s))));
+    plan.events.splice(0..0, ledger.events.drain(..));
 
-    #[test]
-    fn an_invalid_model_stalls_with_reason_and_one_warning() {
-        let mut m = model("churn");
-        m.spec.serving.template.spec.as_mut().unwrap().containers.clear();
-        let plan = plan_model(&m, now());
-        let status = plan.status.unwrap();
-        let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
-        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidServingTemplate"));
-        assert_eq!(status.phase, Some(ModelPhase::Stalled));
-        assert_eq!(plan.events.len(), 1);
-        assert_eq!(plan.events[0].kind, EventKind::Warning);
-        assert_eq!(plan.events[0].reason, "InvalidServingTemplate");
+    let serving_version = ledger.serving();
+    let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
+    let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
+    let rolling = serving.rolling_out.then_some(serving.wanted).flatten();
+    let degraded_by = ledger
+        .in_phase(VersionPhase::RolledBack)
+        .map(|e| e.number())
+        .filter(|n| serving_version.is_none_or(|s| *n > s))
+        .last();
+    status.serving_version = serving_version;
+    status.candidate_version = rolling.filter(|w| Some(*w) != serving_version).or(trains);
 
-        m.status = Some(status);
-        let again = plan_model(&m, now());
-        assert_eq!(again.status, None, "a stalled model that did not change writes nothing");
-        assert!(again.events.is_empty(), "and emits no second event");
-    }
+    let mut desired = vec![];
+    let stall: Option<Problem> = serving.pin_problem.clone().or_else(|| {
+        (serving_version.is_none() && trains.is_none() && rolling.is_none())
+            .then(|| nothing_to_serve(&ledger))
+            .flatten()
+    });
+    let (phase, working) = match (rolling, trains) {
+        (Some(w), _) => (ModelPhase::RollingOut, Some(("RollingOut", format!("rolling out v{w}")))),
+        (None, Some(t)) => (ModelPhase::Training, Some(("Training", format!("v{t} is training")))),
+        (None, None) if degraded_by.is_some() || serving.unhealthy.is_some() => (ModelPhase::Degraded, None),
+        (None, None) if serving_version.is_some() => (ModelPhase::Serving, None),
+        (None, None) => (ModelPhase::Pending, None),
+    };
+    status.phase = Some(if stall.is_some() { ModelPhase::Stalled } else { phase });
+    let ready_message = serving_version.map_or("no version serves".to_string(), |s| format!("v{s} serves"));
+    let is_ready = serving_version.is_some() && working.is_none();
+    let ready_reason = if is_ready { "Serving" } else { working.as_ref().map_or("NotServing", |w| w.0) };
+    let stalls: Vec<Problem> = stall.into_iter().collect();
+    desired.extend(health_conditions(
+        &stalls,
+        (is_ready, ready_reason, &ready_message),
+        working.as_ref().map(|(r, m)| (*r, m.as_str())),
+    ));
+    let training_condition = match trains {
+        Some(t) => Desired::yes(conditions::TRAINING, "JobRunning", format!("v{t} is training")),
+        None => Desired::no(conditions::TRAINING, "Idle", "no version is training"),
+    };
+    let rollout_condition = match rolling {
+        Some(w) => Desired::yes(conditions::ROLLING_OUT, "RollingOut", format!("rolling out v{w}")),
+        None => Desired::no(conditions::ROLLING_OUT, "Idle", "no rollout in progress"),
+    };
+    let degraded_condition = match (degraded_by, &serving.unhealthy) {
+        (_, Some(reason)) => Desired::yes(conditions::DEGRADED, "ServingUnhealthy", reason.clone()),
+        (Some(n), None) => Desired::yes(
+            conditions::DEGRADED,
+            "RolledBack",
+            format!("v{n} was rolled back; {ready_message} until a later version serves"),
+        ),
+        (None, None) => Desired::no(conditions::DEGRADED, "Healthy", "no rollback since the serving version"),
+    };
+    desired.extend([training_condition, rollout_condition, degraded_condition]);
+    finish(model, &old, status, &desired, plan, now)
+}
 
-    #[test]
-    fn fixing_the_spec_clears_stalled_with_a_normal_event() {
-        let mut m = model("churn");
-        m.spec.serving.template.spec.as_mut().unwrap().containers.clear();
-        m.status = plan_model(&m, now()).status;
-        let fixed = {
-            let mut f = model("churn");
-            f.metadata.generation = Some(2);
-            f.status = m.status.clone();
-            f
-        };
-        let plan = plan_model(&fixed, now());
-        let status = plan.status.unwrap();
-        assert!(!conditions::is_true(&status.conditions, conditions::STALLED));
-        assert_eq!(status.phase, Some(ModelPhase::Pending));
-        assert_eq!(status.observed_generation, Some(2));
-        assert_eq!(plan.events[0].reason, "SpecFixed");
-    }
+fn nothing_to_serve(ledger: &Ledger) -> Option<Problem> {
+    let latest = ledger.latest()?;
+    Some(Problem {
+        reason: "NoServableVersion",
+        message: format!(
+            "v{} is {:?} ({}) and no version serves; change the training inputs to train again",
+            latest.number(),
+            latest.phase(),
+            latest.status.message.clone().unwrap_or_default()
+        ),
+    })
+}
+
+fn finish(
+    model: &Model,
+    old: &ModelStatus,
+    mut status: ModelStatus,
+    desired: &[Desired],
+    mut plan: ModelPlan,
+    now: Timestamp,
+) -> ModelPlan {
+    conditions::set_all(&mut status.conditions, desired, model.metadata.generation, now);
+    plan.events.extend(stalled_events(&old.conditions, &status.conditions));
+    plan.status = (model.status.as_ref() != Some(&status)).then_some(status);
+    plan
 }

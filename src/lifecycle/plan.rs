@@ -25,6 +25,8 @@ pub struct EventRecord {
     pub action: String,
     /// A sentence for a person.
     pub note: String,
+    /// The version the Event is about, if any.
+    pub version: Option<u32>,
 }
 
 /// The decision of one reconcile of an object whose status is `S`.
@@ -79,12 +81,14 @@ pub fn stalled_events(
             reason: a.reason.clone(),
             action: "Stall".into(),
             note: truncate(&a.message, 1024),
+            version: None,
         }],
         (Some(_), None) => vec![EventRecord {
             kind: EventKind::Normal,
             reason: "SpecFixed".into(),
             action: "Resume".into(),
             note: "the spec can be acted on again".into(),
+            version: None,
         }],
         _ => vec![],
     }

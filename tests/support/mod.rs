@@ -111,3 +111,28 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
         "message": message, "reason": reason, "code": code
     })
 }
+
+/// Reflector stores holding the given children, as the kube shell's watches would.
+pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
+    use kube::core::DeserializeGuard;
+    use kube::runtime::{reflector, watcher};
+    fn filled<K>(objects: Vec<K>) -> reflector::Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for o in objects {
+            writer.apply_watcher_event(&watcher::Event::InitApply(o));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        store
+    }
+    modelcycle::kube::children::ChildStores {
+        versions: filled(children.versions.into_iter().map(|v| DeserializeGuard(Ok(v))).collect()),
+        jobs: filled(children.jobs),
+        pods: filled(children.pods),
+        deployments: filled(children.deployments),
+        services: filled(children.services),
+    }
+}

@@ -1,0 +1,96 @@
+//! Deterministic, Kubernetes-valid names and label values for everything modelcycle creates.
+
+use sha2::{Digest, Sha256};
+
+/// Longest name a Job may have: its name becomes the `job-name` label of its pods.
+pub const JOB_NAME_MAX: usize = 63;
+/// Longest label value.
+pub const LABEL_VALUE_MAX: usize = 63;
+/// Longest object name (DNS subdomain).
+pub const OBJECT_NAME_MAX: usize = 253;
+
+/// `base` + `suffix`, cut to `max` characters; a cut name ends in a short hash of the full
+/// name so two long names that share a prefix stay distinct.
+pub fn bounded(base: &str, suffix: &str, max: usize) -> String {
+    let full = format!("{base}{suffix}");
+    if full.len() <= max {
+        return full;
+    }
+    let hash = &short_hash(&full)[..8];
+    let keep = max.saturating_sub(suffix.len() + hash.len() + 1);
+    let mut prefix: String = base.chars().take(keep).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    format!("{prefix}-{hash}{suffix}")
+}
+
+/// Name of the ModelVersion for version `n` of `model`.
+pub fn version_name(model: &str, n: u32) -> String {
+    bounded(model, &format!("-v{n}"), OBJECT_NAME_MAX)
+}
+
+/// Name of the training Job of version `n` of `model`.
+pub fn job_name(model: &str, n: u32) -> String {
+    bounded(model, &format!("-v{n}-train"), JOB_NAME_MAX)
+}
+
+/// Name of the serving Deployment and Service of `model`.
+pub fn serving_name(model: &str) -> String {
+    bounded(model, "", JOB_NAME_MAX)
+}
+
+/// A label value for `value` (model names may be longer than label values allow).
+pub fn label_value(value: &str) -> String {
+    bounded(value, "", LABEL_VALUE_MAX)
+}
+
+/// Hex SHA-256 of a string.
+pub fn short_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_names_are_kept_as_they_are() {
+        assert_eq!(job_name("churn", 3), "churn-v3-train");
+        assert_eq!(version_name("churn", 12), "churn-v12");
+        assert_eq!(serving_name("churn"), "churn");
+    }
+
+    #[test]
+    fn long_names_are_cut_with_a_hash_and_keep_their_suffix() {
+        let long = "a".repeat(100);
+        let name = job_name(&long, 7);
+        assert_eq!(name.len(), 63);
+        assert!(name.ends_with("-v7-train"), "{name}");
+        assert_ne!(job_name(&format!("{long}x"), 7), name, "different models get different names");
+    }
+
+    fn dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
+    proptest! {
+        #[test]
+        fn job_names_are_valid_dns_labels(model in "[a-z]([-a-z0-9]{0,200}[a-z0-9])?", n in 1u32..100_000) {
+            let name = job_name(&model, n);
+            prop_assert!(dns_label(&name), "{name}");
+            let suffix = format!("-v{}-train", n);
+            prop_assert!(name.ends_with(&suffix));
+        }
+
+        #[test]
+        fn label_values_fit(model in "[a-z]([-a-z0-9]{0,250}[a-z0-9])?") {
+            prop_assert!(label_value(&model).len() <= 63);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Training inputs: their hash, the rendered artifact URI, and a new version's lineage record.
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::api::{Model, ModelVersion, ModelVersionSpec, TrainingSpec, TriggerCause, TriggerRecord};
+use crate::build::meta::{controller_ref, labels};
+use crate::build::names::{short_hash, version_name};
+
+/// SHA-256 of the training inputs: dataset, parameters, trainer template, artifact URI
+/// template, deadline and retries. A change of any of them trains a new version.
+pub fn inputs_hash(training: &TrainingSpec) -> String {
+    let canonical = serde_json::to_string(training).expect("a TrainingSpec always serializes");
+    short_hash(&canonical)
+}
+
+/// The artifact URI template with its placeholders filled in.
+pub fn render_artifact_uri(
+    template: &str,
+    model: &str,
+    namespace: &str,
+    version: u32,
+    dataset_version: &str,
+) -> String {
+    template
+        .replace("{model}", model)
+        .replace("{namespace}", namespace)
+        .replace("{version}", &version.to_string())
+        .replace("{datasetVersion}", dataset_version)
+}
+
+/// Images of every container of the trainer, for lineage.
+pub fn trainer_images(training: &TrainingSpec) -> Vec<String> {
+    let Some(spec) = training.template.spec.as_ref() else { return vec![] };
+    let init = spec.init_containers.iter().flatten();
+    init.chain(&spec.containers).filter_map(|c| c.image.clone()).collect()
+}
+
+/// The ModelVersion for version `n` of `model`, trained from the model's current inputs.
+pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timestamp) -> ModelVersion {
+    let name = model.name_any();
+    let namespace = model.namespace().unwrap_or_default();
+    let training = model.spec.training.clone();
+    let spec = ModelVersionSpec {
+        model: name.clone(),
+        version: n,
+        trigger: TriggerRecord::new(causes, now),
+        artifact_uri: render_artifact_uri(&training.artifact_uri, &name, &namespace, n, &training.dataset.version),
+        trainer_images: trainer_images(&training),
+        inputs_hash: inputs_hash(&training),
+        training,
+    };
+    let mut version = ModelVersion::new(&version_name(&name, n), spec);
+    version.metadata.namespace = Some(namespace);
+    version.metadata.labels = Some(labels(&name, "version", Some(n)));
+    version.metadata.owner_references = controller_ref(model).map(|r| vec![r]);
+    version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::testing::model;
+
+    #[test]
+    fn renders_every_placeholder() {
+        let uri =
+            render_artifact_uri("s3://m/{namespace}/{model}/{version}-{datasetVersion}", "churn", "ml", 4, "2026-12");
+        assert_eq!(uri, "s3://m/ml/churn/4-2026-12");
+    }
+
+    #[test]
+    fn hash_changes_with_dataset_version_and_parameters_only_when_they_change() {
+        let m = model("churn");
+        let base = inputs_hash(&m.spec.training);
+        assert_eq!(base, inputs_hash(&m.spec.training.clone()));
+        let mut t = m.spec.training.clone();
+        t.dataset.version = "2026-12-01".into();
+        assert_ne!(inputs_hash(&t), base);
+        let mut t = m.spec.training.clone();
+        t.parameters.insert("epochs".into(), "3".into());
+        assert_ne!(inputs_hash(&t), base);
+    }
+
+    #[test]
+    fn a_new_version_records_its_lineage_and_is_owned_by_the_model() {
+        let m = model("churn");
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let v = new_version(
+            &m,
+            2,
+            vec![TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "x".into() }],
+            now,
+        );
+        assert_eq!(v.metadata.name.as_deref(), Some("churn-v2"));
+        assert_eq!(v.spec.artifact_uri, "s3://models/churn/2");
+        assert_eq!(v.spec.trainer_images, ["trainer:1"]);
+        assert_eq!(v.spec.trigger.reason, "TrainingInputsChanged");
+        assert_eq!(v.spec.inputs_hash, inputs_hash(&m.spec.training));
+        let owner = &v.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Model", "uid-churn", Some(true)));
+    }
+}

@@ -1,0 +1,136 @@
+//! The working copy of a Model's versions during one decision: phase changes, decision records and Events.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{DecisionRecord, ModelVersion, ModelVersionStatus, VersionPhase};
+
+use super::plan::{EventKind, EventRecord, truncate};
+
+/// How many decision records a version keeps (oldest dropped first).
+pub const DECISIONS_MAX: usize = 20;
+
+/// One version and the status it will have after this decision.
+#[derive(Clone, Debug)]
+pub struct Entry<'a> {
+    /// The observed ModelVersion.
+    pub version: &'a ModelVersion,
+    /// Its status as decided so far.
+    pub status: ModelVersionStatus,
+}
+
+impl Entry<'_> {
+    /// Version number.
+    pub fn number(&self) -> u32 {
+        self.version.spec.version
+    }
+
+    /// Phase as decided so far; a version without status is Pending.
+    pub fn phase(&self) -> VersionPhase {
+        self.status.phase.unwrap_or(VersionPhase::Pending)
+    }
+}
+
+/// The versions of one Model, oldest first, with the Events their changes produce.
+pub struct Ledger<'a> {
+    /// Every observed version, by ascending number.
+    pub entries: Vec<Entry<'a>>,
+    /// Events produced by phase changes, in order.
+    pub events: Vec<EventRecord>,
+    now: Timestamp,
+}
+
+/// What was decided about a version, for its decision record and Event.
+pub struct Decision<'s> {
+    /// What was done, e.g. `Promote`.
+    pub action: &'s str,
+    /// Why, CamelCase.
+    pub reason: &'s str,
+    /// What was observed, in a sentence.
+    pub message: String,
+    /// Measurements behind it.
+    pub evidence: Option<serde_json::Value>,
+}
+
+impl<'a> Ledger<'a> {
+    /// A ledger of `versions` (any order) at `now`.
+    pub fn new(versions: &'a [ModelVersion], now: Timestamp) -> Self {
+        let mut entries: Vec<_> =
+            versions.iter().map(|v| Entry { version: v, status: v.status.clone().unwrap_or_default() }).collect();
+        entries.sort_by_key(|e| e.number());
+        Self { entries, events: vec![], now }
+    }
+
+    /// The decision time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The entry of version `n`.
+    pub fn get(&self, n: u32) -> Option<&Entry<'a>> {
+        self.entries.iter().find(|e| e.number() == n)
+    }
+
+    /// The entry of version `n`, to change.
+    pub fn get_mut(&mut self, n: u32) -> Option<&mut Entry<'a>> {
+        self.entries.iter_mut().find(|e| e.number() == n)
+    }
+
+    /// The newest version.
+    pub fn latest(&self) -> Option<&Entry<'a>> {
+        self.entries.last()
+    }
+
+    /// The versions in a phase, oldest first.
+    pub fn in_phase(&self, phase: VersionPhase) -> impl Iterator<Item = &Entry<'a>> {
+        self.entries.iter().filter(move |e| e.phase() == phase)
+    }
+
+    /// The version that serves, if any (the newest, should a crash have left two).
+    pub fn serving(&self) -> Option<u32> {
+        self.in_phase(VersionPhase::Serving).last().map(Entry::number)
+    }
+
+    /// Moves version `n` to `phase`, recording the decision and an Event; no-op if already there.
+    pub fn transition(&mut self, n: u32, phase: VersionPhase, decision: Decision) {
+        let now = self.now;
+        let Some(entry) = self.get_mut(n) else { return };
+        if entry.phase() == phase && entry.status.phase.is_some() {
+            return;
+        }
+        let from = entry.phase();
+        entry.status.phase = Some(phase);
+        entry.status.message = Some(decision.message.clone());
+        entry.status.decisions.push(DecisionRecord {
+            time: Time(now),
+            action: decision.action.into(),
+            reason: decision.reason.into(),
+            message: decision.message.clone(),
+            evidence: decision.evidence,
+        });
+        let overflow = entry.status.decisions.len().saturating_sub(DECISIONS_MAX);
+        entry.status.decisions.drain(..overflow);
+        let kind = match phase {
+            VersionPhase::Failed | VersionPhase::Rejected | VersionPhase::RolledBack => EventKind::Warning,
+            _ => EventKind::Normal,
+        };
+        let name = entry.version.name_any();
+        self.events.push(EventRecord {
+            kind,
+            reason: format!("Version{phase:?}"),
+            action: decision.action.into(),
+            note: truncate(&format!("{name} (v{n}) {from:?} → {phase:?}: {}", decision.message), 1024),
+            version: Some(n),
+        });
+    }
+
+    /// The statuses that differ from what was observed, by ModelVersion name.
+    pub fn changed_statuses(&self) -> Vec<(String, ModelVersionStatus)> {
+        self.entries
+            .iter()
+            .filter(|e| e.version.status.as_ref() != Some(&e.status))
+            .map(|e| (e.version.name_any(), e.status.clone()))
+            .collect()
+    }
+}

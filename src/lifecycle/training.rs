@@ -1,0 +1,169 @@
+//! Training: starting one version's Job at a time, reading its outcome, judging it, and deciding
+//! when the Model's inputs call for a new version.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{Model, ModelVersion, TrainingSpec, TriggerCause, VersionPhase};
+use crate::build::job::training_job;
+use crate::build::names::job_name;
+
+use super::evaluate::{failures, judge, passed};
+use super::inputs::{inputs_hash, new_version};
+use super::ledger::{Decision, Ledger};
+use super::report::{JobOutcome, job_outcome, parse_termination_message};
+
+/// How long to wait for the succeeded pod of a completed Job before failing the version.
+pub const TERMINATION_MESSAGE_GRACE: Duration = Duration::from_secs(300);
+
+/// What training decided: Jobs to apply and when to look again.
+#[derive(Default)]
+pub struct TrainingSteps {
+    /// Jobs to create.
+    pub jobs: Vec<Job>,
+    /// Wake up after this long.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Advances the version that trains: starts its Job, or reads and judges its outcome.
+pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: &[Pod]) -> TrainingSteps {
+    let mut steps = TrainingSteps::default();
+    let now = ledger.now();
+    let training: Vec<u32> = ledger
+        .entries
+        .iter()
+        .filter(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training))
+        .map(|e| e.number())
+        .collect();
+    for n in training {
+        let entry = ledger.get(n).expect("listed above");
+        let version = entry.version;
+        let name = job_name(&version.spec.model, n);
+        let Some(job) = jobs.iter().find(|j| j.name_any() == name) else {
+            // Not there yet (or deleted by a person while training): apply it; applying the same Job twice is a no-op.
+            if let Some(job) = training_job(version) {
+                steps.jobs.push(job);
+                start(ledger, n, &name);
+            }
+            continue;
+        };
+        start(ledger, n, &name);
+        match job_outcome(job, pods) {
+            JobOutcome::Running => {}
+            JobOutcome::Failed { reason, message, finished } => {
+                let entry = ledger.get_mut(n).expect("exists");
+                entry.status.finished_at = Some(Time(finished.unwrap_or(now)));
+                let message = format!("training Job {name} failed: {reason}: {message}");
+                ledger.transition(n, VersionPhase::Failed, decision("Fail", &reason, message));
+            }
+            JobOutcome::Succeeded { message, finished } => {
+                let finished = finished.unwrap_or(now);
+                if message.is_none() && now < finished + TERMINATION_MESSAGE_GRACE {
+                    let wait = (finished + TERMINATION_MESSAGE_GRACE).duration_since(now);
+                    steps.requeue_after = wait.try_into().ok();
+                    continue;
+                }
+                ledger.get_mut(n).expect("exists").status.finished_at = Some(Time(finished));
+                match parse_termination_message(message.as_deref()) {
+                    Err(e) => ledger.transition(n, VersionPhase::Failed, decision("Fail", e.reason, e.message)),
+                    Ok(report) => evaluate(ledger, model, n, report.metrics),
+                }
+            }
+        }
+    }
+    steps
+}
+
+fn start(ledger: &mut Ledger, n: u32, job: &str) {
+    let now = ledger.now();
+    let entry = ledger.get_mut(n).expect("exists");
+    if entry.phase() == VersionPhase::Pending {
+        entry.status.job_name = Some(job.to_string());
+        entry.status.started_at = Some(Time(now));
+        ledger.transition(
+            n,
+            VersionPhase::Training,
+            decision("Train", "JobCreated", format!("training Job {job} started")),
+        );
+    }
+}
+
+fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collections::BTreeMap<String, f64>) {
+    let champion = ledger.serving().and_then(|s| ledger.get(s)).map(|e| e.status.metrics.clone());
+    let results = judge(&model.spec.evaluation.gates, &metrics, champion.as_ref());
+    let evidence = serde_json::to_value(&results).ok();
+    let entry = ledger.get_mut(n).expect("exists");
+    entry.status.metrics = metrics;
+    entry.status.gate_results = results.clone();
+    let metrics_text = entry.status.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    if passed(&results) {
+        let d = Decision {
+            action: "Accept",
+            reason: "GatesPassed",
+            message: format!("every gate passed ({metrics_text})"),
+            evidence,
+        };
+        ledger.transition(n, VersionPhase::Ready, d);
+    } else {
+        let d = Decision { action: "Reject", reason: "GateFailed", message: failures(&results), evidence };
+        ledger.transition(n, VersionPhase::Rejected, d);
+    }
+}
+
+fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
+    Decision { action, reason, message, evidence: None }
+}
+
+/// The version to create, if the Model's inputs call for one: v1 for a new Model, or the next
+/// number when the inputs differ from the newest version's and no version is training.
+pub fn next_version(ledger: &Ledger, model: &Model, latest_number: u32) -> Option<ModelVersion> {
+    let now = ledger.now();
+    let cause = match ledger.latest() {
+        None if latest_number == 0 => {
+            TriggerCause { reason: "Initial".into(), evidence: "first version of the Model".into() }
+        }
+        None => TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() },
+        Some(latest) if matches!(latest.phase(), VersionPhase::Pending | VersionPhase::Training) => return None,
+        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(&model.spec.training) => return None,
+        Some(latest) => TriggerCause {
+            reason: "TrainingInputsChanged".into(),
+            evidence: describe_change(&latest.version.spec.training, &model.spec.training),
+        },
+    };
+    Some(new_version(model, latest_number + 1, vec![cause], now))
+}
+
+/// What differs between two sets of training inputs, for the trigger's evidence.
+pub fn describe_change(before: &TrainingSpec, after: &TrainingSpec) -> String {
+    let mut changes = vec![];
+    if before.dataset.uri != after.dataset.uri {
+        changes.push(format!("dataset.uri {} → {}", before.dataset.uri, after.dataset.uri));
+    }
+    if before.dataset.version != after.dataset.version {
+        changes.push(format!("dataset.version {} → {}", before.dataset.version, after.dataset.version));
+    }
+    if before.parameters != after.parameters {
+        let changed: Vec<_> = after
+            .parameters
+            .iter()
+            .filter(|(k, v)| before.parameters.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(before.parameters.keys().filter(|k| !after.parameters.contains_key(*k)).map(|k| format!("-{k}")))
+            .collect();
+        changes.push(format!("parameters {}", changed.join(", ")));
+    }
+    if before.template != after.template {
+        changes.push("trainer template".into());
+    }
+    if before.artifact_uri != after.artifact_uri {
+        changes.push(format!("artifactUri {} → {}", before.artifact_uri, after.artifact_uri));
+    }
+    if before.active_deadline_seconds != after.active_deadline_seconds || before.backoff_limit != after.backoff_limit {
+        changes.push("training limits".into());
+    }
+    changes.join("; ")
+}

@@ -1,0 +1,237 @@
+//! The in-memory cluster: the same objects the builders make, and the plan applied to them the
+//! way the kube shell applies it, write by write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
+use crate::api::{Model, ModelVersion};
+use crate::build::meta::MODEL_LABEL;
+use crate::build::names::{label_value, serving_name};
+use crate::lifecycle::model::{Child, Children, ModelPlan};
+use crate::lifecycle::plan::EventRecord;
+
+/// Objects by `namespace/name`.
+pub type Objects<K> = BTreeMap<String, K>;
+
+/// Everything in the simulated cluster, and what the simulation watches for.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    /// The virtual clock.
+    pub now: Timestamp,
+    /// Models.
+    pub models: Objects<Model>,
+    /// ModelVersions.
+    pub versions: Objects<ModelVersion>,
+    /// Jobs.
+    pub jobs: Objects<Job>,
+    /// Pods (of Jobs).
+    pub pods: Objects<Pod>,
+    /// Deployments.
+    pub deployments: Objects<Deployment>,
+    /// Services.
+    pub services: Objects<Service>,
+    /// When each Deployment's current generation was applied.
+    pub rollout_started: BTreeMap<String, Timestamp>,
+    /// How often each Job name was created (a second creation is a bug).
+    pub job_creations: BTreeMap<String, u32>,
+    /// Writes applied so far.
+    pub writes: u64,
+    /// Broken invariants, each said once when first seen.
+    pub violations: Vec<String>,
+    served: BTreeSet<String>,
+    next_uid: u64,
+}
+
+/// The `namespace/name` key of an object.
+pub fn key(o: &impl ResourceExt) -> String {
+    format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+impl Cluster {
+    /// An empty cluster whose clock reads `now`.
+    pub fn starting_at(now: Timestamp) -> Self {
+        Self { now, ..Self::default() }
+    }
+
+    /// Gives an object the metadata the API server would on creation.
+    pub fn admit(&mut self, meta: &mut ObjectMeta) {
+        self.next_uid += 1;
+        meta.uid = Some(format!("sim-{:06}", self.next_uid));
+        meta.creation_timestamp = Some(Time(self.now));
+        meta.generation = Some(1);
+        meta.resource_version = Some(self.next_uid.to_string());
+    }
+
+    /// Everything of `model` in its namespace.
+    pub fn children_of(&self, model: &Model) -> Children {
+        let ns = model.namespace();
+        let label = label_value(&model.name_any());
+        let of_model = |meta: &ObjectMeta| {
+            meta.namespace == ns && meta.labels.as_ref().and_then(|l| l.get(MODEL_LABEL)) == Some(&label)
+        };
+        Children {
+            versions: self
+                .versions
+                .values()
+                .filter(|v| v.namespace() == ns && v.spec.model == model.name_any())
+                .cloned()
+                .collect(),
+            jobs: self.jobs.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
+            pods: self.pods.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
+            deployments: self.deployments.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
+            services: self.services.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
+        }
+    }
+
+    /// Applies `plan` for the Model at `model_key` in the kube shell's order. With a `budget`,
+    /// stops after that many writes, as a controller that crashed mid-way would; returns the
+    /// Events when the whole plan was applied.
+    pub fn apply(&mut self, model_key: &str, plan: &ModelPlan, budget: &mut Option<usize>) -> Option<Vec<EventRecord>> {
+        let ns = model_key.split('/').next().unwrap_or_default().to_string();
+        for version in &plan.create_versions {
+            if !spend(budget) {
+                return None;
+            }
+            let k = key(version);
+            if !self.versions.contains_key(&k) {
+                let mut v = version.clone();
+                self.admit(&mut v.metadata);
+                self.versions.insert(k, v);
+            }
+            self.wrote(model_key);
+        }
+        for (name, status) in &plan.version_statuses {
+            if !spend(budget) {
+                return None;
+            }
+            if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
+                v.status = Some(status.clone());
+            }
+            self.wrote(model_key);
+        }
+        for child in &plan.apply {
+            if !spend(budget) {
+                return None;
+            }
+            match child {
+                Child::Job(job) => {
+                    let k = key(job.as_ref());
+                    if !self.jobs.contains_key(&k) {
+                        let mut j = (**job).clone();
+                        self.admit(&mut j.metadata);
+                        *self.job_creations.entry(k.clone()).or_default() += 1;
+                        self.jobs.insert(k, j);
+                    }
+                }
+                Child::Deployment(d) => self.apply_deployment(d),
+                Child::Service(s) => {
+                    let k = key(s.as_ref());
+                    let mut svc = (**s).clone();
+                    match self.services.get(&k) {
+                        Some(old) => svc.metadata = merged_meta(&old.metadata, &svc.metadata),
+                        None => self.admit(&mut svc.metadata),
+                    }
+                    self.services.insert(k, svc);
+                }
+            }
+            self.wrote(model_key);
+        }
+        for name in &plan.delete_versions {
+            if !spend(budget) {
+                return None;
+            }
+            self.delete_version(&format!("{ns}/{name}"));
+            self.wrote(model_key);
+        }
+        if let Some(status) = &plan.status {
+            if !spend(budget) {
+                return None;
+            }
+            if let Some(m) = self.models.get_mut(model_key) {
+                m.status = Some(status.clone());
+            }
+            self.wrote(model_key);
+        }
+        Some(plan.events.clone())
+    }
+
+    fn apply_deployment(&mut self, desired: &Deployment) {
+        let k = key(desired);
+        let mut d = desired.clone();
+        match self.deployments.get(&k) {
+            Some(old) => {
+                d.metadata = merged_meta(&old.metadata, &d.metadata);
+                d.status = old.status.clone();
+                if old.spec != d.spec {
+                    d.metadata.generation = Some(old.metadata.generation.unwrap_or(1) + 1);
+                    self.rollout_started.insert(k.clone(), self.now);
+                }
+            }
+            None => {
+                self.admit(&mut d.metadata);
+                self.rollout_started.insert(k.clone(), self.now);
+            }
+        }
+        self.deployments.insert(k, d);
+    }
+
+    /// Deletes a ModelVersion and, as the garbage collector would, its Jobs and their pods.
+    fn delete_version(&mut self, k: &str) {
+        let Some(version) = self.versions.remove(k) else { return };
+        let uid = version.uid();
+        let owned = |meta: &ObjectMeta| meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref());
+        let jobs: Vec<String> = self.jobs.iter().filter(|(_, j)| owned(&j.metadata)).map(|(k, _)| k.clone()).collect();
+        for job in jobs {
+            let name = self.jobs.remove(&job).map(|j| j.name_any()).unwrap_or_default();
+            self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&name));
+        }
+    }
+
+    /// Counts a write and checks that a Model that served still has its serving Deployment.
+    fn wrote(&mut self, model_key: &str) {
+        self.writes += 1;
+        let Some(model) = self.models.get(model_key) else { return };
+        let deployment = format!("{}/{}", model.namespace().unwrap_or_default(), serving_name(&model.name_any()));
+        let serves = self.versions.values().any(|v| {
+            v.spec.model == model.name_any()
+                && v.status.as_ref().and_then(|s| s.phase) == Some(crate::api::VersionPhase::Serving)
+        });
+        if serves {
+            self.served.insert(model_key.to_string());
+        }
+        if self.served.contains(model_key) && !self.deployments.contains_key(&deployment) {
+            let v = format!("{model_key}: no serving Deployment at {} although a version served", self.now);
+            if !self.violations.contains(&v) {
+                self.violations.push(v);
+            }
+        }
+    }
+}
+
+fn spend(budget: &mut Option<usize>) -> bool {
+    match budget {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            *n -= 1;
+            true
+        }
+    }
+}
+
+fn merged_meta(old: &ObjectMeta, new: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        uid: old.uid.clone(),
+        creation_timestamp: old.creation_timestamp.clone(),
+        generation: old.generation,
+        resource_version: old.resource_version.clone(),
+        ..new.clone()
+    }
+}

@@ -1,0 +1,244 @@
+//! The scenario format: how the simulated cluster behaves, and how the user changes Models over time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use serde::Deserialize;
+
+use crate::api::{Model, RetrainPolicy};
+
+/// A length of simulated time, written like `30m`, `36h`, `2d` or `1d 6h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SimDuration(pub SignedDuration);
+
+impl<'de> Deserialize<'de> for SimDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(SimDuration).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `30m`, `36h`, `2d`, `1d 6h` (a day is 24 hours).
+pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+    let span: Span = text.parse().map_err(|e| format!("{text:?} is not a duration such as 30m, 36h or 2d: {e}"))?;
+    span.to_duration(SpanRelativeTo::days_are_24_hours()).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// How the simulated kubelet treats one version: how training goes and whether serving works.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VersionScript {
+    /// How long the training Job runs.
+    pub training_time: Option<SimDuration>,
+    /// Fail the Job with this reason (`BackoffLimitExceeded`, `DeadlineExceeded`).
+    pub fail: Option<String>,
+    /// Metrics the trainer reports.
+    pub metrics: Option<BTreeMap<String, f64>>,
+    /// The raw termination message, instead of one made from `metrics`.
+    pub termination_message: Option<String>,
+    /// Whether its serving pods become available. Default true.
+    pub healthy: Option<bool>,
+    /// How long its Deployment rollout takes when healthy.
+    pub rollout_time: Option<SimDuration>,
+}
+
+impl VersionScript {
+    /// This script with the gaps filled from `defaults`.
+    pub fn or(&self, defaults: &VersionScript) -> VersionScript {
+        VersionScript {
+            training_time: self.training_time.or(defaults.training_time),
+            fail: self.fail.clone().or_else(|| defaults.fail.clone()),
+            metrics: self.metrics.clone().or_else(|| defaults.metrics.clone()),
+            termination_message: self.termination_message.clone().or_else(|| defaults.termination_message.clone()),
+            healthy: self.healthy.or(defaults.healthy),
+            rollout_time: self.rollout_time.or(defaults.rollout_time),
+        }
+    }
+}
+
+/// A change a person makes to a Model at some time.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Change {
+    /// When, from the start.
+    pub at: SimDuration,
+    /// Which Model; may be left out when there is one.
+    pub model: Option<String>,
+    /// Fields to set, by dotted path, e.g. `spec.training.dataset.version: "2026-12-01"`;
+    /// a null value removes the field.
+    #[serde(default)]
+    pub set: BTreeMap<String, serde_json::Value>,
+    /// Annotations to set on the Model.
+    #[serde(default)]
+    pub annotate: BTreeMap<String, String>,
+}
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name shown in the report.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// When the simulation starts. Default 2026-01-01T00:00:00Z.
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    /// How long to simulate.
+    pub duration: SimDuration,
+    /// Behaviour of versions without a script of their own.
+    #[serde(default)]
+    pub defaults: VersionScript,
+    /// Behaviour per version number (for every Model).
+    #[serde(default)]
+    pub versions: BTreeMap<u32, VersionScript>,
+    /// Changes to Models over time.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// Everything a simulation runs: the manifests and the scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The scenario file.
+    pub file: ScenarioFile,
+    /// Models to apply at the start.
+    pub models: Vec<Model>,
+    /// RetrainPolicies to apply at the start.
+    pub policies: Vec<RetrainPolicy>,
+}
+
+impl Scenario {
+    /// The script of version `n`, defaults filled in, and the built-in defaults under those.
+    pub fn script(&self, n: u32) -> VersionScript {
+        let builtin = VersionScript {
+            training_time: Some(SimDuration(SignedDuration::from_mins(30))),
+            healthy: Some(true),
+            rollout_time: Some(SimDuration(SignedDuration::from_mins(2))),
+            ..Default::default()
+        };
+        self.file.versions.get(&n).cloned().unwrap_or_default().or(&self.file.defaults).or(&builtin)
+    }
+
+    /// When the simulation starts.
+    pub fn start(&self) -> Timestamp {
+        self.file.start.unwrap_or_else(|| "2026-01-01T00:00:00Z".parse().expect("a valid timestamp"))
+    }
+
+    /// Reads a scenario from a directory (every `*.yaml`) or from files: documents of kind
+    /// Model and RetrainPolicy are manifests; a document with a `duration` is the scenario.
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Scenario, String> {
+        let mut files = vec![];
+        for path in paths {
+            let path = path.as_ref();
+            if path.is_dir() {
+                let mut entries: Vec<_> = std::fs::read_dir(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                    .collect();
+                entries.sort();
+                files.extend(entries);
+            } else {
+                files.push(path.to_path_buf());
+            }
+        }
+        let mut texts = vec![];
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            texts.push((file.display().to_string(), text));
+        }
+        Self::parse(&texts)
+    }
+
+    /// Parses named YAML texts (see [`Scenario::load`]).
+    pub fn parse(texts: &[(String, String)]) -> Result<Scenario, String> {
+        let (mut models, mut policies, mut scenario) = (vec![], vec![], None);
+        for (name, text) in texts {
+            for doc in serde_yaml::Deserializer::from_str(text) {
+                let value = serde_yaml::Value::deserialize(doc).map_err(|e| format!("{name}: {e}"))?;
+                if value.is_null() {
+                    continue;
+                }
+                match value.get("kind").and_then(|k| k.as_str()) {
+                    Some("Model") => models.push(from_value(name, value)?),
+                    Some("RetrainPolicy") => policies.push(from_value(name, value)?),
+                    Some(other) => return Err(format!("{name}: the simulator does not know kind {other:?}")),
+                    None if value.get("duration").is_some() => {
+                        if scenario.is_some() {
+                            return Err(format!("{name}: a second scenario document; give one"));
+                        }
+                        scenario = Some(from_value::<ScenarioFile>(name, value)?);
+                    }
+                    None => {
+                        return Err(format!(
+                            "{name}: a document that is neither a manifest (kind) nor a scenario (duration)"
+                        ));
+                    }
+                }
+            }
+        }
+        let file = scenario.ok_or("no scenario document (one with `duration:`) was found")?;
+        if models.is_empty() {
+            return Err("no Model manifest was found".into());
+        }
+        for change in &file.changes {
+            if change.model.is_none() && models.len() > 1 {
+                return Err("a change names no model, and there are several".into());
+            }
+        }
+        Ok(Scenario { file, models, policies })
+    }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(name: &str, value: serde_yaml::Value) -> Result<T, String> {
+    serde_yaml::from_value(value).map_err(|e| format!("{name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_days() {
+        assert_eq!(parse_duration("2d").unwrap(), SignedDuration::from_hours(48));
+        assert_eq!(parse_duration("1d 6h").unwrap(), SignedDuration::from_hours(30));
+        assert_eq!(parse_duration("90m").unwrap(), SignedDuration::from_mins(90));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn scripts_fall_back_to_defaults_then_builtins() {
+        let texts = [(
+            "s.yaml".to_string(),
+            r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: m, namespace: ml}
+spec:
+  training: {template: {}, dataset: {uri: u, version: "1"}, artifactUri: "a/{version}"}
+  serving: {template: {}}
+---
+duration: 3d
+defaults: {metrics: {auc: 0.8}}
+versions:
+  2: {trainingTime: 2h, healthy: false}
+"#
+            .to_string(),
+        )];
+        let s = Scenario::parse(&texts).unwrap();
+        let v2 = s.script(2);
+        assert_eq!(v2.training_time, Some(SimDuration(SignedDuration::from_hours(2))));
+        assert_eq!(v2.healthy, Some(false));
+        assert_eq!(v2.metrics.unwrap()["auc"], 0.8);
+        assert_eq!(s.script(1).training_time, Some(SimDuration(SignedDuration::from_mins(30))));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_scenario_are_reported() {
+        let bad = [("s.yaml".to_string(), "duration: 1d\nversoins: {}\n".to_string())];
+        assert!(Scenario::parse(&bad).unwrap_err().contains("unknown field"));
+        let none = [("s.yaml".to_string(), "kind: Model\n".to_string())];
+        assert!(Scenario::parse(&none).is_err());
+    }
+}
