@@ -1,0 +1,319 @@
+//! Whole lifecycles in the simulated cluster: the same core the controller runs, against a
+//! scripted kubelet and a virtual clock.
+
+use modelcycle::api::{ModelPhase, VersionPhase};
+use modelcycle::lifecycle::conditions;
+use modelcycle::sim::report::Report;
+use modelcycle::sim::scenario::Scenario;
+use modelcycle::sim::{Crash, Simulation};
+
+const MODEL: &str = r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: churn, namespace: ml}
+spec:
+  training:
+    template: {spec: {containers: [{name: trainer, image: "trainer:1"}]}}
+    dataset: {uri: "s3://data/churn", version: "d1"}
+    artifactUri: "s3://models/{model}/{version}"
+  evaluation:
+    gates:
+      - {metric: auc, min: 0.8}
+      - {metric: auc, maxRegression: 0.01}
+  serving:
+    template: {spec: {containers: [{name: server, image: "server:1"}]}}
+    replicas: 3
+"#;
+
+/// A simulation of MODEL (with `model_patch` lines appended under `spec:`) and `scenario`.
+fn simulate(model_extra: &str, scenario: &str) -> Simulation {
+    let model = format!("{MODEL}{model_extra}");
+    let texts = [("model.yaml".to_string(), model), ("scenario.yaml".to_string(), scenario.to_string())];
+    Simulation::new(Scenario::parse(&texts).expect("scenario parses"))
+}
+
+fn run(model_extra: &str, scenario: &str) -> Simulation {
+    let mut sim = simulate(model_extra, scenario);
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "violations: {:?}", sim.cluster.violations);
+    sim
+}
+
+fn phase(sim: &Simulation, n: u32) -> Option<VersionPhase> {
+    sim.cluster.versions.get(&format!("ml/churn-v{n}")).and_then(|v| v.status.as_ref()?.phase)
+}
+
+fn version_status(sim: &Simulation, n: u32) -> modelcycle::api::ModelVersionStatus {
+    sim.cluster.versions[&format!("ml/churn-v{n}")].status.clone().unwrap_or_default()
+}
+
+fn model_status(sim: &Simulation) -> modelcycle::api::ModelStatus {
+    sim.cluster.models["ml/churn"].status.clone().unwrap_or_default()
+}
+
+fn deployed(sim: &Simulation) -> Option<u32> {
+    sim.cluster.deployments.get("ml/churn").and_then(modelcycle::build::deployment::deployed_version)
+}
+
+fn dataset_change(at: &str, version: &str) -> String {
+    format!("  - {{at: {at}, set: {{spec.training.dataset.version: \"{version}\"}}}}\n")
+}
+
+#[test]
+fn first_version_trains_and_serves() {
+    let sim = run("", "duration: 1d\ndefaults: {metrics: {auc: 0.86}}\n");
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    let status = model_status(&sim);
+    assert_eq!((status.serving_version, status.latest_version, status.candidate_version), (Some(1), Some(1), None));
+    assert_eq!(status.phase, Some(ModelPhase::Serving));
+    assert!(conditions::is_true(&status.conditions, conditions::READY));
+    assert!(!conditions::is_true(&status.conditions, conditions::RECONCILING));
+    assert_eq!(deployed(&sim), Some(1));
+    assert!(sim.cluster.services.contains_key("ml/churn"));
+    let v1 = version_status(&sim, 1);
+    assert_eq!(v1.metrics["auc"], 0.86);
+    assert!(v1.decisions.iter().any(|d| d.action == "Serve"));
+}
+
+#[test]
+fn better_version_rolls_forward_and_retires_the_old_one() {
+    let scenario = format!(
+        "duration: 3d\nversions: {{1: {{metrics: {{auc: 0.86}}}}, 2: {{metrics: {{auc: 0.89}}}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Retired));
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(2));
+    let v2 = &sim.cluster.versions["ml/churn-v2"];
+    assert_eq!(v2.spec.trigger.reason, "TrainingInputsChanged");
+    assert!(v2.spec.trigger.causes[0].evidence.contains("d1 → d2"), "{:?}", v2.spec.trigger);
+    assert_eq!(v2.spec.training.dataset.version, "d2");
+}
+
+#[test]
+fn gate_rejection_leaves_the_champion_serving() {
+    let scenario = format!(
+        "duration: 3d\nversions: {{1: {{metrics: {{auc: 0.90}}}}, 2: {{metrics: {{auc: 0.85}}}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Rejected));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1));
+    let gates = version_status(&sim, 2).gate_results;
+    let regression = gates.iter().find(|g| g.bound == "maxRegression").unwrap();
+    assert_eq!(regression.verdict, modelcycle::api::Verdict::Fail);
+    assert!((regression.threshold.unwrap() - 0.89).abs() < 1e-9);
+    assert!(conditions::is_true(&model_status(&sim).conditions, conditions::READY), "v1 still serves");
+}
+
+#[test]
+fn failed_training_leaves_the_champion_serving() {
+    let scenario = format!(
+        "duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{fail: BackoffLimitExceeded}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Failed));
+    let v2 = version_status(&sim, 2);
+    assert!(v2.message.unwrap().contains("BackoffLimitExceeded"));
+    assert_eq!(v2.decisions.last().unwrap().reason, "BackoffLimitExceeded");
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1));
+    let failed = sim.timeline.iter().find(|e| e.reason == "VersionFailed").unwrap();
+    assert!(failed.warning);
+}
+
+#[test]
+fn unhealthy_deployment_is_rolled_back_and_the_model_degraded() {
+    let scenario = format!(
+        "duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{metrics: {{auc: 0.95}}, healthy: false}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1), "the previous pod template is restored");
+    let record = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!((record.action.as_str(), record.reason.as_str()), ("RollBack", "ProgressDeadlineExceeded"));
+    assert!(record.message.contains("restored the pod template of v1"), "{}", record.message);
+    assert!(record.evidence.is_some());
+    let status = model_status(&sim);
+    assert_eq!(status.phase, Some(ModelPhase::Degraded));
+    let degraded = conditions::find(&status.conditions, conditions::DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RolledBack"));
+}
+
+#[test]
+fn a_later_version_that_serves_clears_degraded_and_rolled_back_is_never_retried() {
+    let scenario = format!(
+        "duration: 5d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{healthy: false}}}}\nchanges:\n{}{}",
+        dataset_change("1d", "d2"),
+        dataset_change("3d", "d3")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 3), Some(VersionPhase::Serving));
+    assert!(!conditions::is_true(&model_status(&sim).conditions, conditions::DEGRADED));
+    let rollouts_of_v2 =
+        sim.timeline.iter().filter(|e| e.version == Some(2) && e.reason == "VersionRollingOut").count();
+    assert_eq!(rollouts_of_v2, 1);
+}
+
+#[test]
+fn inputs_changed_twice_during_one_training_make_exactly_one_more_version_with_the_newest_inputs() {
+    let scenario = format!(
+        "duration: 2d\ndefaults: {{metrics: {{auc: 0.9}}, trainingTime: 2h}}\nchanges:\n{}{}",
+        dataset_change("30m", "d2"),
+        dataset_change("1h", "d3")
+    );
+    let sim = run("", &scenario);
+    assert_eq!(sim.cluster.versions.len(), 2, "v1 and one more");
+    assert_eq!(sim.cluster.versions["ml/churn-v2"].spec.training.dataset.version, "d3");
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    let v2_created = sim.timeline.iter().find(|e| e.version == Some(2) && e.reason == "VersionCreated").unwrap();
+    assert_eq!(v2_created.time, "2026-01-01T02:00:00Z".parse().unwrap(), "v2 starts when v1's training ends");
+}
+
+#[test]
+fn pinned_version_rolls_back_declaratively_and_unpinning_holds() {
+    let scenario = format!(
+        "duration: 4d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}  - {{at: 2d, set: {{spec.pinnedVersion: 1}}}}\n  - {{at: 3d, set: {{spec.pinnedVersion: null}}}}\n",
+        dataset_change("1d", "d2")
+    );
+    let mut sim = simulate("", &scenario);
+    sim.run_until("2026-01-02T12:00:00Z".parse().unwrap());
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    sim.run_until("2026-01-03T12:00:00Z".parse().unwrap());
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving), "pinning v1 serves v1 again");
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Retired));
+    assert_eq!(deployed(&sim), Some(1));
+    sim.run();
+    assert_eq!(deployed(&sim), Some(1), "removing the pin does not bring back a retired version");
+    assert!(sim.cluster.violations.is_empty());
+}
+
+#[test]
+fn pinning_a_version_that_does_not_exist_stalls_and_touches_nothing() {
+    let scenario =
+        "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.pinnedVersion: 7}}\n";
+    let sim = run("", scenario);
+    let status = model_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "PinnedVersionUnavailable"));
+    assert!(stalled.message.contains("v1 keeps serving"), "{}", stalled.message);
+    assert_eq!(deployed(&sim), Some(1));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert!(sim.timeline.iter().any(|e| e.reason == "PinnedVersionUnavailable" && e.warning));
+}
+
+#[test]
+fn history_is_pruned_but_never_the_serving_the_rollback_target_or_the_newest() {
+    let mut changes = String::new();
+    for day in 1..=8 {
+        changes += &dataset_change(&format!("{day}d"), &format!("d{}", day + 1));
+    }
+    // Every even version is rejected (auc too low), so finished versions pile up.
+    let scenario = format!(
+        "duration: 10d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{metrics: {{auc: 0.5}}}}, 4: {{metrics: {{auc: 0.5}}}}, 6: {{metrics: {{auc: 0.5}}}}, 8: {{metrics: {{auc: 0.5}}}}}}\nchanges:\n{changes}"
+    );
+    let sim = run("  versionHistoryLimit: 2\n", &scenario);
+    let mut kept: Vec<u32> = sim.cluster.versions.values().map(|v| v.spec.version).collect();
+    kept.sort();
+    // Finished: v1..v8. v7 is the rollback target (newest Retired) and counts towards the
+    // limit of 2, so one other finished version stays: the newest, v8. v9 serves.
+    assert_eq!(kept, [7, 8, 9]);
+    assert_eq!(phase(&sim, 9), Some(VersionPhase::Serving));
+    assert_eq!(model_status(&sim).latest_version, Some(9));
+    assert!(!sim.cluster.jobs.contains_key("ml/churn-v1-train"), "a pruned version's Job goes with it");
+}
+
+#[test]
+fn a_termination_message_that_is_not_json_fails_the_version_with_the_start_of_it() {
+    let scenario = "duration: 1d\nversions: {1: {terminationMessage: 'Traceback (most recent call last): KeyError'}}\n";
+    let sim = run("", scenario);
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Failed));
+    let message = version_status(&sim, 1).message.unwrap();
+    assert!(message.contains("not JSON") && message.contains("Traceback"), "{message}");
+    let status = model_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!(stalled.reason, "NoServableVersion", "nothing serves and nothing will until the inputs change");
+}
+
+#[test]
+fn a_gate_on_a_metric_the_trainer_did_not_report_fails_with_metric_missing() {
+    let scenario = "duration: 1d\ndefaults: {metrics: {accuracy: 0.9}}\n";
+    let sim = run("", scenario);
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Rejected));
+    let gates = version_status(&sim, 1).gate_results;
+    assert_eq!(gates[0].reason.as_deref(), Some("MetricMissing"));
+}
+
+#[test]
+fn an_unknown_artifact_placeholder_stalls_without_touching_what_serves() {
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.training.artifactUri: 's3://m/{model}/{run}'}}\n";
+    let sim = run("", scenario);
+    let status = model_status(&sim);
+    assert_eq!(status.phase, Some(ModelPhase::Stalled));
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!(stalled.reason, "InvalidArtifactUri");
+    assert_eq!(sim.cluster.versions.len(), 1, "no version is trained from a spec that cannot be acted on");
+    assert_eq!(deployed(&sim), Some(1));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+}
+
+/// The final state that matters: every version's phase and the serving Deployment's version.
+fn final_state(sim: &Simulation) -> (Vec<(u32, Option<VersionPhase>)>, Option<u32>, Option<u32>, Option<ModelPhase>) {
+    let mut versions: Vec<_> =
+        sim.cluster.versions.values().map(|v| (v.spec.version, v.status.as_ref().and_then(|s| s.phase))).collect();
+    versions.sort();
+    let status = model_status(sim);
+    (versions, deployed(sim), status.serving_version, status.phase)
+}
+
+#[test]
+fn a_controller_restart_after_any_write_converges_to_the_same_outcome() {
+    let quickstart =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/scenario.yaml")).unwrap();
+    let model =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/model.yaml")).unwrap();
+    let texts = [("model.yaml".to_string(), model), ("scenario.yaml".to_string(), quickstart)];
+    let scenario = Scenario::parse(&texts).unwrap();
+    let mut baseline = Simulation::new(scenario.clone());
+    baseline.run();
+    let expected = final_state(&baseline);
+    assert_eq!(expected.1, Some(2));
+    let mut crashes = 0;
+    for reconcile in 0..baseline.acting_reconciles {
+        for after_writes in 0..6 {
+            let mut sim = Simulation::new(scenario.clone());
+            sim.crash = Some(Crash { at_reconcile: reconcile, after_writes });
+            sim.run();
+            crashes += 1;
+            let context = format!("crash at reconcile {reconcile} after {after_writes} writes");
+            assert_eq!(final_state(&sim), expected, "{context}");
+            assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
+            let twice: Vec<_> = sim.cluster.job_creations.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(twice.is_empty(), "{context}: Jobs created twice: {twice:?}");
+        }
+    }
+    assert!(crashes > 50, "the restart test covers every reconcile ({crashes} runs)");
+}
+
+#[test]
+fn quickstart_tells_its_story() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).unwrap();
+    let mut sim = Simulation::new(scenario);
+    sim.run();
+    let report = Report::of(&sim);
+    assert!(report.violations.is_empty());
+    let phases: Vec<_> = report.models[0].versions.iter().map(|v| v.phase.unwrap()).collect();
+    use VersionPhase::*;
+    assert_eq!(phases, [Retired, Serving, Rejected, RolledBack]);
+    assert_eq!(report.models[0].serving_version, Some(2));
+    let text = report.to_text();
+    assert!(text.contains("VersionRolledBack") && text.contains("restored the pod template of v2"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["models"][0]["servingVersion"], 2);
+}
