@@ -20,6 +20,10 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --all-targets --locked
 
+step "the README's first command: modelcycle simulate examples/quickstart"
+cargo run --quiet --locked -- simulate examples/quickstart | tail -8
+cargo run --quiet --locked -- simulate examples/quickstart --output json >/dev/null
+
 step "crds/ matches 'modelcycle crd'"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -263,13 +263,24 @@ fn an_unknown_artifact_placeholder_stalls_without_touching_what_serves() {
     assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
 }
 
-/// The final state that matters: every version's phase and the serving Deployment's version.
-fn final_state(sim: &Simulation) -> (Vec<(u32, Option<VersionPhase>)>, Option<u32>, Option<u32>, Option<ModelPhase>) {
+/// The final state that matters.
+#[derive(Debug, PartialEq)]
+struct FinalState {
+    /// Every version's phase.
+    versions: Vec<(u32, Option<VersionPhase>)>,
+    /// The version the serving Deployment runs.
+    deployed: Option<u32>,
+    /// The Model's serving version and phase.
+    serving: Option<u32>,
+    phase: Option<ModelPhase>,
+}
+
+fn final_state(sim: &Simulation) -> FinalState {
     let mut versions: Vec<_> =
         sim.cluster.versions.values().map(|v| (v.spec.version, v.status.as_ref().and_then(|s| s.phase))).collect();
     versions.sort();
     let status = model_status(sim);
-    (versions, deployed(sim), status.serving_version, status.phase)
+    FinalState { versions, deployed: deployed(sim), serving: status.serving_version, phase: status.phase }
 }
 
 #[test]
@@ -283,7 +294,7 @@ fn a_controller_restart_after_any_write_converges_to_the_same_outcome() {
     let mut baseline = Simulation::new(scenario.clone());
     baseline.run();
     let expected = final_state(&baseline);
-    assert_eq!(expected.1, Some(2));
+    assert_eq!(expected.deployed, Some(2));
     let mut crashes = 0;
     for reconcile in 0..baseline.acting_reconciles {
         for after_writes in 0..6 {

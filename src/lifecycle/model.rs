@@ -231,3 +231,7 @@ fn finish(
     plan.status = (model.status.as_ref() != Some(&status)).then_some(status);
     plan
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;

@@ -1,0 +1,315 @@
+//! Every transition of the core, from plain values.
+
+use super::*;
+use crate::api::{ModelVersionStatus, VersionPhase};
+use crate::build::deployment::{deployed_version, serving_deployment};
+use crate::build::job::training_job;
+use crate::lifecycle::inputs::new_version;
+use crate::lifecycle::testing::model;
+use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ObjectMeta;
+
+fn now() -> Timestamp {
+    "2026-11-27T12:00:00Z".parse().unwrap()
+}
+
+fn version(n: u32, phase: Option<VersionPhase>) -> ModelVersion {
+    let mut v = new_version(&model("churn"), n, vec![], now());
+    v.metadata.uid = Some(format!("mv-{n}"));
+    v.status = phase.map(|p| ModelVersionStatus { phase: Some(p), ..Default::default() });
+    v
+}
+
+fn with_metrics(mut v: ModelVersion, auc: f64) -> ModelVersion {
+    v.status.get_or_insert_with(Default::default).metrics.insert("auc".into(), auc);
+    v
+}
+
+fn job(v: &ModelVersion, condition: Option<&str>) -> Job {
+    let mut job = training_job(v).unwrap();
+    job.status = Some(JobStatus {
+        conditions: condition.map(|c| {
+            vec![JobCondition {
+                type_: c.into(),
+                status: "True".into(),
+                reason: Some(if c == "Failed" { "DeadlineExceeded" } else { "CompletionsReached" }.into()),
+                message: Some("Job was active longer than specified deadline".into()),
+                ..Default::default()
+            }]
+        }),
+        completion_time: (condition == Some("Complete")).then(|| Time(now() - jiff::SignedDuration::from_mins(1))),
+        ..Default::default()
+    });
+    job
+}
+
+fn pod(job: &Job, message: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            labels: Some([("batch.kubernetes.io/job-name".to_string(), job.metadata.name.clone().unwrap())].into()),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            container_statuses: Some(vec![ContainerStatus {
+                state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated { message: Some(message.into()), ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The serving Deployment of `n`, with a finished (or failed) rollout.
+fn deployment(n: u32, healthy: bool) -> Deployment {
+    let mut d = serving_deployment(&model("churn"), &version(n, None)).unwrap();
+    d.metadata.generation = Some(2);
+    d.status = Some(DeploymentStatus {
+        observed_generation: Some(2),
+        replicas: Some(if healthy { 2 } else { 3 }),
+        updated_replicas: Some(if healthy { 2 } else { 1 }),
+        available_replicas: Some(2),
+        conditions: (!healthy).then(|| {
+            vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some("ProgressDeadlineExceeded".into()),
+                message: Some("ReplicaSet has timed out progressing.".into()),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    });
+    d
+}
+
+fn plan(m: &Model, children: &Children) -> ModelPlan {
+    plan_model(children.observed(m), now())
+}
+
+fn new_phase(plan: &ModelPlan, n: u32) -> Option<VersionPhase> {
+    let name = format!("churn-v{n}");
+    plan.version_statuses.iter().find(|(v, _)| *v == name).and_then(|(_, s)| s.phase)
+}
+
+fn applied_jobs(plan: &ModelPlan) -> usize {
+    plan.apply.iter().filter(|c| matches!(c, Child::Job(_))).count()
+}
+
+fn applied_deployment(plan: &ModelPlan) -> Option<u32> {
+    plan.apply.iter().find_map(|c| match c {
+        Child::Deployment(d) => deployed_version(d),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_new_model_gets_v1_with_an_initial_trigger() {
+    let p = plan(&model("churn"), &Children::default());
+    assert_eq!(p.create_versions.len(), 1);
+    let v1 = &p.create_versions[0];
+    assert_eq!((v1.spec.version, v1.spec.trigger.reason.as_str()), (1, "Initial"));
+    let status = p.status.unwrap();
+    assert_eq!(
+        (status.latest_version, status.candidate_version, status.phase),
+        (Some(1), Some(1), Some(ModelPhase::Training))
+    );
+    assert_eq!(p.events[0].reason, "VersionCreated");
+}
+
+#[test]
+fn pending_version_gets_its_job_and_starts_training() {
+    let children = Children { versions: vec![version(1, None)], ..Default::default() };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(applied_jobs(&p), 1);
+    assert_eq!(new_phase(&p, 1), Some(VersionPhase::Training));
+    assert!(p.create_versions.is_empty(), "no second version while one trains");
+}
+
+#[test]
+fn training_version_whose_job_vanished_gets_the_same_job_again() {
+    let children = Children { versions: vec![version(1, Some(VersionPhase::Training))], ..Default::default() };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(applied_jobs(&p), 1);
+    assert_eq!(new_phase(&p, 1), None, "the phase does not change");
+}
+
+#[test]
+fn a_running_job_changes_nothing() {
+    let v1 = version(1, Some(VersionPhase::Training));
+    let children = Children { jobs: vec![job(&v1, None)], versions: vec![v1], ..Default::default() };
+    let mut m = model("churn");
+    m.status = plan(&m, &children).status;
+    let p = plan(&m, &children);
+    assert_eq!(p.writes(), 0);
+    assert!(p.events.is_empty());
+}
+
+#[test]
+fn a_failed_job_fails_the_version_with_the_jobs_reason() {
+    let v1 = version(1, Some(VersionPhase::Training));
+    let children = Children { jobs: vec![job(&v1, Some("Failed"))], versions: vec![v1], ..Default::default() };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 1), Some(VersionPhase::Failed));
+    let (_, status) = &p.version_statuses[0];
+    assert_eq!(status.decisions.last().unwrap().reason, "DeadlineExceeded");
+    assert!(status.finished_at.is_some());
+}
+
+#[test]
+fn a_succeeded_job_with_passing_metrics_is_ready_and_rolls_out_at_once() {
+    let v1 = version(1, Some(VersionPhase::Training));
+    let j = job(&v1, Some("Complete"));
+    let children = Children {
+        pods: vec![pod(&j, r#"{"metrics":{"auc":0.9}}"#)],
+        jobs: vec![j],
+        versions: vec![v1],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 1), Some(VersionPhase::RollingOut));
+    let (_, status) = &p.version_statuses[0];
+    let actions: Vec<_> = status.decisions.iter().map(|d| d.action.as_str()).collect();
+    assert_eq!(actions, ["Accept", "Promote"], "judged Ready, then promoted");
+    assert_eq!(applied_deployment(&p), Some(1));
+    assert!(p.apply.iter().any(|c| matches!(c, Child::Service(_))));
+}
+
+#[test]
+fn a_succeeded_job_with_failing_metrics_is_rejected() {
+    let v1 = version(1, Some(VersionPhase::Training));
+    let j = job(&v1, Some("Complete"));
+    let children = Children {
+        pods: vec![pod(&j, r#"{"metrics":{"auc":0.5}}"#)],
+        jobs: vec![j],
+        versions: vec![v1],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 1), Some(VersionPhase::Rejected));
+    assert_eq!(applied_deployment(&p), None);
+}
+
+#[test]
+fn a_completed_job_without_its_pod_is_waited_for_then_failed() {
+    let v1 = version(1, Some(VersionPhase::Training));
+    let j = job(&v1, Some("Complete"));
+    let children = Children { jobs: vec![j], versions: vec![v1], ..Default::default() };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 1), None);
+    assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(240)), "wake when the grace ends, not before");
+    let later = plan_model(children.observed(&model("churn")), now() + jiff::SignedDuration::from_mins(10));
+    let (_, status) = &later.version_statuses[0];
+    assert_eq!(status.phase, Some(VersionPhase::Failed));
+    assert_eq!(status.decisions.last().unwrap().reason, "NoTerminationMessage");
+}
+
+#[test]
+fn a_complete_rollout_serves_the_new_version_and_retires_the_old() {
+    let children = Children {
+        versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))],
+        deployments: vec![deployment(2, true)],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 2), Some(VersionPhase::Serving));
+    assert_eq!(new_phase(&p, 1), Some(VersionPhase::Retired));
+    let status = p.status.unwrap();
+    assert_eq!(status.serving_version, Some(2));
+    assert!(conditions::is_true(&status.conditions, conditions::READY));
+}
+
+#[test]
+fn a_rollout_past_its_deadline_is_rolled_back_to_the_serving_template() {
+    let children = Children {
+        versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))],
+        deployments: vec![deployment(2, false)],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(new_phase(&p, 1), None, "v1 keeps serving");
+    assert_eq!(applied_deployment(&p), Some(1), "v1's pod template is applied again");
+    let status = p.status.unwrap();
+    assert!(conditions::is_true(&status.conditions, conditions::DEGRADED));
+}
+
+#[test]
+fn a_version_still_rolling_out_is_superseded_by_a_newer_ready_one() {
+    let children = Children {
+        versions: vec![
+            version(1, Some(VersionPhase::Serving)),
+            version(2, Some(VersionPhase::RollingOut)),
+            version(3, Some(VersionPhase::Ready)),
+        ],
+        deployments: vec![deployment(2, true)],
+        ..Default::default()
+    };
+    let mut d2 = children.deployments[0].clone();
+    d2.status.as_mut().unwrap().updated_replicas = Some(1);
+    let children = Children { deployments: vec![d2], ..children };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 2), Some(VersionPhase::Retired));
+    assert_eq!(new_phase(&p, 3), Some(VersionPhase::RollingOut));
+    assert_eq!(applied_deployment(&p), Some(3));
+}
+
+#[test]
+fn unchanged_inputs_after_a_rejection_do_not_retrain() {
+    let children = Children {
+        versions: vec![
+            with_metrics(version(1, Some(VersionPhase::Serving)), 0.9),
+            version(2, Some(VersionPhase::Rejected)),
+        ],
+        deployments: vec![deployment(1, true)],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert!(p.create_versions.is_empty());
+}
+
+#[test]
+fn changed_inputs_train_the_next_number_never_a_reused_one() {
+    let mut m = model("churn");
+    m.spec.training.dataset.version = "2026-12-01".into();
+    m.status = Some(ModelStatus { latest_version: Some(5), ..Default::default() });
+    let children = Children {
+        versions: vec![version(2, Some(VersionPhase::Serving))],
+        deployments: vec![deployment(2, true)],
+        ..Default::default()
+    };
+    let p = plan(&m, &children);
+    assert_eq!(p.create_versions[0].spec.version, 6, "v3..v5 were pruned but their numbers stay used");
+    assert_eq!(p.create_versions[0].spec.trigger.causes[0].evidence, "dataset.version 2026-11-01 → 2026-12-01");
+}
+
+#[test]
+fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
+    let children = Children {
+        versions: vec![version(1, Some(VersionPhase::Serving))],
+        deployments: vec![deployment(1, false)],
+        ..Default::default()
+    };
+    let p = plan(&model("churn"), &children);
+    assert_eq!(new_phase(&p, 1), None);
+    let status = p.status.unwrap();
+    let degraded = conditions::find(&status.conditions, conditions::DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ServingUnhealthy"));
+}
+
+#[test]
+fn a_stalled_model_plans_no_writes_but_its_status() {
+    let mut m = model("churn");
+    m.spec.training.artifact_uri = "s3://{bucket}/x".into();
+    let children = Children { versions: vec![version(1, None)], ..Default::default() };
+    let p = plan(&m, &children);
+    assert_eq!(p.writes(), 1, "only the Model status");
+    assert!(p.create_versions.is_empty() && p.apply.is_empty());
+}
