@@ -313,3 +313,16 @@ fn a_stalled_model_plans_no_writes_but_its_status() {
     assert_eq!(p.writes(), 1, "only the Model status");
     assert!(p.create_versions.is_empty() && p.apply.is_empty());
 }
+
+#[test]
+fn a_finished_version_whose_job_was_deleted_never_gets_it_again() {
+    for phase in [VersionPhase::Failed, VersionPhase::Rejected, VersionPhase::Ready, VersionPhase::Retired, VersionPhase::RolledBack] {
+        let children = Children {
+            versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(phase))],
+            deployments: vec![deployment(1, true)],
+            ..Default::default()
+        };
+        let p = plan(&model("churn"), &children);
+        assert_eq!(applied_jobs(&p), 0, "{phase:?}: no Job for a version past training");
+    }
+}
