@@ -6,10 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  step "installing kubernetes-validate (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
-fi
+step "tools (Helm, Lua, Prometheus, Python packages): scripts/install-tools.sh"
+./scripts/install-tools.sh
+export PATH="$PWD/.tools/bin:$PATH"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -29,6 +28,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cargo run --quiet --locked -- crd --dir "$tmp"
 diff -r "$tmp" crds || { echo "crds/ is stale: run 'cargo run -- crd --dir crds' and commit" >&2; exit 1; }
+diff -r crds charts/modelcycle/crds || { echo "the chart's crds/ differs: cp crds/*.yaml charts/modelcycle/crds/" >&2; exit 1; }
 diff <(cargo run --quiet --locked -- crd | grep -v '^---$') <(cat crds/*.yaml) \
   || { echo "'modelcycle crd' differs from crds/" >&2; exit 1; }
 

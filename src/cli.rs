@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, env = "MODELCYCLE_LEASE_NAME", default_value = "modelcycle-leader")]
     pub lease_name: String,
+    /// Watch only these namespaces (comma-separated); empty watches every namespace.
+    #[arg(long, env = "MODELCYCLE_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, env = "MODELCYCLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -111,13 +111,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     if args.leader_election {
         let namespace = args.lease_namespace.clone().unwrap_or_else(own_namespace);
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("modelcycle-{}", std::process::id()));
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&identity)
-            .build()
-            .await
-            .map_err(|e| StartupError::Lease(e.to_string()))?;
-        let (mut rx, task) = manager.watch().await;
+        let (mut rx, task) = start_lease(&client, &args.lease_name, &namespace, &identity).await?;
         health.ready.store(true, Ordering::Relaxed);
         tracing::info!(lease = %args.lease_name, %namespace, %identity, "waiting to become the leader");
         let mut stop = shutdown.clone();
@@ -149,7 +143,18 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             }
         }
     };
-    let controllers = run_controllers(client, metrics.clone(), health.clone(), shutdown.clone());
+    let scopes: Vec<Option<String>> = match args.namespaces.as_slice() {
+        [] => vec![None],
+        namespaces => namespaces.iter().cloned().map(Some).collect(),
+    };
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
+    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
+        let ready = Readiness { health: health.clone(), pending: pending.clone() };
+        run_controllers(client.clone(), scope, metrics.clone(), ready, shutdown.clone())
+    }));
+    let controllers = async move {
+        controllers.await;
+    };
     let outcome = tokio::select! {
         () = controllers => Ok(()),
         () = lost_leadership => Err(StartupError::Lease("lost the leader Lease; exiting so a fresh start can compete again".into())),
@@ -158,6 +163,54 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     drop(leader);
     let _ = server.await;
     outcome
+}
+
+/// Competes for the leader Lease; the channel says whether this replica holds it.
+pub async fn start_lease(
+    client: &Client,
+    lease_name: &str,
+    namespace: &str,
+    identity: &str,
+) -> Result<
+    (watch::Receiver<bool>, tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>),
+    StartupError,
+> {
+    let manager = LeaseManagerBuilder::new(client.clone(), lease_name)
+        .with_namespace(namespace)
+        .with_identity(identity)
+        .build()
+        .await
+        .map_err(|e| StartupError::Lease(e.to_string()))?;
+    Ok(manager.watch().await)
+}
+
+/// Marks the controller ready once every scope's caches have synced.
+#[derive(Clone)]
+pub struct Readiness {
+    /// The probe state to flip.
+    pub health: Arc<Health>,
+    /// Scopes whose caches have not synced yet.
+    pub pending: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Readiness {
+    fn synced(&self) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.health.ready.store(true, Ordering::Relaxed);
+            tracing::info!("caches synced; reconciling");
+        }
+    }
+}
+
+/// An Api over every namespace (`None`) or one.
+fn scoped<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match scope {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+    }
 }
 
 /// A watch of `api` kept in a store the reconciler reads, as a stream the controller is woken by.
@@ -173,34 +226,41 @@ where
     (store, stream)
 }
 
-async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Health>, shutdown: watch::Receiver<bool>) {
+/// Runs the Model and RetrainPolicy controllers over one namespace, or all, until shutdown.
+pub async fn run_controllers(
+    client: Client,
+    scope: Option<String>,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    shutdown: watch::Receiver<bool>,
+) {
     let all = watcher::Config::default().any_semantic();
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR).any_semantic();
     let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
-    let (versions, versions_stream) = cached(Api::<DeserializeGuard<ModelVersion>>::all(client.clone()), owned.clone());
-    let (jobs, jobs_stream) = cached(Api::<Job>::all(client.clone()), owned.clone());
-    let (pods, pods_stream) = cached(Api::<Pod>::all(client.clone()), trainer_pods);
-    let (deployments, deployments_stream) = cached(Api::<Deployment>::all(client.clone()), owned.clone());
-    let (services, services_stream) = cached(Api::<Service>::all(client.clone()), owned);
+    let (versions, versions_stream) = cached(scoped::<DeserializeGuard<ModelVersion>>(&client, &scope), owned.clone());
+    let (jobs, jobs_stream) = cached(scoped::<Job>(&client, &scope), owned.clone());
+    let (pods, pods_stream) = cached(scoped::<Pod>(&client, &scope), trainer_pods);
+    let (deployments, deployments_stream) = cached(scoped::<Deployment>(&client, &scope), owned.clone());
+    let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned);
     let children = ChildStores { versions, jobs, pods, deployments, services };
-    let models = Controller::new(Api::<DeserializeGuard<Model>>::all(client.clone()), all.clone())
+    let models = Controller::new(scoped::<DeserializeGuard<Model>>(&client, &scope), all.clone())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
-        .watches(Api::<DeserializeGuard<RetrainPolicy>>::all(client.clone()), all.clone(), |guard| {
+        .watches(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone(), |guard| {
             let ns = guard.namespace();
             guard.0.ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
         })
         .graceful_shutdown_on(on(shutdown.clone()));
     let model_store = models.store();
 
-    let policies = Controller::new(Api::<DeserializeGuard<RetrainPolicy>>::all(client.clone()), all.clone());
+    let policies = Controller::new(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone());
     let policy_store = policies.store();
     let mapper_store = policy_store.clone();
     let policies = policies
-        .watches(Api::<DeserializeGuard<Model>>::all(client.clone()), all, move |model| {
+        .watches(scoped::<DeserializeGuard<Model>>(&client, &scope), all, move |model| {
             let (name, ns) = (model.name_any(), model.namespace());
             mapper_store
                 .state()
@@ -216,8 +276,7 @@ async fn run_controllers(client: Client, metrics: Arc<Metrics>, health: Arc<Heal
         Arc::new((Context::new(client, metrics), PolicyStores { models: model_store.clone(), policies: policy_store }));
     let ready = async move {
         if model_store.wait_until_ready().await.is_ok() {
-            health.ready.store(true, Ordering::Relaxed);
-            tracing::info!("caches synced; reconciling");
+            ready.synced();
         }
     };
     let model_loop =

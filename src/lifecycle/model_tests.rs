@@ -316,7 +316,13 @@ fn a_stalled_model_plans_no_writes_but_its_status() {
 
 #[test]
 fn a_finished_version_whose_job_was_deleted_never_gets_it_again() {
-    for phase in [VersionPhase::Failed, VersionPhase::Rejected, VersionPhase::Ready, VersionPhase::Retired, VersionPhase::RolledBack] {
+    for phase in [
+        VersionPhase::Failed,
+        VersionPhase::Rejected,
+        VersionPhase::Ready,
+        VersionPhase::Retired,
+        VersionPhase::RolledBack,
+    ] {
         let children = Children {
             versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(phase))],
             deployments: vec![deployment(1, true)],

@@ -44,6 +44,8 @@ pub struct Simulation {
     pub acting_reconciles: u64,
     /// A crash to inject.
     pub crash: Option<Crash>,
+    /// When set, every plan that acted is kept here with its Model, for replaying through a shell.
+    pub plans: Option<Vec<(crate::api::Model, crate::lifecycle::model::ModelPlan)>>,
     wake_at: std::collections::BTreeMap<String, Timestamp>,
     changes_done: usize,
 }
@@ -65,6 +67,7 @@ impl Simulation {
             reconciles: 0,
             acting_reconciles: 0,
             crash: None,
+            plans: None,
             wake_at: Default::default(),
             changes_done: 0,
         }
@@ -155,6 +158,9 @@ impl Simulation {
                 self.reconciles += 1;
                 self.acting_reconciles += 1;
                 let events = self.cluster.apply(&k, &plan, &mut budget);
+                if let Some(plans) = self.plans.as_mut() {
+                    plans.push((model.clone(), plan.clone()));
+                }
                 for e in events.into_iter().flatten() {
                     self.timeline.push(TimelineEntry {
                         time: self.cluster.now,

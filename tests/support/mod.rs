@@ -1,7 +1,10 @@
 //! A scripted Kubernetes API server for tests of the kube shell: each expected request is
+
 //! asserted (method, path and query) and answered; any request beyond the script fails the test.
 
 #![allow(dead_code)]
+
+pub mod chart;
 
 use std::time::Duration;
 
@@ -134,5 +137,142 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         pods: filled(children.pods),
         deployments: filled(children.deployments),
         services: filled(children.services),
+    }
+}
+
+/// An API server that answers every request plausibly and records it: lists are empty,
+/// watches never end, writes succeed and are kept (merged), reads return what was written
+/// (the CRDs are there from the start).
+/// `seed` holds objects that exist before the controller starts, as (API path of the object, object).
+pub fn recording_api(seed: Vec<(String, Value)>) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        let mut objects: std::collections::HashMap<(String, Option<String>, String, String), Value> =
+            Default::default();
+        for crd in modelcycle::api::crd::all() {
+            let name = crd.metadata.name.clone().unwrap();
+            let key = ("apiextensions.k8s.io".to_string(), None, "customresourcedefinitions".to_string(), name);
+            objects.insert(key, serde_json::to_value(crd).unwrap());
+        }
+        for (path, object) in seed {
+            let r = Route::of(&path);
+            objects.insert((r.group, r.namespace, r.resource, r.name.unwrap_or_default()), object);
+        }
+        while let Some((request, send)) = handle.next_request().await {
+            let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+            let method = request.method().clone();
+            let content_type =
+                request.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_string());
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+            log.lock().unwrap().push(Seen {
+                method: method.clone(),
+                path: path.clone(),
+                content_type,
+                body: body.clone(),
+            });
+            let route = Route::of(&path);
+            let base = route.resource.split('/').next().unwrap().to_string();
+            let name = route.name.clone().or_else(|| body["metadata"]["name"].as_str().map(str::to_string));
+            let key = (route.group.clone(), route.namespace.clone(), base, name.unwrap_or_default());
+            let (code, answer) = match method {
+                Method::GET if path.contains("watch=true") => {
+                    held.push(send);
+                    continue;
+                }
+                Method::GET if route.name.is_none() => (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}),
+                ),
+                Method::GET => match objects.get(&key) {
+                    Some(object) => (200, object.clone()),
+                    None => (404, status(404, "NotFound", "not found")),
+                },
+                Method::DELETE => {
+                    objects.remove(&key);
+                    (
+                        200,
+                        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+                    )
+                }
+                _ => {
+                    let stored = objects.entry(key).or_insert(Value::Null);
+                    merge(stored, route.stamp(body));
+                    (if method == Method::POST { 201 } else { 200 }, stored.clone())
+                }
+            };
+            let response =
+                Response::builder().status(code).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap();
+            send.send_response(response);
+        }
+    });
+    (Client::new(service, "default"), seen)
+}
+
+/// What an API path addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Namespace, if namespaced.
+    pub namespace: Option<String>,
+    /// Resource (plural), with `/status` for the status subresource.
+    pub resource: String,
+    /// Object name; `None` for a collection.
+    pub name: Option<String>,
+}
+
+impl Route {
+    /// Parses `/api/v1/...` and `/apis/<group>/<version>/...` paths.
+    pub fn of(path_and_query: &str) -> Route {
+        let path = path_and_query.split('?').next().unwrap();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts[0] {
+            "api" => (String::new(), &parts[2..]),
+            _ => (parts[1].to_string(), &parts[3..]),
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(ns.to_string()), tail),
+            other => (None, other),
+        };
+        let resource = match rest {
+            [resource, _, sub] => format!("{resource}/{sub}"),
+            [resource, ..] => resource.to_string(),
+            [] => String::new(),
+        };
+        Route { group, namespace, resource, name: rest.get(1).map(|n| n.to_string()) }
+    }
+
+    /// A written object as the API server returns it: with a uid and resource version.
+    fn stamp(&self, mut body: Value) -> Value {
+        if let Some(object) = body.as_object_mut() {
+            object.entry("metadata").or_insert_with(|| serde_json::json!({}));
+        }
+        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.entry("uid").or_insert_with(|| "uid-recorded".into());
+            meta.insert("resourceVersion".into(), "2".into());
+            if let Some(name) = &self.name {
+                meta.entry("name").or_insert_with(|| name.clone().into());
+            }
+            if let Some(ns) = &self.namespace {
+                meta.entry("namespace").or_insert_with(|| ns.clone().into());
+            }
+        }
+        body
+    }
+}
+
+/// Lays `patch` over `target`, objects key by key (what a merge patch does).
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
     }
 }

@@ -1,0 +1,175 @@
+//! The Helm chart: lint, render with defaults and with every option, validate the rendered
+//! manifests for the oldest and newest Kubernetes supported, and check what it promises.
+
+mod support;
+
+use std::process::Command;
+
+use serde_yaml::Value;
+use support::chart::{chart_dir, documents, helm, template};
+
+const ALL_OPTIONS: &str = "ci/all-options-values.yaml";
+
+fn all_options() -> String {
+    chart_dir().join(ALL_OPTIONS).to_string_lossy().into_owned()
+}
+
+fn kinds(rendered: &str) -> Vec<String> {
+    documents(rendered).iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect()
+}
+
+fn controller(rendered: &str) -> Value {
+    documents(rendered).into_iter().find(|d| d["kind"] == "Deployment").expect("a Deployment")
+}
+
+#[test]
+fn lint_passes_strictly_with_defaults_and_with_every_option() {
+    for extra in [vec![], vec!["-f".to_string(), all_options()]] {
+        let out = Command::new(helm()).args(["lint", "--strict"]).arg(chart_dir()).args(&extra).output().unwrap();
+        assert!(out.status.success(), "helm lint {extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn rendered_manifests_are_valid_for_kubernetes_1_33_and_1_37() {
+    let dir = tempdir();
+    for (name, args) in [("defaults", vec!["--include-crds"]), ("all", vec!["--include-crds", "-f", &all_options()])] {
+        let rendered = template(&args).unwrap();
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, &rendered).unwrap();
+        for version in ["1.33.0", "1.37.0"] {
+            let out = Command::new("kubernetes-validate")
+                .args(["--strict", "--quiet", "-k", version])
+                .arg(&file)
+                .output()
+                .expect("kubernetes-validate is installed (scripts/install-tools.sh)");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{name} for {version}: {text}");
+            // ServiceMonitor is the Prometheus Operator's kind; there is no schema to check it against.
+            let unexpected: Vec<_> =
+                text.lines().filter(|l| !l.trim().is_empty() && !l.contains("ServiceMonitor")).collect();
+            assert!(unexpected.is_empty(), "{name} for {version}: {unexpected:?}");
+        }
+    }
+}
+
+#[test]
+fn defaults_render_a_cluster_wide_controller() {
+    let rendered = template(&[]).unwrap();
+    let mut k = kinds(&rendered);
+    k.sort();
+    assert_eq!(
+        k,
+        [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+}
+
+#[test]
+fn every_option_renders_its_objects() {
+    let rendered = template(&["-f", &all_options()]).unwrap();
+    let k = kinds(&rendered);
+    assert!(k.contains(&"ServiceMonitor".to_string()) && k.contains(&"PodDisruptionBudget".to_string()), "{k:?}");
+    let roles: Vec<_> = documents(&rendered)
+        .into_iter()
+        .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "mc-modelcycle")
+        .map(|d| d["metadata"]["namespace"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(roles, ["ml", "fraud"], "a Role in each watched namespace");
+    assert!(
+        !documents(&rendered).iter().any(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "mc-modelcycle")
+    );
+    let pod = &controller(&rendered)["spec"]["template"];
+    let args: Vec<_> =
+        pod["spec"]["containers"][0]["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.contains(&"--namespaces=ml,fraud"), "{args:?}");
+    assert!(args.contains(&"--leader-election=true"), "more than one replica always elects a leader: {args:?}");
+    assert!(args.contains(&"--log-format=json"));
+    assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/scrape"], "true");
+    for doc in documents(&rendered) {
+        assert_eq!(doc["metadata"]["labels"]["team"], "ml-platform", "{}", doc["kind"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn the_controller_runs_locked_down_with_probes_and_limits() {
+    let rendered = template(&[]).unwrap();
+    let spec = &controller(&rendered)["spec"]["template"]["spec"];
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let c = &spec["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(c["resources"]["requests"]["memory"].is_string() && c["resources"]["limits"]["memory"].is_string());
+    assert_eq!(c["image"], "ghcr.io/modelcycle/modelcycle:0.1.0", "the tag defaults to appVersion");
+}
+
+#[test]
+fn a_typo_or_wrong_type_in_values_is_refused_naming_the_key() {
+    let typo = template(&["--set", "replica=2"]).unwrap_err();
+    assert!(typo.contains("replica"), "{typo}");
+    let nested = template(&["--set", "metrics.serviceMonitor.enabeld=true"]).unwrap_err();
+    assert!(nested.contains("enabeld"), "{nested}");
+    let wrong_type = template(&["--set-string", "replicas=two"]).unwrap_err();
+    assert!(wrong_type.contains("/replicas"), "{wrong_type}");
+    let bad_namespace = template(&["--set", "watchNamespaces={ml,Bad_NS}"]).unwrap_err();
+    assert!(bad_namespace.contains("Bad_NS"), "{bad_namespace}");
+}
+
+#[test]
+fn the_charts_crds_are_the_generated_ones() {
+    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    for entry in std::fs::read_dir(&top).unwrap() {
+        let path = entry.unwrap().path();
+        let in_chart = chart_dir().join("crds").join(path.file_name().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&in_chart).unwrap_or_default(),
+            "{} differs from the chart's copy: cp crds/*.yaml charts/modelcycle/crds/",
+            path.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(chart_dir().join("crds")).unwrap().count(), std::fs::read_dir(&top).unwrap().count());
+}
+
+#[test]
+fn every_value_is_documented_in_the_charts_readme() {
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    let mut keys = vec![];
+    collect_keys(&values, "", &mut keys);
+    let missing: Vec<_> = keys.iter().filter(|k| !readme.contains(&format!("`{k}`"))).collect();
+    assert!(missing.is_empty(), "values not documented in charts/modelcycle/README.md: {missing:?}");
+}
+
+fn collect_keys(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value.as_mapping() {
+        Some(map) if !map.is_empty() && !prefix.ends_with("resources") => {
+            for (k, v) in map {
+                let key = format!("{prefix}{}{}", if prefix.is_empty() { "" } else { "." }, k.as_str().unwrap());
+                collect_keys(v, &key, out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("modelcycle-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,166 @@
+//! Least privilege, proven: the (group, resource, verb) triples the kube shell sends while it
+//! starts, watches and applies a whole simulated lifecycle, against what the chart grants.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use kube::core::DeserializeGuard;
+use modelcycle::kube::apply::{apply_model_plan, publish_events};
+use modelcycle::kube::context::Context;
+use modelcycle::kube::http::Health;
+use modelcycle::kube::policy_controller;
+use modelcycle::kube::run::{Readiness, run_controllers, start_lease};
+use modelcycle::kube::startup::check_crds_once;
+use modelcycle::sim::Simulation;
+use modelcycle::sim::scenario::Scenario;
+use support::chart::{documents, template};
+use support::{Route, Seen, recording_api};
+
+type Grant = (String, String, String);
+
+/// The RBAC verbs a request needs. A server-side apply that creates its object also needs
+/// `create` (the API server checks it when an apply patch creates), so every apply of a whole
+/// object counts as both.
+fn needs(seen: &Seen) -> Vec<Grant> {
+    let route = Route::of(&seen.path);
+    let grant = |verb: &str| (route.group.clone(), route.resource.clone(), verb.to_string());
+    match seen.method {
+        Method::GET if seen.path.contains("watch=true") => vec![grant("watch")],
+        Method::GET if route.name.is_none() => vec![grant("list")],
+        Method::GET => vec![grant("get")],
+        Method::POST => vec![grant("create")],
+        Method::PUT => vec![grant("update")],
+        Method::DELETE => vec![grant("delete")],
+        Method::PATCH
+            if seen.content_type.as_deref() == Some("application/apply-patch+yaml")
+                && !route.resource.contains('/') =>
+        {
+            vec![grant("patch"), grant("create")]
+        }
+        Method::PATCH => vec![grant("patch")],
+        _ => panic!("unexpected method {}", seen.method),
+    }
+}
+
+fn scenario_model() -> modelcycle::api::Model {
+    Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).unwrap().models.remove(0)
+}
+
+/// Runs everything the controller does against a recording API server.
+async fn everything_the_controller_sends() -> BTreeSet<Grant> {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).unwrap();
+    let model = serde_json::to_value(&scenario.models[0]).unwrap();
+    let policy: modelcycle::api::RetrainPolicy = serde_yaml::from_str(
+        "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {name: p, namespace: ml}\nspec: {modelRef: {name: ghost}, manual: true}\n",
+    )
+    .unwrap();
+    let (client, seen) = recording_api(vec![
+        ("/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn".into(), model),
+        ("/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/p".into(), serde_json::to_value(&policy).unwrap()),
+    ]);
+    // Startup: the CRD check and leader election.
+    assert!(matches!(check_crds_once(&client).await, modelcycle::kube::startup::CrdCheck::Installed));
+    let (mut leader, _lease) =
+        start_lease(&client, "modelcycle-leader", "modelcycle-system", "rbac-test").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l)).await.expect("becomes leader").unwrap();
+
+    // Every watch of both controllers, over all namespaces and over one.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    for scope in [None, Some("ml".to_string())] {
+        let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
+        let controllers = run_controllers(client.clone(), scope, Arc::default(), ready, shutdown.clone());
+        let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
+    }
+    let _ = stop.send(true);
+
+    // Every write of a whole simulated lifecycle, through the kube shell.
+    let mut sim = Simulation::new(scenario);
+    sim.plans = Some(vec![]);
+    sim.run();
+    let ctx = Context::new(client.clone(), Arc::default());
+    for (model, plan) in sim.plans.take().unwrap() {
+        apply_model_plan(&client, &ctx.recorder, &model, &plan).await.unwrap();
+    }
+    // Pruning history deletes ModelVersions (the quickstart keeps all four).
+    let pruning =
+        modelcycle::lifecycle::model::ModelPlan { delete_versions: vec!["churn-v1".into()], ..Default::default() };
+    apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();
+    // The same Event twice in a row is sent as a series update (a patch).
+    let (model, plan) = {
+        let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).unwrap();
+        let mut sim = Simulation::new(scenario);
+        sim.plans = Some(vec![]);
+        sim.run();
+        sim.plans.unwrap().remove(0)
+    };
+    publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &plan.events).await;
+
+    // A RetrainPolicy's status.
+    let stores = policy_controller::PolicyStores {
+        models: kube::runtime::reflector::store().0,
+        policies: kube::runtime::reflector::store().0,
+    };
+    let policy_ctx = Arc::new((Context::new(client.clone(), Arc::default()), stores));
+    policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy))), policy_ctx).await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    seen.iter().flat_map(needs).collect()
+}
+
+/// The rules of every ClusterRole and Role in a rendered chart, expanded to triples.
+fn granted(rendered: &str) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for doc in documents(rendered) {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if kind != "ClusterRole" && kind != "Role" {
+            continue;
+        }
+        for rule in doc["rules"].as_sequence().into_iter().flatten() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key].as_sequence().into_iter().flatten().map(|v| v.as_str().unwrap().to_string()).collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        grants.insert((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_grants_exactly_what_the_controller_uses() {
+    let used = everything_the_controller_sends().await;
+    for values in [vec![], vec!["--set", "watchNamespaces={ml,fraud}"]] {
+        let rendered = template(&values).unwrap();
+        let granted = granted(&rendered);
+        let missing: Vec<_> = used.difference(&granted).collect();
+        let unused: Vec<_> = granted.difference(&used).collect();
+        assert!(
+            missing.is_empty() && unused.is_empty(),
+            "values {values:?}\nmissing grants: {missing:#?}\nunused grants: {unused:#?}\nused: {used:#?}"
+        );
+    }
+}
+
+#[test]
+fn routes_are_read_from_api_paths() {
+    let r = Route::of("/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn/status?fieldManager=x");
+    assert_eq!(
+        (r.group.as_str(), r.namespace.as_deref(), r.resource.as_str(), r.name.as_deref()),
+        ("modelcycle.io", Some("ml"), "models/status", Some("churn"))
+    );
+    let r = Route::of("/api/v1/pods?labelSelector=a&watch=true");
+    assert_eq!((r.group.as_str(), r.resource.as_str(), r.name), ("", "pods", None));
+    let r = Route::of("/api/v1/namespaces/ml/services");
+    assert_eq!((r.namespace.as_deref(), r.resource.as_str(), r.name), (Some("ml"), "services", None));
+    let r = Route::of("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/models.modelcycle.io");
+    assert_eq!((r.resource.as_str(), r.name.as_deref()), ("customresourcedefinitions", Some("models.modelcycle.io")));
+}
