@@ -1,0 +1,134 @@
+//! The Argo CD health checks in docs/argocd, run by a real Lua 5.1 against status samples.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+/// A JSON value as a Lua table constructor.
+fn lua(value: &Value) -> String {
+    match value {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => {
+            let fields: Vec<_> = map.iter().map(|(k, v)| format!("[{k:?}] = {}", lua(v))).collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    }
+}
+
+/// Runs a health script on `obj` and returns (status, message).
+fn health(script: &str, obj: &Value) -> (String, String) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/argocd/");
+    let program = format!(
+        "obj = {}\nlocal hs = dofile({:?})\nio.write(hs.status, '\\n', hs.message)",
+        lua(obj),
+        format!("{path}{script}")
+    );
+    let out =
+        Command::new("lua5.1").args(["-e", &program]).output().expect("lua5.1 is installed (scripts/install-tools.sh)");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, message) = text.split_once('\n').unwrap();
+    (status.to_string(), message.to_string())
+}
+
+fn model(generation: i64, observed: Option<i64>, conditions: Value) -> Value {
+    let mut m = json!({"apiVersion": "modelcycle.io/v1alpha1", "kind": "Model", "metadata": {"name": "churn", "generation": generation}});
+    if let Some(o) = observed {
+        m["status"] = json!({"observedGeneration": o, "conditions": conditions});
+    }
+    m
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message})
+}
+
+#[test]
+fn a_model_that_serves_with_nothing_in_progress_is_healthy() {
+    let conditions = json!([
+        cond("Ready", "True", "Serving", "v2 serves"),
+        cond("Reconciling", "False", "Serving", ""),
+        cond("Stalled", "False", "SpecValid", "")
+    ]);
+    assert_eq!(health("model-health.lua", &model(3, Some(3), conditions)), ("Healthy".into(), "v2 serves".into()));
+}
+
+#[test]
+fn a_model_that_trains_or_has_not_been_seen_is_progressing() {
+    let training = json!([
+        cond("Ready", "False", "Training", "v1 serves"),
+        cond("Reconciling", "True", "Training", "v3 is training")
+    ]);
+    assert_eq!(
+        health("model-health.lua", &model(3, Some(3), training)),
+        ("Progressing".into(), "v3 is training".into())
+    );
+    let stale = json!([cond("Ready", "True", "Serving", "v2 serves")]);
+    assert_eq!(
+        health("model-health.lua", &model(4, Some(3), stale)).0,
+        "Progressing",
+        "a spec the controller has not seen"
+    );
+    assert_eq!(health("model-health.lua", &model(1, None, json!([]))).0, "Progressing");
+}
+
+#[test]
+fn a_stalled_or_rolled_back_model_is_degraded() {
+    let stalled = json!([
+        cond("Ready", "False", "InvalidArtifactUri", "x"),
+        cond("Stalled", "True", "InvalidArtifactUri", "unknown placeholder {run}")
+    ]);
+    assert_eq!(
+        health("model-health.lua", &model(2, Some(2), stalled)),
+        ("Degraded".into(), "InvalidArtifactUri: unknown placeholder {run}".into())
+    );
+    let rolled_back = json!([
+        cond("Ready", "True", "Serving", "v2 serves"),
+        cond("Degraded", "True", "RolledBack", "v4 was rolled back")
+    ]);
+    assert_eq!(health("model-health.lua", &model(2, Some(2), rolled_back)).0, "Degraded");
+}
+
+#[test]
+fn model_versions_follow_their_phase() {
+    let version = |phase: Option<&str>| match phase {
+        Some(p) => {
+            json!({"kind": "ModelVersion", "metadata": {"name": "churn-v1"}, "status": {"phase": p, "message": "why"}})
+        }
+        None => json!({"kind": "ModelVersion", "metadata": {"name": "churn-v1"}}),
+    };
+    for (phase, expected) in [
+        (Some("Serving"), "Healthy"),
+        (Some("Retired"), "Healthy"),
+        (Some("Training"), "Progressing"),
+        (Some("RollingOut"), "Progressing"),
+        (None, "Progressing"),
+        (Some("Rejected"), "Degraded"),
+        (Some("RolledBack"), "Degraded"),
+        (Some("Failed"), "Degraded"),
+    ] {
+        assert_eq!(health("modelversion-health.lua", &version(phase)).0, expected, "{phase:?}");
+    }
+    assert_eq!(health("modelversion-health.lua", &version(Some("Failed"))).1, "Failed: why");
+}
+
+#[test]
+fn the_controllers_own_status_reads_healthy_once_it_serves() {
+    let scenario =
+        modelcycle::sim::scenario::Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")])
+            .unwrap();
+    let mut sim = modelcycle::sim::Simulation::new(scenario);
+    sim.run_until("2026-11-01T00:10:00Z".parse().unwrap());
+    let training = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    assert_eq!(health("model-health.lua", &training).0, "Progressing");
+    sim.run_until("2026-11-02T00:00:00Z".parse().unwrap());
+    let serving = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    assert_eq!(health("model-health.lua", &serving), ("Healthy".into(), "v1 serves".into()));
+    sim.run();
+    let degraded = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    assert_eq!(health("model-health.lua", &degraded).0, "Degraded", "v4 was rolled back");
+}
