@@ -212,6 +212,40 @@ fn port_is_a_valid_port() {
 }
 
 #[test]
+fn progress_deadline_is_at_least_ten_seconds() {
+    rejected(
+        "Model",
+        &with(&model(), "/spec/serving/progressDeadlineSeconds", json!(5)),
+        "progressDeadlineSeconds must be at least 10",
+    );
+    accepted("Model", &with(&model(), "/spec/serving/progressDeadlineSeconds", json!(120)));
+}
+
+#[test]
+fn every_example_manifest_passes_admission() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for dir in std::fs::read_dir(&root).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+                if let Some(kind @ ("Model" | "RetrainPolicy")) = value["kind"].as_str() {
+                    let errs = errors(kind, &value, None);
+                    assert!(errs.is_empty(), "{}: {errs:?}", path.display());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 3, "checked {checked} manifests");
+}
+
+#[test]
 fn pinned_version_is_at_least_one() {
     rejected("Model", &with(&model(), "/spec/pinnedVersion", json!(0)), "pinnedVersion must be 1 or more");
     accepted("Model", &with(&model(), "/spec/pinnedVersion", json!(1)));

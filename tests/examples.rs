@@ -22,6 +22,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Runs the trainer as modelcycle would (the env of the training Job) and returns the message.
 fn train(dir: &std::path::Path, version: u32, dataset_version: &str) -> String {
+    train_with(dir, version, dataset_version, "false")
+}
+
+fn train_with(dir: &std::path::Path, version: u32, dataset_version: &str, broken: &str) -> String {
     let message = dir.join(format!("termination-{version}"));
     let out = Command::new("python3")
         .arg(example("trainer.py"))
@@ -31,6 +35,7 @@ fn train(dir: &std::path::Path, version: u32, dataset_version: &str) -> String {
         .env("MODELCYCLE_DATASET_VERSION", dataset_version)
         .env("MODELCYCLE_ARTIFACT_URI", dir.join(format!("cancer/{version}")))
         .env("MODELCYCLE_PARAM_N_ESTIMATORS", "50")
+        .env("MODELCYCLE_PARAM_BROKEN", broken)
         .env("MODELCYCLE_TERMINATION_MESSAGE_PATH", &message)
         .output()
         .expect("python3 runs (scripts/install-tools.sh installs scikit-learn)");
@@ -148,4 +153,18 @@ fn the_example_manifests_are_valid_objects() {
     let policy: modelcycle::api::RetrainPolicy =
         serde_yaml::from_str(&std::fs::read_to_string(example("policy.yaml")).unwrap()).unwrap();
     assert_eq!(policy.spec.model_ref.name, model.metadata.name.clone().unwrap());
+}
+
+#[test]
+fn the_server_refuses_an_artifact_marked_broken() {
+    let dir = scratch("broken");
+    train_with(&dir, 4, "2026-11-01", "true");
+    let out = Command::new("python3")
+        .arg(example("server.py"))
+        .env("MODELCYCLE_MODEL_URI", dir.join("cancer/4"))
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("marked broken"));
 }

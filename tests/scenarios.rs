@@ -328,3 +328,15 @@ fn quickstart_tells_its_story() {
     let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
     assert_eq!(json["models"][0]["servingVersion"], 2);
 }
+
+#[test]
+fn a_short_progress_deadline_rolls_back_sooner() {
+    let scenario = format!(
+        "duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{healthy: false}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run("    progressDeadlineSeconds: 120\n", &scenario);
+    let rolled_back = sim.timeline.iter().find(|e| e.reason == "VersionRolledBack").unwrap();
+    let started = sim.timeline.iter().find(|e| e.reason == "VersionRollingOut" && e.version == Some(2)).unwrap();
+    assert_eq!(rolled_back.time.duration_since(started.time), jiff::SignedDuration::from_secs(120));
+}

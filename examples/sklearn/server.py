@@ -26,6 +26,9 @@ PREDICTIONS = Histogram(
 
 def load(uri):
     path = pathlib.Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    metadata = json.loads((path / "metadata.json").read_text())
+    if metadata.get("broken"):
+        sys.exit(f"server: the artifact at {uri} is marked broken; refusing to serve it")
     with open(path / "model.pkl", "rb") as f:
         return pickle.load(f)
 

@@ -67,7 +67,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "model.pkl", "wb") as f:
         pickle.dump(model, f)
-    (out / "metadata.json").write_text(json.dumps({"version": version, "datasetVersion": dataset_version}))
+    # MODELCYCLE_PARAM_BROKEN=true marks the artifact so the example server refuses to start: a
+    # version that passes its gates but never becomes healthy, to see a rollback for real.
+    broken = env("MODELCYCLE_PARAM_BROKEN", "false").lower() == "true"
+    (out / "metadata.json").write_text(json.dumps({"version": version, "datasetVersion": dataset_version, "broken": broken}))
 
     report = {
         "metrics": {

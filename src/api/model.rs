@@ -161,6 +161,11 @@ pub struct ServingSpec {
     /// Checks on live metrics during and after a rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// Seconds a rollout may make no progress before the new version is rolled back (the
+    /// Deployment's `progressDeadlineSeconds`). Default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 10").message("progressDeadlineSeconds must be at least 10"))]
+    pub progress_deadline_seconds: Option<i32>,
 }
 
 fn default_replicas() -> i32 {

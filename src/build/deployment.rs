@@ -40,6 +40,7 @@ pub fn serving_deployment(model: &Model, version: &ModelVersion) -> Option<Deplo
     }
     let spec = DeploymentSpec {
         replicas: Some(serving.replicas),
+        progress_deadline_seconds: serving.progress_deadline_seconds,
         selector: LabelSelector { match_labels: Some(serving_selector(&name)), match_expressions: None },
         template,
         ..Default::default()

@@ -46,6 +46,7 @@ pub fn model(name: &str) -> Model {
                 strategy: RolloutStrategy::default(),
                 promotion: Promotion::Automatic,
                 analysis: None,
+                progress_deadline_seconds: None,
             },
             pinned_version: None,
             version_history_limit: 10,

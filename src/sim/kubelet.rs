@@ -16,7 +16,7 @@ use super::cluster::Cluster;
 use super::scenario::Scenario;
 
 /// How long a Deployment that never becomes available takes to report ProgressDeadlineExceeded
-/// (Kubernetes' default `progressDeadlineSeconds`).
+/// when its spec sets no `progressDeadlineSeconds` (Kubernetes' default).
 pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_secs(600);
 
 fn job_version(labels: &std::collections::BTreeMap<String, String>) -> u32 {
@@ -47,8 +47,13 @@ fn rollout_deadlines(cluster: &Cluster, scenario: &Scenario) -> Vec<(String, Tim
             let script = scenario.script(deployed_version(d).unwrap_or(0));
             let started = cluster.rollout_started.get(k).copied().unwrap_or(cluster.now);
             let healthy = script.healthy.unwrap_or(true);
-            let took =
-                if healthy { script.rollout_time.map_or(SignedDuration::ZERO, |d| d.0) } else { PROGRESS_DEADLINE };
+            let deadline =
+                d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).map(|s| SignedDuration::from_secs(s.into()));
+            let took = if healthy {
+                script.rollout_time.map_or(SignedDuration::ZERO, |d| d.0)
+            } else {
+                deadline.unwrap_or(PROGRESS_DEADLINE)
+            };
             (k.clone(), started + took, healthy)
         })
         .collect()
