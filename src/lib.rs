@@ -7,3 +7,5 @@ pub mod error;
 pub mod kube;
 pub mod lifecycle;
 pub mod sim;
+pub mod sources;
+pub mod stats;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod chart;
+pub mod prometheus;
 
 use std::time::Duration;
 

@@ -1,0 +1,3 @@
+//! Where numbers come from: Prometheus (live metrics), behind small types the core reads.
+
+pub mod prometheus;

@@ -1,0 +1,204 @@
+//! A Prometheus HTTP API client: instant queries as numbers or histograms. Every failure is a
+//! reading with a reason, never a panic or a stuck reconcile.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::stats::Histogram;
+
+/// Default time one query may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a query gave no usable number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadingError {
+    /// Prometheus could not be reached or did not answer in time.
+    #[error("Prometheus at {address} is unreachable: {message}")]
+    Unreachable {
+        /// The address.
+        address: String,
+        /// What failed.
+        message: String,
+    },
+    /// Prometheus refused the query (e.g. a PromQL syntax error), with its own error text.
+    #[error("Prometheus rejected the query ({kind}): {message}")]
+    Rejected {
+        /// Prometheus' `errorType`.
+        kind: String,
+        /// Prometheus' `error`.
+        message: String,
+    },
+    /// The query returned no series.
+    #[error("the query returned no data")]
+    NoData,
+    /// The result is not of the expected shape.
+    #[error("unexpected result: {0}")]
+    Unexpected(String),
+}
+
+/// A client for one Prometheus.
+#[derive(Clone, Debug)]
+pub struct Prometheus {
+    http: reqwest::Client,
+    address: String,
+    bearer_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Sample {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+impl Prometheus {
+    /// A client for `address` (e.g. `http://prometheus:9090`).
+    pub fn new(
+        address: &str,
+        timeout: Option<Duration>,
+        insecure_skip_verify: bool,
+        bearer_token: Option<String>,
+    ) -> Self {
+        let http = http_client(timeout.unwrap_or(DEFAULT_TIMEOUT), insecure_skip_verify);
+        Self { http, address: address.trim_end_matches('/').to_string(), bearer_token }
+    }
+
+    /// The samples of an instant query: each series' labels and value.
+    pub async fn query(&self, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, ReadingError> {
+        let url = format!("{}/api/v1/query", self.address);
+        let mut request = self.http.get(&url).query(&[("query", promql)]);
+        if let Some(token) = &self.bearer_token {
+            request = request.bearer_auth(token);
+        }
+        let unreachable =
+            |e: reqwest::Error| ReadingError::Unreachable { address: self.address.clone(), message: e.to_string() };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.text().await.map_err(unreachable)?;
+        let parsed: Response = serde_json::from_str(&body).map_err(|_| {
+            let start: String = body.chars().take(120).collect();
+            ReadingError::Unexpected(format!("HTTP {status}, not a Prometheus API answer: {start:?}"))
+        })?;
+        if parsed.status != "success" {
+            return Err(ReadingError::Rejected {
+                kind: parsed.error_type.unwrap_or_else(|| "error".into()),
+                message: parsed.error.unwrap_or_default(),
+            });
+        }
+        let data = parsed.data.ok_or_else(|| ReadingError::Unexpected("no data in a successful answer".into()))?;
+        match data.result_type.as_str() {
+            "vector" => {
+                let samples: Vec<Sample> =
+                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
+                samples.into_iter().map(|s| Ok((s.metric, parse_value(&s.value.1)?))).collect()
+            }
+            "scalar" => {
+                let (_, value): (f64, String) =
+                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
+                Ok(vec![(BTreeMap::new(), parse_value(&value)?)])
+            }
+            other => Err(ReadingError::Unexpected(format!(
+                "a {other} result; the query must return an instant vector or scalar"
+            ))),
+        }
+    }
+
+    /// One number: the query must return exactly one series (or a scalar).
+    pub async fn number(&self, promql: &str) -> Result<f64, ReadingError> {
+        let samples = self.query(promql).await?;
+        match samples.as_slice() {
+            [] => Err(ReadingError::NoData),
+            [(_, value)] if value.is_nan() => Err(ReadingError::NoData),
+            [(_, value)] => Ok(*value),
+            many => Err(ReadingError::Unexpected(format!(
+                "{} series; the query must return one number (aggregate it, e.g. with sum)",
+                many.len()
+            ))),
+        }
+    }
+
+    /// A histogram: the query must return series with an `le` label (summed per `le`).
+    pub async fn histogram(&self, promql: &str) -> Result<Histogram, ReadingError> {
+        let samples = self.query(promql).await?;
+        if samples.is_empty() {
+            return Err(ReadingError::NoData);
+        }
+        let mut by_le: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for (labels, value) in samples {
+            let le = labels.get("le").ok_or_else(|| {
+                ReadingError::Unexpected(
+                    "a series without an `le` label; the drift query must return histogram buckets".into(),
+                )
+            })?;
+            let bound = parse_value(le)?;
+            by_le.entry(le.clone()).or_insert((bound, 0.0)).1 += value;
+        }
+        Histogram::from_cumulative(by_le.into_values().collect()).map_err(|e| ReadingError::Unexpected(e.to_string()))
+    }
+}
+
+/// An HTTP client with rustls on ring, the TLS stack kube already links.
+pub fn http_client(timeout: Duration, insecure_skip_verify: bool) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .danger_accept_invalid_certs(insecure_skip_verify)
+        .build()
+        .expect("an HTTP client with a TLS provider builds")
+}
+
+fn parse_value(text: &str) -> Result<f64, ReadingError> {
+    match text {
+        "+Inf" | "Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        "NaN" => Ok(f64::NAN),
+        t => t.parse().map_err(|_| ReadingError::Unexpected(format!("{t:?} is not a number"))),
+    }
+}
+
+/// Fills the placeholders of a query: `{{model}}`, `{{namespace}}`, `{{version}}`,
+/// `{{stableVersion}}`, `{{window}}`.
+pub fn render_query(template: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(template.to_string(), |q, (k, v)| q.replace(&format!("{{{{{k}}}}}"), v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled() {
+        let q = render_query(
+            "sum(rate(errors{model=\"{{model}}\",version=\"{{version}}\"}[{{window}}]))",
+            &[("model", "churn"), ("version", "3"), ("window", "5m")],
+        );
+        assert_eq!(q, "sum(rate(errors{model=\"churn\",version=\"3\"}[5m]))");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_prometheus_is_a_reading_error_not_a_panic() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let p = Prometheus::new(&format!("http://127.0.0.1:{port}"), Some(Duration::from_secs(2)), false, None);
+        assert!(matches!(p.number("up").await, Err(ReadingError::Unreachable { .. })));
+    }
+}

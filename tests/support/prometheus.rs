@@ -1,0 +1,124 @@
+//! A real Prometheus for tests: started on a free loopback port with its own config, scraping
+//! an exporter the test runs on loopback and whose text the test changes; stopped on drop.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the exporter serves; change it to change what Prometheus scrapes next.
+#[derive(Clone, Default)]
+pub struct Exposition(Arc<Mutex<String>>);
+
+impl Exposition {
+    /// Serve `text` from the next scrape on.
+    pub fn set(&self, text: impl Into<String>) {
+        *self.0.lock().unwrap() = text.into();
+    }
+}
+
+/// A running Prometheus and its exporter.
+pub struct TestPrometheus {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The exporter's content.
+    pub exposition: Exposition,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TestPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Serves the exposition on a free loopback port; returns the port.
+async fn exporter(exposition: Exposition) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let text = exposition.0.lock().unwrap().clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+impl TestPrometheus {
+    /// Starts the exporter and a Prometheus scraping it every second.
+    pub async fn start(initial: &str) -> TestPrometheus {
+        let exposition = Exposition::default();
+        exposition.set(initial);
+        let exporter_port = exporter(exposition.clone()).await;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("modelcycle-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: model\n    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (scripts/install-tools.sh installs Debian's package)");
+        let prometheus = TestPrometheus { child, address: format!("http://127.0.0.1:{port}"), exposition, dir };
+        prometheus.wait_until_scraped("up{job=\"model\"} == 1").await;
+        prometheus
+    }
+
+    /// Waits (up to 30 s) until `promql` returns at least one series.
+    pub async fn wait_until_scraped(&self, promql: &str) {
+        let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false);
+        let started = Instant::now();
+        loop {
+            let url = format!("{}/api/v1/query", self.address);
+            if let Ok(r) = client.get(&url).query(&[("query", promql)]).send().await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && v["data"]["result"].as_array().is_some_and(|a| !a.is_empty())
+            {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "Prometheus never returned {promql}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Exposition text of a prediction histogram with these per-bucket counts over bounds 0.1..1.0.
+pub fn prediction_histogram(model: &str, counts: &[u64]) -> String {
+    let mut text = String::from("# TYPE model_prediction histogram\n");
+    let mut cumulative = 0;
+    for (i, c) in counts.iter().enumerate() {
+        cumulative += c;
+        let le = format!("{:.1}", (i + 1) as f64 / 10.0);
+        text += &format!("model_prediction_bucket{{model=\"{model}\",le=\"{le}\"}} {cumulative}\n");
+    }
+    text += &format!("model_prediction_bucket{{model=\"{model}\",le=\"+Inf\"}} {cumulative}\n");
+    text += &format!(
+        "model_prediction_count{{model=\"{model}\"}} {cumulative}\nmodel_prediction_sum{{model=\"{model}\"}} 0\n"
+    );
+    text
+}
