@@ -85,9 +85,13 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     for (model, plan) in sim.plans.take().unwrap() {
         apply_model_plan(&client, &ctx.recorder, &model, &plan).await.unwrap();
     }
-    // Pruning history deletes ModelVersions (the quickstart keeps all four).
-    let pruning =
-        modelcycle::lifecycle::model::ModelPlan { delete_versions: vec!["churn-v1".into()], ..Default::default() };
+    // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
+    // by a newer trigger (concurrencyPolicy Replace) has its Job deleted.
+    let pruning = modelcycle::lifecycle::model::ModelPlan {
+        delete_versions: vec!["churn-v1".into()],
+        delete_jobs: vec!["churn-v2-train".into()],
+        ..Default::default()
+    };
     apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();
     // The same Event twice in a row is sent as a series update (a patch).
     let (model, plan) = {
@@ -99,6 +103,14 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     };
     publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &plan.events).await;
 
+    // A Prometheus bearer token is read from a Secret.
+    let source = modelcycle::api::PrometheusSource {
+        address: "http://127.0.0.1:9".into(),
+        bearer_token_secret: Some(modelcycle::api::SecretKeyRef { name: "prom-token".into(), key: "token".into() }),
+        timeout: None,
+        insecure_skip_verify: false,
+    };
+    let _ = modelcycle::kube::readings::connect(&client, "ml", &source).await;
     // A RetrainPolicy's status.
     let stores = policy_controller::PolicyStores {
         models: kube::runtime::reflector::store().0,

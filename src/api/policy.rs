@@ -196,6 +196,15 @@ pub struct RetrainPolicyStatus {
     /// The last firings, newest last, including those held back (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_firings: Vec<Firing>,
+    /// The last scheduled time acted on (fired, held back or missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// The last drift check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<CheckStatus>,
+    /// The last performance check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<CheckStatus>,
     /// The value of `modelcycle.io/retrain-request` on this policy last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retrain_request: Option<String>,
@@ -206,6 +215,29 @@ pub struct RetrainPolicyStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// The outcome of the last check of a live-metric trigger.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckStatus {
+    /// When it was checked.
+    pub checked_at: Option<Time>,
+    /// The measured value (drift statistic or live metric), if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Samples behind a drift value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<f64>,
+    /// Since when a performance metric has been out of bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach_since: Option<Time>,
+    /// What the check concluded, in a sentence.
+    pub message: String,
+    /// Set when the check cannot work until the policy or the query changes (it stalls the
+    /// policy until the next check): `DriftQueryNotHistogram`, `DriftBucketsDiffer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_reason: Option<String>,
 }
 
 /// One firing of the policy's triggers.

@@ -69,6 +69,11 @@ pub struct ModelVersionStatus {
     /// Metrics the trainer reported.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
+    /// Reference distributions of live inputs or predictions, by feature name: reported by the
+    /// trainer, or captured from live traffic after the version started serving. Drift is
+    /// measured against these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reference: BTreeMap<String, crate::stats::Histogram>,
     /// The verdict of every evaluation gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate_results: Vec<GateResult>,

@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{Model, ModelVersion};
+use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
 use crate::lifecycle::model::{Child, ModelPlan};
 use crate::lifecycle::plan::{EventKind, EventRecord};
@@ -79,6 +79,14 @@ pub async fn apply_model_plan(
             Child::Service(s) => apply_object::<Service>(client, &ns, s).await?,
         }
     }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    for name in &plan.delete_jobs {
+        match jobs.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     for name in &plan.delete_versions {
         match versions.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
@@ -86,11 +94,25 @@ pub async fn apply_model_plan(
             Err(e) => return Err(e.into()),
         }
     }
+    let policies: Api<RetrainPolicy> = Api::namespaced(client.clone(), &ns);
+    for (name, status) in &plan.policy_statuses {
+        apply_status(&policies, name, status).await?;
+    }
     if let Some(status) = &plan.status {
         let models: Api<Model> = Api::namespaced(client.clone(), &ns);
         apply_status(&models, &model.name_any(), status).await?;
     }
     publish_events(recorder, &model.object_ref(&()), &plan.events).await;
+    for (name, event) in &plan.policy_events {
+        let regarding = ObjectReference {
+            api_version: Some(RetrainPolicy::api_version(&()).into_owned()),
+            kind: Some("RetrainPolicy".into()),
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        };
+        publish_events(recorder, &regarding, std::slice::from_ref(event)).await;
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{Model, ModelVersion};
+use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::build::meta::MODEL_LABEL;
 use crate::build::names::label_value;
 use crate::lifecycle::model::Children;
@@ -25,6 +25,8 @@ pub struct ChildStores {
     pub deployments: Store<Deployment>,
     /// Services.
     pub services: Store<Service>,
+    /// RetrainPolicies.
+    pub policies: Store<DeserializeGuard<RetrainPolicy>>,
 }
 
 impl ChildStores {
@@ -47,6 +49,15 @@ impl ChildStores {
             pods: of_model(&self.pods, &ns, &label),
             deployments: of_model(&self.deployments, &ns, &label),
             services: of_model(&self.services, &ns, &label),
+            policies: self
+                .policies
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().ok())
+                .filter(|p| p.namespace() == ns && p.spec.model_ref.name == name)
+                .cloned()
+                .collect(),
+            readings: Default::default(),
         }
     }
 }

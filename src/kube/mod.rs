@@ -8,6 +8,7 @@ pub mod invalid;
 pub mod metrics;
 pub mod model_controller;
 pub mod policy_controller;
+pub mod readings;
 pub mod run;
 pub mod startup;
 

@@ -9,7 +9,12 @@ use kube::runtime::controller::Action;
 
 use crate::api::Model;
 use crate::error::{Error, Result};
+use crate::lifecycle::ledger::Ledger;
 use crate::lifecycle::model::plan_model;
+use crate::lifecycle::policy::driving_policy;
+use crate::lifecycle::triggers::due_checks;
+
+use super::readings::take;
 
 use super::apply::apply_model_plan;
 use super::children::ChildStores;
@@ -36,8 +41,14 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
         Ok(model) => model,
         Err(invalid) => return Err(report_invalid::<Model>(invalid, ctx).await),
     };
-    let children = model_ctx.children.observe(model);
-    let plan = plan_model(children.observed(model), Timestamp::now());
+    let now = Timestamp::now();
+    let mut children = model_ctx.children.observe(model);
+    if let Some(policy) = driving_policy(&children.policies) {
+        let ledger = Ledger::new(&children.versions, now);
+        let due = due_checks(policy, model, &ledger, now);
+        children.readings = take(&ctx.client, policy, &due).await;
+    }
+    let plan = plan_model(children.observed(model), now);
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));

@@ -1,4 +1,5 @@
-//! The RetrainPolicy controller: checks what a policy depends on and reports it in its status.
+//! The RetrainPolicy controller: reports a policy whose Model does not exist. Once the Model
+//! exists, the Model's reconcile decides the policy's triggers and writes its status.
 
 use std::sync::Arc;
 
@@ -58,7 +59,14 @@ pub async fn reconcile(
         Err(invalid) => return Err(report_invalid::<RetrainPolicy>(invalid, ctx).await),
     };
     let all = stores.policies.state();
-    let plan = plan_policy(policy, &world_of(policy, stores, &all), Timestamp::now());
+    let world = world_of(policy, stores, &all);
+    if world.model_exists {
+        // The Model's reconcile owns the status of the policies that name it (one writer per
+        // status, since server-side apply under one manager replaces what that manager set).
+        ctx.metrics.reconciled(NAME, true);
+        return Ok(Action::await_change());
+    }
+    let plan = plan_policy(policy, &world, Timestamp::now());
     if let Some(status) = &plan.status {
         let api: Api<RetrainPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
         apply_status(&api, &policy.name_any(), status).await?;

@@ -242,14 +242,15 @@ pub async fn run_controllers(
     let (pods, pods_stream) = cached(scoped::<Pod>(&client, &scope), trainer_pods);
     let (deployments, deployments_stream) = cached(scoped::<Deployment>(&client, &scope), owned.clone());
     let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned);
-    let children = ChildStores { versions, jobs, pods, deployments, services };
+    let (policies, policies_stream) = cached(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone());
+    let children = ChildStores { versions, jobs, pods, deployments, services, policies };
     let models = Controller::new(scoped::<DeserializeGuard<Model>>(&client, &scope), all.clone())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
-        .watches(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone(), |guard| {
+        .watches_stream(policies_stream, |guard| {
             let ns = guard.namespace();
             guard.0.ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
         })

@@ -12,6 +12,7 @@ pub mod report;
 pub mod rollout;
 pub mod serving;
 pub mod training;
+pub mod triggers;
 pub mod validate;
 
 #[cfg(test)]

@@ -8,14 +8,22 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
-use crate::api::{Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, VersionPhase};
+use crate::api::{
+    Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
+};
+use crate::build::names::job_name;
+use kube::ResourceExt;
 
 use super::conditions::{self, Desired};
 use super::history::versions_to_prune;
+use super::inputs::new_version;
+use super::ledger::Decision;
 use super::ledger::Ledger;
 use super::plan::{EventKind, EventRecord, health_conditions, stalled_events};
+use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::advance_serving;
-use super::training::{advance_training, next_version};
+use super::training::{advance_training, inputs_cause};
+use super::triggers::{Readings, TriggerInputs, decide};
 use super::validate::{Problem, model_problems};
 
 /// Everything the core reads about one Model. The shells fill it from their caches.
@@ -33,6 +41,10 @@ pub struct Observed<'a> {
     pub deployments: &'a [Deployment],
     /// Its Services.
     pub services: &'a [Service],
+    /// The RetrainPolicies that name it.
+    pub policies: &'a [RetrainPolicy],
+    /// Live readings for the policy's checks that were due.
+    pub readings: &'a Readings,
 }
 
 /// Owned copies of one Model's children, as a shell gathers them from its caches.
@@ -48,6 +60,10 @@ pub struct Children {
     pub deployments: Vec<Deployment>,
     /// Its Services.
     pub services: Vec<Service>,
+    /// The RetrainPolicies that name it.
+    pub policies: Vec<RetrainPolicy>,
+    /// Live readings taken for this reconcile.
+    pub readings: Readings,
 }
 
 impl Children {
@@ -60,6 +76,8 @@ impl Children {
             pods: &self.pods,
             deployments: &self.deployments,
             services: &self.services,
+            policies: &self.policies,
+            readings: &self.readings,
         }
     }
 }
@@ -84,8 +102,14 @@ pub struct ModelPlan {
     pub version_statuses: Vec<(String, ModelVersionStatus)>,
     /// Children to apply.
     pub apply: Vec<Child>,
+    /// Training Jobs to delete (a training replaced by a newer trigger).
+    pub delete_jobs: Vec<String>,
     /// ModelVersions to delete (their Jobs go with them).
     pub delete_versions: Vec<String>,
+    /// RetrainPolicy statuses that changed, by name.
+    pub policy_statuses: Vec<(String, RetrainPolicyStatus)>,
+    /// Events on RetrainPolicies, by name.
+    pub policy_events: Vec<(String, EventRecord)>,
     /// The Model status, when it changed.
     pub status: Option<ModelStatus>,
     /// Events on the Model.
@@ -100,7 +124,9 @@ impl ModelPlan {
         self.create_versions.len()
             + self.version_statuses.len()
             + self.apply.len()
+            + self.delete_jobs.len()
             + self.delete_versions.len()
+            + self.policy_statuses.len()
             + usize::from(self.status.is_some())
     }
 }
@@ -126,7 +152,41 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
     let mut plan = ModelPlan { requeue_after: training.requeue_after, ..ModelPlan::default() };
-    if let Some(version) = next_version(&ledger, model, latest) {
+    let (policy, mut policy_statuses) = policies_of(model, observed.policies, now);
+    let decision = decide(
+        policy,
+        &TriggerInputs {
+            model,
+            ledger: &ledger,
+            inputs_cause: inputs_cause(&ledger, model, latest),
+            readings: observed.readings,
+            now,
+        },
+    );
+    if let Some(wake) = decision.wake_at {
+        let after = std::time::Duration::try_from(wake.duration_since(now)).unwrap_or_default();
+        plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
+    }
+    plan.events.extend(decision.events.iter().cloned());
+    if let Some(value) = &decision.model_request {
+        status.last_retrain_request = Some(value.clone());
+    }
+    if let (Some(policy), Some(new)) = (policy, decision.status.clone()) {
+        policy_statuses.push(policy_status(policy, new, &decision.problems, now));
+    }
+    if let Some(replaced) = decision.replace {
+        let by = latest + 1;
+        let d = Decision {
+            action: "Replace",
+            reason: "Replaced",
+            message: format!("training stopped: v{by} replaces it (concurrencyPolicy Replace)"),
+            evidence: None,
+        };
+        ledger.transition(replaced, VersionPhase::Failed, d);
+        plan.delete_jobs.push(job_name(&model.name_any(), replaced));
+    }
+    let version = (!decision.causes.is_empty()).then(|| new_version(model, latest + 1, decision.causes.clone(), now));
+    if let Some(version) = version {
         plan.events.push(EventRecord {
             kind: EventKind::Normal,
             reason: "VersionCreated".into(),
@@ -148,9 +208,18 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.apply.extend(serving.deployment.clone().map(|d| Child::Deployment(Box::new(d))));
     plan.apply.extend(serving.service.clone().map(|s| Child::Service(Box::new(s))));
     plan.events.splice(0..0, ledger.events.drain(..));
+    for (name, old_status, new_status) in policy_statuses {
+        plan.policy_events.extend(
+            stalled_events(&old_status.conditions, &new_status.conditions).into_iter().map(|e| (name.clone(), e)),
+        );
+        if old_status != new_status {
+            plan.policy_statuses.push((name, new_status));
+        }
+    }
 
     let serving_version = ledger.serving();
     let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
+    let trains = trains.filter(|e| Some(e.number()) != decision.replace);
     let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
     let rolling = serving.rolling_out.then_some(serving.wanted).flatten();
     let degraded_by = ledger
@@ -203,6 +272,47 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     };
     desired.extend([training_condition, rollout_condition, degraded_condition]);
     finish(model, &old, status, &desired, plan, now)
+}
+
+/// The policy that drives the Model (if any can), and the statuses of the policies that cannot:
+/// a second policy for the Model, or one whose schedule cannot be read.
+fn policies_of<'a>(
+    model: &Model,
+    policies: &'a [RetrainPolicy],
+    now: Timestamp,
+) -> (Option<&'a RetrainPolicy>, Vec<(String, RetrainPolicyStatus, RetrainPolicyStatus)>) {
+    let world = PolicyWorld {
+        model_exists: true,
+        policies_for_model: policies
+            .iter()
+            .map(|p| {
+                (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            })
+            .collect(),
+    };
+    let stalled = policies
+        .iter()
+        .filter(|p| p.spec.model_ref.name == model.name_any())
+        .filter_map(|p| {
+            let problems = policy_problems(p, &world);
+            (!problems.is_empty()).then(|| policy_status(p, p.status.clone().unwrap_or_default(), &problems, now))
+        })
+        .collect();
+    (driving_policy(policies), stalled)
+}
+
+/// A policy's status with its kstatus conditions set from `problems`.
+fn policy_status(
+    policy: &RetrainPolicy,
+    mut status: RetrainPolicyStatus,
+    problems: &[Problem],
+    now: Timestamp,
+) -> (String, RetrainPolicyStatus, RetrainPolicyStatus) {
+    let old = policy.status.clone().unwrap_or_default();
+    status.observed_generation = policy.metadata.generation;
+    let desired = health_conditions(problems, (true, "Active", "the policy drives its Model"), None);
+    conditions::set_all(&mut status.conditions, &desired, policy.metadata.generation, now);
+    (policy.metadata.name.clone().unwrap_or_default(), old, status)
 }
 
 fn nothing_to_serve(ledger: &Ledger) -> Option<Problem> {

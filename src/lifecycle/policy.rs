@@ -64,6 +64,20 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
     problems
 }
 
+/// The policy that drives `model` among those that name it: the oldest that has no problem.
+pub fn driving_policy(policies: &[RetrainPolicy]) -> Option<&RetrainPolicy> {
+    let world = PolicyWorld {
+        model_exists: true,
+        policies_for_model: policies
+            .iter()
+            .map(|p| {
+                (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            })
+            .collect(),
+    };
+    policies.iter().find(|p| policy_problems(p, &world).is_empty())
+}
+
 /// The policy that drives a Model when several name it: the oldest, ties broken by name.
 fn owning_policy<'a>(policies: &[(&'a str, Option<jiff::Timestamp>)]) -> Option<&'a str> {
     policies.iter().min_by_key(|(name, created)| (*created, *name)).map(|(name, _)| *name)

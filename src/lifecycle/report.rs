@@ -67,6 +67,8 @@ pub fn job_outcome(job: &Job, pods: &[Pod]) -> JobOutcome {
 pub struct TrainerReport {
     /// Metric name to value.
     pub metrics: BTreeMap<String, f64>,
+    /// Reference distributions by feature, e.g. `predictions`.
+    pub reference: BTreeMap<String, crate::stats::Histogram>,
 }
 
 /// A termination message that could not be read, with the reason for the ModelVersion.
@@ -111,6 +113,12 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
             });
         };
         report.metrics.insert(name.clone(), number);
+    }
+    if let Some(reference) = value.get("reference") {
+        report.reference = serde_json::from_value(reference.clone()).map_err(|e| ReportError {
+            reason: "InvalidTerminationMessage",
+            message: format!("\"reference\" must map feature names to {{\"bounds\": [...], \"counts\": [...]}}: {e}"),
+        })?;
     }
     Ok(report)
 }
@@ -218,6 +226,15 @@ mod tests {
         let err = parse_termination_message(Some(r#"{"metrics": {"auc": "high"}}"#)).unwrap_err();
         assert_eq!(err.reason, "NonNumericMetric");
         assert!(err.message.contains("\"auc\"") && err.message.contains("high"), "{}", err.message);
+    }
+
+    #[test]
+    fn reads_reference_distributions() {
+        let message = r#"{"metrics":{"auc":0.9},"reference":{"predictions":{"bounds":[0.5,1.0],"counts":[3,7]}}}"#;
+        let report = parse_termination_message(Some(message)).unwrap();
+        assert_eq!(report.reference["predictions"].counts, [3.0, 7.0]);
+        let bad = r#"{"metrics":{"auc":0.9},"reference":{"predictions":[1,2]}}"#;
+        assert_eq!(parse_termination_message(Some(bad)).unwrap_err().reason, "InvalidTerminationMessage");
     }
 
     #[test]

@@ -8,12 +8,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{Model, ModelVersion, TrainingSpec, TriggerCause, VersionPhase};
+use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
 use crate::build::job::training_job;
 use crate::build::names::job_name;
 
 use super::evaluate::{failures, judge, passed};
-use super::inputs::{inputs_hash, new_version};
+use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
 use super::report::{JobOutcome, job_outcome, parse_termination_message};
 
@@ -70,7 +70,10 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
                 ledger.get_mut(n).expect("exists").status.finished_at = Some(Time(finished));
                 match parse_termination_message(message.as_deref()) {
                     Err(e) => ledger.transition(n, VersionPhase::Failed, decision("Fail", e.reason, e.message)),
-                    Ok(report) => evaluate(ledger, model, n, report.metrics),
+                    Ok(report) => {
+                        ledger.get_mut(n).expect("exists").status.reference = report.reference;
+                        evaluate(ledger, model, n, report.metrics)
+                    }
                 }
             }
         }
@@ -118,23 +121,23 @@ fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'
     Decision { action, reason, message, evidence: None }
 }
 
-/// The version to create, if the Model's inputs call for one: v1 for a new Model, or the next
-/// number when the inputs differ from the newest version's and no version is training.
-pub fn next_version(ledger: &Ledger, model: &Model, latest_number: u32) -> Option<ModelVersion> {
-    let now = ledger.now();
-    let cause = match ledger.latest() {
+/// Why the Model's own inputs call for a new version, if they do: `Initial` for a new Model,
+/// `TrainingInputsChanged` when they differ from the newest version's. Whether one may start now
+/// (one training at a time, the policy's hygiene) is decided by the triggers.
+pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Option<TriggerCause> {
+    match ledger.latest() {
         None if latest_number == 0 => {
-            TriggerCause { reason: "Initial".into(), evidence: "first version of the Model".into() }
+            Some(TriggerCause { reason: "Initial".into(), evidence: "first version of the Model".into() })
         }
-        None => TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() },
-        Some(latest) if matches!(latest.phase(), VersionPhase::Pending | VersionPhase::Training) => return None,
-        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(&model.spec.training) => return None,
-        Some(latest) => TriggerCause {
+        None => {
+            Some(TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() })
+        }
+        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(&model.spec.training) => None,
+        Some(latest) => Some(TriggerCause {
             reason: "TrainingInputsChanged".into(),
             evidence: describe_change(&latest.version.spec.training, &model.spec.training),
-        },
-    };
-    Some(new_version(model, latest_number + 1, vec![cause], now))
+        }),
+    }
 }
 
 /// What differs between two sets of training inputs, for the trigger's evidence.

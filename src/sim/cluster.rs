@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
-use crate::api::{Model, ModelVersion};
+use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::build::meta::MODEL_LABEL;
 use crate::build::names::{label_value, serving_name};
 use crate::lifecycle::model::{Child, Children, ModelPlan};
@@ -37,6 +37,8 @@ pub struct Cluster {
     pub deployments: Objects<Deployment>,
     /// Services.
     pub services: Objects<Service>,
+    /// RetrainPolicies.
+    pub policies: Objects<RetrainPolicy>,
     /// When each Deployment's current generation was applied.
     pub rollout_started: BTreeMap<String, Timestamp>,
     /// How often each Job name was created (a second creation is a bug).
@@ -87,6 +89,13 @@ impl Cluster {
             pods: self.pods.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
             deployments: self.deployments.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
             services: self.services.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
+            policies: self
+                .policies
+                .values()
+                .filter(|p| p.namespace() == ns && p.spec.model_ref.name == model.name_any())
+                .cloned()
+                .collect(),
+            readings: Default::default(),
         }
     }
 
@@ -143,11 +152,29 @@ impl Cluster {
             }
             self.wrote(model_key);
         }
+        for name in &plan.delete_jobs {
+            if !spend(budget) {
+                return None;
+            }
+            if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
+                self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&job.name_any()));
+            }
+            self.wrote(model_key);
+        }
         for name in &plan.delete_versions {
             if !spend(budget) {
                 return None;
             }
             self.delete_version(&format!("{ns}/{name}"));
+            self.wrote(model_key);
+        }
+        for (name, status) in &plan.policy_statuses {
+            if !spend(budget) {
+                return None;
+            }
+            if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
+                p.status = Some(status.clone());
+            }
             self.wrote(model_key);
         }
         if let Some(status) = &plan.status {

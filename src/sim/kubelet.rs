@@ -92,10 +92,13 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
         status.succeeded = Some(1);
         status.completion_time = Some(Time(due));
         status.conditions = Some(vec![condition("Complete", "CompletionsReached", "")]);
-        let message = script
-            .termination_message
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({"metrics": script.metrics.clone().unwrap_or_default()}).to_string());
+        let message = script.termination_message.clone().unwrap_or_else(|| {
+            let mut report = serde_json::json!({"metrics": script.metrics.clone().unwrap_or_default()});
+            if let Some(reference) = &script.reference {
+                report["reference"] = serde_json::to_value(reference).expect("histograms serialize");
+            }
+            report.to_string()
+        });
         let job_name = job.name_any();
         let mut labels =
             job.spec.as_ref().and_then(|s| s.template.metadata.as_ref()?.labels.clone()).unwrap_or_default();

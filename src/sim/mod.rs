@@ -10,8 +10,12 @@ use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use crate::api::Model;
+use crate::lifecycle::ledger::Ledger;
 use crate::lifecycle::model::plan_model;
 use crate::lifecycle::plan::EventKind;
+use crate::lifecycle::policy::driving_policy;
+use crate::lifecycle::triggers::{DueChecks, Readings, due_checks};
+use crate::stats::Histogram;
 
 use cluster::{Cluster, key};
 use report::TimelineEntry;
@@ -60,6 +64,12 @@ impl Simulation {
             cluster.admit(&mut m.metadata);
             cluster.models.insert(key(&m), m);
         }
+        for policy in &scenario.policies {
+            let mut p = policy.clone();
+            p.metadata.namespace.get_or_insert_with(|| "default".into());
+            cluster.admit(&mut p.metadata);
+            cluster.policies.insert(key(&p), p);
+        }
         Self {
             scenario,
             cluster,
@@ -88,7 +98,9 @@ impl Simulation {
         loop {
             kubelet::advance(&mut self.cluster, &self.scenario);
             self.apply_changes();
-            self.reconcile_all();
+            if !self.controller_down() {
+                self.reconcile_all();
+            }
             let Some(next) = self.next_wake() else { break };
             if next > until {
                 break;
@@ -99,9 +111,16 @@ impl Simulation {
 
     fn next_wake(&self) -> Option<Timestamp> {
         let change = self.scenario.file.changes.get(self.changes_done).map(|c| self.scenario.start() + c.at.0);
+        let down = &self.scenario.file.controller_down;
+        let restart = down.iter().map(|d| self.scenario.start() + d.to.0).filter(|t| *t > self.cluster.now).min();
         let candidates =
-            [kubelet::next_event(&self.cluster, &self.scenario), change, self.wake_at.values().min().copied()];
+            [kubelet::next_event(&self.cluster, &self.scenario), change, self.wake_at.values().min().copied(), restart];
         candidates.into_iter().flatten().filter(|t| *t > self.cluster.now).min()
+    }
+
+    fn controller_down(&self) -> bool {
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        self.scenario.file.controller_down.iter().any(|d| d.from.0 <= elapsed && elapsed < d.to.0)
     }
 
     fn apply_changes(&mut self) {
@@ -109,6 +128,11 @@ impl Simulation {
         let mut changes: Vec<_> = self.scenario.file.changes.clone();
         changes.sort_by_key(|c| c.at);
         while let Some(change) = changes.get(self.changes_done).filter(|c| start + c.at.0 <= self.cluster.now) {
+            if let Some(name) = &change.policy {
+                self.change_policy(name, change);
+                self.changes_done += 1;
+                continue;
+            }
             let target =
                 self.cluster.models.values().find(|m| change.model.as_ref().is_none_or(|n| *n == m.name_any()));
             if let Some(model) = target.cloned() {
@@ -138,6 +162,42 @@ impl Simulation {
         }
     }
 
+    fn change_policy(&mut self, name: &str, change: &scenario::Change) {
+        let Some((k, policy)) =
+            self.cluster.policies.iter().find(|(_, p)| p.name_any() == name).map(|(k, p)| (k.clone(), p.clone()))
+        else {
+            self.cluster.violations.push(format!("change at {}: no RetrainPolicy {name}", change.at.0));
+            return;
+        };
+        let mut value = serde_json::to_value(&policy).expect("a policy serializes");
+        for (path, new) in &change.set {
+            set_path(&mut value, path, new);
+        }
+        match serde_json::from_value::<crate::api::RetrainPolicy>(value) {
+            Ok(mut updated) => {
+                for (k, v) in &change.annotate {
+                    updated.annotations_mut().insert(k.clone(), v.clone());
+                }
+                if updated.spec != policy.spec {
+                    updated.metadata.generation = Some(policy.metadata.generation.unwrap_or(1) + 1);
+                }
+                self.timeline.push(TimelineEntry {
+                    time: self.cluster.now,
+                    model: format!("{}/{name}", policy.spec.model_ref.name),
+                    version: None,
+                    reason: "UserChange".into(),
+                    message: describe_change(change),
+                    warning: false,
+                });
+                self.cluster.policies.insert(k, updated);
+            }
+            Err(e) => self
+                .cluster
+                .violations
+                .push(format!("change at {}: the changed RetrainPolicy is invalid: {e}", change.at.0)),
+        }
+    }
+
     /// Reconciles every Model until it has nothing left to do at this instant.
     pub fn reconcile_all(&mut self) {
         let keys: Vec<String> = self.cluster.models.keys().cloned().collect();
@@ -145,7 +205,12 @@ impl Simulation {
             self.wake_at.remove(&k);
             for _ in 0..CONVERGENCE_LIMIT {
                 let Some(model) = self.cluster.models.get(&k).cloned() else { break };
-                let children = self.cluster.children_of(&model);
+                let mut children = self.cluster.children_of(&model);
+                if let Some(policy) = driving_policy(&children.policies) {
+                    let ledger = Ledger::new(&children.versions, self.cluster.now);
+                    let due = due_checks(policy, &model, &ledger, self.cluster.now);
+                    children.readings = self.live_readings(&due);
+                }
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if let Some(after) = plan.requeue_after {
                     let at = self.cluster.now + SignedDuration::try_from(after).unwrap_or(SignedDuration::MAX);
@@ -160,6 +225,17 @@ impl Simulation {
                 let events = self.cluster.apply(&k, &plan, &mut budget);
                 if let Some(plans) = self.plans.as_mut() {
                     plans.push((model.clone(), plan.clone()));
+                }
+                let policy_events = if events.is_some() { plan.policy_events.clone() } else { vec![] };
+                for (policy, e) in policy_events {
+                    self.timeline.push(TimelineEntry {
+                        time: self.cluster.now,
+                        model: format!("{}/{policy}", model.name_any()),
+                        version: None,
+                        reason: e.reason,
+                        message: e.note,
+                        warning: e.kind == EventKind::Warning,
+                    });
                 }
                 for e in events.into_iter().flatten() {
                     self.timeline.push(TimelineEntry {
@@ -176,32 +252,67 @@ impl Simulation {
     }
 }
 
+impl Simulation {
+    /// What the scripted live metrics answer to the due checks now.
+    fn live_readings(&self, due: &DueChecks) -> Readings {
+        let live = &self.scenario.file.live;
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        let down = live.unavailable.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let answer = |found: Option<Result<Histogram, String>>| {
+            if down {
+                return Err("Prometheus at sim://prometheus is unreachable: connection refused".to_string());
+            }
+            found.unwrap_or(Err("the query returned no data".into()))
+        };
+        let drift_now = live.drift.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| Ok(s.value.histogram.clone()));
+        let performance_now = live.performance.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| s.value.value);
+        Readings {
+            drift: due.drift.as_ref().map(|_| answer(drift_now.clone())),
+            reference: due.reference.as_ref().map(|_| answer(drift_now.clone())),
+            performance: due.performance.as_ref().map(|_| {
+                if down {
+                    Err("Prometheus at sim://prometheus is unreachable: connection refused".to_string())
+                } else {
+                    performance_now.ok_or_else(|| "the query returned no data".to_string())
+                }
+            }),
+        }
+    }
+}
+
 /// The Model with a scenario change applied.
 pub fn apply_change(model: &Model, change: &scenario::Change) -> Result<Model, String> {
     let mut value = serde_json::to_value(model).map_err(|e| e.to_string())?;
     for (path, new) in &change.set {
-        let mut target = &mut value;
-        let parts: Vec<&str> = path.split('.').collect();
-        for part in &parts[..parts.len() - 1] {
-            target = target
-                .as_object_mut()
-                .ok_or_else(|| format!("{path}: {part} is not an object"))?
-                .entry(part.to_string())
-                .or_insert_with(|| serde_json::json!({}));
-        }
-        let map = target.as_object_mut().ok_or_else(|| format!("{path} is not inside an object"))?;
-        let last = parts[parts.len() - 1].to_string();
-        if new.is_null() {
-            map.remove(&last);
-        } else {
-            map.insert(last, new.clone());
-        }
+        set_path(&mut value, path, new);
     }
     let mut updated: Model = serde_json::from_value(value).map_err(|e| format!("the changed Model is invalid: {e}"))?;
     for (k, v) in &change.annotate {
         updated.annotations_mut().insert(k.clone(), v.clone());
     }
     Ok(updated)
+}
+
+/// Sets a dotted path in a JSON object, creating objects on the way; null removes the field.
+fn set_path(value: &mut serde_json::Value, path: &str, new: &serde_json::Value) {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut target = value;
+    for part in &parts[..parts.len() - 1] {
+        if !target[*part].is_object() {
+            target[*part] = serde_json::json!({});
+        }
+        target = &mut target[*part];
+    }
+    let last = parts[parts.len() - 1];
+    match (target.as_object_mut(), new.is_null()) {
+        (Some(map), true) => {
+            map.remove(last);
+        }
+        (Some(map), false) => {
+            map.insert(last.to_string(), new.clone());
+        }
+        (None, _) => {}
+    }
 }
 
 fn describe_change(change: &scenario::Change) -> String {

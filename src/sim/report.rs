@@ -60,6 +60,26 @@ pub struct ModelSummary {
     pub serving_version: Option<u32>,
     /// The versions still kept, oldest first.
     pub versions: Vec<VersionSummary>,
+    /// The RetrainPolicies that name it.
+    pub policies: Vec<PolicySummary>,
+}
+
+/// Where one RetrainPolicy ended.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummary {
+    /// Name.
+    pub name: String,
+    /// The last trigger that retrained.
+    pub last_trigger: Option<String>,
+    /// When the schedule fires next.
+    pub next_schedule_time: Option<Timestamp>,
+    /// The last drift verdict.
+    pub drift: Option<String>,
+    /// The last performance verdict.
+    pub performance: Option<String>,
+    /// Why the policy is stalled, if it is.
+    pub stalled: Option<String>,
 }
 
 /// The whole report.
@@ -111,11 +131,19 @@ impl Report {
                     })
                     .collect();
                 versions.sort_by_key(|v| v.version);
+                let policies = sim
+                    .cluster
+                    .policies
+                    .values()
+                    .filter(|p| p.spec.model_ref.name == m.name_any() && p.namespace() == m.namespace())
+                    .map(policy_summary)
+                    .collect();
                 ModelSummary {
                     name: m.name_any(),
                     phase: status.phase,
                     serving_version: status.serving_version,
                     versions,
+                    policies,
                 }
             })
             .collect();
@@ -163,12 +191,43 @@ impl Report {
                     v.version, phase, v.trigger, v.dataset
                 );
             }
+            for p in &m.policies {
+                let _ = writeln!(
+                    out,
+                    "    policy {}: last trigger {}",
+                    p.name,
+                    p.last_trigger.as_deref().unwrap_or("none")
+                );
+                if let Some(next) = p.next_schedule_time {
+                    let _ = writeln!(out, "      next scheduled run {next}");
+                }
+                for (what, verdict) in [("drift", &p.drift), ("performance", &p.performance), ("STALLED", &p.stalled)] {
+                    if let Some(v) = verdict {
+                        let _ = writeln!(out, "      {what}: {v}");
+                    }
+                }
+            }
         }
         let _ = writeln!(out, "\n{} reconciles acted, {} API writes", self.acting_reconciles, self.writes);
         for v in &self.violations {
             let _ = writeln!(out, "VIOLATION: {v}");
         }
         out
+    }
+}
+
+fn policy_summary(p: &crate::api::RetrainPolicy) -> PolicySummary {
+    use crate::lifecycle::conditions::{STALLED, find};
+    let s = p.status.clone().unwrap_or_default();
+    let stalled =
+        find(&s.conditions, STALLED).filter(|c| c.status == "True").map(|c| format!("{}: {}", c.reason, c.message));
+    PolicySummary {
+        name: p.name_any(),
+        last_trigger: s.last_trigger.map(|t| format!("{} at {}", t.reason, t.time.0)),
+        next_schedule_time: s.next_schedule_time.map(|t| t.0),
+        drift: s.drift.map(|d| d.message),
+        performance: s.performance.map(|d| d.message),
+        stalled,
     }
 }
 

@@ -41,6 +41,8 @@ pub struct VersionScript {
     pub healthy: Option<bool>,
     /// How long its Deployment rollout takes when healthy.
     pub rollout_time: Option<SimDuration>,
+    /// Reference distributions the trainer reports, by feature.
+    pub reference: Option<BTreeMap<String, crate::stats::Histogram>>,
 }
 
 impl VersionScript {
@@ -53,6 +55,7 @@ impl VersionScript {
             termination_message: self.termination_message.clone().or_else(|| defaults.termination_message.clone()),
             healthy: self.healthy.or(defaults.healthy),
             rollout_time: self.rollout_time.or(defaults.rollout_time),
+            reference: self.reference.clone().or_else(|| defaults.reference.clone()),
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct Change {
     pub at: SimDuration,
     /// Which Model; may be left out when there is one.
     pub model: Option<String>,
+    /// Change this RetrainPolicy instead of a Model.
+    pub policy: Option<String>,
     /// Fields to set, by dotted path, e.g. `spec.training.dataset.version: "2026-12-01"`;
     /// a null value removes the field.
     #[serde(default)]
@@ -95,6 +100,64 @@ pub struct ScenarioFile {
     /// Changes to Models over time.
     #[serde(default)]
     pub changes: Vec<Change>,
+    /// What live queries return over time.
+    #[serde(default)]
+    pub live: LiveMetrics,
+    /// Times the controller is not running: nothing is reconciled, the cluster goes on.
+    #[serde(default)]
+    pub controller_down: Vec<Outage>,
+}
+
+/// A value that holds from a time on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Step<T> {
+    /// From when, since the start.
+    pub at: SimDuration,
+    /// The value from then on.
+    #[serde(flatten)]
+    pub value: T,
+}
+
+/// A drift query's answer.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftAnswer {
+    /// The live histogram over the window.
+    pub histogram: crate::stats::Histogram,
+}
+
+/// A performance query's answer.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerformanceAnswer {
+    /// The live metric.
+    pub value: f64,
+}
+
+/// A time Prometheus cannot be reached.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Outage {
+    /// From when.
+    pub from: SimDuration,
+    /// Until when.
+    pub to: SimDuration,
+}
+
+/// Live metrics over time: the answer at any moment is the last step at or before it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LiveMetrics {
+    /// What the drift query returns.
+    #[serde(default)]
+    pub drift: Vec<Step<DriftAnswer>>,
+    /// What the performance query returns.
+    #[serde(default)]
+    pub performance: Vec<Step<PerformanceAnswer>>,
+    /// When Prometheus is unreachable.
+    #[serde(default)]
+    pub unavailable: Vec<Outage>,
 }
 
 /// Everything a simulation runs: the manifests and the scenario.
@@ -183,7 +246,7 @@ impl Scenario {
             return Err("no Model manifest was found".into());
         }
         for change in &file.changes {
-            if change.model.is_none() && models.len() > 1 {
+            if change.model.is_none() && change.policy.is_none() && models.len() > 1 {
                 return Err("a change names no model, and there are several".into());
             }
         }

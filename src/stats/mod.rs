@@ -2,7 +2,8 @@
 //! CDFs, and the Jensen–Shannon distance.
 //!
 //! Both distributions must share one bucket layout (the same upper bounds); comparing different
-//! layouts is refused, never guessed at. Counts are turned into proportions. Only PSI needs
+//! layouts is refused, never guessed at. The one exception is Prometheus' `+Inf` bucket, which a
+//! reference written as JSON cannot carry: an empty one is ignored, a non-empty one refused. Counts are turned into proportions. Only PSI needs
 //! smoothing, since it divides by and takes the log of proportions: a proportion below
 //! [`PSI_FLOOR`] (an empty bin) counts as `PSI_FLOOR`, without renormalizing. KS and
 //! Jensen–Shannon need none (`0·log 0 = 0`).
@@ -81,10 +82,29 @@ impl Histogram {
     }
 }
 
+/// The live histogram on the reference's layout: Prometheus always adds a `+Inf` bucket, which a
+/// reference written as JSON cannot carry; an empty one is dropped, a non-empty one refused.
+fn aligned<'a>(reference: &Histogram, live: &'a Histogram) -> Result<std::borrow::Cow<'a, Histogram>, StatsError> {
+    let live_inf = live.bounds.last().is_some_and(|b| b.is_infinite());
+    let reference_inf = reference.bounds.last().is_some_and(|b| b.is_infinite());
+    if !live_inf || reference_inf || live.bounds.len() != reference.bounds.len() + 1 {
+        return Ok(std::borrow::Cow::Borrowed(live));
+    }
+    let above = *live.counts.last().unwrap_or(&0.0);
+    if above > 0.0 {
+        let last = reference.bounds.last().copied().unwrap_or_default();
+        return Err(StatsError::Malformed(format!("{above} live samples are above the reference's last bound {last}")));
+    }
+    let n = reference.bounds.len();
+    Ok(std::borrow::Cow::Owned(Histogram { bounds: live.bounds[..n].to_vec(), counts: live.counts[..n].to_vec() }))
+}
+
 /// Proportions of both distributions, after checking they can be compared.
 fn proportions(reference: &Histogram, live: &Histogram) -> Result<(Vec<f64>, Vec<f64>), StatsError> {
     reference.validate()?;
     live.validate()?;
+    let live = aligned(reference, live)?;
+    let live = live.as_ref();
     let same = reference.bounds.len() == live.bounds.len()
         && reference.bounds.iter().zip(&live.bounds).all(|(a, b)| a == b || (a - b).abs() <= 1e-9 * a.abs().max(1.0));
     if !same {

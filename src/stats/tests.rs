@@ -69,6 +69,18 @@ fn different_bucket_layouts_are_refused_not_compared() {
 }
 
 #[test]
+fn an_empty_prometheus_inf_bucket_is_ignored_a_full_one_refused() {
+    let reference = h(&[1.0, 2.0, 3.0]);
+    let mut live = h(&[1.0, 2.0, 3.0]);
+    live.bounds.push(f64::INFINITY);
+    live.counts.push(0.0);
+    close(psi(&reference, &live).unwrap(), 0.0);
+    live.counts[3] = 4.0;
+    let err = psi(&reference, &live).unwrap_err().to_string();
+    assert!(err.contains("4 live samples are above the reference's last bound 0.3"), "{err}");
+}
+
+#[test]
 fn an_empty_distribution_gives_no_verdict() {
     assert_eq!(jensen_shannon(&h(&[1.0, 1.0]), &h(&[0.0, 0.0])), Err(StatsError::NoSamples("live")));
 }

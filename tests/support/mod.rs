@@ -138,6 +138,7 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         pods: filled(children.pods),
         deployments: filled(children.deployments),
         services: filled(children.services),
+        policies: filled(children.policies.into_iter().map(|p| DeserializeGuard(Ok(p))).collect()),
     }
 }
 

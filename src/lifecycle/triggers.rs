@@ -1,0 +1,623 @@
+//! When to retrain: the triggers of a RetrainPolicy (schedule, manual request, data change,
+//! drift, live performance), the hygiene that holds them back (suspend, concurrency, cooldown,
+//! a daily budget), and the policy's status. Live readings are handed in by the shell.
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, Zoned};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{
+    CheckStatus, ConcurrencyPolicy, DriftMethod, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause,
+    TriggerRecord,
+};
+use crate::sources::prometheus::render_query;
+use crate::stats::{self, Histogram};
+
+use super::ledger::Ledger;
+use super::plan::{EventKind, EventRecord};
+use super::validate::Problem;
+
+/// Annotation whose new value requests one retrain (on the Model or its RetrainPolicy).
+pub const RETRAIN_REQUEST: &str = "modelcycle.io/retrain-request";
+/// How many firings a policy's status keeps.
+pub const FIRINGS_KEPT: usize = 10;
+const DEFAULT_CHECK_INTERVAL: SignedDuration = SignedDuration::from_mins(5);
+const DEFAULT_REFERENCE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
+const DEFAULT_STARTING_DEADLINE: SignedDuration = SignedDuration::from_hours(1);
+const DEFAULT_MIN_SAMPLES: u64 = 100;
+const DEFAULT_FEATURE: &str = "predictions";
+
+/// A length from the API as a signed duration.
+pub fn span(d: Option<&kube::core::Duration>, default: SignedDuration) -> SignedDuration {
+    d.map(|d| SignedDuration::try_from(std::time::Duration::from(*d)).unwrap_or(SignedDuration::MAX)).unwrap_or(default)
+}
+
+/// Live readings the shell took for the checks that were due; `Err` carries the reason.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readings {
+    /// The live histogram of the drift query over its window.
+    pub drift: Option<Result<Histogram, String>>,
+    /// The live histogram over the reference window, to keep as the serving version's reference.
+    pub reference: Option<Result<Histogram, String>>,
+    /// The value of the performance query.
+    pub performance: Option<Result<f64, String>>,
+}
+
+/// The queries due now, rendered; the shell runs them and returns [`Readings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DueChecks {
+    /// Drift histogram query.
+    pub drift: Option<String>,
+    /// Reference capture query (the drift query over the reference window).
+    pub reference: Option<String>,
+    /// Performance query.
+    pub performance: Option<String>,
+}
+
+impl DueChecks {
+    /// True when nothing is due.
+    pub fn is_empty(&self) -> bool {
+        self.drift.is_none() && self.reference.is_none() && self.performance.is_none()
+    }
+}
+
+fn due(last: Option<&CheckStatus>, interval: SignedDuration, now: Timestamp) -> bool {
+    last.and_then(|c| c.checked_at.as_ref()).is_none_or(|t| t.0 + interval <= now)
+}
+
+/// Which live checks of `policy` are due at `now`.
+pub fn due_checks(policy: &RetrainPolicy, model: &Model, ledger: &Ledger, now: Timestamp) -> DueChecks {
+    let mut checks = DueChecks::default();
+    let status = policy.status.clone().unwrap_or_default();
+    let serving = ledger.serving();
+    let vars = |window: SignedDuration, version: Option<u32>| {
+        let v = version.map(|v| v.to_string()).unwrap_or_default();
+        let name = model.name_any();
+        let ns = model.namespace().unwrap_or_default();
+        move |q: &str| {
+            render_query(
+                q,
+                &[
+                    ("model", &name),
+                    ("namespace", &ns),
+                    ("version", &v),
+                    ("stableVersion", &v),
+                    ("window", &prom_duration(window)),
+                ],
+            )
+        }
+    };
+    if let Some(drift) = &policy.spec.drift
+        && let Some(s) = serving
+    {
+        let feature = drift.feature.as_deref().unwrap_or(DEFAULT_FEATURE);
+        let has_reference = ledger.get(s).is_some_and(|e| e.status.reference.contains_key(feature));
+        if !has_reference {
+            let reference_window = span(drift.reference_window.as_ref(), DEFAULT_REFERENCE_WINDOW);
+            if serving_since(ledger, s).is_some_and(|t| t + reference_window <= now) {
+                checks.reference = Some(vars(reference_window, Some(s))(&drift.query));
+            }
+        } else if due(status.drift.as_ref(), span(drift.interval.as_ref(), DEFAULT_CHECK_INTERVAL), now) {
+            checks.drift = Some(vars(span(Some(&drift.window), DEFAULT_CHECK_INTERVAL), Some(s))(&drift.query));
+        }
+    }
+    if let Some(perf) = &policy.spec.performance
+        && due(status.performance.as_ref(), span(perf.interval.as_ref(), DEFAULT_CHECK_INTERVAL), now)
+    {
+        checks.performance = Some(vars(DEFAULT_CHECK_INTERVAL, serving)(&perf.query));
+    }
+    checks
+}
+
+/// When version `n` started serving: the time of its last `Serve` decision.
+pub fn serving_since(ledger: &Ledger, n: u32) -> Option<Timestamp> {
+    ledger.get(n)?.status.decisions.iter().rev().find(|d| d.action == "Serve").map(|d| d.time.0)
+}
+
+/// A duration as PromQL writes it (`90s`, `6h`).
+fn prom_duration(d: SignedDuration) -> String {
+    let secs = d.as_secs().max(1);
+    if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// What the triggers decided.
+#[derive(Clone, Debug, Default)]
+pub struct TriggerDecision {
+    /// Start a new version for these causes now (empty: do not).
+    pub causes: Vec<TriggerCause>,
+    /// The training version to stop first (concurrencyPolicy Replace).
+    pub replace: Option<u32>,
+    /// The policy's new status, if there is a policy.
+    pub status: Option<RetrainPolicyStatus>,
+    /// Problems with live data that stall the policy (not the Model).
+    pub problems: Vec<Problem>,
+    /// The Model's retrain request value now acted on.
+    pub model_request: Option<String>,
+    /// Wake up at this time.
+    pub wake_at: Option<Timestamp>,
+    /// Events on the Model: a retrain triggered, or held back.
+    pub events: Vec<crate::lifecycle::plan::EventRecord>,
+}
+
+/// Everything the triggers read besides the policy.
+pub struct TriggerInputs<'a> {
+    /// The Model.
+    pub model: &'a Model,
+    /// Its versions.
+    pub ledger: &'a Ledger<'a>,
+    /// Why the Model's own inputs call for a version (Initial, TrainingInputsChanged), if they do.
+    pub inputs_cause: Option<TriggerCause>,
+    /// The readings of the checks that were due.
+    pub readings: &'a Readings,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Decides whether to start a version, from the Model's inputs and, if it has one, its policy.
+pub fn decide(policy: Option<&RetrainPolicy>, inputs: &TriggerInputs) -> TriggerDecision {
+    let model = inputs.model;
+    let training = inputs
+        .ledger
+        .entries
+        .iter()
+        .find(|e| matches!(e.phase(), crate::api::VersionPhase::Pending | crate::api::VersionPhase::Training))
+        .map(|e| e.number());
+    let model_request = model.annotations().get(RETRAIN_REQUEST).cloned();
+    let old_model_request = model.status.as_ref().and_then(|s| s.last_retrain_request.clone());
+    let new_model_request = model_request.filter(|v| Some(v) != old_model_request.as_ref());
+    let Some(policy) = policy else {
+        // No policy: the Model's inputs and its retrain request, one training at a time.
+        let mut causes: Vec<TriggerCause> = inputs.inputs_cause.clone().into_iter().collect();
+        if let Some(value) = &new_model_request {
+            causes.push(TriggerCause {
+                reason: "Manual".into(),
+                evidence: format!("Model annotation {RETRAIN_REQUEST}={value}"),
+            });
+        }
+        if training.is_some() || causes.is_empty() {
+            return TriggerDecision::default();
+        }
+        return TriggerDecision { causes, model_request: new_model_request, ..Default::default() };
+    };
+
+    let now = inputs.now;
+    let spec = &policy.spec;
+    let mut status = policy.status.clone().unwrap_or_default();
+    status.observed_generation = policy.metadata.generation;
+    let mut causes = vec![];
+    let mut wake: Vec<Timestamp> = vec![];
+    let mut problems = vec![];
+
+    if let Some(cause) = inputs.inputs_cause.clone() {
+        let only_dataset = inputs.ledger.latest().is_some_and(|l| {
+            let (a, b) = (&l.version.spec.training, &model.spec.training);
+            a.dataset.version != b.dataset.version && same_but_dataset_version(a, b)
+        });
+        let reason = if spec.data_change && only_dataset && cause.reason == "TrainingInputsChanged" {
+            "DataChange"
+        } else {
+            &cause.reason
+        };
+        causes.push(TriggerCause { reason: reason.into(), evidence: cause.evidence });
+    }
+    schedule(policy, &mut status, now, &mut causes, &mut wake, &mut problems);
+    let policy_request =
+        policy.annotations().get(RETRAIN_REQUEST).cloned().filter(|v| Some(v) != status.last_retrain_request.as_ref());
+    if spec.manual
+        && let Some(value) = &policy_request
+    {
+        causes.push(TriggerCause {
+            reason: "Manual".into(),
+            evidence: format!("RetrainPolicy annotation {RETRAIN_REQUEST}={value}"),
+        });
+    }
+    if let Some(value) = &new_model_request {
+        causes.push(TriggerCause {
+            reason: "Manual".into(),
+            evidence: format!("Model annotation {RETRAIN_REQUEST}={value}"),
+        });
+    }
+    drift(policy, inputs, &mut status, &mut causes, &mut problems, &mut wake);
+    performance(policy, inputs, &mut status, &mut causes, &mut wake);
+
+    let mut decision = TriggerDecision::default();
+    if !causes.is_empty() {
+        let initial = causes.iter().any(|c| c.reason == "Initial");
+        let held = if initial { None } else { hygiene(policy, inputs.ledger, training, now) };
+        let record = TriggerRecord::new(causes.clone(), now);
+        match held {
+            Some(Hold { why, until }) => {
+                let note = format!("{} ({}) held back: {why}", record.reason, evidence_of(&causes));
+                if push_firing(&mut status, Firing { trigger: record, version: None, suppressed: Some(why) }) {
+                    decision.events.push(event(EventKind::Normal, "RetrainSuppressed", "HoldBack", note, None));
+                }
+                // Level-triggered causes (inputs, requests) stay pending: look again when the hold ends.
+                let pending = causes
+                    .iter()
+                    .any(|c| matches!(c.reason.as_str(), "TrainingInputsChanged" | "DataChange" | "Manual"));
+                if pending {
+                    wake.extend(until);
+                }
+            }
+            None => {
+                decision.replace = training.filter(|_| spec.concurrency_policy == ConcurrencyPolicy::Replace);
+                if training.is_some() && decision.replace.is_none() {
+                    // Without a policy-level hold, a running training still goes first.
+                    decision.status = Some(status);
+                    decision.problems = problems;
+                    decision.wake_at = wake.into_iter().filter(|t| *t > now).min();
+                    return decision;
+                }
+                let next = inputs
+                    .ledger
+                    .latest()
+                    .map_or(0, |e| e.number())
+                    .max(model.status.as_ref().and_then(|s| s.latest_version).unwrap_or(0))
+                    + 1;
+                push_firing(&mut status, Firing { trigger: record.clone(), version: Some(next), suppressed: None });
+                let note = format!("{} ({}): training v{next}", record.reason, evidence_of(&causes));
+                decision.events.push(event(EventKind::Normal, "RetrainTriggered", "Retrain", note, Some(next)));
+                status.last_trigger = Some(record);
+                if spec.manual && policy_request.is_some() {
+                    status.last_retrain_request = policy_request;
+                }
+                decision.model_request = new_model_request;
+                decision.causes = causes;
+            }
+        }
+    }
+    decision.status = Some(status);
+    decision.problems = problems;
+    decision.wake_at = wake.into_iter().filter(|t| *t > now).min();
+    decision
+}
+
+/// True when two training specs differ at most in the dataset version.
+fn same_but_dataset_version(a: &crate::api::TrainingSpec, b: &crate::api::TrainingSpec) -> bool {
+    let mut a = a.clone();
+    a.dataset.version = b.dataset.version.clone();
+    &a == b
+}
+
+struct Hold {
+    why: String,
+    until: Option<Timestamp>,
+}
+
+/// Why hygiene holds a firing back, if it does.
+fn hygiene(policy: &RetrainPolicy, ledger: &Ledger, training: Option<u32>, now: Timestamp) -> Option<Hold> {
+    let spec = &policy.spec;
+    if spec.suspend {
+        return Some(Hold { why: "the policy is suspended".into(), until: None });
+    }
+    if let (Some(t), ConcurrencyPolicy::Forbid) = (training, spec.concurrency_policy) {
+        return Some(Hold { why: format!("v{t} is training (concurrencyPolicy Forbid)"), until: None });
+    }
+    let last_start = ledger
+        .entries
+        .iter()
+        .map(|e| e.status.started_at.as_ref().map_or(e.version.spec.trigger.time.0, |t| t.0))
+        .max();
+    if let (Some(cooldown), Some(started)) = (spec.cooldown.as_ref(), last_start) {
+        let until = started + span(Some(cooldown), SignedDuration::ZERO);
+        if until > now {
+            return Some(Hold { why: format!("cooldown until {until}"), until: Some(until) });
+        }
+    }
+    if let Some(max) = spec.max_retrains_per_day {
+        let today = now.to_zoned(TimeZone::UTC).date();
+        let started_today = ledger
+            .entries
+            .iter()
+            .filter(|e| e.version.spec.trigger.time.0.to_zoned(TimeZone::UTC).date() == today)
+            .count();
+        if started_today >= max as usize {
+            let midnight = today.tomorrow().ok().and_then(|d| d.to_zoned(TimeZone::UTC).ok()).map(|z| z.timestamp());
+            let when = midnight.map_or("tomorrow".to_string(), |m| m.to_string());
+            return Some(Hold {
+                why: format!("maxRetrainsPerDay {max} reached; next retrain from {when}"),
+                until: midnight,
+            });
+        }
+    }
+    None
+}
+
+/// Records a firing; a held-back firing that repeats the last one exactly (same causes with
+/// the same evidence, same hold) is not recorded again. True when recorded.
+fn push_firing(status: &mut RetrainPolicyStatus, firing: Firing) -> bool {
+    let same = status.recent_firings.last().is_some_and(|last| {
+        firing.suppressed.is_some()
+            && last.suppressed == firing.suppressed
+            && last.trigger.causes == firing.trigger.causes
+    });
+    if same {
+        return false;
+    }
+    status.recent_firings.push(firing);
+    let overflow = status.recent_firings.len().saturating_sub(FIRINGS_KEPT);
+    status.recent_firings.drain(..overflow);
+    true
+}
+
+fn evidence_of(causes: &[TriggerCause]) -> String {
+    causes
+        .iter()
+        .map(|c| if c.evidence.is_empty() { c.reason.clone() } else { c.evidence.clone() })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn event(kind: EventKind, reason: &str, action: &str, note: String, version: Option<u32>) -> EventRecord {
+    EventRecord {
+        kind,
+        reason: reason.into(),
+        action: action.into(),
+        note: crate::lifecycle::plan::truncate(&note, 1024),
+        version,
+    }
+}
+
+/// The schedule: fires for the latest occurrence since the last one acted on, if it is not
+/// later than the starting deadline; a run missed for longer is recorded as missed.
+fn schedule(
+    policy: &RetrainPolicy,
+    status: &mut RetrainPolicyStatus,
+    now: Timestamp,
+    causes: &mut Vec<TriggerCause>,
+    wake: &mut Vec<Timestamp>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(schedule) = &policy.spec.schedule else { return };
+    let Ok(cron) = schedule.cron.parse::<croner::Cron>() else { return };
+    let Ok(tz) = TimeZone::get(&schedule.time_zone) else { return };
+    let created = policy.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let since = status.last_schedule_time.as_ref().map_or(created, |t| t.0);
+    let here = now.to_zoned(tz.clone());
+    match cron.find_previous_occurrence(&here, true) {
+        Ok(last) if last.timestamp() > since => {
+            let late = now.duration_since(last.timestamp());
+            let deadline = span(
+                schedule.starting_deadline.as_ref(),
+                span(policy.spec.cooldown.as_ref(), DEFAULT_STARTING_DEADLINE),
+            );
+            let local = last.strftime("%Y-%m-%d %H:%M %Z");
+            if late <= deadline {
+                causes.push(TriggerCause {
+                    reason: "Schedule".into(),
+                    evidence: format!("{} at {local}", schedule.cron),
+                });
+            } else {
+                let record = TriggerRecord::new(
+                    vec![TriggerCause { reason: "Schedule".into(), evidence: format!("{} at {local}", schedule.cron) }],
+                    now,
+                );
+                push_firing(
+                    status,
+                    Firing {
+                        trigger: record,
+                        version: None,
+                        suppressed: Some(format!("missed by {late:#} (startingDeadline {deadline:#})")),
+                    },
+                );
+                status.last_schedule_time = Some(Time(last.timestamp()));
+                return schedule_next(&cron, &here, status, wake);
+            }
+            status.last_schedule_time = Some(Time(last.timestamp()));
+        }
+        Ok(_) => {}
+        Err(e) => problems
+            .push(Problem { reason: "InvalidSchedule", message: format!("cannot evaluate {:?}: {e}", schedule.cron) }),
+    }
+    schedule_next(&cron, &here, status, wake);
+}
+
+fn schedule_next(cron: &croner::Cron, here: &Zoned, status: &mut RetrainPolicyStatus, wake: &mut Vec<Timestamp>) {
+    match cron.find_next_occurrence(here, false) {
+        Ok(next) => {
+            status.next_schedule_time = Some(Time(next.timestamp()));
+            wake.push(next.timestamp());
+        }
+        Err(_) => status.next_schedule_time = None,
+    }
+}
+
+/// Next occurrences of a cron expression in a time zone after `after`, for tests and docs.
+pub fn occurrences(cron: &str, tz: &str, after: Timestamp, count: usize) -> Vec<Zoned> {
+    let (Ok(cron), Ok(tz)) = (cron.parse::<croner::Cron>(), TimeZone::get(tz)) else { return vec![] };
+    let mut out = vec![];
+    let mut at = after.to_zoned(tz);
+    while out.len() < count {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else { break };
+        out.push(next.clone());
+        at = next;
+    }
+    out
+}
+
+fn drift(
+    policy: &RetrainPolicy,
+    inputs: &TriggerInputs,
+    status: &mut RetrainPolicyStatus,
+    causes: &mut Vec<TriggerCause>,
+    problems: &mut Vec<Problem>,
+    wake: &mut Vec<Timestamp>,
+) {
+    let Some(spec) = &policy.spec.drift else { return };
+    let now = inputs.now;
+    let interval = span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL);
+    let feature = spec.feature.as_deref().unwrap_or(DEFAULT_FEATURE);
+    let Some(serving) = inputs.ledger.serving() else {
+        status.drift = Some(CheckStatus {
+            checked_at: None,
+            message: "no version serves yet; nothing to compare with".into(),
+            ..Default::default()
+        });
+        return;
+    };
+    let reference = inputs.ledger.get(serving).and_then(|e| e.status.reference.get(feature)).cloned();
+    let reference = reference.or_else(|| inputs.readings.reference.clone().and_then(Result::ok));
+    let Some(reference) = reference else {
+        let window = span(spec.reference_window.as_ref(), DEFAULT_REFERENCE_WINDOW);
+        let at = serving_since(inputs.ledger, serving).map(|t| t + window);
+        if let Some(Err(e)) = &inputs.readings.reference {
+            status.drift = Some(CheckStatus {
+                checked_at: Some(Time(now)),
+                message: format!("capturing the reference failed: {e}"),
+                ..Default::default()
+            });
+            wake.push(now + interval);
+        } else {
+            let when = at.map_or("once it has served".to_string(), |t| format!("at {t}"));
+            status.drift = Some(CheckStatus {
+                checked_at: None,
+                message: format!("v{serving} has no {feature:?} reference; capturing it from live traffic {when}"),
+                ..Default::default()
+            });
+            wake.extend(at);
+        }
+        return;
+    };
+    let last = status.drift.as_ref().and_then(|c| c.checked_at.as_ref()).map(|t| t.0);
+    let Some(reading) = &inputs.readings.drift else {
+        // Between checks, the last check's verdict stands, a stalled one included.
+        if let Some(check) = &status.drift
+            && let Some(reason) = check.stalled_reason.as_deref().and_then(stalled_reason)
+        {
+            problems.push(Problem { reason, message: check.message.clone() });
+        }
+        wake.push(last.map_or(now, |t| t + interval));
+        return;
+    };
+    wake.push(now + interval);
+    let window = prom_duration(span(Some(&spec.window), DEFAULT_CHECK_INTERVAL));
+    let check = |value: Option<f64>, samples: Option<f64>, message: String| CheckStatus {
+        checked_at: Some(Time(now)),
+        value,
+        samples,
+        breach_since: None,
+        message,
+        stalled_reason: None,
+    };
+    let stall =
+        |status: &mut RetrainPolicyStatus, problems: &mut Vec<Problem>, reason: &'static str, message: String| {
+            status.drift =
+                Some(CheckStatus { stalled_reason: Some(reason.into()), ..check(None, None, message.clone()) });
+            problems.push(Problem { reason, message });
+        };
+    let live = match reading {
+        Ok(live) => live,
+        Err(e) if e.contains("`le`") || e.contains("not a number") => {
+            return stall(status, problems, "DriftQueryNotHistogram", format!("spec.drift.query: {e}"));
+        }
+        Err(e) => {
+            status.drift = Some(check(None, None, format!("no verdict: {e}")));
+            return;
+        }
+    };
+    let samples = live.total();
+    let min = spec.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES) as f64;
+    if samples < min {
+        status.drift = Some(check(
+            None,
+            Some(samples),
+            format!("no verdict: {samples} samples over {window}, fewer than minSamples {min}"),
+        ));
+        return;
+    }
+    let (name, value) = match spec.method {
+        DriftMethod::Psi => ("PSI", stats::psi(&reference, live)),
+        DriftMethod::Ks => ("KS", stats::ks(&reference, live)),
+        DriftMethod::JensenShannon => ("JS", stats::jensen_shannon(&reference, live)),
+    };
+    match value {
+        Err(e) => {
+            let message = format!("the drift query and v{serving}'s {feature:?} reference cannot be compared: {e}");
+            stall(status, problems, "DriftBucketsDiffer", message);
+        }
+        Ok(v) => {
+            let evidence = format!(
+                "{name}={v:.3} {} {:.2} over {window}, {samples} samples",
+                if v > spec.threshold { ">" } else { "<=" },
+                spec.threshold
+            );
+            if v > spec.threshold {
+                causes.push(TriggerCause { reason: "Drift".into(), evidence: evidence.clone() });
+            }
+            status.drift = Some(check(Some(v), Some(samples), evidence));
+        }
+    }
+}
+
+/// The static reason of a stalled check, from what the status stored.
+fn stalled_reason(stored: &str) -> Option<&'static str> {
+    ["DriftQueryNotHistogram", "DriftBucketsDiffer"].into_iter().find(|r| *r == stored)
+}
+
+fn performance(
+    policy: &RetrainPolicy,
+    inputs: &TriggerInputs,
+    status: &mut RetrainPolicyStatus,
+    causes: &mut Vec<TriggerCause>,
+    wake: &mut Vec<Timestamp>,
+) {
+    let Some(spec) = &policy.spec.performance else { return };
+    let now = inputs.now;
+    let interval = span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL);
+    let last = status.performance.clone().unwrap_or_default();
+    let Some(reading) = &inputs.readings.performance else {
+        wake.push(last.checked_at.as_ref().map_or(now, |t| t.0 + interval));
+        return;
+    };
+    wake.push(now + interval);
+    let value = match reading {
+        Ok(v) => *v,
+        Err(e) => {
+            status.performance = Some(CheckStatus {
+                checked_at: Some(Time(now)),
+                message: format!("no verdict: {e}"),
+                breach_since: last.breach_since,
+                ..Default::default()
+            });
+            return;
+        }
+    };
+    let breach = match (spec.min, spec.max) {
+        (Some(min), _) if value < min => Some(format!("{value} < min {min}")),
+        (_, Some(max)) if value > max => Some(format!("{value} > max {max}")),
+        _ => None,
+    };
+    let hold_for = span(spec.for_.as_ref(), SignedDuration::ZERO);
+    let (breach_since, message) = match breach {
+        None => (None, format!("{value} is within bounds")),
+        Some(what) => {
+            let since = last.breach_since.as_ref().map_or(now, |t| t.0);
+            let lasted = now.duration_since(since);
+            if lasted >= hold_for {
+                causes.push(TriggerCause { reason: "Performance".into(), evidence: format!("{what} for {lasted:#}") });
+                (None, format!("{what} for {lasted:#}: retrain"))
+            } else {
+                (Some(since), format!("{what} since {since}, for {lasted:#} of {hold_for:#}"))
+            }
+        }
+    };
+    status.performance = Some(CheckStatus {
+        checked_at: Some(Time(now)),
+        value: Some(value),
+        samples: None,
+        breach_since: breach_since.map(Time),
+        message,
+        stalled_reason: None,
+    });
+}
+
+#[cfg(test)]
+#[path = "triggers_tests.rs"]
+mod tests;

@@ -1,0 +1,287 @@
+//! RetrainPolicy triggers and hygiene over simulated time.
+
+use modelcycle::api::VersionPhase;
+use modelcycle::lifecycle::conditions;
+use modelcycle::sim::Simulation;
+use modelcycle::sim::scenario::Scenario;
+
+const MODEL: &str = r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: churn, namespace: ml}
+spec:
+  training:
+    template: {spec: {containers: [{name: trainer, image: "trainer:1"}]}}
+    dataset: {uri: "s3://data/churn", version: "d1"}
+    artifactUri: "s3://models/{model}/{version}"
+  evaluation:
+    gates: [{metric: auc, min: 0.8}]
+  serving:
+    template: {spec: {containers: [{name: server, image: "server:1"}]}}
+"#;
+
+const BASELINE: &str = "{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: [10, 20, 40, 20, 10]}";
+const BASELINE_LIVE: &str = "{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: [1000, 2000, 4000, 2000, 1000]}";
+const SHIFTED_LIVE: &str = "{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: [500, 1000, 3000, 3000, 2500]}";
+
+fn policy(spec: &str) -> String {
+    format!(
+        "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {{name: churn, namespace: ml}}\nspec:\n  modelRef: {{name: churn}}\n{spec}"
+    )
+}
+
+fn run(policy_spec: &str, scenario: &str) -> Simulation {
+    let texts = [
+        ("model.yaml".to_string(), MODEL.to_string()),
+        ("policy.yaml".to_string(), policy(policy_spec)),
+        ("scenario.yaml".to_string(), scenario.to_string()),
+    ];
+    let mut sim = Simulation::new(Scenario::parse(&texts).expect("scenario parses"));
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    sim
+}
+
+fn versions(sim: &Simulation) -> Vec<(u32, String)> {
+    let mut v: Vec<_> =
+        sim.cluster.versions.values().map(|v| (v.spec.version, v.spec.trigger.reason.clone())).collect();
+    v.sort();
+    v
+}
+
+fn policy_status(sim: &Simulation) -> modelcycle::api::RetrainPolicyStatus {
+    sim.cluster.policies["ml/churn"].status.clone().unwrap_or_default()
+}
+
+fn latest(sim: &Simulation) -> u32 {
+    sim.cluster.models["ml/churn"].status.as_ref().unwrap().latest_version.unwrap()
+}
+
+#[test]
+fn a_year_of_a_daily_schedule_with_a_36h_cooldown() {
+    // By hand: v1 (Initial) starts at day 0 00:00, so the 03:00 runs of day 0 and day 1 fall in
+    // its 36h cooldown. Day 2 03:00 fires (51h later); its own cooldown lasts until day 3 15:00,
+    // so day 3 is held back and day 4 fires: every even day from 2 to 364 fires, 182 runs, plus
+    // v1: 183 versions in 365 days.
+    let sim = run(
+        "  schedule: {cron: '0 3 * * *', timeZone: UTC}\n  cooldown: 36h\n",
+        "duration: 365d\nstart: '2026-01-01T00:00:00Z'\ndefaults: {metrics: {auc: 0.9}}\n",
+    );
+    assert_eq!(latest(&sim), 183);
+    let status = policy_status(&sim);
+    assert_eq!(status.last_trigger.unwrap().reason, "Schedule");
+    assert_eq!(status.next_schedule_time.unwrap().0, "2027-01-01T03:00:00Z".parse().unwrap());
+    assert!(status.recent_firings.len() <= 10);
+    let held = sim.timeline.iter().filter(|e| e.reason == "RetrainSuppressed").count();
+    assert_eq!(held, 183, "day 0, then every odd day 1..=363 are held back: 1 + 182");
+}
+
+#[test]
+fn drift_rising_on_day_40_retrains_once_then_cooldown_holds_it_back() {
+    let policy = "  drift: {query: 'sum by (le) (model_prediction_bucket)', method: PSI, threshold: 0.2, window: 6h, interval: 1h}\n  prometheus: {address: 'http://prometheus:9090'}\n  cooldown: 168h\n";
+    let scenario = format!(
+        "duration: 45d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {BASELINE}}}}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {BASELINE_LIVE}}}\n    - {{at: 40d, histogram: {SHIFTED_LIVE}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    assert_eq!(versions(&sim), [(1, "Initial".to_string()), (2, "Drift".to_string())]);
+    let v2 = &sim.cluster.versions["ml/churn-v2"];
+    assert_eq!(
+        v2.spec.trigger.time.0,
+        "2026-02-10T00:32:00Z".parse().unwrap(),
+        "the first hourly check on day 40 (checks run from when v1 served, 00:32)"
+    );
+    assert_eq!(v2.spec.trigger.causes[0].evidence, "PSI=0.311 > 0.20 over 6h, 10000 samples");
+    let status = policy_status(&sim);
+    let held: Vec<_> = status.recent_firings.iter().filter_map(|f| f.suppressed.as_deref()).collect();
+    assert!(held.iter().any(|s| s.starts_with("cooldown until 2026-02-17T00:32:00Z")), "{held:?}");
+    let drift = status.drift.unwrap();
+    assert!((drift.value.unwrap() - 0.3107304049211096).abs() < 1e-9);
+}
+
+#[test]
+fn too_few_samples_give_no_verdict() {
+    let policy = "  drift: {query: q, method: KS, threshold: 0.1, window: 1h, minSamples: 1000}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = format!(
+        "duration: 2d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {BASELINE}}}}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: [90, 0, 0, 0, 0]}}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    assert_eq!(latest(&sim), 1);
+    let message = policy_status(&sim).drift.unwrap().message;
+    assert!(message.contains("no verdict") && message.contains("minSamples 1000"), "{message}");
+}
+
+#[test]
+fn differing_bucket_layouts_stall_the_policy_and_retrain_nothing() {
+    let policy = "  drift: {query: q, method: JensenShannon, threshold: 0.1, window: 1h}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = format!(
+        "duration: 2d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {BASELINE}}}}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {{bounds: [0.5, 1.0], counts: [500, 500]}}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    assert_eq!(latest(&sim), 1);
+    let status = policy_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "DriftBucketsDiffer"));
+    assert!(sim.timeline.iter().any(|e| e.reason == "DriftBucketsDiffer" && e.warning));
+}
+
+#[test]
+fn an_unreachable_prometheus_retrains_nothing_and_says_so() {
+    let policy = "  performance: {query: acc, min: 0.85, interval: 30m}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nlive:\n  performance:\n    - {at: 0d, value: 0.5}\n  unavailable:\n    - {from: 0d, to: 3d}\n";
+    let sim = run(policy, scenario);
+    assert_eq!(latest(&sim), 1);
+    let message = policy_status(&sim).performance.unwrap().message;
+    assert!(message.contains("unreachable"), "{message}");
+}
+
+#[test]
+fn performance_below_its_bound_for_less_than_for_does_nothing_longer_retrains() {
+    let policy =
+        "  performance: {query: acc, min: 0.85, for: 2h, interval: 30m}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = "duration: 3d\ndefaults: {metrics: {auc: 0.9}}\nlive:\n  performance:\n    - {at: 0d, value: 0.93}\n    - {at: 1d, value: 0.80}\n    - {at: 1d 1h, value: 0.93}\n    - {at: 2d, value: 0.79}\n    - {at: 2d 3h, value: 0.93}\n";
+    let sim = run(policy, scenario);
+    assert_eq!(versions(&sim), [(1, "Initial".to_string()), (2, "Performance".to_string())]);
+    let v2 = &sim.cluster.versions["ml/churn-v2"];
+    assert_eq!(v2.spec.trigger.time.0, "2026-01-03T02:00:00Z".parse().unwrap(), "2h after the drop on day 2");
+    assert!(v2.spec.trigger.causes[0].evidence.starts_with("0.79 < min 0.85 for 2h"), "{:?}", v2.spec.trigger);
+}
+
+fn two_requests(concurrency: &str) -> Simulation {
+    let policy = format!("  manual: true\n  concurrencyPolicy: {concurrency}\n");
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}, trainingTime: 5h}\nchanges:\n  - {at: 1d, policy: churn, annotate: {modelcycle.io/retrain-request: first}}\n  - {at: 1d 1h, policy: churn, annotate: {modelcycle.io/retrain-request: second}}\n";
+    run(&policy, scenario)
+}
+
+#[test]
+fn replace_stops_the_running_training_and_starts_the_new_one() {
+    let sim = two_requests("Replace");
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+    assert_eq!(v2.phase, Some(VersionPhase::Failed));
+    assert_eq!(v2.decisions.last().unwrap().reason, "Replaced");
+    assert!(!sim.cluster.jobs.contains_key("ml/churn-v2-train"), "the superseded training Job is stopped");
+    let v3 = &sim.cluster.versions["ml/churn-v3"];
+    assert_eq!(v3.spec.trigger.time.0, "2026-01-02T01:00:00Z".parse().unwrap());
+    assert_eq!(v3.status.as_ref().unwrap().phase, Some(VersionPhase::Serving));
+}
+
+#[test]
+fn forbid_holds_a_request_until_the_running_training_ends() {
+    let sim = two_requests("Forbid");
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.as_ref().unwrap().phase;
+    assert_eq!(v2, Some(VersionPhase::Retired), "v2 trained to the end, served, then v3 replaced it");
+    let v3 = &sim.cluster.versions["ml/churn-v3"];
+    assert_eq!(v3.spec.trigger.time.0, "2026-01-02T05:00:00Z".parse().unwrap(), "when v2's training ended");
+    let held = policy_status(&sim).recent_firings.iter().filter_map(|f| f.suppressed.clone()).collect::<Vec<_>>();
+    assert_eq!(held, ["v2 is training (concurrencyPolicy Forbid)"]);
+}
+
+#[test]
+fn a_request_value_retrains_once_and_never_again() {
+    let scenario = "duration: 3d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, annotate: {modelcycle.io/retrain-request: r1}}\n  - {at: 2d, set: {metadata.labels: {touched: 'yes'}}}\n";
+    let sim = run("  manual: true\n", scenario);
+    assert_eq!(versions(&sim), [(1, "Initial".to_string()), (2, "Manual".to_string())]);
+    assert_eq!(sim.cluster.models["ml/churn"].status.as_ref().unwrap().last_retrain_request.as_deref(), Some("r1"));
+}
+
+#[test]
+fn suspend_holds_everything_back_and_records_why() {
+    let scenario = "duration: 3d\ndefaults: {metrics: {auc: 0.9}}\n";
+    let sim = run("  schedule: {cron: '0 12 * * *'}\n  suspend: true\n", scenario);
+    assert_eq!(latest(&sim), 1);
+    let held = policy_status(&sim).recent_firings.iter().filter_map(|f| f.suppressed.clone()).collect::<Vec<_>>();
+    assert!(held.iter().all(|h| h == "the policy is suspended") && !held.is_empty(), "{held:?}");
+}
+
+#[test]
+fn a_dataset_bump_is_a_data_change_subject_to_the_daily_budget() {
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1h, set: {spec.training.dataset.version: d2}}\n  - {at: 2h, set: {spec.training.dataset.version: d3}}\n";
+    let sim = run("  dataChange: true\n  maxRetrainsPerDay: 2\n", scenario);
+    // v1 and v2 use the day's budget of 2; d3 waits for midnight UTC.
+    assert_eq!(
+        versions(&sim),
+        [(1, "Initial".to_string()), (2, "DataChange".to_string()), (3, "DataChange".to_string())]
+    );
+    assert_eq!(sim.cluster.versions["ml/churn-v3"].spec.trigger.time.0, "2026-01-02T00:00:00Z".parse().unwrap());
+    assert_eq!(sim.cluster.versions["ml/churn-v3"].spec.training.dataset.version, "d3");
+}
+
+#[test]
+fn a_schedule_missed_while_the_controller_was_down_fires_at_most_once_within_its_deadline() {
+    let scenario = "duration: 6d\ndefaults: {metrics: {auc: 0.9}}\ncontrollerDown:\n  - {from: 1d 2h, to: 1d 3h 30m}\n  - {from: 2d 2h, to: 4d 6h}\n";
+    let sim = run("  schedule: {cron: '0 3 * * *', startingDeadline: 1h}\n", scenario);
+    let mut fired: Vec<_> = sim
+        .cluster
+        .versions
+        .values()
+        .filter(|v| v.spec.trigger.reason == "Schedule")
+        .map(|v| v.spec.trigger.time.0.to_string())
+        .collect();
+    fired.sort();
+    // Day 0 03:00 on time; day 1 03:00 caught up at 03:30 (30m late, within 1h); days 2-4 missed
+    // while down, and on return at day 4 06:00 the latest (03:00) is 3h late: recorded as missed;
+    // day 5 03:00 on time.
+    assert_eq!(fired, ["2026-01-01T03:00:00Z", "2026-01-02T03:30:00Z", "2026-01-06T03:00:00Z"]);
+    let missed = policy_status(&sim).recent_firings.iter().filter_map(|f| f.suppressed.clone()).collect::<Vec<_>>();
+    assert_eq!(missed, ["missed by 3h (startingDeadline 1h)"]);
+}
+
+#[test]
+fn a_second_policy_for_one_model_is_stalled_and_drives_nothing() {
+    // Created at the same instant, the policies are ordered by name: "churn" drives, "zz-second" is the duplicate.
+    let second = "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {name: zz-second, namespace: ml}\nspec:\n  modelRef: {name: churn}\n  schedule: {cron: '*/10 * * * *'}\n";
+    let texts = [
+        ("model.yaml".to_string(), MODEL.to_string()),
+        ("policy.yaml".to_string(), policy("  manual: true\n")),
+        ("second.yaml".to_string(), second.to_string()),
+        ("scenario.yaml".to_string(), "duration: 1d\ndefaults: {metrics: {auc: 0.9}}\n".to_string()),
+    ];
+    let mut sim = Simulation::new(Scenario::parse(&texts).unwrap());
+    sim.run();
+    assert_eq!(latest(&sim), 1, "the second policy's schedule never fires");
+    let status = sim.cluster.policies["ml/zz-second"].status.clone().unwrap();
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!(stalled.reason, "DuplicatePolicy");
+}
+
+#[test]
+fn the_retraining_example_tells_its_story() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retraining")]).unwrap();
+    let mut sim = Simulation::new(scenario);
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    let mut triggers: Vec<_> =
+        sim.cluster.versions.values().map(|v| (v.spec.version, v.spec.trigger.reason.clone())).collect();
+    triggers.sort();
+    let reasons: Vec<&str> = triggers.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(reasons, ["Initial", "Schedule", "Drift", "Schedule", "Schedule", "Performance", "Schedule+Manual"]);
+    let status = sim.cluster.policies["ml/fraud"].status.clone().unwrap();
+    assert!(status.drift.unwrap().value.unwrap() < 0.2, "v3 learned the new patterns: no drift against its reference");
+}
+
+#[test]
+fn a_controller_restart_after_any_write_converges_with_a_policy_too() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retraining")]).unwrap();
+    let mut baseline = Simulation::new(scenario.clone());
+    baseline.run();
+    let outcome = |sim: &Simulation| {
+        let mut v: Vec<_> = sim
+            .cluster
+            .versions
+            .values()
+            .map(|v| (v.spec.version, v.spec.trigger.reason.clone(), v.status.as_ref().and_then(|s| s.phase)))
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    };
+    let expected = outcome(&baseline);
+    // Every 300th acting reconcile (the run has over two thousand), each with 0..4 writes landing.
+    for reconcile in (0..baseline.acting_reconciles).step_by(300) {
+        for after_writes in 0..4 {
+            let mut sim = Simulation::new(scenario.clone());
+            sim.crash = Some(modelcycle::sim::Crash { at_reconcile: reconcile, after_writes });
+            sim.run();
+            assert_eq!(outcome(&sim), expected, "crash at reconcile {reconcile} after {after_writes} writes");
+            assert!(sim.cluster.job_creations.values().all(|n| *n == 1));
+        }
+    }
+}
