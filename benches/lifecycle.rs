@@ -28,6 +28,51 @@ fn year_of_daily_retraining() -> Scenario {
     Scenario::parse(&[("model.yaml".into(), model), ("scenario.yaml".into(), scenario)]).unwrap()
 }
 
+/// One Model under a drift policy checked hourly for a year; the live distribution shifts
+/// every 30 days, and each retrain learns the shift.
+fn year_of_hourly_drift_checks() -> Scenario {
+    let model =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/model.yaml")).unwrap();
+    let policy = "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {name: churn, namespace: ml}\nspec:\n  modelRef: {name: churn}\n  drift: {query: q, method: PSI, threshold: 0.2, window: 6h, interval: 1h}\n  prometheus: {address: 'http://p:9090'}\n  cooldown: 24h\n";
+    let hist = |shift: f64| {
+        let counts: Vec<String> = (0..100)
+            .map(|i| format!("{:.0}", 1000.0 * (-((i as f64 - 50.0 - shift) / 15.0).powi(2)).exp() + 1.0))
+            .collect();
+        let bounds: Vec<String> = (1..=100).map(|i| format!("{:.2}", i as f64 / 100.0)).collect();
+        format!("{{bounds: [{}], counts: [{}]}}", bounds.join(", "), counts.join(", "))
+    };
+    let mut scenario = String::from(
+        "duration: 365d\ndefaults: {trainingTime: 40m, metrics: {auc: 0.9}, referenceFromLive: true}\nlive:\n  drift:\n",
+    );
+    for month in 0..12 {
+        scenario += &format!("    - {{at: {}d, histogram: {}}}\n", month * 30, hist(f64::from(month) * 10.0));
+    }
+    Scenario::parse(&[
+        ("model.yaml".into(), model),
+        ("policy.yaml".into(), policy.into()),
+        ("scenario.yaml".into(), scenario),
+    ])
+    .unwrap()
+}
+
+/// One PSI, KS and Jensen-Shannon evaluation over 100 buckets.
+fn drift_check(runs: u32) {
+    use modelcycle::stats::{Histogram, jensen_shannon, ks, psi};
+    let bounds: Vec<f64> = (1..=100).map(|i| f64::from(i) / 100.0).collect();
+    let reference = Histogram { bounds: bounds.clone(), counts: (0..100).map(|i| f64::from(i % 17 + 1)).collect() };
+    let live = Histogram { bounds, counts: (0..100).map(|i| f64::from(i % 13 + 1)).collect() };
+    let iterations = if runs > 1 { 100_000 } else { 10 };
+    for (name, f) in [("psi", psi as fn(&Histogram, &Histogram) -> _), ("ks", ks), ("jensen-shannon", jensen_shannon)] {
+        let start = Instant::now();
+        let mut sum = 0.0;
+        for _ in 0..iterations {
+            sum += f(std::hint::black_box(&reference), std::hint::black_box(&live)).unwrap();
+        }
+        let per = start.elapsed().as_secs_f64() * 1e9 / f64::from(iterations);
+        println!("{:<26} {per:>9.0} ns per check over 100 buckets (checksum {sum:.3})", format!("drift check, {name}"));
+    }
+}
+
 fn measure(name: &str, scenario: &Scenario, runs: u32) {
     let mut best = Duration::MAX;
     let mut total = Duration::ZERO;
@@ -59,4 +104,6 @@ fn main() {
     let runs = if benchmarking { 10 } else { 1 };
     measure("quickstart (8 days)", &quickstart(), runs);
     measure("daily retraining, 1 year", &year_of_daily_retraining(), runs);
+    measure("hourly drift checks, 1 year", &year_of_hourly_drift_checks(), runs.min(3));
+    drift_check(runs);
 }

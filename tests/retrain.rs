@@ -285,3 +285,14 @@ fn a_controller_restart_after_any_write_converges_with_a_policy_too() {
         }
     }
 }
+
+#[test]
+fn a_trainer_that_learns_the_live_data_ends_the_drift_it_was_retrained_for() {
+    let policy = "  drift: {query: q, method: KS, threshold: 0.1, window: 6h, interval: 1h}\n  prometheus: {address: 'http://p:9090'}\n  cooldown: 24h\n";
+    let scenario = format!(
+        "duration: 20d\ndefaults: {{metrics: {{auc: 0.9}}, referenceFromLive: true}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {BASELINE_LIVE}}}\n    - {{at: 5d, histogram: {SHIFTED_LIVE}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    assert_eq!(versions(&sim), [(1, "Initial".to_string()), (2, "Drift".to_string())], "one retrain, then no drift");
+    assert_eq!(policy_status(&sim).drift.unwrap().value, Some(0.0));
+}

@@ -94,8 +94,15 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
         status.conditions = Some(vec![condition("Complete", "CompletionsReached", "")]);
         let message = script.termination_message.clone().unwrap_or_else(|| {
             let mut report = serde_json::json!({"metrics": script.metrics.clone().unwrap_or_default()});
-            if let Some(reference) = &script.reference {
-                report["reference"] = serde_json::to_value(reference).expect("histograms serialize");
+            let mut reference = script.reference.clone().unwrap_or_default();
+            if script.reference_from_live == Some(true) {
+                let elapsed = due.duration_since(scenario.start());
+                if let Some(step) = scenario.file.live.drift.iter().rev().find(|s| s.at.0 <= elapsed) {
+                    reference.insert("predictions".into(), step.value.histogram.clone());
+                }
+            }
+            if !reference.is_empty() {
+                report["reference"] = serde_json::to_value(&reference).expect("histograms serialize");
             }
             report.to_string()
         });

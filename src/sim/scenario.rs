@@ -43,6 +43,9 @@ pub struct VersionScript {
     pub rollout_time: Option<SimDuration>,
     /// Reference distributions the trainer reports, by feature.
     pub reference: Option<BTreeMap<String, crate::stats::Histogram>>,
+    /// Report the live drift histogram at the time training ends as the `predictions`
+    /// reference, as a trainer that learned the current data would.
+    pub reference_from_live: Option<bool>,
 }
 
 impl VersionScript {
@@ -56,6 +59,7 @@ impl VersionScript {
             healthy: self.healthy.or(defaults.healthy),
             rollout_time: self.rollout_time.or(defaults.rollout_time),
             reference: self.reference.clone().or_else(|| defaults.reference.clone()),
+            reference_from_live: self.reference_from_live.or(defaults.reference_from_live),
         }
     }
 }
