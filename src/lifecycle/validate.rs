@@ -39,6 +39,30 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
     if let Some(p) = pod_template_problem("spec.serving.template", "InvalidServingTemplate", &spec.serving.template) {
         problems.push(p);
     }
+        let serving = &spec.serving;
+    let unsupported: Vec<&str> = [
+        (serving.strategy.canary.is_some(), "spec.serving.strategy.canary"),
+        (serving.strategy.blue_green.is_some(), "spec.serving.strategy.blueGreen"),
+        (serving.analysis.is_some(), "spec.serving.analysis"),
+        (serving.promotion == crate::api::Promotion::Manual, "spec.serving.promotion: Manual"),
+    ]
+    .into_iter()
+    .filter_map(|(set, field)| set.then_some(field))
+    .collect();
+    if !unsupported.is_empty() {
+        // Rolling out with Rolling instead would put a version on all traffic that the user
+        // wanted to expose step by step: refuse, and say so.
+        problems.push(Problem::new(
+            "StrategyNotSupported",
+            format!(
+                "{} {} not supported by modelcycle {} yet; remove {} to roll out with the Rolling strategy",
+                unsupported.join(", "),
+                if unsupported.len() == 1 { "is" } else { "are" },
+                env!("CARGO_PKG_VERSION"),
+                if unsupported.len() == 1 { "it" } else { "them" },
+            ),
+        ));
+    }
     if let Err(unknown) = artifact_placeholders(&spec.training.artifact_uri) {
         problems.push(Problem::new(
             "InvalidArtifactUri",
@@ -128,6 +152,19 @@ mod tests {
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "InvalidArtifactUri");
         assert!(problems[0].message.contains("{run_id}"), "{}", problems[0].message);
+    }
+
+        #[test]
+    fn a_progressive_strategy_not_yet_supported_stalls_instead_of_rolling_out() {
+        let mut m = model("churn");
+        m.spec.serving.strategy.canary = Some(crate::api::CanaryStrategy {
+            steps: vec![crate::api::CanaryStep { weight: 10, pause: None }],
+        });
+        let problems = model_problems(&m);
+        assert_eq!(problems[0].reason, "StrategyNotSupported");
+        assert!(problems[0].message.contains("spec.serving.strategy.canary is not supported"), "{}", problems[0].message);
+        m.spec.serving.promotion = crate::api::Promotion::Manual;
+        assert!(model_problems(&m)[0].message.contains("canary, spec.serving.promotion: Manual are not supported"));
     }
 
     #[test]
