@@ -319,3 +319,18 @@ async fn startup_without_rbac_for_crds_says_so() {
     drop(client);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn startup_retries_when_the_api_server_does_not_answer() {
+    let (service, mut handle) =
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+    tokio::spawn(async move {
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
+    });
+    let client = kube::Client::new(service, "default");
+    let CrdCheck::Unreachable(reason) = check_crds_once(&client).await else {
+        panic!("an unreachable API is not fatal")
+    };
+    assert!(!reason.is_empty());
+}

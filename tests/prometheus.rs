@@ -103,3 +103,25 @@ fn serving_world(prometheus: &str) -> (modelcycle::api::Model, modelcycle::lifec
     children.policies = vec![serde_yaml::from_str(&policy).unwrap()];
     (model, children)
 }
+
+#[tokio::test]
+async fn a_drift_query_that_returns_no_histogram_stalls_the_policy_and_retrains_nothing() {
+    use modelcycle::lifecycle::{conditions, ledger::Ledger, model::plan_model, triggers::due_checks};
+    let prom = TestPrometheus::start("model_prediction_count{model=\"churn\"} 1000\n").await;
+    let (model, mut children) = serving_world(&prom.address);
+    children.policies[0].spec.drift.as_mut().unwrap().query = "sum(model_prediction_count)".into();
+    let client = kube::Client::new(
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
+        "ml",
+    );
+    let now = jiff::Timestamp::now();
+    let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, now), now);
+    children.readings = modelcycle::kube::readings::take(&client, &children.policies[0], &due).await;
+    let plan = plan_model(children.observed(&model), now);
+    assert!(plan.create_versions.is_empty());
+    let status = &plan.policy_statuses[0].1;
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "DriftQueryNotHistogram"));
+    assert!(stalled.message.contains("`le`"), "{}", stalled.message);
+    assert_eq!(plan.policy_events[0].1.reason, "DriftQueryNotHistogram");
+}

@@ -39,7 +39,7 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
     if let Some(p) = pod_template_problem("spec.serving.template", "InvalidServingTemplate", &spec.serving.template) {
         problems.push(p);
     }
-        let serving = &spec.serving;
+    let serving = &spec.serving;
     let unsupported: Vec<&str> = [
         (serving.strategy.canary.is_some(), "spec.serving.strategy.canary"),
         (serving.strategy.blue_green.is_some(), "spec.serving.strategy.blueGreen"),
@@ -154,15 +154,18 @@ mod tests {
         assert!(problems[0].message.contains("{run_id}"), "{}", problems[0].message);
     }
 
-        #[test]
+    #[test]
     fn a_progressive_strategy_not_yet_supported_stalls_instead_of_rolling_out() {
         let mut m = model("churn");
-        m.spec.serving.strategy.canary = Some(crate::api::CanaryStrategy {
-            steps: vec![crate::api::CanaryStep { weight: 10, pause: None }],
-        });
+        m.spec.serving.strategy.canary =
+            Some(crate::api::CanaryStrategy { steps: vec![crate::api::CanaryStep { weight: 10, pause: None }] });
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "StrategyNotSupported");
-        assert!(problems[0].message.contains("spec.serving.strategy.canary is not supported"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("spec.serving.strategy.canary is not supported"),
+            "{}",
+            problems[0].message
+        );
         m.spec.serving.promotion = crate::api::Promotion::Manual;
         assert!(model_problems(&m)[0].message.contains("canary, spec.serving.promotion: Manual are not supported"));
     }
