@@ -90,6 +90,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let pruning = modelcycle::lifecycle::model::ModelPlan {
         delete_versions: vec!["churn-v1".into()],
         delete_jobs: vec!["churn-v2-train".into()],
+        delete_deployments: vec!["churn-canary".into()],
         ..Default::default()
     };
     apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();

@@ -340,3 +340,122 @@ fn a_short_progress_deadline_rolls_back_sooner() {
     let started = sim.timeline.iter().find(|e| e.reason == "VersionRollingOut" && e.version == Some(2)).unwrap();
     assert_eq!(rolled_back.time.duration_since(started.time), jiff::SignedDuration::from_secs(120));
 }
+
+const CANARY: &str =
+    "    strategy:\n      canary:\n        steps: [{weight: 25, pause: 1h}, {weight: 50, pause: 2h}]\n";
+
+#[test]
+fn a_canary_goes_through_every_step_then_promotes_without_dropping_capacity() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let mut sim = simulate(CANARY, &scenario);
+    sim.run_until("2026-01-02T01:00:00Z".parse().unwrap());
+    // v2 trained 00:00-00:30; step 1 (25% of 3 replicas = 1 pod, 33% effective) from 00:32.
+    let canary = &sim.cluster.deployments["ml/churn-canary"];
+    assert_eq!(modelcycle::build::deployment::deployed_version(canary), Some(2));
+    assert_eq!(canary.spec.as_ref().unwrap().replicas, Some(1));
+    assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(deployed(&sim), Some(1), "the stable Deployment still runs v1");
+    let progress = sim.cluster.versions["ml/churn-v2"].status.as_ref().unwrap().canary.clone().unwrap();
+    assert_eq!((progress.step, progress.canary_replicas, progress.effective_weight), (0, 1, 33));
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Retired));
+    assert_eq!(deployed(&sim), Some(2));
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "the canary is removed after promotion");
+    let reasons: Vec<_> = version_status(&sim, 2).decisions.iter().map(|d| d.reason.clone()).collect();
+    assert_eq!(
+        reasons,
+        ["JobCreated", "GatesPassed", "CanaryStarted", "CanaryStepDone", "CanaryStepDone", "CanaryPromoted"]
+    );
+    let times: Vec<_> = version_status(&sim, 2).decisions.iter().map(|d| d.time.0.to_string()).collect();
+    // Ready 00:30; canary pods up 00:32, held 1h → 01:32; 50% pods up 01:34, held 2h → 03:34;
+    // the stable Deployment takes v2 and is done 03:36.
+    assert_eq!(
+        times[2..],
+        ["2026-01-02T00:30:00Z", "2026-01-02T01:32:00Z", "2026-01-02T03:34:00Z", "2026-01-02T03:36:00Z"]
+    );
+}
+
+#[test]
+fn a_canary_that_never_becomes_available_is_removed_and_the_stable_version_keeps_all_replicas() {
+    let scenario = format!(
+        "duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{2: {{healthy: false}}}}\nchanges:\n{}",
+        dataset_change("1d", "d2")
+    );
+    let sim = run(CANARY, &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"));
+    assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(deployed(&sim), Some(1));
+    let record = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert!(record.message.contains("the canary of v2 did not become available at step 1/2"), "{}", record.message);
+    assert!(conditions::is_true(&model_status(&sim).conditions, conditions::DEGRADED));
+}
+
+#[test]
+fn a_single_replica_canary_says_what_weight_it_really_has() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let model = "    strategy:\n      canary:\n        steps: [{weight: 10}]\n";
+    let texts = [
+        ("model.yaml".to_string(), format!("{}{model}", MODEL.replace("replicas: 3", "replicas: 1"))),
+        ("scenario.yaml".to_string(), scenario),
+    ];
+    let mut sim = Simulation::new(Scenario::parse(&texts).unwrap());
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    let started = version_status(&sim, 2).decisions.iter().find(|d| d.reason == "CanaryStarted").cloned().unwrap();
+    assert!(started.message.contains("1 of 1 replicas: 100% effective"), "{}", started.message);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+}
+
+#[test]
+fn a_controller_restart_after_any_write_of_a_canary_converges_to_the_same_outcome() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let texts = [("model.yaml".to_string(), format!("{MODEL}{CANARY}")), ("scenario.yaml".to_string(), scenario)];
+    let parsed = Scenario::parse(&texts).unwrap();
+    let mut baseline = Simulation::new(parsed.clone());
+    baseline.run();
+    let expected = final_state(&baseline);
+    for reconcile in 0..baseline.acting_reconciles {
+        for after_writes in 0..5 {
+            let mut sim = Simulation::new(parsed.clone());
+            sim.crash = Some(Crash { at_reconcile: reconcile, after_writes });
+            sim.run();
+            let context = format!("crash at reconcile {reconcile} after {after_writes} writes");
+            assert_eq!(final_state(&sim), expected, "{context}");
+            assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
+            assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "{context}");
+        }
+    }
+}
+
+#[test]
+fn a_canary_step_costs_a_handful_of_writes_and_a_pause_none() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let mut sim = simulate(CANARY, &scenario);
+    let mut writes_at = |t: &str| {
+        sim.run_until(t.parse().unwrap());
+        sim.cluster.writes
+    };
+    let before = writes_at("2026-01-02T00:29:00Z");
+    let step1_up = writes_at("2026-01-02T00:33:00Z");
+    let step1_end = writes_at("2026-01-02T01:31:00Z");
+    let step2_up = writes_at("2026-01-02T01:35:00Z");
+    let step2_end = writes_at("2026-01-02T03:33:00Z");
+    let promoted = writes_at("2026-01-02T03:37:00Z");
+    let counts =
+        [step1_up - before, step1_end - step1_up, step2_up - step1_end, step2_end - step2_up, promoted - step2_end];
+    println!(
+        "writes: into step 1 {}, pause 1 {}, into step 2 {}, pause 2 {}, promotion {}",
+        counts[0], counts[1], counts[2], counts[3], counts[4]
+    );
+    assert_eq!(counts[1], 0, "nothing is written while a step holds");
+    assert_eq!(counts[3], 0, "nothing is written while a step holds");
+    assert!(counts.iter().all(|c| *c <= 8), "{counts:?}");
+}

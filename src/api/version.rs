@@ -83,10 +83,29 @@ pub struct ModelVersionStatus {
     /// Why the version is in its phase, in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Where its canary rollout is, while it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryProgress>,
     /// Conditions of this version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Where a canary rollout is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryProgress {
+    /// The step (0-based) being rolled out; the number of steps once promoting.
+    pub step: u32,
+    /// When the step's pods became available (its pause counts from then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started: Option<Time>,
+    /// Canary replicas of the step.
+    pub canary_replicas: i32,
+    /// The share of replicas (percent) that runs the new version: the weight asked for,
+    /// rounded to whole pods.
+    pub effective_weight: i32,
 }
 
 /// The lifecycle of a version.

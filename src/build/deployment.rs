@@ -1,4 +1,4 @@
-//! The serving Deployment `<model>`, running one version.
+//! The serving Deployments: `<model>` (stable) and, during a canary rollout, `<model>-canary`.
 
 use std::collections::BTreeMap;
 
@@ -11,24 +11,68 @@ use crate::api::{Model, ModelVersion};
 
 use super::job::{env_var, inject_env};
 use super::meta::{MODEL_LABEL, SPEC_HASH_ANNOTATION, VERSION_ANNOTATION, controller_ref, labels};
-use super::names::{label_value, serving_name, short_hash};
+use super::names::{JOB_NAME_MAX, bounded, label_value, serving_name, short_hash};
 
 /// Label the Service selects on, so every serving pod of a Model (stable or canary) gets traffic.
 pub const SERVING_LABEL: &str = "modelcycle.io/serving";
 
-/// The selector of the serving pods of `model` (stable across versions: selectors are immutable).
+/// Label telling the stable Deployment's pods from the canary's, so their selectors never overlap.
+pub const TRACK_LABEL: &str = "modelcycle.io/track";
+
+/// Which of a Model's serving Deployments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// `<model>`: the version that serves, or the one it is being promoted to.
+    Stable,
+    /// `<model>-canary`: the new version during a canary rollout.
+    Canary,
+}
+
+impl Track {
+    fn label(self) -> &'static str {
+        match self {
+            Track::Stable => "stable",
+            Track::Canary => "canary",
+        }
+    }
+
+    /// The Deployment's name for `model`.
+    pub fn name(self, model: &str) -> String {
+        match self {
+            Track::Stable => serving_name(model),
+            Track::Canary => bounded(model, "-canary", JOB_NAME_MAX),
+        }
+    }
+}
+
+/// The Service's selector: every serving pod of `model`, stable or canary.
 pub fn serving_selector(model: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(MODEL_LABEL.to_string(), label_value(model)), (SERVING_LABEL.to_string(), "true".to_string())])
 }
 
-/// The Deployment serving `version` of `model`; `None` until the Model has a uid to own it.
+/// A Deployment's selector (immutable, so it names the track, never a version).
+fn track_selector(model: &str, track: Track) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MODEL_LABEL.to_string(), label_value(model)),
+        (TRACK_LABEL.to_string(), track.label().to_string()),
+    ])
+}
+
+/// The Deployment serving `version` of `model` with all its replicas; `None` until the Model has
+/// a uid to own it.
 pub fn serving_deployment(model: &Model, version: &ModelVersion) -> Option<Deployment> {
+    track_deployment(model, version, Track::Stable, model.spec.serving.replicas)
+}
+
+/// The Deployment of one track running `version` with `replicas` pods.
+pub fn track_deployment(model: &Model, version: &ModelVersion, track: Track, replicas: i32) -> Option<Deployment> {
     let owner = controller_ref(model)?;
     let name = model.name_any();
     let serving = &model.spec.serving;
     let n = version.spec.version;
     let mut pod_labels = labels(&name, "serving", Some(n));
     pod_labels.extend(serving_selector(&name));
+    pod_labels.extend(track_selector(&name, track));
     let mut template = serving.template.clone();
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     meta.labels.get_or_insert_with(Default::default).extend(pod_labels);
@@ -39,16 +83,16 @@ pub fn serving_deployment(model: &Model, version: &ModelVersion) -> Option<Deplo
         inject_env(container, &env);
     }
     let spec = DeploymentSpec {
-        replicas: Some(serving.replicas),
+        replicas: Some(replicas),
         progress_deadline_seconds: serving.progress_deadline_seconds,
-        selector: LabelSelector { match_labels: Some(serving_selector(&name)), match_expressions: None },
+        selector: LabelSelector { match_labels: Some(track_selector(&name, track)), match_expressions: None },
         template,
         ..Default::default()
     };
     let hash = short_hash(&serde_json::to_string(&spec).expect("a DeploymentSpec serializes"))[..16].to_string();
     Some(Deployment {
         metadata: ObjectMeta {
-            name: Some(serving_name(&name)),
+            name: Some(track.name(&name)),
             namespace: model.namespace(),
             labels: Some(labels(&name, "serving", None)),
             annotations: Some(BTreeMap::from([

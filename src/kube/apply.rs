@@ -87,6 +87,14 @@ pub async fn apply_model_plan(
             Err(e) => return Err(e.into()),
         }
     }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    for name in &plan.delete_deployments {
+        match deployments.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     for name in &plan.delete_versions {
         match versions.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}

@@ -125,6 +125,29 @@ impl<'a> Ledger<'a> {
         });
     }
 
+    /// Records a decision about version `n` that does not change its phase, with an Event.
+    pub fn push_decision(&mut self, n: u32, decision: Decision) {
+        let now = self.now;
+        let Some(entry) = self.get_mut(n) else { return };
+        entry.status.decisions.push(DecisionRecord {
+            time: Time(now),
+            action: decision.action.into(),
+            reason: decision.reason.into(),
+            message: decision.message.clone(),
+            evidence: decision.evidence,
+        });
+        let overflow = entry.status.decisions.len().saturating_sub(DECISIONS_MAX);
+        entry.status.decisions.drain(..overflow);
+        let name = entry.version.name_any();
+        self.events.push(EventRecord {
+            kind: EventKind::Normal,
+            reason: decision.reason.into(),
+            action: decision.action.into(),
+            note: truncate(&format!("{name} (v{n}): {}", decision.message), 1024),
+            version: Some(n),
+        });
+    }
+
     /// The statuses that differ from what was observed, by ModelVersion name.
     pub fn changed_statuses(&self) -> Vec<(String, ModelVersionStatus)> {
         self.entries

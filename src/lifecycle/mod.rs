@@ -1,5 +1,6 @@
 //! The pure core: decisions from observed state and `now`, with no I/O and no clock.
 
+pub mod canary;
 pub mod conditions;
 pub mod evaluate;
 pub mod history;

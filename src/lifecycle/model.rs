@@ -104,6 +104,8 @@ pub struct ModelPlan {
     pub apply: Vec<Child>,
     /// Training Jobs to delete (a training replaced by a newer trigger).
     pub delete_jobs: Vec<String>,
+    /// Deployments to delete (a canary that is done or aborted).
+    pub delete_deployments: Vec<String>,
     /// ModelVersions to delete (their Jobs go with them).
     pub delete_versions: Vec<String>,
     /// RetrainPolicy statuses that changed, by name.
@@ -125,6 +127,7 @@ impl ModelPlan {
             + self.version_statuses.len()
             + self.apply.len()
             + self.delete_jobs.len()
+            + self.delete_deployments.len()
             + self.delete_versions.len()
             + self.policy_statuses.len()
             + usize::from(self.status.is_some())
@@ -205,7 +208,11 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
     plan.version_statuses = ledger.changed_statuses();
     plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
-    plan.apply.extend(serving.deployment.clone().map(|d| Child::Deployment(Box::new(d))));
+    plan.apply.extend(serving.deployments.iter().cloned().map(|d| Child::Deployment(Box::new(d))));
+    plan.delete_deployments = serving.delete_deployments.clone();
+    if let Some(after) = serving.requeue_after {
+        plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
+    }
     plan.apply.extend(serving.service.clone().map(|s| Child::Service(Box::new(s))));
     plan.events.splice(0..0, ledger.events.drain(..));
     for (name, old_status, new_status) in policy_statuses {

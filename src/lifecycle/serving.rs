@@ -6,10 +6,11 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
 use crate::api::{Model, VersionPhase};
-use crate::build::deployment::{same_spec, serving_deployment};
+use crate::build::deployment::{Track, same_spec, serving_deployment};
 use crate::build::names::serving_name;
 use crate::build::service::serving_service;
 
+use super::canary::advance_canary;
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, rollout_state};
 use super::validate::Problem;
@@ -17,8 +18,12 @@ use super::validate::Problem;
 /// What serving decided.
 #[derive(Default)]
 pub struct ServingSteps {
-    /// Deployment to apply, if its spec must change.
-    pub deployment: Option<Deployment>,
+    /// Deployments to apply, if their spec must change.
+    pub deployments: Vec<Deployment>,
+    /// Deployments to delete (a canary that is done or aborted).
+    pub delete_deployments: Vec<String>,
+    /// Wake up after this long (the end of a canary pause).
+    pub requeue_after: Option<std::time::Duration>,
     /// Service to apply, if it is missing or its spec must change.
     pub service: Option<Service>,
     /// The version that should serve.
@@ -48,12 +53,32 @@ pub fn advance_serving(
         steps.wanted = wanted;
         let Some(w) = wanted else { return steps };
         supersede_other_rollouts(ledger, w);
+        let serving = ledger.serving();
+        if let (Some(canary), Some(s)) = (&model.spec.serving.strategy.canary, serving)
+            && s != w
+            && model.spec.pinned_version != Some(w)
+        {
+            let was = ledger.get(w).map(|e| e.phase());
+            let c = advance_canary(ledger, model, canary, s, w, deployments);
+            steps.deployments = c.apply;
+            if c.delete_canary {
+                steps.delete_deployments.push(Track::Canary.name(&model.name_any()));
+            }
+            steps.requeue_after = c.requeue_after;
+            steps.rolling_out = c.rolling_out;
+            if ledger.get(w).map(|e| e.phase()) == Some(VersionPhase::RolledBack)
+                && was != Some(VersionPhase::RolledBack)
+            {
+                // Rolled back: serve the stable version again (already applied with all replicas).
+                steps.wanted = Some(s);
+            }
+            break;
+        }
         let entry = ledger.get(w).expect("wanted exists");
         let Some(desired) = serving_deployment(model, entry.version) else { return steps };
-        let serving = ledger.serving();
         match observed.filter(|d| same_spec(*d, &desired)).map(rollout_state) {
             None => {
-                steps.deployment = Some(desired);
+                steps.deployments = vec![desired];
                 steps.rolling_out = true;
                 if serving != Some(w) {
                     let from = serving.map_or("nothing".to_string(), |s| format!("v{s}"));
@@ -108,6 +133,16 @@ pub fn advance_serving(
             }
         }
         break;
+    }
+    // A canary left behind by a rollout that no longer is one (its strategy removed, its
+    // version pinned away from) goes once nothing canary-shaped is wanted.
+    let canary_name = Track::Canary.name(&model.name_any());
+    let in_canary = ledger.entries.iter().any(|e| e.status.canary.is_some() && e.phase() == VersionPhase::RollingOut);
+    if !in_canary
+        && deployments.iter().any(|d| d.name_any() == canary_name)
+        && !steps.delete_deployments.contains(&canary_name)
+    {
+        steps.delete_deployments.push(canary_name);
     }
     if steps.wanted.is_some() || observed.is_some() {
         let service = serving_service(model)

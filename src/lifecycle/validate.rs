@@ -41,7 +41,6 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
     }
     let serving = &spec.serving;
     let unsupported: Vec<&str> = [
-        (serving.strategy.canary.is_some(), "spec.serving.strategy.canary"),
         (serving.strategy.blue_green.is_some(), "spec.serving.strategy.blueGreen"),
         (serving.analysis.is_some(), "spec.serving.analysis"),
         (serving.promotion == crate::api::Promotion::Manual, "spec.serving.promotion: Manual"),
@@ -157,17 +156,21 @@ mod tests {
     #[test]
     fn a_progressive_strategy_not_yet_supported_stalls_instead_of_rolling_out() {
         let mut m = model("churn");
-        m.spec.serving.strategy.canary =
-            Some(crate::api::CanaryStrategy { steps: vec![crate::api::CanaryStep { weight: 10, pause: None }] });
+        m.spec.serving.strategy.blue_green = Some(crate::api::BlueGreenStrategy::default());
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "StrategyNotSupported");
         assert!(
-            problems[0].message.contains("spec.serving.strategy.canary is not supported"),
+            problems[0].message.contains("spec.serving.strategy.blueGreen is not supported"),
             "{}",
             problems[0].message
         );
         m.spec.serving.promotion = crate::api::Promotion::Manual;
-        assert!(model_problems(&m)[0].message.contains("canary, spec.serving.promotion: Manual are not supported"));
+        assert!(model_problems(&m)[0].message.contains("blueGreen, spec.serving.promotion: Manual are not supported"));
+        m.spec.serving.strategy.blue_green = None;
+        m.spec.serving.promotion = crate::api::Promotion::Automatic;
+        let step = crate::api::CanaryStep { weight: 10, pause: None };
+        m.spec.serving.strategy.canary = Some(crate::api::CanaryStrategy { steps: vec![step] });
+        assert!(model_problems(&m).is_empty(), "Canary with automatic promotion is supported");
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Cluster {
     /// Broken invariants, each said once when first seen.
     pub violations: Vec<String>,
     served: BTreeSet<String>,
+    capacity: BTreeMap<String, i32>,
     next_uid: u64,
 }
 
@@ -161,6 +162,15 @@ impl Cluster {
             }
             self.wrote(model_key);
         }
+        for name in &plan.delete_deployments {
+            if !spend(budget) {
+                return None;
+            }
+            let k = format!("{ns}/{name}");
+            self.deployments.remove(&k);
+            self.rollout_started.remove(&k);
+            self.wrote(model_key);
+        }
         for name in &plan.delete_versions {
             if !spend(budget) {
                 return None;
@@ -235,6 +245,24 @@ impl Cluster {
         }
         if self.served.contains(model_key) && !self.deployments.contains_key(&deployment) {
             let v = format!("{model_key}: no serving Deployment at {} although a version served", self.now);
+            if !self.violations.contains(&v) {
+                self.violations.push(v);
+            }
+        }
+        // Capacity: once a version served, the serving Deployments together never ask for
+        // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
+        let wanted = model.spec.serving.replicas;
+        let ns = model.namespace();
+        let label = crate::build::names::label_value(&model.name_any());
+        let capacity: i32 = self
+            .deployments
+            .values()
+            .filter(|d| d.namespace() == ns && d.labels().get(MODEL_LABEL) == Some(&label))
+            .filter_map(|d| d.spec.as_ref()?.replicas)
+            .sum();
+        let before = self.capacity.insert(model_key.to_string(), capacity).unwrap_or(capacity);
+        if self.served.contains(model_key) && capacity < wanted && capacity < before {
+            let v = format!("{model_key}: serving capacity {capacity} < {wanted} replicas at {}", self.now);
             if !self.violations.contains(&v) {
                 self.violations.push(v);
             }

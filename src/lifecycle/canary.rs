@@ -1,0 +1,163 @@
+//! The Canary strategy: the new version runs in `<model>-canary` beside the stable `<model>`,
+//! both behind one Service, with a share of the replicas that grows step by step; after the
+//! last step the stable Deployment takes the new version and then the canary is removed, in
+//! that order, so capacity never drops. A canary that cannot become available is rolled back.
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{CanaryProgress, CanaryStrategy, Model, VersionPhase};
+use crate::build::deployment::{Track, same_spec, track_deployment};
+
+use super::ledger::{Decision, Ledger};
+use super::rollout::{RolloutState, rollout_state};
+use super::triggers::span;
+
+/// What a canary step decided.
+#[derive(Default)]
+pub struct CanarySteps {
+    /// Deployments to apply (stable and/or canary).
+    pub apply: Vec<Deployment>,
+    /// Delete the canary Deployment.
+    pub delete_canary: bool,
+    /// Wake up after this long (the end of a pause).
+    pub requeue_after: Option<Duration>,
+    /// The rollout is still going on.
+    pub rolling_out: bool,
+}
+
+/// Canary and stable replicas for a step of `weight` percent of `total`: at least one canary
+/// pod, the total kept.
+pub fn split(total: i32, weight: i32) -> (i32, i32) {
+    if total <= 0 {
+        return (0, 0);
+    }
+    let canary = ((f64::from(total) * f64::from(weight) / 100.0).round() as i32).clamp(1, total);
+    (canary, total - canary)
+}
+
+/// Moves the canary rollout of `wanted` (replacing `stable`) one step on, if it can.
+pub fn advance_canary(
+    ledger: &mut Ledger,
+    model: &Model,
+    strategy: &CanaryStrategy,
+    stable: u32,
+    wanted: u32,
+    deployments: &[Deployment],
+) -> CanarySteps {
+    let mut out = CanarySteps { rolling_out: true, ..Default::default() };
+    let now = ledger.now();
+    let name = model.name_any();
+    let total = model.spec.serving.replicas;
+    let observed = |track: Track| deployments.iter().find(|d| d.name_any() == track.name(&name));
+    let (Some(new), Some(old)) = (ledger.get(wanted).map(|e| e.version), ledger.get(stable).map(|e| e.version)) else {
+        return out;
+    };
+    let progress = ledger.get(wanted).and_then(|e| e.status.canary.clone()).unwrap_or_default();
+    let steps = &strategy.steps;
+    let step = progress.step as usize;
+
+    // The state of a Deployment we want as `desired`: applied if it differs, else its rollout state.
+    let converge = |desired: Option<Deployment>, track: Track, apply: &mut Vec<Deployment>| -> RolloutState {
+        let Some(desired) = desired else { return RolloutState::Progressing };
+        match observed(track).filter(|d| same_spec(*d, &desired)) {
+            Some(d) => rollout_state(d),
+            None => {
+                apply.push(desired);
+                RolloutState::Progressing
+            }
+        }
+    };
+
+    if step >= steps.len() {
+        // Promotion: the stable Deployment takes the new version, then the canary goes.
+        let state = converge(track_deployment(model, new, Track::Stable, total), Track::Stable, &mut out.apply);
+        if state == RolloutState::Complete {
+            out.delete_canary = observed(Track::Canary).is_some();
+            out.rolling_out = false;
+            if let Some(e) = ledger.get_mut(wanted) {
+                e.status.canary = None;
+            }
+            let message =
+                format!("after {} canary steps, Deployment {name} runs v{wanted} on every replica", steps.len());
+            ledger.transition(wanted, VersionPhase::Serving, decision("Serve", "CanaryPromoted", message));
+            ledger.transition(
+                stable,
+                VersionPhase::Retired,
+                decision("Retire", "Replaced", format!("replaced by v{wanted}")),
+            );
+        }
+        return out;
+    }
+
+    let weight = steps[step].weight;
+    let (canary_n, stable_n) = split(total, weight);
+    let effective = if total > 0 { canary_n * 100 / total } else { 0 };
+    let canary_state = converge(track_deployment(model, new, Track::Canary, canary_n), Track::Canary, &mut out.apply);
+    let stable_state = converge(track_deployment(model, old, Track::Stable, stable_n), Track::Stable, &mut out.apply);
+    let mut progress =
+        CanaryProgress { step: step as u32, canary_replicas: canary_n, effective_weight: effective, ..progress };
+    if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
+        let note = if effective != weight {
+            format!(" ({canary_n} of {total} replicas: {effective}% effective, since replicas are whole pods)")
+        } else {
+            String::new()
+        };
+        let message = format!("canary step 1/{} of v{wanted} beside v{stable}: weight {weight}%{note}", steps.len());
+        ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "CanaryStarted", message));
+    }
+    if let RolloutState::Failed(reason) = canary_state {
+        out.apply.retain(|d| d.name_any() != Track::Canary.name(&name));
+        out.apply.retain(|d| d.name_any() != Track::Stable.name(&name));
+        out.apply.extend(track_deployment(model, old, Track::Stable, total));
+        out.delete_canary = true;
+        out.rolling_out = false;
+        if let Some(e) = ledger.get_mut(wanted) {
+            e.status.canary = None;
+        }
+        let d = Decision {
+            action: "RollBack",
+            reason: "ProgressDeadlineExceeded",
+            message: format!(
+                "the canary of v{wanted} did not become available at step {}/{} ({reason}); removed it, v{stable} takes all replicas again",
+                step + 1,
+                steps.len()
+            ),
+            evidence: Some(
+                serde_json::json!({"deployment": Track::Canary.name(&name), "step": step + 1, "reason": "ProgressDeadlineExceeded", "message": reason}),
+            ),
+        };
+        ledger.transition(wanted, VersionPhase::RolledBack, d);
+        return out;
+    }
+    if canary_state == RolloutState::Complete && stable_state == RolloutState::Complete {
+        let started = progress.step_started.as_ref().map_or(now, |t| t.0);
+        progress.step_started = Some(Time(started));
+        let pause = span(steps[step].pause.as_ref(), SignedDuration::ZERO);
+        if started + pause <= now {
+            let next = step + 1;
+            progress = CanaryProgress { step: next as u32, step_started: None, ..progress };
+            let message = if next < steps.len() {
+                format!("canary step {}/{} of v{wanted}: weight {}%", next + 1, steps.len(), steps[next].weight)
+            } else {
+                format!("canary steps of v{wanted} done; promoting it to every replica")
+            };
+            ledger.push_decision(wanted, decision("Step", "CanaryStepDone", message));
+        } else {
+            let wait = (started + pause).duration_since(now);
+            out.requeue_after = std::time::Duration::try_from(wait).ok();
+        }
+    }
+    if let Some(e) = ledger.get_mut(wanted) {
+        e.status.canary = Some(progress);
+    }
+    out
+}
+
+fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
+    Decision { action, reason, message, evidence: None }
+}
