@@ -79,29 +79,9 @@ pub async fn apply_model_plan(
             Child::Service(s) => apply_object::<Service>(client, &ns, s).await?,
         }
     }
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-    for name in &plan.delete_jobs {
-        match jobs.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    for name in &plan.delete_deployments {
-        match deployments.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for name in &plan.delete_versions {
-        match versions.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    delete_all(&Api::<Job>::namespaced(client.clone(), &ns), &plan.delete_jobs).await?;
+    delete_all(&Api::<Deployment>::namespaced(client.clone(), &ns), &plan.delete_deployments).await?;
+    delete_all(&versions, &plan.delete_versions).await?;
     let policies: Api<RetrainPolicy> = Api::namespaced(client.clone(), &ns);
     for (name, status) in &plan.policy_statuses {
         apply_status(&policies, name, status).await?;
@@ -120,6 +100,21 @@ pub async fn apply_model_plan(
             ..Default::default()
         };
         publish_events(recorder, &regarding, std::slice::from_ref(event)).await;
+    }
+    Ok(())
+}
+
+/// Deletes the named objects (their dependents in the background); one already gone is fine.
+async fn delete_all<K>(api: &Api<K>, names: &[String]) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

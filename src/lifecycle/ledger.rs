@@ -94,7 +94,6 @@ impl<'a> Ledger<'a> {
 
     /// Moves version `n` to `phase`, recording the decision and an Event; no-op if already there.
     pub fn transition(&mut self, n: u32, phase: VersionPhase, decision: Decision) {
-        let now = self.now;
         let Some(entry) = self.get_mut(n) else { return };
         if entry.phase() == phase && entry.status.phase.is_some() {
             return;
@@ -102,48 +101,39 @@ impl<'a> Ledger<'a> {
         let from = entry.phase();
         entry.status.phase = Some(phase);
         entry.status.message = Some(decision.message.clone());
-        entry.status.decisions.push(DecisionRecord {
-            time: Time(now),
-            action: decision.action.into(),
-            reason: decision.reason.into(),
-            message: decision.message.clone(),
-            evidence: decision.evidence,
-        });
-        let overflow = entry.status.decisions.len().saturating_sub(DECISIONS_MAX);
-        entry.status.decisions.drain(..overflow);
         let kind = match phase {
             VersionPhase::Failed | VersionPhase::Rejected | VersionPhase::RolledBack => EventKind::Warning,
             _ => EventKind::Normal,
         };
-        let name = entry.version.name_any();
-        self.events.push(EventRecord {
-            kind,
-            reason: format!("Version{phase:?}"),
-            action: decision.action.into(),
-            note: truncate(&format!("{name} (v{n}) {from:?} → {phase:?}: {}", decision.message), 1024),
-            version: Some(n),
-        });
+        let note = format!("(v{n}) {from:?} → {phase:?}: {}", decision.message);
+        self.record(n, decision, kind, format!("Version{phase:?}"), note);
     }
 
     /// Records a decision about version `n` that does not change its phase, with an Event.
     pub fn push_decision(&mut self, n: u32, decision: Decision) {
+        let (reason, note) = (decision.reason.to_string(), format!("(v{n}): {}", decision.message));
+        self.record(n, decision, EventKind::Normal, reason, note);
+    }
+
+    /// Appends the decision record (bounded) and the Event `reason` with `note` after the name.
+    fn record(&mut self, n: u32, decision: Decision, kind: EventKind, reason: String, note: String) {
         let now = self.now;
         let Some(entry) = self.get_mut(n) else { return };
         entry.status.decisions.push(DecisionRecord {
             time: Time(now),
             action: decision.action.into(),
             reason: decision.reason.into(),
-            message: decision.message.clone(),
+            message: decision.message,
             evidence: decision.evidence,
         });
         let overflow = entry.status.decisions.len().saturating_sub(DECISIONS_MAX);
         entry.status.decisions.drain(..overflow);
         let name = entry.version.name_any();
         self.events.push(EventRecord {
-            kind: EventKind::Normal,
-            reason: decision.reason.into(),
+            kind,
+            reason,
             action: decision.action.into(),
-            note: truncate(&format!("{name} (v{n}): {}", decision.message), 1024),
+            note: truncate(&format!("{name} {note}"), 1024),
             version: Some(n),
         });
     }
