@@ -288,15 +288,7 @@ fn policies_of<'a>(
     policies: &'a [RetrainPolicy],
     now: Timestamp,
 ) -> (Option<&'a RetrainPolicy>, Vec<(String, RetrainPolicyStatus, RetrainPolicyStatus)>) {
-    let world = PolicyWorld {
-        model_exists: true,
-        policies_for_model: policies
-            .iter()
-            .map(|p| {
-                (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            })
-            .collect(),
-    };
+    let world = PolicyWorld::of_existing_model(policies);
     let stalled = policies
         .iter()
         .filter(|p| p.spec.model_ref.name == model.name_any())

@@ -29,6 +29,19 @@ pub struct PolicyWorld<'a> {
     pub policies_for_model: Vec<(&'a str, Option<jiff::Timestamp>)>,
 }
 
+impl<'a> PolicyWorld<'a> {
+    /// The world of policies that all name one Model, which exists.
+    pub fn of_existing_model(policies: &'a [RetrainPolicy]) -> Self {
+        let policies_for_model = policies
+            .iter()
+            .map(|p| {
+                (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            })
+            .collect();
+        Self { model_exists: true, policies_for_model }
+    }
+}
+
 /// Every problem of a RetrainPolicy; empty when it can be acted on.
 pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Problem> {
     let mut problems = vec![];
@@ -66,15 +79,7 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
 
 /// The policy that drives `model` among those that name it: the oldest that has no problem.
 pub fn driving_policy(policies: &[RetrainPolicy]) -> Option<&RetrainPolicy> {
-    let world = PolicyWorld {
-        model_exists: true,
-        policies_for_model: policies
-            .iter()
-            .map(|p| {
-                (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            })
-            .collect(),
-    };
+    let world = PolicyWorld::of_existing_model(policies);
     policies.iter().find(|p| policy_problems(p, &world).is_empty())
 }
 
