@@ -9,10 +9,7 @@ use kube::runtime::controller::Action;
 
 use crate::api::Model;
 use crate::error::{Error, Result};
-use crate::lifecycle::ledger::Ledger;
 use crate::lifecycle::model::plan_model;
-use crate::lifecycle::policy::driving_policy;
-use crate::lifecycle::triggers::due_checks;
 
 use super::readings::take;
 
@@ -43,9 +40,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     };
     let now = Timestamp::now();
     let mut children = model_ctx.children.observe(model);
-    if let Some(policy) = driving_policy(&children.policies) {
-        let ledger = Ledger::new(&children.versions, now);
-        let due = due_checks(policy, model, &ledger, now);
+    if let Some((policy, due)) = children.due_checks(model, now) {
         children.readings = take(&ctx.client, policy, &due).await;
     }
     let plan = plan_model(children.observed(model), now);

@@ -67,6 +67,14 @@ pub struct Children {
 }
 
 impl Children {
+    /// The policy that drives the Model and the live checks it has due now, if any: the shell
+    /// runs those queries and puts the results in `readings` before asking for a plan.
+    pub fn due_checks(&self, model: &Model, now: Timestamp) -> Option<(&RetrainPolicy, super::triggers::DueChecks)> {
+        let policy = driving_policy(&self.policies)?;
+        let due = super::triggers::due_checks(policy, model, &Ledger::new(&self.versions, now), now);
+        Some((policy, due))
+    }
+
     /// The view the core decides from.
     pub fn observed<'a>(&'a self, model: &'a Model) -> Observed<'a> {
         Observed {

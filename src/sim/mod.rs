@@ -10,11 +10,9 @@ use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use crate::api::Model;
-use crate::lifecycle::ledger::Ledger;
 use crate::lifecycle::model::plan_model;
 use crate::lifecycle::plan::EventKind;
-use crate::lifecycle::policy::driving_policy;
-use crate::lifecycle::triggers::{DueChecks, Readings, due_checks};
+use crate::lifecycle::triggers::{DueChecks, Readings};
 use crate::stats::Histogram;
 
 use cluster::{Cluster, key};
@@ -206,9 +204,7 @@ impl Simulation {
             for _ in 0..CONVERGENCE_LIMIT {
                 let Some(model) = self.cluster.models.get(&k).cloned() else { break };
                 let mut children = self.cluster.children_of(&model);
-                if let Some(policy) = driving_policy(&children.policies) {
-                    let ledger = Ledger::new(&children.versions, self.cluster.now);
-                    let due = due_checks(policy, &model, &ledger, self.cluster.now);
+                if let Some((_, due)) = children.due_checks(&model, self.cluster.now) {
                     children.readings = self.live_readings(&due);
                 }
                 let plan = plan_model(children.observed(&model), self.cluster.now);
