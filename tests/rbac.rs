@@ -86,11 +86,13 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         apply_model_plan(&client, &ctx.recorder, &model, &plan).await.unwrap();
     }
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
-    // by a newer trigger (concurrencyPolicy Replace) has its Job deleted.
+    // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
+    // preview Deployment and its preview Service are deleted.
     let pruning = modelcycle::lifecycle::model::ModelPlan {
         delete_versions: vec!["churn-v1".into()],
         delete_jobs: vec!["churn-v2-train".into()],
         delete_deployments: vec!["churn-canary".into()],
+        delete_services: vec!["churn-preview".into()],
         ..Default::default()
     };
     apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();

@@ -7,57 +7,9 @@ use modelcycle::sim::report::Report;
 use modelcycle::sim::scenario::Scenario;
 use modelcycle::sim::{Crash, Simulation};
 
-const MODEL: &str = r#"
-apiVersion: modelcycle.io/v1alpha1
-kind: Model
-metadata: {name: churn, namespace: ml}
-spec:
-  training:
-    template: {spec: {containers: [{name: trainer, image: "trainer:1"}]}}
-    dataset: {uri: "s3://data/churn", version: "d1"}
-    artifactUri: "s3://models/{model}/{version}"
-  evaluation:
-    gates:
-      - {metric: auc, min: 0.8}
-      - {metric: auc, maxRegression: 0.01}
-  serving:
-    template: {spec: {containers: [{name: server, image: "server:1"}]}}
-    replicas: 3
-"#;
-
-/// A simulation of MODEL (with `model_patch` lines appended under `spec:`) and `scenario`.
-fn simulate(model_extra: &str, scenario: &str) -> Simulation {
-    let model = format!("{MODEL}{model_extra}");
-    let texts = [("model.yaml".to_string(), model), ("scenario.yaml".to_string(), scenario.to_string())];
-    Simulation::new(Scenario::parse(&texts).expect("scenario parses"))
-}
-
-fn run(model_extra: &str, scenario: &str) -> Simulation {
-    let mut sim = simulate(model_extra, scenario);
-    sim.run();
-    assert!(sim.cluster.violations.is_empty(), "violations: {:?}", sim.cluster.violations);
-    sim
-}
-
-fn phase(sim: &Simulation, n: u32) -> Option<VersionPhase> {
-    sim.cluster.versions.get(&format!("ml/churn-v{n}")).and_then(|v| v.status.as_ref()?.phase)
-}
-
-fn version_status(sim: &Simulation, n: u32) -> modelcycle::api::ModelVersionStatus {
-    sim.cluster.versions[&format!("ml/churn-v{n}")].status.clone().unwrap_or_default()
-}
-
-fn model_status(sim: &Simulation) -> modelcycle::api::ModelStatus {
-    sim.cluster.models["ml/churn"].status.clone().unwrap_or_default()
-}
-
-fn deployed(sim: &Simulation) -> Option<u32> {
-    sim.cluster.deployments.get("ml/churn").and_then(modelcycle::build::deployment::deployed_version)
-}
-
-fn dataset_change(at: &str, version: &str) -> String {
-    format!("  - {{at: {at}, set: {{spec.training.dataset.version: \"{version}\"}}}}\n")
-}
+#[path = "support/sim.rs"]
+mod sim_support;
+use sim_support::*;
 
 #[test]
 fn first_version_trains_and_serves() {
@@ -263,26 +215,6 @@ fn an_unknown_artifact_placeholder_stalls_without_touching_what_serves() {
     assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
 }
 
-/// The final state that matters.
-#[derive(Debug, PartialEq)]
-struct FinalState {
-    /// Every version's phase.
-    versions: Vec<(u32, Option<VersionPhase>)>,
-    /// The version the serving Deployment runs.
-    deployed: Option<u32>,
-    /// The Model's serving version and phase.
-    serving: Option<u32>,
-    phase: Option<ModelPhase>,
-}
-
-fn final_state(sim: &Simulation) -> FinalState {
-    let mut versions: Vec<_> =
-        sim.cluster.versions.values().map(|v| (v.spec.version, v.status.as_ref().and_then(|s| s.phase))).collect();
-    versions.sort();
-    let status = model_status(sim);
-    FinalState { versions, deployed: deployed(sim), serving: status.serving_version, phase: status.phase }
-}
-
 #[test]
 fn a_controller_restart_after_any_write_converges_to_the_same_outcome() {
     let quickstart =
@@ -416,22 +348,7 @@ fn a_single_replica_canary_says_what_weight_it_really_has() {
 fn a_controller_restart_after_any_write_of_a_canary_converges_to_the_same_outcome() {
     let scenario =
         format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
-    let texts = [("model.yaml".to_string(), format!("{MODEL}{CANARY}")), ("scenario.yaml".to_string(), scenario)];
-    let parsed = Scenario::parse(&texts).unwrap();
-    let mut baseline = Simulation::new(parsed.clone());
-    baseline.run();
-    let expected = final_state(&baseline);
-    for reconcile in 0..baseline.acting_reconciles {
-        for after_writes in 0..5 {
-            let mut sim = Simulation::new(parsed.clone());
-            sim.crash = Some(Crash { at_reconcile: reconcile, after_writes });
-            sim.run();
-            let context = format!("crash at reconcile {reconcile} after {after_writes} writes");
-            assert_eq!(final_state(&sim), expected, "{context}");
-            assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
-            assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "{context}");
-        }
-    }
+    converges_after_any_crash(CANARY, &scenario);
 }
 
 #[test]

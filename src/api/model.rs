@@ -25,6 +25,7 @@ use super::common::{Goal, PrometheusSource, duration_rule, pod_template_schema};
     printcolumn = r#"{"name":"Serving","type":"integer","jsonPath":".status.servingVersion","description":"Version that serves traffic"}"#,
     printcolumn = r#"{"name":"Candidate","type":"integer","jsonPath":".status.candidateVersion","description":"Version being trained, evaluated or rolled out"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Rollout","type":"string","jsonPath":".status.conditions[?(@.type==\"RollingOut\")].reason","description":"Where the rollout is: RollingOut, WaitingForPromotion, AnalysisInconclusive, Idle, ..."}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -227,7 +228,10 @@ pub struct BlueGreenStrategy {
     pub preview_service: bool,
 }
 
-/// Who promotes a version that passed its checks.
+/// Who promotes a version that passed its checks. With Manual, a rollout waits at each canary
+/// step without a pause, before a blue-green switch, and before a rolling update, until the
+/// Model carries `modelcycle.io/promote: "<version>"`; that annotation approves every remaining
+/// gate of that version (analysis still runs). `modelcycle.io/abort: "<version>"` rolls it back.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Promotion {
     /// modelcycle promotes on its own.

@@ -86,6 +86,13 @@ pub struct ModelVersionStatus {
     /// Where its canary rollout is, while it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryProgress>,
+    /// Where its blue-green rollout is, from the preview's start until the previous version's
+    /// Deployment has been handed the new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenProgress>,
+    /// Its analysis on live metrics: during its rollout and its guard window after promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
     /// Conditions of this version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -106,6 +113,96 @@ pub struct CanaryProgress {
     /// The share of replicas (percent) that runs the new version: the weight asked for,
     /// rounded to whole pods.
     pub effective_weight: i32,
+}
+
+/// Where a blue-green rollout is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenProgress {
+    /// When every preview pod became available (analysis and promotion count from then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_ready: Option<Time>,
+    /// When the Service switched to the new version; the previous version's Deployment is kept
+    /// for `scaleDownDelay` from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched: Option<Time>,
+}
+
+/// The part of a version's life its analysis covers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AnalysisStage {
+    /// While the version rolls out (canary steps, blue-green preview).
+    Rollout,
+    /// After promotion, for `analysis.guard`.
+    Guard,
+    /// The guard window passed.
+    Passed,
+}
+
+/// The outcome of one measurement.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AnalysisVerdict {
+    /// Every metric held.
+    Pass,
+    /// A metric did not hold.
+    Fail,
+    /// A metric could not be judged (no data, Prometheus unreachable, query refused): the
+    /// rollout neither promotes nor rolls back.
+    Inconclusive,
+}
+
+/// Live-metric analysis of a version.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatus {
+    /// Rollout, Guard or Passed.
+    pub stage: AnalysisStage,
+    /// When the current step (or the guard window) began; `initialDelay` counts from then.
+    pub started: Time,
+    /// The version compared with (`maxRegression`) and rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<u32>,
+    /// Failed measurements in this stage; more than `failureLimit` rolls back.
+    #[serde(default)]
+    pub failures: u32,
+    /// When the last measurement was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_measured: Option<Time>,
+    /// The outcome of the last measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verdict: Option<AnalysisVerdict>,
+    /// The most recent measurements, oldest first (bounded): one per metric and bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+/// One metric judged against one bound at one time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// When it was taken.
+    pub time: Time,
+    /// The analysis metric's name.
+    pub metric: String,
+    /// The query as sent to Prometheus.
+    pub query: String,
+    /// Which bound: `min`, `max` or `maxRegression`.
+    pub bound: String,
+    /// The value the query returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold it was compared with (for `maxRegression`, from the stable version's value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: AnalysisVerdict,
+    /// Why there is no value, CamelCase: `NoData`, `PrometheusUnreachable`, `QueryRejected`,
+    /// `UnexpectedResult`, `NoStableTraffic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The error text behind `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The lifecycle of a version.

@@ -26,6 +26,9 @@ pub enum Track {
     Stable,
     /// `<model>-canary`: the new version during a canary rollout.
     Canary,
+    /// `<model>-preview`: the new version during a blue-green rollout, until the previous
+    /// version's Deployment has been handed the new version.
+    Preview,
 }
 
 impl Track {
@@ -33,6 +36,7 @@ impl Track {
         match self {
             Track::Stable => "stable",
             Track::Canary => "canary",
+            Track::Preview => "preview",
         }
     }
 
@@ -41,7 +45,13 @@ impl Track {
         match self {
             Track::Stable => serving_name(model),
             Track::Canary => bounded(model, "-canary", JOB_NAME_MAX),
+            Track::Preview => bounded(model, "-preview", JOB_NAME_MAX),
         }
+    }
+
+    /// The selector of this track's pods (`serving` narrows it to pods the Service may select).
+    pub fn selector(self, model: &str) -> BTreeMap<String, String> {
+        track_selector(model, self)
     }
 }
 

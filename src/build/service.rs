@@ -9,16 +9,32 @@ use kube::api::ObjectMeta;
 
 use crate::api::Model;
 
-use super::deployment::serving_selector;
+use super::deployment::{Track, serving_selector};
 use super::meta::{SPEC_HASH_ANNOTATION, controller_ref, labels};
 use super::names::{serving_name, short_hash};
 
-/// The Service of `model`; `None` until the Model has a uid to own it.
-pub fn serving_service(model: &Model) -> Option<Service> {
+/// The Service `<model>`: every serving pod (Rolling, Canary), or with blue-green only the
+/// pods of the `active` track. `None` until the Model has a uid to own it.
+pub fn serving_service(model: &Model, active: Option<Track>) -> Option<Service> {
+    let name = model.name_any();
+    let mut selector = serving_selector(&name);
+    if let Some(track) = active {
+        selector.extend(track.selector(&name));
+    }
+    service(model, serving_name(&name), selector)
+}
+
+/// The Service `<model>-preview` in front of the blue-green preview pods.
+pub fn preview_service(model: &Model) -> Option<Service> {
+    let name = model.name_any();
+    service(model, Track::Preview.name(&name), Track::Preview.selector(&name))
+}
+
+fn service(model: &Model, service_name: String, selector: BTreeMap<String, String>) -> Option<Service> {
     let owner = controller_ref(model)?;
     let name = model.name_any();
     let spec = ServiceSpec {
-        selector: Some(serving_selector(&name)),
+        selector: Some(selector),
         ports: Some(vec![ServicePort {
             name: Some("http".into()),
             port: model.spec.serving.port,
@@ -31,7 +47,7 @@ pub fn serving_service(model: &Model) -> Option<Service> {
     let hash = short_hash(&serde_json::to_string(&spec).expect("a ServiceSpec serializes"))[..16].to_string();
     Some(Service {
         metadata: ObjectMeta {
-            name: Some(serving_name(&name)),
+            name: Some(service_name),
             namespace: model.namespace(),
             labels: Some(labels(&name, "serving", None)),
             annotations: Some(BTreeMap::from([(SPEC_HASH_ANNOTATION.to_string(), hash)])),
@@ -50,10 +66,24 @@ mod tests {
 
     #[test]
     fn service_selects_every_serving_pod_on_the_serving_port() {
-        let svc = serving_service(&model("churn")).unwrap();
+        let svc = serving_service(&model("churn"), None).unwrap();
         let spec = svc.spec.unwrap();
-        assert_eq!(spec.selector.unwrap()["modelcycle.io/serving"], "true");
+        let selector = spec.selector.unwrap();
+        assert_eq!(selector["modelcycle.io/serving"], "true");
+        assert!(!selector.contains_key("modelcycle.io/track"), "stable and canary pods both get traffic");
         let port = &spec.ports.unwrap()[0];
         assert_eq!((port.port, port.target_port.clone()), (8080, Some(IntOrString::Int(8080))));
+    }
+
+    #[test]
+    fn blue_green_services_select_one_track() {
+        let m = model("churn");
+        let active = serving_service(&m, Some(Track::Preview)).unwrap();
+        let selector = active.spec.unwrap().selector.unwrap();
+        assert_eq!(selector["modelcycle.io/track"], "preview");
+        assert_eq!(selector["modelcycle.io/serving"], "true");
+        let preview = preview_service(&m).unwrap();
+        assert_eq!(preview.metadata.name.as_deref(), Some("churn-preview"));
+        assert_eq!(preview.spec.unwrap().selector.unwrap()["modelcycle.io/track"], "preview");
     }
 }

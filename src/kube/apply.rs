@@ -81,6 +81,7 @@ pub async fn apply_model_plan(
     }
     delete_all(&Api::<Job>::namespaced(client.clone(), &ns), &plan.delete_jobs).await?;
     delete_all(&Api::<Deployment>::namespaced(client.clone(), &ns), &plan.delete_deployments).await?;
+    delete_all(&Api::<Service>::namespaced(client.clone(), &ns), &plan.delete_services).await?;
     delete_all(&versions, &plan.delete_versions).await?;
     let policies: Api<RetrainPolicy> = Api::namespaced(client.clone(), &ns);
     for (name, status) in &plan.policy_statuses {

@@ -11,7 +11,7 @@ use crate::api::Model;
 use crate::error::{Error, Result};
 use crate::lifecycle::model::plan_model;
 
-use super::readings::take;
+use super::readings::{take, take_analysis};
 
 use super::apply::apply_model_plan;
 use super::children::ChildStores;
@@ -42,6 +42,10 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     let mut children = model_ctx.children.observe(model);
     if let Some((policy, due)) = children.due_checks(model, now) {
         children.readings = take(&ctx.client, policy, &due).await;
+    }
+    let analysis = children.due_analysis(model, now);
+    if !analysis.is_empty() {
+        children.readings.analysis = take_analysis(&ctx.client, model, &analysis).await;
     }
     let plan = plan_model(children.observed(model), now);
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;

@@ -5,9 +5,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use crate::api::{PrometheusSource, RetrainPolicy};
+use std::collections::BTreeMap;
+
+use crate::api::{Model, PrometheusSource, RetrainPolicy};
+use crate::lifecycle::analysis::AnalysisQuery;
 use crate::lifecycle::triggers::{DueChecks, Readings};
-use crate::sources::prometheus::Prometheus;
+use crate::sources::prometheus::{Prometheus, ReadingError};
 
 /// Runs the due queries; every failure becomes a reading with its reason.
 pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> Readings {
@@ -38,7 +41,31 @@ pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> R
             Some(q) => Some(prometheus.number(q).await.map_err(|e| e.to_string())),
             None => None,
         },
+        ..Default::default()
     }
+}
+
+/// Runs the due rollout analysis queries against the Model's analysis Prometheus; every failure
+/// is an answer with its reason.
+pub async fn take_analysis(
+    client: &Client,
+    model: &Model,
+    queries: &[AnalysisQuery],
+) -> BTreeMap<String, Result<f64, ReadingError>> {
+    let Some(analysis) = &model.spec.serving.analysis else { return BTreeMap::new() };
+    let address = analysis.prometheus.address.clone();
+    let prometheus = match connect(client, &model.namespace().unwrap_or_default(), &analysis.prometheus).await {
+        Ok(p) => p,
+        Err(message) => {
+            let e = ReadingError::Unreachable { address, message };
+            return queries.iter().map(|q| (q.query.clone(), Err(e.clone()))).collect();
+        }
+    };
+    let mut answers = BTreeMap::new();
+    for q in queries {
+        answers.insert(q.query.clone(), prometheus.number(&q.query).await);
+    }
+    answers
 }
 
 /// Every due check failed for the same reason.
@@ -47,6 +74,7 @@ fn failed(due: &DueChecks, reason: &str) -> Readings {
         drift: due.drift.as_ref().map(|_| Err(reason.to_string())),
         reference: due.reference.as_ref().map(|_| Err(reason.to_string())),
         performance: due.performance.as_ref().map(|_| Err(reason.to_string())),
+        ..Default::default()
     }
 }
 

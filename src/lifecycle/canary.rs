@@ -13,9 +13,10 @@ use kube::ResourceExt;
 use crate::api::{CanaryProgress, CanaryStrategy, Model, VersionPhase};
 use crate::build::deployment::{Track, same_spec, track_deployment};
 
+use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, rollout_state};
-use super::triggers::span;
+use super::triggers::{Readings, span};
 
 /// What a canary step decided.
 #[derive(Default)]
@@ -28,6 +29,8 @@ pub struct CanarySteps {
     pub requeue_after: Option<Duration>,
     /// The rollout is still going on.
     pub rolling_out: bool,
+    /// The rollout is paused: (condition reason, message).
+    pub paused: Option<(&'static str, String)>,
 }
 
 /// Canary and stable replicas for a step of `weight` percent of `total`: at least one canary
@@ -48,6 +51,7 @@ pub fn advance_canary(
     stable: u32,
     wanted: u32,
     deployments: &[Deployment],
+    readings: &Readings,
 ) -> CanarySteps {
     let mut out = CanarySteps { rolling_out: true, ..Default::default() };
     let now = ledger.now();
@@ -90,6 +94,7 @@ pub fn advance_canary(
                 VersionPhase::Retired,
                 decision("Retire", "Replaced", format!("replaced by v{wanted}")),
             );
+            start_guard(ledger, model, wanted, stable);
         }
         return out;
     }
@@ -111,14 +116,6 @@ pub fn advance_canary(
         ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "CanaryStarted", message));
     }
     if let RolloutState::Failed(reason) = canary_state {
-        out.apply.retain(|d| d.name_any() != Track::Canary.name(&name));
-        out.apply.retain(|d| d.name_any() != Track::Stable.name(&name));
-        out.apply.extend(track_deployment(model, old, Track::Stable, total));
-        out.delete_canary = true;
-        out.rolling_out = false;
-        if let Some(e) = ledger.get_mut(wanted) {
-            e.status.canary = None;
-        }
         let d = Decision {
             action: "RollBack",
             reason: "ProgressDeadlineExceeded",
@@ -131,31 +128,71 @@ pub fn advance_canary(
                 serde_json::json!({"deployment": Track::Canary.name(&name), "step": step + 1, "reason": "ProgressDeadlineExceeded", "message": reason}),
             ),
         };
-        ledger.transition(wanted, VersionPhase::RolledBack, d);
+        roll_back(&mut out, ledger, model, old, wanted, d);
         return out;
     }
     if canary_state == RolloutState::Complete && stable_state == RolloutState::Complete {
         let started = progress.step_started.as_ref().map_or(now, |t| t.0);
         progress.step_started = Some(Time(started));
-        let pause = span(steps[step].pause.as_ref(), SignedDuration::ZERO);
-        if started + pause <= now {
-            let next = step + 1;
-            progress = CanaryProgress { step: next as u32, step_started: None, ..progress };
-            let message = if next < steps.len() {
-                format!("canary step {}/{} of v{wanted}: weight {}%", next + 1, steps.len(), steps[next].weight)
-            } else {
-                format!("canary steps of v{wanted} done; promoting it to every replica")
-            };
-            ledger.push_decision(wanted, decision("Step", "CanaryStepDone", message));
-        } else {
-            let wait = (started + pause).duration_since(now);
-            out.requeue_after = std::time::Duration::try_from(wait).ok();
+        let pause = steps[step].pause.as_ref().map(|p| span(Some(p), SignedDuration::ZERO));
+        let manual = is_manual(model) && pause.is_none();
+        let at = format!("canary step {}/{}", step + 1, steps.len());
+        match step_gate(
+            ledger,
+            model,
+            readings,
+            Step { n: wanted, baseline: stable, since: started, hold: pause, manual },
+        ) {
+            Gate::Open => {
+                let next = step + 1;
+                progress = CanaryProgress { step: next as u32, step_started: None, ..progress };
+                let message = if next < steps.len() {
+                    format!("canary step {}/{} of v{wanted}: weight {}%", next + 1, steps.len(), steps[next].weight)
+                } else {
+                    format!("canary steps of v{wanted} done; promoting it to every replica")
+                };
+                ledger.push_decision(wanted, decision("Step", "CanaryStepDone", message));
+            }
+            Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| Duration::try_from(t.duration_since(now)).ok()),
+            Gate::Paused(reason, message, wake) => {
+                out.paused = Some((reason, format!("{message} (at {at})")));
+                out.requeue_after = wake.and_then(|t| Duration::try_from(t.duration_since(now)).ok());
+            }
+            Gate::Failed(message, evidence) => {
+                let message =
+                    format!("v{wanted} at {at}: {message}; removed the canary, v{stable} takes all replicas again");
+                let d = Decision { action: "RollBack", reason: "AnalysisFailed", message, evidence: Some(evidence) };
+                roll_back(&mut out, ledger, model, old, wanted, d);
+                return out;
+            }
         }
     }
     if let Some(e) = ledger.get_mut(wanted) {
         e.status.canary = Some(progress);
     }
     out
+}
+
+/// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied
+/// before the canary is deleted, so capacity never drops).
+fn roll_back(
+    out: &mut CanarySteps,
+    ledger: &mut Ledger,
+    model: &Model,
+    stable: &crate::api::ModelVersion,
+    wanted: u32,
+    d: Decision,
+) {
+    let name = model.name_any();
+    out.apply.retain(|a| a.name_any() != Track::Canary.name(&name) && a.name_any() != Track::Stable.name(&name));
+    out.apply.extend(track_deployment(model, stable, Track::Stable, model.spec.serving.replicas));
+    out.delete_canary = true;
+    out.rolling_out = false;
+    out.requeue_after = None;
+    if let Some(e) = ledger.get_mut(wanted) {
+        e.status.canary = None;
+    }
+    ledger.transition(wanted, VersionPhase::RolledBack, d);
 }
 
 fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {

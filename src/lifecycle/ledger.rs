@@ -39,6 +39,8 @@ pub struct Ledger<'a> {
     /// Events produced by phase changes, in order.
     pub events: Vec<EventRecord>,
     now: Timestamp,
+    /// Versions in the order of their last phase change.
+    moved: Vec<u32>,
 }
 
 /// What was decided about a version, for its decision record and Event.
@@ -59,7 +61,7 @@ impl<'a> Ledger<'a> {
         let mut entries: Vec<_> =
             versions.iter().map(|v| Entry { version: v, status: v.status.clone().unwrap_or_default() }).collect();
         entries.sort_by_key(|e| e.number());
-        Self { entries, events: vec![], now }
+        Self { entries, events: vec![], now, moved: vec![] }
     }
 
     /// The decision time.
@@ -101,6 +103,8 @@ impl<'a> Ledger<'a> {
         let from = entry.phase();
         entry.status.phase = Some(phase);
         entry.status.message = Some(decision.message.clone());
+        self.moved.retain(|m| *m != n);
+        self.moved.push(n);
         let kind = match phase {
             VersionPhase::Failed | VersionPhase::Rejected | VersionPhase::RolledBack => EventKind::Warning,
             _ => EventKind::Normal,
@@ -111,8 +115,13 @@ impl<'a> Ledger<'a> {
 
     /// Records a decision about version `n` that does not change its phase, with an Event.
     pub fn push_decision(&mut self, n: u32, decision: Decision) {
+        self.push_decision_as(n, decision, EventKind::Normal);
+    }
+
+    /// Records a decision about version `n` that does not change its phase, with an Event of `kind`.
+    pub fn push_decision_as(&mut self, n: u32, decision: Decision, kind: EventKind) {
         let (reason, note) = (decision.reason.to_string(), format!("(v{n}): {}", decision.message));
-        self.record(n, decision, EventKind::Normal, reason, note);
+        self.record(n, decision, kind, reason, note);
     }
 
     /// Appends the decision record (bounded) and the Event `reason` with `note` after the name.
@@ -138,12 +147,14 @@ impl<'a> Ledger<'a> {
         });
     }
 
-    /// The statuses that differ from what was observed, by ModelVersion name.
+    /// The statuses that differ from what was observed, by ModelVersion name: those without a
+    /// phase change first, then in the order of their phase changes. A promotion writes the new version's Serving before the
+    /// old one's Retired, a rollback the restored version's Serving before the RolledBack, so a
+    /// crash between the two never leaves nothing serving.
     pub fn changed_statuses(&self) -> Vec<(String, ModelVersionStatus)> {
-        self.entries
-            .iter()
-            .filter(|e| e.version.status.as_ref() != Some(&e.status))
-            .map(|e| (e.version.name_any(), e.status.clone()))
-            .collect()
+        let mut changed: Vec<&Entry> =
+            self.entries.iter().filter(|e| e.version.status.as_ref() != Some(&e.status)).collect();
+        changed.sort_by_key(|e| self.moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1));
+        changed.into_iter().map(|e| (e.version.name_any(), e.status.clone())).collect()
     }
 }

@@ -1,5 +1,7 @@
 //! The pure core: decisions from observed state and `now`, with no I/O and no clock.
 
+pub mod analysis;
+pub mod blue_green;
 pub mod canary;
 pub mod conditions;
 pub mod evaluate;

@@ -19,7 +19,7 @@ use super::history::versions_to_prune;
 use super::inputs::new_version;
 use super::ledger::Decision;
 use super::ledger::Ledger;
-use super::plan::{EventKind, EventRecord, health_conditions, stalled_events};
+use super::plan::{EventKind, EventRecord, health_conditions, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::advance_serving;
 use super::training::{advance_training, inputs_cause};
@@ -75,6 +75,12 @@ impl Children {
         Some((policy, due))
     }
 
+    /// The rollout analysis queries due now: the shell runs them and puts the answers in
+    /// `readings.analysis` before asking for a plan.
+    pub fn due_analysis(&self, model: &Model, now: Timestamp) -> Vec<super::analysis::AnalysisQuery> {
+        super::analysis::due_queries(model, &Ledger::new(&self.versions, now), now)
+    }
+
     /// The view the core decides from.
     pub fn observed<'a>(&'a self, model: &'a Model) -> Observed<'a> {
         Observed {
@@ -114,6 +120,8 @@ pub struct ModelPlan {
     pub delete_jobs: Vec<String>,
     /// Deployments to delete (a canary that is done or aborted).
     pub delete_deployments: Vec<String>,
+    /// Services to delete (a blue-green preview Service no longer needed).
+    pub delete_services: Vec<String>,
     /// ModelVersions to delete (their Jobs go with them).
     pub delete_versions: Vec<String>,
     /// RetrainPolicy statuses that changed, by name.
@@ -136,6 +144,7 @@ impl ModelPlan {
             + self.apply.len()
             + self.delete_jobs.len()
             + self.delete_deployments.len()
+            + self.delete_services.len()
             + self.delete_versions.len()
             + self.policy_statuses.len()
             + usize::from(self.status.is_some())
@@ -158,7 +167,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
     let mut ledger = Ledger::new(observed.versions, now);
     let training = advance_training(&mut ledger, model, observed.jobs, observed.pods);
-    let serving = advance_serving(&mut ledger, model, observed.deployments, observed.services);
+    let serving = advance_serving(&mut ledger, model, observed.deployments, observed.services, observed.readings);
 
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
@@ -221,7 +230,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     if let Some(after) = serving.requeue_after {
         plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
     }
-    plan.apply.extend(serving.service.clone().map(|s| Child::Service(Box::new(s))));
+    plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
+    plan.delete_services = serving.delete_services.clone();
     plan.events.splice(0..0, ledger.events.drain(..));
     for (name, old_status, new_status) in policy_statuses {
         plan.policy_events.extend(
@@ -246,7 +256,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     status.candidate_version = rolling.filter(|w| Some(*w) != serving_version).or(trains);
 
     let mut desired = vec![];
-    let stall: Option<Problem> = serving.pin_problem.clone().or_else(|| {
+    let query_problem = serving
+        .paused
+        .as_ref()
+        .filter(|(reason, _)| *reason == "AnalysisQueryFailed")
+        .map(|(_, message)| Problem { reason: "AnalysisQueryFailed", message: message.clone() });
+    let stall: Option<Problem> = serving.pin_problem.clone().or(query_problem).or_else(|| {
         (serving_version.is_none() && trains.is_none() && rolling.is_none())
             .then(|| nothing_to_serve(&ledger))
             .flatten()
@@ -272,9 +287,10 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         Some(t) => Desired::yes(conditions::TRAINING, "JobRunning", format!("v{t} is training")),
         None => Desired::no(conditions::TRAINING, "Idle", "no version is training"),
     };
-    let rollout_condition = match rolling {
-        Some(w) => Desired::yes(conditions::ROLLING_OUT, "RollingOut", format!("rolling out v{w}")),
-        None => Desired::no(conditions::ROLLING_OUT, "Idle", "no rollout in progress"),
+    let rollout_condition = match (rolling, &serving.paused) {
+        (Some(_), Some((reason, message))) => Desired::yes(conditions::ROLLING_OUT, *reason, message.clone()),
+        (Some(w), None) => Desired::yes(conditions::ROLLING_OUT, "RollingOut", format!("rolling out v{w}")),
+        (None, _) => Desired::no(conditions::ROLLING_OUT, "Idle", "no rollout in progress"),
     };
     let degraded_condition = match (degraded_by, &serving.unhealthy) {
         (_, Some(reason)) => Desired::yes(conditions::DEGRADED, "ServingUnhealthy", reason.clone()),
@@ -345,6 +361,7 @@ fn finish(
 ) -> ModelPlan {
     conditions::set_all(&mut status.conditions, desired, model.metadata.generation, now);
     plan.events.extend(stalled_events(&old.conditions, &status.conditions));
+    plan.events.extend(waiting_events(&old.conditions, &status.conditions));
     plan.status = (model.status.as_ref() != Some(&status)).then_some(status);
     plan
 }

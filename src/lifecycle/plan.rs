@@ -94,6 +94,35 @@ pub fn stalled_events(
     }
 }
 
+/// An Event when a rollout starts waiting for a person: for promotion, or because the promote
+/// annotation names another version.
+pub fn waiting_events(
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Vec<EventRecord> {
+    let reason = |c: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+        conditions::find(c, conditions::ROLLING_OUT).filter(|c| c.status == "True").map(|c| c.reason.clone())
+    };
+    let Some(after) = conditions::find(new, conditions::ROLLING_OUT).filter(|c| c.status == "True") else {
+        return vec![];
+    };
+    let kind = match after.reason.as_str() {
+        "WaitingForPromotion" => EventKind::Normal,
+        "StalePromotion" => EventKind::Warning,
+        _ => return vec![],
+    };
+    if reason(old).as_deref() == Some(after.reason.as_str()) {
+        return vec![];
+    }
+    vec![EventRecord {
+        kind,
+        reason: after.reason.clone(),
+        action: "Wait".into(),
+        note: truncate(&after.message, 1024),
+        version: None,
+    }]
+}
+
 /// Cuts a note to at most `max` bytes on a character boundary (Events refuse longer notes).
 pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {

@@ -8,11 +8,14 @@ use kube::ResourceExt;
 use crate::api::{Model, VersionPhase};
 use crate::build::deployment::{Track, same_spec, serving_deployment};
 use crate::build::names::serving_name;
-use crate::build::service::serving_service;
+use crate::build::service::{preview_service, serving_service};
 
+use super::analysis::{ABORT_ANNOTATION, Gate, Guard, abort_requested, guard, is_manual, manual_gate, start_guard};
+use super::blue_green::{advance_blue_green, hand_off, preview_needed, preview_serves};
 use super::canary::advance_canary;
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, rollout_state};
+use super::triggers::Readings;
 use super::validate::Problem;
 
 /// What serving decided.
@@ -20,20 +23,32 @@ use super::validate::Problem;
 pub struct ServingSteps {
     /// Deployments to apply, if their spec must change.
     pub deployments: Vec<Deployment>,
-    /// Deployments to delete (a canary that is done or aborted).
+    /// Deployments to delete (a canary or preview that is done or aborted).
     pub delete_deployments: Vec<String>,
-    /// Wake up after this long (the end of a canary pause).
+    /// Wake up after this long (the end of a pause, the next measurement).
     pub requeue_after: Option<std::time::Duration>,
-    /// Service to apply, if it is missing or its spec must change.
-    pub service: Option<Service>,
+    /// Services to apply, when missing or their spec must change.
+    pub services: Vec<Service>,
+    /// Services to delete (a preview Service no longer needed).
+    pub delete_services: Vec<String>,
     /// The version that should serve.
     pub wanted: Option<u32>,
     /// The rollout towards `wanted` is not complete.
     pub rolling_out: bool,
+    /// The rollout is paused: (condition reason, message).
+    pub paused: Option<(&'static str, String)>,
     /// The serving version's own Deployment fails to progress (no rollback target).
     pub unhealthy: Option<String>,
     /// `spec.pinnedVersion` cannot be served.
     pub pin_problem: Option<Problem>,
+}
+
+impl ServingSteps {
+    fn wake(&mut self, after: Option<std::time::Duration>) {
+        if let Some(after) = after {
+            self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
+        }
+    }
 }
 
 /// Decides which version serves and moves the serving objects towards it.
@@ -42,41 +57,103 @@ pub fn advance_serving(
     model: &Model,
     deployments: &[Deployment],
     services: &[Service],
+    readings: &Readings,
 ) -> ServingSteps {
     let mut steps = ServingSteps::default();
     let name = serving_name(&model.name_any());
     let observed = deployments.iter().find(|d| d.name_any() == name);
-    // A failed rollout rolls back, which changes what is wanted: decide at most twice.
-    for _ in 0..2 {
+    let strategy = &model.spec.serving.strategy;
+    // A rollback changes what is wanted: decide again, at most a few times.
+    for _ in 0..3 {
         let (wanted, pin_problem) = wanted_version(ledger, model);
         steps.pin_problem = pin_problem;
         steps.wanted = wanted;
         let Some(w) = wanted else { return steps };
         supersede_other_rollouts(ledger, w);
         let serving = ledger.serving();
-        if let (Some(canary), Some(s)) = (&model.spec.serving.strategy.canary, serving)
-            && s != w
-            && model.spec.pinned_version != Some(w)
-        {
-            let was = ledger.get(w).map(|e| e.phase());
-            let c = advance_canary(ledger, model, canary, s, w, deployments);
+        retire_older_serving(ledger, serving);
+        let pinned = model.spec.pinned_version == Some(w);
+        if serving != Some(w) && !pinned && abort_requested(model, w) {
+            let d = Decision {
+                action: "RollBack",
+                reason: "Aborted",
+                message: format!(
+                    "aborted by the annotation {ABORT_ANNOTATION}: \"{w}\"; {} keeps serving",
+                    serving.map_or("nothing".into(), |s| format!("v{s}"))
+                ),
+                evidence: Some(serde_json::json!({"annotation": ABORT_ANNOTATION, "value": w.to_string()})),
+            };
+            if let Some(e) = ledger.get_mut(w) {
+                e.status.canary = None;
+                e.status.blue_green = None;
+            }
+            ledger.transition(w, VersionPhase::RolledBack, d);
+            continue;
+        }
+        if serving == Some(w) {
+            match guard(ledger, model, readings, w) {
+                Guard::Watching(wake) => steps.wake(wake.and_then(|t| until(ledger, t))),
+                Guard::RollBack(back_to, message, evidence) => {
+                    if let Some(e) = ledger.get_mut(w) {
+                        e.status.blue_green = None;
+                    }
+                    let restored = format!("serves again: v{w} failed its guard window");
+                    ledger.transition(back_to, VersionPhase::Serving, decision("Restore", "GuardRollBack", restored));
+                    let d = Decision { action: "RollBack", reason: "GuardFailed", message, evidence: Some(evidence) };
+                    ledger.transition(w, VersionPhase::RolledBack, d);
+                    continue;
+                }
+            }
+        }
+        let progressive = serving.filter(|s| *s != w && !pinned);
+        if let (Some(canary), Some(s)) = (&strategy.canary, progressive) {
+            let c = advance_canary(ledger, model, canary, s, w, deployments, readings);
             steps.deployments = c.apply;
             if c.delete_canary {
                 steps.delete_deployments.push(Track::Canary.name(&model.name_any()));
             }
-            steps.requeue_after = c.requeue_after;
+            steps.wake(c.requeue_after);
             steps.rolling_out = c.rolling_out;
-            if ledger.get(w).map(|e| e.phase()) == Some(VersionPhase::RolledBack)
-                && was != Some(VersionPhase::RolledBack)
-            {
+            steps.paused = c.paused;
+            if ledger.get(w).map(|e| e.phase()) == Some(VersionPhase::RolledBack) {
                 // Rolled back: serve the stable version again (already applied with all replicas).
                 steps.wanted = Some(s);
             }
             break;
         }
+        if let (Some(bg), Some(s)) = (&strategy.blue_green, progressive) {
+            let b = advance_blue_green(ledger, model, bg, s, w, deployments, readings);
+            steps.deployments = b.apply;
+            steps.wake(b.requeue_after);
+            steps.rolling_out = b.rolling_out;
+            steps.paused = b.paused;
+            if b.rolled_back {
+                continue;
+            }
+            break;
+        }
+        if serving == Some(w) && preview_serves(ledger) {
+            let b = hand_off(ledger, model, strategy.blue_green.as_ref(), w, deployments);
+            steps.deployments = b.apply;
+            steps.wake(b.requeue_after);
+            break;
+        }
         let entry = ledger.get(w).expect("wanted exists");
         let Some(desired) = serving_deployment(model, entry.version) else { return steps };
-        match observed.filter(|d| same_spec(*d, &desired)).map(rollout_state) {
+        let current = observed.filter(|d| same_spec(*d, &desired)).map(rollout_state);
+        if current.is_none()
+            && serving.is_some()
+            && serving != Some(w)
+            && !pinned
+            && is_manual(model)
+            && let Gate::Paused(reason, message, _) = manual_gate(model, w)
+        {
+            // The rolling update waits for its promotion before it starts.
+            steps.rolling_out = true;
+            steps.paused = Some((reason, message));
+            break;
+        }
+        match current {
             None => {
                 steps.deployments = vec![desired];
                 steps.rolling_out = true;
@@ -105,9 +182,17 @@ pub fn advance_serving(
                 if serving != Some(w) {
                     let message = format!("Deployment {name} runs v{w} on every replica");
                     ledger.transition(w, VersionPhase::Serving, decision("Serve", "RolloutComplete", message));
+                    if let Some(e) = ledger.get_mut(w) {
+                        // A rollout a restart interrupted half-promoted ends here.
+                        e.status.canary = None;
+                        e.status.blue_green = None;
+                    }
                     if let Some(previous) = serving {
                         let message = format!("replaced by v{w}");
                         ledger.transition(previous, VersionPhase::Retired, decision("Retire", "Replaced", message));
+                        start_guard(ledger, model, w, previous);
+                        let Guard::Watching(wake) = guard(ledger, model, readings, w) else { unreachable!() };
+                        steps.wake(wake.and_then(|t| until(ledger, t)));
                     }
                 }
             }
@@ -134,22 +219,39 @@ pub fn advance_serving(
         }
         break;
     }
-    // A canary left behind by a rollout that no longer is one (its strategy removed, its
-    // version pinned away from) goes once nothing canary-shaped is wanted.
-    let canary_name = Track::Canary.name(&model.name_any());
+    // A canary or preview left behind by a rollout that no longer is one (rolled back, its
+    // strategy removed, its version pinned away from) goes once nothing needs it.
+    let model_name = model.name_any();
     let in_canary = ledger.entries.iter().any(|e| e.status.canary.is_some() && e.phase() == VersionPhase::RollingOut);
-    if !in_canary
-        && deployments.iter().any(|d| d.name_any() == canary_name)
-        && !steps.delete_deployments.contains(&canary_name)
-    {
-        steps.delete_deployments.push(canary_name);
+    let leftovers = [(Track::Canary, in_canary), (Track::Preview, preview_needed(ledger))];
+    for (track, needed) in leftovers {
+        let left = track.name(&model_name);
+        if !needed && deployments.iter().any(|d| d.name_any() == left) && !steps.delete_deployments.contains(&left) {
+            steps.delete_deployments.push(left);
+        }
     }
     if steps.wanted.is_some() || observed.is_some() {
-        let service = serving_service(model)
-            .filter(|desired| !services.iter().any(|s| s.name_any() == name && same_spec(s, desired)));
-        steps.service = service;
+        let active =
+            strategy.blue_green.as_ref().map(|_| if preview_serves(ledger) { Track::Preview } else { Track::Stable });
+        let mut desired: Vec<Service> = serving_service(model, active).into_iter().collect();
+        let wants_preview = strategy.blue_green.as_ref().is_some_and(|bg| bg.preview_service) && preview_needed(ledger);
+        if wants_preview {
+            desired.extend(preview_service(model));
+        }
+        let preview_name = Track::Preview.name(&model_name);
+        if !wants_preview && services.iter().any(|s| s.name_any() == preview_name) {
+            steps.delete_services.push(preview_name);
+        }
+        steps.services = desired
+            .into_iter()
+            .filter(|d| !services.iter().any(|s| s.name_any() == d.name_any() && same_spec(s, d)))
+            .collect();
     }
     steps
+}
+
+fn until(ledger: &Ledger, t: jiff::Timestamp) -> Option<std::time::Duration> {
+    std::time::Duration::try_from(t.duration_since(ledger.now())).ok()
 }
 
 fn promote_reason(model: &Model, n: u32) -> &'static str {
@@ -190,6 +292,16 @@ pub fn wanted_version(ledger: &Ledger, model: &Model) -> (Option<u32>, Option<Pr
         .map(|e| e.number())
         .next();
     (newest_ready.or(serving), None)
+}
+
+/// A promotion a restart interrupted can leave the replaced version Serving beside the new one:
+/// it is retired, as the promotion would have.
+fn retire_older_serving(ledger: &mut Ledger, serving: Option<u32>) {
+    let Some(s) = serving else { return };
+    let older: Vec<u32> = ledger.in_phase(VersionPhase::Serving).map(|e| e.number()).filter(|n| *n != s).collect();
+    for n in older {
+        ledger.transition(n, VersionPhase::Retired, decision("Retire", "Replaced", format!("replaced by v{s}")));
+    }
 }
 
 /// A version still rolling out when a newer one is wanted will never finish: retire it.

@@ -42,6 +42,8 @@ pub struct Readings {
     pub reference: Option<Result<Histogram, String>>,
     /// The value of the performance query.
     pub performance: Option<Result<f64, String>>,
+    /// Answers to the rollout analysis queries that were due, by query text.
+    pub analysis: std::collections::BTreeMap<String, Result<f64, crate::sources::prometheus::ReadingError>>,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].

@@ -39,28 +39,17 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
     if let Some(p) = pod_template_problem("spec.serving.template", "InvalidServingTemplate", &spec.serving.template) {
         problems.push(p);
     }
-    let serving = &spec.serving;
-    let unsupported: Vec<&str> = [
-        (serving.strategy.blue_green.is_some(), "spec.serving.strategy.blueGreen"),
-        (serving.analysis.is_some(), "spec.serving.analysis"),
-        (serving.promotion == crate::api::Promotion::Manual, "spec.serving.promotion: Manual"),
-    ]
-    .into_iter()
-    .filter_map(|(set, field)| set.then_some(field))
-    .collect();
-    if !unsupported.is_empty() {
-        // Rolling out with Rolling instead would put a version on all traffic that the user
-        // wanted to expose step by step: refuse, and say so.
-        problems.push(Problem::new(
-            "StrategyNotSupported",
-            format!(
-                "{} {} not supported by modelcycle {} yet; remove {} to roll out with the Rolling strategy",
-                unsupported.join(", "),
-                if unsupported.len() == 1 { "is" } else { "are" },
-                env!("CARGO_PKG_VERSION"),
-                if unsupported.len() == 1 { "it" } else { "them" },
-            ),
-        ));
+    for metric in spec.serving.analysis.iter().flat_map(|a| &a.metrics) {
+        if let Some(unknown) = query_placeholders(&metric.query).into_iter().find(|p| !QUERY_PLACEHOLDERS.contains(p)) {
+            problems.push(Problem::new(
+                "InvalidAnalysisQuery",
+                format!(
+                    "spec.serving.analysis.metrics[{}].query uses the unknown placeholder {{{{{unknown}}}}}; known: {}",
+                    metric.name,
+                    QUERY_PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
+                ),
+            ));
+        }
     }
     if let Err(unknown) = artifact_placeholders(&spec.training.artifact_uri) {
         problems.push(Problem::new(
@@ -88,6 +77,14 @@ fn pod_template_problem(path: &str, reason: &'static str, template: &PodTemplate
             None
         }
     })
+}
+
+/// The placeholders an analysis query may use.
+pub const QUERY_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "stableVersion"];
+
+/// The `{{name}}` placeholders of an analysis query.
+pub fn query_placeholders(query: &str) -> Vec<&str> {
+    query.split("{{").skip(1).filter_map(|part| part.split_once("}}").map(|(name, _)| name.trim())).collect()
 }
 
 /// The placeholders of an artifact URI template, or the first unknown one.
@@ -154,23 +151,20 @@ mod tests {
     }
 
     #[test]
-    fn a_progressive_strategy_not_yet_supported_stalls_instead_of_rolling_out() {
+    fn an_unknown_query_placeholder_is_named() {
         let mut m = model("churn");
-        m.spec.serving.strategy.blue_green = Some(crate::api::BlueGreenStrategy::default());
+        let metric: crate::api::AnalysisSpec = serde_json::from_value(serde_json::json!({
+            "prometheus": {"address": "http://prometheus:9090"},
+            "metrics": [{"name": "errors", "query": "sum(errors{model=\"{{model}}\",v=\"{{ver}}\"})", "max": 0.1}]
+        }))
+        .unwrap();
+        m.spec.serving.analysis = Some(metric);
         let problems = model_problems(&m);
-        assert_eq!(problems[0].reason, "StrategyNotSupported");
-        assert!(
-            problems[0].message.contains("spec.serving.strategy.blueGreen is not supported"),
-            "{}",
-            problems[0].message
-        );
-        m.spec.serving.promotion = crate::api::Promotion::Manual;
-        assert!(model_problems(&m)[0].message.contains("blueGreen, spec.serving.promotion: Manual are not supported"));
-        m.spec.serving.strategy.blue_green = None;
-        m.spec.serving.promotion = crate::api::Promotion::Automatic;
-        let step = crate::api::CanaryStep { weight: 10, pause: None };
-        m.spec.serving.strategy.canary = Some(crate::api::CanaryStrategy { steps: vec![step] });
-        assert!(model_problems(&m).is_empty(), "Canary with automatic promotion is supported");
+        assert_eq!(problems[0].reason, "InvalidAnalysisQuery");
+        assert!(problems[0].message.contains("unknown placeholder {{ver}}"), "{}", problems[0].message);
+        m.spec.serving.analysis.as_mut().unwrap().metrics[0].query =
+            "x{v=\"{{version}}\",s=\"{{stableVersion}}\"}".into();
+        assert!(model_problems(&m).is_empty());
     }
 
     #[test]

@@ -171,6 +171,13 @@ impl Cluster {
             self.rollout_started.remove(&k);
             self.wrote(model_key);
         }
+        for name in &plan.delete_services {
+            if !spend(budget) {
+                return None;
+            }
+            self.services.remove(&format!("{ns}/{name}"));
+            self.wrote(model_key);
+        }
         for name in &plan.delete_versions {
             if !spend(budget) {
                 return None;

@@ -12,7 +12,11 @@ use kube::ResourceExt;
 use crate::api::Model;
 use crate::lifecycle::model::plan_model;
 use crate::lifecycle::plan::EventKind;
+use std::collections::BTreeMap;
+
+use crate::lifecycle::analysis::AnalysisQuery;
 use crate::lifecycle::triggers::{DueChecks, Readings};
+use crate::sources::prometheus::ReadingError;
 use crate::stats::Histogram;
 
 use cluster::{Cluster, key};
@@ -207,6 +211,10 @@ impl Simulation {
                 if let Some((_, due)) = children.due_checks(&model, self.cluster.now) {
                     children.readings = self.live_readings(&due);
                 }
+                let analysis = children.due_analysis(&model, self.cluster.now);
+                if !analysis.is_empty() {
+                    children.readings.analysis = self.analysis_readings(&analysis);
+                }
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if let Some(after) = plan.requeue_after {
                     let at = self.cluster.now + SignedDuration::try_from(after).unwrap_or(SignedDuration::MAX);
@@ -272,7 +280,37 @@ impl Simulation {
                     performance_now.ok_or_else(|| "the query returned no data".to_string())
                 }
             }),
+            ..Default::default()
         }
+    }
+
+    /// What the scripted metric timelines answer to the due analysis queries now.
+    fn analysis_readings(&self, queries: &[AnalysisQuery]) -> BTreeMap<String, Result<f64, ReadingError>> {
+        let live = &self.scenario.file.live;
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        let down = live.unavailable.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let answer = |q: &AnalysisQuery| {
+            if down {
+                return Err(ReadingError::Unreachable {
+                    address: "sim://prometheus".into(),
+                    message: "connection refused".into(),
+                });
+            }
+            let step = live
+                .analysis
+                .iter()
+                .filter(|s| s.metric == q.metric && s.version.is_none_or(|v| v == q.version) && s.at.0 <= elapsed)
+                .max_by_key(|s| (s.at, s.version.is_some()));
+            match step {
+                Some(s) if s.rejected.is_some() => Err(ReadingError::Rejected {
+                    kind: "bad_data".into(),
+                    message: s.rejected.clone().unwrap_or_default(),
+                }),
+                Some(s) => s.value.ok_or(ReadingError::NoData),
+                None => Err(ReadingError::NoData),
+            }
+        };
+        queries.iter().map(|q| (q.query.clone(), answer(q))).collect()
     }
 }
 

@@ -162,6 +162,28 @@ pub struct LiveMetrics {
     /// When Prometheus is unreachable.
     #[serde(default)]
     pub unavailable: Vec<Outage>,
+    /// What the rollout analysis queries return, per metric and version.
+    #[serde(default)]
+    pub analysis: Vec<MetricStep>,
+}
+
+/// The live value of one analysis metric from a time on, for one version or all of them.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricStep {
+    /// From when, since the start.
+    pub at: SimDuration,
+    /// The analysis metric's name.
+    pub metric: String,
+    /// Only for this version's traffic; left out: every version (a version's own step wins).
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The value; left out: the query returns no data.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// Prometheus refuses the query with this error text.
+    #[serde(default)]
+    pub rejected: Option<String>,
 }
 
 /// Everything a simulation runs: the manifests and the scenario.

@@ -1,0 +1,484 @@
+//! Analysis on live metrics: which queries are due, what a measurement says, and whether a
+//! rollout step may end, must wait, is paused, or has failed. The shell runs the queries this
+//! module asks for and hands their answers back in [`Readings::analysis`]; both sides compute
+//! what is due from the same observed state, so they always agree.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{
+    AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, Goal, Measurement, Model,
+    NoDataPolicy, Promotion, VersionPhase,
+};
+use crate::sources::prometheus::{ReadingError, render_query};
+
+use super::ledger::{Decision, Ledger};
+use super::plan::EventKind;
+use super::triggers::{Readings, span};
+
+/// How many measurements a version keeps (oldest dropped first).
+pub const MEASUREMENTS_MAX: usize = 30;
+
+/// The annotation that promotes a version waiting at a manual gate.
+pub const PROMOTE_ANNOTATION: &str = "modelcycle.io/promote";
+/// The annotation that aborts a version's rollout.
+pub const ABORT_ANNOTATION: &str = "modelcycle.io/abort";
+
+/// Default time between measurements.
+pub const DEFAULT_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
+
+/// One query the shell must run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnalysisQuery {
+    /// The analysis metric's name.
+    pub metric: String,
+    /// The version whose traffic it measures.
+    pub version: u32,
+    /// The PromQL, placeholders filled.
+    pub query: String,
+}
+
+/// The time between measurements.
+pub fn interval(spec: &AnalysisSpec) -> SignedDuration {
+    span(spec.interval.as_ref(), DEFAULT_INTERVAL)
+}
+
+/// When the next measurement of `status` is due.
+fn next_due(spec: &AnalysisSpec, status: &AnalysisStatus) -> Timestamp {
+    let first = status.started.0 + span(spec.initial_delay.as_ref(), SignedDuration::ZERO);
+    status.last_measured.as_ref().map_or(first, |t| (t.0 + interval(spec)).max(first))
+}
+
+/// The end of a guard window.
+fn guard_end(spec: &AnalysisSpec, status: &AnalysisStatus) -> Timestamp {
+    status.started.0 + span(spec.guard.as_ref(), SignedDuration::ZERO)
+}
+
+/// The versions under analysis: rolling out with a Rollout stage, or serving inside a guard window.
+fn subjects<'l>(ledger: &'l Ledger) -> impl Iterator<Item = (u32, &'l AnalysisStatus)> {
+    ledger.entries.iter().filter_map(|e| {
+        let a = e.status.analysis.as_ref()?;
+        let live = matches!(
+            (a.stage, e.phase()),
+            (AnalysisStage::Rollout, VersionPhase::RollingOut) | (AnalysisStage::Guard, VersionPhase::Serving)
+        );
+        live.then_some((e.number(), a))
+    })
+}
+
+/// The queries of one measurement of version `n`: each metric for `n`, and for `maxRegression`
+/// during the rollout the same query for the baseline. Paired with the metric and whether it is
+/// the baseline's.
+fn queries_of(
+    model: &Model,
+    spec: &AnalysisSpec,
+    n: u32,
+    status: &AnalysisStatus,
+) -> Vec<(usize, bool, AnalysisQuery)> {
+    let name = model.name_any();
+    let namespace = model.namespace().unwrap_or_default();
+    let stable = status.baseline.map(|b| b.to_string()).unwrap_or_default();
+    let render = |m: &AnalysisMetric, version: u32| AnalysisQuery {
+        metric: m.name.clone(),
+        version,
+        query: render_query(
+            &m.query,
+            &[
+                ("model", &name),
+                ("namespace", &namespace),
+                ("version", &version.to_string()),
+                ("stableVersion", &stable),
+            ],
+        ),
+    };
+    let mut out = vec![];
+    for (i, m) in spec.metrics.iter().enumerate() {
+        out.push((i, false, render(m, n)));
+        if let (Some(_), Some(b), AnalysisStage::Rollout) = (m.max_regression, status.baseline, status.stage) {
+            out.push((i, true, render(m, b)));
+        }
+    }
+    out
+}
+
+/// The analysis queries due at `now`, for the shell to run before asking for a plan.
+pub fn due_queries(model: &Model, ledger: &Ledger, now: Timestamp) -> Vec<AnalysisQuery> {
+    let Some(spec) = &model.spec.serving.analysis else { return vec![] };
+    let mut out: Vec<AnalysisQuery> = vec![];
+    for (n, status) in subjects(ledger) {
+        if is_due(spec, status, now) {
+            for (_, _, q) in queries_of(model, spec, n, status) {
+                if !out.contains(&q) {
+                    out.push(q);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_due(spec: &AnalysisSpec, status: &AnalysisStatus, now: Timestamp) -> bool {
+    let due = next_due(spec, status);
+    due <= now && (status.stage != AnalysisStage::Guard || due < guard_end(spec, status))
+}
+
+/// Takes the measurement of version `n` if one is due and its answers are in `readings`:
+/// records it in the version's analysis status and returns its verdict.
+fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> Option<AnalysisVerdict> {
+    let spec = model.spec.serving.analysis.as_ref()?;
+    let now = ledger.now();
+    let status = ledger.get(n)?.status.analysis.clone()?;
+    if !is_due(spec, &status, now) {
+        return None;
+    }
+    let queries = queries_of(model, spec, n, &status);
+    let answers: Vec<_> = queries.iter().map(|(_, _, q)| readings.analysis.get(&q.query)).collect();
+    if answers.iter().any(Option::is_none) {
+        return None; // not taken by the shell: measure on the next reconcile
+    }
+    let answer = |metric: usize, baseline: bool| {
+        queries.iter().zip(&answers).find(|((i, b, _), _)| *i == metric && *b == baseline).and_then(|(_, a)| *a)
+    };
+    let mut taken = vec![];
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let query = &queries.iter().find(|(j, b, _)| *j == i && !b).expect("one query per metric").2.query;
+        let value = answer(i, false).expect("answered");
+        let record = |bound: &str, value: Option<f64>, threshold: Option<f64>, verdict, why: Option<(&str, String)>| {
+            Measurement {
+                time: Time(now),
+                metric: m.name.clone(),
+                query: query.clone(),
+                bound: bound.into(),
+                value,
+                threshold,
+                verdict,
+                reason: why.as_ref().map(|w| w.0.to_string()),
+                message: why.map(|w| w.1),
+            }
+        };
+        let bounds = [("min", m.min), ("max", m.max), ("maxRegression", m.max_regression)];
+        for (bound, limit) in bounds.into_iter().filter_map(|(b, l)| l.map(|l| (b, l))) {
+            let v = match value {
+                Ok(v) => *v,
+                Err(e) => {
+                    let (verdict, why) = failure(e, spec.on_no_data);
+                    taken.push(record(bound, None, None, verdict, Some(why)));
+                    continue;
+                }
+            };
+            let threshold = match bound {
+                "maxRegression" => match (status.stage, answer(i, true)) {
+                    (AnalysisStage::Rollout, Some(Ok(stable))) => Some(regression_threshold(*stable, limit, m.goal)),
+                    (AnalysisStage::Rollout, Some(Err(e))) => {
+                        let (verdict, (reason, message)) = failure(e, spec.on_no_data);
+                        let message = format!("the stable version's value: {message}");
+                        taken.push(record(bound, Some(v), None, verdict, Some((reason, message))));
+                        continue;
+                    }
+                    _ => {
+                        let why = ("NoStableTraffic", "no stable version takes traffic to compare with".to_string());
+                        taken.push(record(bound, Some(v), None, AnalysisVerdict::Pass, Some(why)));
+                        continue;
+                    }
+                },
+                _ => Some(limit),
+            };
+            let holds = match (bound, m.goal) {
+                ("min", _) | ("maxRegression", Goal::Maximize) => threshold.is_none_or(|t| v >= t),
+                _ => threshold.is_none_or(|t| v <= t),
+            };
+            let verdict = if holds { AnalysisVerdict::Pass } else { AnalysisVerdict::Fail };
+            taken.push(record(bound, Some(v), threshold, verdict, None));
+        }
+    }
+    let verdict = if taken.iter().any(|m| m.verdict == AnalysisVerdict::Fail) {
+        AnalysisVerdict::Fail
+    } else if taken.iter().any(|m| m.verdict == AnalysisVerdict::Inconclusive) {
+        AnalysisVerdict::Inconclusive
+    } else {
+        AnalysisVerdict::Pass
+    };
+    let previous = status.last_verdict;
+    let entry = ledger.get_mut(n)?;
+    let a = entry.status.analysis.as_mut()?;
+    a.last_measured = Some(Time(now));
+    a.last_verdict = Some(verdict);
+    a.failures += u32::from(verdict == AnalysisVerdict::Fail);
+    let failures = a.failures;
+    a.measurements.extend(taken.iter().cloned());
+    let overflow = a.measurements.len().saturating_sub(MEASUREMENTS_MAX);
+    a.measurements.drain(..overflow);
+    let not_holding: Vec<&Measurement> = taken.iter().filter(|m| m.verdict != AnalysisVerdict::Pass).collect();
+    let evidence = Some(serde_json::to_value(&not_holding).expect("measurements serialize"));
+    match verdict {
+        AnalysisVerdict::Fail => {
+            let d = Decision {
+                action: "Analyse",
+                reason: "AnalysisFailed",
+                message: format!(
+                    "failed measurement {failures} (failureLimit {}): {}",
+                    spec.failure_limit,
+                    describe(&not_holding)
+                ),
+                evidence,
+            };
+            ledger.push_decision_as(n, d, EventKind::Warning);
+        }
+        AnalysisVerdict::Inconclusive if previous != Some(AnalysisVerdict::Inconclusive) => {
+            let d = Decision {
+                action: "Analyse",
+                reason: "AnalysisInconclusive",
+                message: format!("inconclusive, neither promoting nor rolling back: {}", describe(&not_holding)),
+                evidence,
+            };
+            ledger.push_decision_as(n, d, EventKind::Warning);
+        }
+        AnalysisVerdict::Pass if previous == Some(AnalysisVerdict::Inconclusive) => {
+            let d = Decision {
+                action: "Analyse",
+                reason: "AnalysisResumed",
+                message: "every metric holds again; the rollout goes on".into(),
+                evidence: None,
+            };
+            ledger.push_decision(n, d);
+        }
+        _ => {}
+    }
+    Some(verdict)
+}
+
+/// The verdict and reason of a query that gave no value.
+fn failure(error: &ReadingError, on_no_data: NoDataPolicy) -> (AnalysisVerdict, (&'static str, String)) {
+    let reason = match error {
+        ReadingError::NoData => "NoData",
+        ReadingError::Unreachable { .. } => "PrometheusUnreachable",
+        ReadingError::Rejected { .. } => "QueryRejected",
+        ReadingError::Unexpected(_) => "UnexpectedResult",
+    };
+    let verdict = match (error, on_no_data) {
+        (ReadingError::NoData, NoDataPolicy::Fail) => AnalysisVerdict::Fail,
+        _ => AnalysisVerdict::Inconclusive,
+    };
+    (verdict, (reason, error.to_string()))
+}
+
+/// The worst value allowed when the stable version measures `stable`.
+pub fn regression_threshold(stable: f64, max_regression: f64, goal: Goal) -> f64 {
+    match goal {
+        Goal::Maximize => stable - stable.abs() * max_regression,
+        Goal::Minimize => stable + stable.abs() * max_regression,
+    }
+}
+
+/// One line about measurements that did not hold.
+fn describe(measurements: &[&Measurement]) -> String {
+    let parts: Vec<String> = measurements
+        .iter()
+        .map(|m| match (m.value, m.threshold, &m.message) {
+            (_, _, Some(message)) => format!("{} ({}): {message}", m.metric, m.bound),
+            (Some(v), Some(t), None) => format!("{} = {v} against {} {t}", m.metric, m.bound),
+            _ => format!("{} ({})", m.metric, m.bound),
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// What a rollout step may do now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    /// Every check of the step holds: move on.
+    Open,
+    /// Not yet: wake up at this time (if any) to check again.
+    Wait(Option<Timestamp>),
+    /// Paused until a person or the metrics say more: (condition reason, message), and when to
+    /// measure again.
+    Paused(&'static str, String, Option<Timestamp>),
+    /// Analysis failed more than `failureLimit` times: roll back with this evidence.
+    Failed(String, serde_json::Value),
+}
+
+/// A rollout step of version `n` replacing `baseline`, running since `since`.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// The version rolling out.
+    pub n: u32,
+    /// The version it replaces.
+    pub baseline: u32,
+    /// When the step's pods became available.
+    pub since: Timestamp,
+    /// How long the step holds; none given: one analysis interval with analysis, else none.
+    pub hold: Option<SignedDuration>,
+    /// The step ends only through a manual gate.
+    pub manual: bool,
+}
+
+/// The gate of a rollout step: a measurement if one is due, the step's hold time, and a
+/// manual gate.
+pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: Step) -> Gate {
+    let Step { n, baseline, since, hold, manual } = step;
+    let now = ledger.now();
+    let spec = model.spec.serving.analysis.as_ref();
+    let hold = hold.unwrap_or_else(|| spec.map_or(SignedDuration::ZERO, interval));
+    let mut wake = [since + hold].into_iter().filter(|t| *t > now).min();
+    if let Some(spec) = spec {
+        let fresh = |a: &AnalysisStatus| a.stage == AnalysisStage::Rollout;
+        if !ledger.get(n).and_then(|e| e.status.analysis.as_ref()).is_some_and(fresh) {
+            set_analysis(ledger, n, AnalysisStage::Rollout, baseline, since);
+        }
+        measure(ledger, model, n, readings);
+        let a = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()).expect("analysis was set");
+        if a.started.0 < since {
+            a.started = Time(since); // a new step: initialDelay counts again
+        }
+        let a = a.clone();
+        let next = next_due(spec, &a).max(now);
+        wake = wake.into_iter().chain([next]).min();
+        if a.failures > u32::try_from(spec.failure_limit).unwrap_or(0) {
+            let failed: Vec<&Measurement> =
+                a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
+            let message = format!(
+                "analysis failed {} times (failureLimit {}): {}",
+                a.failures,
+                spec.failure_limit,
+                describe(&failed.iter().rev().take(spec.metrics.len()).rev().copied().collect::<Vec<_>>())
+            );
+            return Gate::Failed(message, serde_json::to_value(&failed).expect("measurements serialize"));
+        }
+        if a.last_verdict == Some(AnalysisVerdict::Inconclusive) {
+            let last: Vec<&Measurement> = a
+                .measurements
+                .iter()
+                .filter(|m| Some(&m.time) == a.last_measured.as_ref() && m.verdict == AnalysisVerdict::Inconclusive)
+                .collect();
+            let refused =
+                last.iter().any(|m| matches!(m.reason.as_deref(), Some("QueryRejected" | "UnexpectedResult")));
+            let reason = if refused { "AnalysisQueryFailed" } else { "AnalysisInconclusive" };
+            let message = format!(
+                "analysis of v{n} is inconclusive, so the rollout is paused (neither promoted nor rolled back): {}",
+                describe(&last)
+            );
+            return Gate::Paused(reason, message, Some(next));
+        }
+        let passed_in_step =
+            a.last_verdict == Some(AnalysisVerdict::Pass) && a.last_measured.as_ref().is_some_and(|t| t.0 >= since);
+        if !passed_in_step || since + hold > now {
+            return Gate::Wait(wake);
+        }
+    } else if wake.is_some() {
+        return Gate::Wait(wake);
+    }
+    if manual {
+        return manual_gate(model, n);
+    }
+    Gate::Open
+}
+
+/// A manual gate of version `n`: open when the Model carries `modelcycle.io/promote: "<n>"`.
+pub fn manual_gate(model: &Model, n: u32) -> Gate {
+    match model.annotations().get(PROMOTE_ANNOTATION).map(|v| v.trim()) {
+        Some(v) if v == n.to_string() => Gate::Open,
+        Some(other) => Gate::Paused(
+            "StalePromotion",
+            format!(
+                "v{n} waits for promotion; the annotation {PROMOTE_ANNOTATION}: {other:?} names another version and is ignored. Set it to \"{n}\" to promote v{n}"
+            ),
+            None,
+        ),
+        None => Gate::Paused(
+            "WaitingForPromotion",
+            format!(
+                "v{n} waits for promotion: annotate the Model with {PROMOTE_ANNOTATION}=\"{n}\" to promote it, or {ABORT_ANNOTATION}=\"{n}\" to abort"
+            ),
+            None,
+        ),
+    }
+}
+
+/// True when the Model carries `modelcycle.io/abort: "<n>"`.
+pub fn abort_requested(model: &Model, n: u32) -> bool {
+    model.annotations().get(ABORT_ANNOTATION).is_some_and(|v| v.trim() == n.to_string())
+}
+
+/// True when promotion is manual.
+pub fn is_manual(model: &Model) -> bool {
+    model.spec.serving.promotion == Promotion::Manual
+}
+
+fn set_analysis(ledger: &mut Ledger, n: u32, stage: AnalysisStage, baseline: u32, since: Timestamp) {
+    if let Some(e) = ledger.get_mut(n) {
+        let measurements = e.status.analysis.take().map(|a| a.measurements).unwrap_or_default();
+        e.status.analysis = Some(AnalysisStatus {
+            stage,
+            started: Time(since),
+            baseline: Some(baseline),
+            failures: 0,
+            last_measured: None,
+            last_verdict: None,
+            measurements,
+        });
+    }
+}
+
+/// Starts the guard window of `n`, just promoted over `previous`, if the Model has one.
+pub fn start_guard(ledger: &mut Ledger, model: &Model, n: u32, previous: u32) {
+    let guarded = model.spec.serving.analysis.as_ref().is_some_and(|a| a.guard.is_some());
+    if guarded {
+        let now = ledger.now();
+        set_analysis(ledger, n, AnalysisStage::Guard, previous, now);
+    } else if let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
+        a.stage = AnalysisStage::Passed;
+    }
+}
+
+/// What the guard window of the serving version decided.
+pub enum Guard {
+    /// Nothing to do, or wake up at this time.
+    Watching(Option<Timestamp>),
+    /// The serving version failed its guard: roll back to this version, with this message and evidence.
+    RollBack(u32, String, serde_json::Value),
+}
+
+/// Measures the serving version `n` inside its guard window and says whether to roll back.
+pub fn guard(ledger: &mut Ledger, model: &Model, readings: &Readings, n: u32) -> Guard {
+    let Some(spec) = model.spec.serving.analysis.as_ref() else { return Guard::Watching(None) };
+    let now = ledger.now();
+    let active = |a: &AnalysisStatus| a.stage == AnalysisStage::Guard;
+    if !ledger.get(n).and_then(|e| e.status.analysis.as_ref()).is_some_and(active) {
+        return Guard::Watching(None);
+    }
+    measure(ledger, model, n, readings);
+    let a = ledger.get(n).and_then(|e| e.status.analysis.clone()).expect("in its guard window");
+    let baseline = a.baseline.filter(|b| ledger.get(*b).is_some());
+    if let Some(b) = baseline
+        && a.failures > u32::try_from(spec.failure_limit).unwrap_or(0)
+    {
+        let failed: Vec<&Measurement> = a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
+        let message = format!(
+            "failed its guard window: analysis failed {} times (failureLimit {}): {}",
+            a.failures,
+            spec.failure_limit,
+            describe(&failed.iter().rev().take(spec.metrics.len()).rev().copied().collect::<Vec<_>>())
+        );
+        return Guard::RollBack(b, message, serde_json::to_value(&failed).expect("measurements serialize"));
+    }
+    let end = guard_end(spec, &a);
+    if now >= end {
+        if let Some(status) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
+            status.stage = AnalysisStage::Passed;
+        }
+        let d = Decision {
+            action: "Analyse",
+            reason: "GuardPassed",
+            message: format!("held through its guard window ({} failed measurements)", a.failures),
+            evidence: None,
+        };
+        ledger.push_decision(n, d);
+        return Guard::Watching(None);
+    }
+    Guard::Watching(Some(next_due(spec, &a).max(now).min(end)))
+}
+
+#[cfg(test)]
+#[path = "analysis_tests.rs"]
+mod tests;

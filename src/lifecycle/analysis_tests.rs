@@ -1,0 +1,154 @@
+use super::*;
+use crate::api::ModelVersion;
+use crate::lifecycle::inputs::new_version;
+use crate::lifecycle::testing::model;
+
+fn analysed_model() -> Model {
+    let mut m = model("churn");
+    m.spec.serving.analysis = Some(
+        serde_json::from_value(serde_json::json!({
+            "prometheus": {"address": "http://prometheus:9090"},
+            "interval": "5m",
+            "initialDelay": "2m",
+            "metrics": [
+                {"name": "errors", "query": "errors{m=\"{{model}}\",ns=\"{{namespace}}\",v=\"{{version}}\",s=\"{{stableVersion}}\"}", "max": 0.05},
+                {"name": "latency", "query": "latency{v=\"{{version}}\"}", "goal": "Minimize", "maxRegression": 0.5}
+            ]
+        }))
+        .unwrap(),
+    );
+    m
+}
+
+fn t(s: &str) -> Timestamp {
+    format!("2026-11-02T{s}Z").parse().unwrap()
+}
+
+/// v1 serving, v2 rolling out with its analysis started at 10:00.
+fn versions(m: &Model) -> Vec<ModelVersion> {
+    let mut v1 = new_version(m, 1, vec![], t("00:00:00"));
+    v1.status = Some(crate::api::ModelVersionStatus { phase: Some(VersionPhase::Serving), ..Default::default() });
+    let mut v2 = new_version(m, 2, vec![], t("09:00:00"));
+    v2.status = Some(crate::api::ModelVersionStatus {
+        phase: Some(VersionPhase::RollingOut),
+        analysis: Some(AnalysisStatus {
+            stage: AnalysisStage::Rollout,
+            started: Time(t("10:00:00")),
+            baseline: Some(1),
+            failures: 0,
+            last_measured: None,
+            last_verdict: None,
+            measurements: vec![],
+        }),
+        ..Default::default()
+    });
+    vec![v1, v2]
+}
+
+#[test]
+fn queries_are_due_after_the_initial_delay_with_placeholders_filled_and_the_stable_comparison() {
+    let m = analysed_model();
+    let vs = versions(&m);
+    assert!(due_queries(&m, &Ledger::new(&vs, t("10:01:59")), t("10:01:59")).is_empty(), "initialDelay 2m");
+    let due = due_queries(&m, &Ledger::new(&vs, t("10:02:00")), t("10:02:00"));
+    let texts: Vec<_> = due.iter().map(|q| (q.metric.as_str(), q.version, q.query.as_str())).collect();
+    assert_eq!(
+        texts,
+        [
+            ("errors", 2, r#"errors{m="churn",ns="ml",v="2",s="1"}"#),
+            ("latency", 2, r#"latency{v="2"}"#),
+            ("latency", 1, r#"latency{v="1"}"#),
+        ]
+    );
+}
+
+fn readings(answers: &[(&str, Result<f64, ReadingError>)]) -> Readings {
+    Readings { analysis: answers.iter().map(|(q, a)| (q.to_string(), a.clone())).collect(), ..Default::default() }
+}
+
+fn gate_at(m: &Model, vs: &[ModelVersion], now: &str, r: &Readings) -> (Gate, Option<AnalysisStatus>) {
+    let mut ledger = Ledger::new(vs, t(now));
+    let gate =
+        step_gate(&mut ledger, m, r, Step { n: 2, baseline: 1, since: t("10:00:00"), hold: None, manual: false });
+    (gate, ledger.get(2).unwrap().status.analysis.clone())
+}
+
+const ERRORS: &str = r#"errors{m="churn",ns="ml",v="2",s="1"}"#;
+
+#[test]
+fn a_passing_measurement_is_recorded_and_the_step_holds_one_interval() {
+    let m = analysed_model();
+    let vs = versions(&m);
+    let r = readings(&[(ERRORS, Ok(0.01)), (r#"latency{v="2"}"#, Ok(0.3)), (r#"latency{v="1"}"#, Ok(0.25))]);
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &r);
+    assert_eq!(gate, Gate::Wait(Some(t("10:05:00"))), "held for one interval from the step's start");
+    let status = status.unwrap();
+    assert_eq!(status.last_verdict, Some(AnalysisVerdict::Pass));
+    let latency = status.measurements.iter().find(|m| m.metric == "latency").unwrap();
+    assert_eq!(latency.threshold, Some(0.375), "0.25 + 50%");
+    assert_eq!(status.measurements.len(), 2);
+}
+
+#[test]
+fn a_failure_beyond_the_limit_fails_the_gate_with_the_measurement_as_evidence() {
+    let m = analysed_model();
+    let vs = versions(&m);
+    let r = readings(&[(ERRORS, Ok(0.2)), (r#"latency{v="2"}"#, Ok(0.3)), (r#"latency{v="1"}"#, Ok(0.25))]);
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &r);
+    let Gate::Failed(message, evidence) = gate else { panic!("{gate:?}") };
+    assert!(message.contains("errors = 0.2 against max 0.05"), "{message}");
+    assert_eq!(evidence[0]["verdict"], "Fail");
+    assert_eq!(status.unwrap().failures, 1);
+}
+
+#[test]
+fn what_cannot_be_measured_pauses_and_says_why() {
+    let m = analysed_model();
+    let vs = versions(&m);
+    let unreachable = ReadingError::Unreachable { address: "http://p".into(), message: "refused".into() };
+    let r = readings(&[
+        (ERRORS, Err(unreachable)),
+        (r#"latency{v="2"}"#, Ok(0.3)),
+        (r#"latency{v="1"}"#, Err(ReadingError::NoData)),
+    ]);
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &r);
+    let Gate::Paused(reason, message, wake) = gate else { panic!("{gate:?}") };
+    assert_eq!(reason, "AnalysisInconclusive");
+    assert!(message.contains("refused") && message.contains("the stable version's value"), "{message}");
+    assert_eq!(wake, Some(t("10:07:00")), "measure again after an interval");
+    assert_eq!(status.unwrap().failures, 0, "inconclusive is not a failure");
+
+    let rejected = ReadingError::Rejected { kind: "bad_data".into(), message: "parse error at char 7".into() };
+    let r = readings(&[(ERRORS, Err(rejected)), (r#"latency{v="2"}"#, Ok(0.3)), (r#"latency{v="1"}"#, Ok(0.3))]);
+    let (gate, _) = gate_at(&m, &vs, "10:02:00", &r);
+    assert!(matches!(gate, Gate::Paused("AnalysisQueryFailed", ref m, _) if m.contains("parse error at char 7")));
+}
+
+#[test]
+fn answers_the_shell_did_not_take_are_not_a_measurement() {
+    let m = analysed_model();
+    let vs = versions(&m);
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &Readings::default());
+    assert_eq!(gate, Gate::Wait(Some(t("10:02:00"))));
+    assert!(status.unwrap().last_measured.is_none());
+}
+
+#[test]
+fn regression_thresholds_follow_the_goal() {
+    assert!((regression_threshold(0.9, 0.1, Goal::Maximize) - 0.81).abs() < 1e-12);
+    assert!((regression_threshold(0.2, 0.5, Goal::Minimize) - 0.3).abs() < 1e-12);
+    assert!((regression_threshold(-2.0, 0.5, Goal::Maximize) - -3.0).abs() < 1e-12, "negative values too");
+}
+
+#[test]
+fn the_manual_gate_opens_only_for_its_own_version() {
+    let mut m = model("churn");
+    assert!(matches!(manual_gate(&m, 3), Gate::Paused("WaitingForPromotion", _, None)));
+    m.metadata.annotations = Some([(PROMOTE_ANNOTATION.to_string(), "2".to_string())].into());
+    assert!(matches!(manual_gate(&m, 3), Gate::Paused("StalePromotion", ref s, None) if s.contains("\"2\"")));
+    m.metadata.annotations = Some([(PROMOTE_ANNOTATION.to_string(), " 3 ".to_string())].into());
+    assert_eq!(manual_gate(&m, 3), Gate::Open);
+    assert!(!abort_requested(&m, 3));
+    m.metadata.annotations = Some([(ABORT_ANNOTATION.to_string(), "3".to_string())].into());
+    assert!(abort_requested(&m, 3) && !abort_requested(&m, 2));
+}

@@ -1,0 +1,200 @@
+//! The BlueGreen strategy: the new version starts with every replica in `<model>-preview` while
+//! the Service `<model>` keeps selecting the serving version's pods; on promotion the Service
+//! switches its selector to the preview's pods. The previous version's Deployment `<model>` is
+//! kept for `scaleDownDelay`, so a rollback in that window is one selector switch; then
+//! `<model>` is handed the new version and, once it runs it on every replica, the Service
+//! selects `<model>` again and the preview goes.
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{BlueGreenStrategy, Model, VersionPhase};
+use crate::build::deployment::{Track, same_spec, track_deployment};
+
+use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
+use super::ledger::{Decision, Ledger};
+use super::rollout::{RolloutState, rollout_state};
+use super::triggers::{Readings, span};
+
+/// Default time the previous version's Deployment is kept after the switch.
+pub const DEFAULT_SCALE_DOWN_DELAY: SignedDuration = SignedDuration::from_secs(30);
+
+/// What a blue-green rollout decided.
+#[derive(Default)]
+pub struct BlueGreenSteps {
+    /// Deployments to apply.
+    pub apply: Vec<Deployment>,
+    /// Wake up after this long.
+    pub requeue_after: Option<Duration>,
+    /// The rollout is still going on (before the switch).
+    pub rolling_out: bool,
+    /// The rollout is paused: (condition reason, message).
+    pub paused: Option<(&'static str, String)>,
+    /// The new version was rolled back; serving must be decided again.
+    pub rolled_back: bool,
+}
+
+/// The Deployment `desired` applied if it differs from what runs, else its rollout state.
+fn converge(desired: Option<Deployment>, deployments: &[Deployment], apply: &mut Vec<Deployment>) -> RolloutState {
+    let Some(desired) = desired else { return RolloutState::Progressing };
+    match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(*d, &desired)) {
+        Some(d) => rollout_state(d),
+        None => {
+            apply.push(desired);
+            RolloutState::Progressing
+        }
+    }
+}
+
+fn wait(ledger: &Ledger, until: jiff::Timestamp) -> Option<Duration> {
+    Duration::try_from(until.duration_since(ledger.now())).ok()
+}
+
+/// Before the switch: runs `wanted` in the preview beside `stable` and promotes it when its
+/// checks (analysis, manual gate) hold.
+pub fn advance_blue_green(
+    ledger: &mut Ledger,
+    model: &Model,
+    strategy: &BlueGreenStrategy,
+    stable: u32,
+    wanted: u32,
+    deployments: &[Deployment],
+    readings: &Readings,
+) -> BlueGreenSteps {
+    let mut out = BlueGreenSteps { rolling_out: true, ..Default::default() };
+    let now = ledger.now();
+    let name = model.name_any();
+    let preview = Track::Preview.name(&name);
+    let Some(new) = ledger.get(wanted).map(|e| e.version) else { return out };
+    let desired = track_deployment(model, new, Track::Preview, model.spec.serving.replicas);
+    let state = converge(desired, deployments, &mut out.apply);
+    if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
+        let message = format!(
+            "v{wanted} starts in Deployment {preview} beside v{stable}; the Service {name} keeps sending traffic to v{stable}"
+        );
+        ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "BlueGreenStarted", message));
+    }
+    let mut progress = ledger.get(wanted).and_then(|e| e.status.blue_green.clone()).unwrap_or_default();
+    let roll_back = |ledger: &mut Ledger, d: Decision| {
+        if let Some(e) = ledger.get_mut(wanted) {
+            e.status.blue_green = None;
+        }
+        ledger.transition(wanted, VersionPhase::RolledBack, d);
+    };
+    match state {
+        RolloutState::Progressing => {}
+        RolloutState::Failed(reason) => {
+            let d = Decision {
+                action: "RollBack",
+                reason: "ProgressDeadlineExceeded",
+                message: format!(
+                    "the preview of v{wanted} did not become available ({reason}); removed it, v{stable} kept serving throughout"
+                ),
+                evidence: Some(
+                    serde_json::json!({"deployment": preview, "reason": "ProgressDeadlineExceeded", "message": reason}),
+                ),
+            };
+            roll_back(ledger, d);
+            out.rolled_back = true;
+            return out;
+        }
+        RolloutState::Complete => {
+            let since = progress.preview_ready.as_ref().map_or(now, |t| t.0);
+            progress.preview_ready = Some(Time(since));
+            match step_gate(
+                ledger,
+                model,
+                readings,
+                Step { n: wanted, baseline: stable, since, hold: None, manual: is_manual(model) },
+            ) {
+                Gate::Open => {
+                    progress.switched = Some(Time(now));
+                    let delay = span(strategy.scale_down_delay.as_ref(), DEFAULT_SCALE_DOWN_DELAY);
+                    let message = format!(
+                        "the Service {name} switched to v{wanted} in Deployment {preview}; v{stable} stays in Deployment {name} for {delay:#}, so a rollback is one selector switch"
+                    );
+                    ledger.transition(wanted, VersionPhase::Serving, decision("Serve", "BlueGreenPromoted", message));
+                    let retired = decision("Retire", "Replaced", format!("replaced by v{wanted}"));
+                    ledger.transition(stable, VersionPhase::Retired, retired);
+                    start_guard(ledger, model, wanted, stable);
+                    out.rolling_out = false;
+                    out.requeue_after = wait(ledger, now + delay);
+                }
+                Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| wait(ledger, t)),
+                Gate::Paused(reason, message, wake) => {
+                    out.paused = Some((reason, format!("{message} (preview of v{wanted})")));
+                    out.requeue_after = wake.and_then(|t| wait(ledger, t));
+                }
+                Gate::Failed(message, evidence) => {
+                    let message = format!(
+                        "v{wanted} in preview: {message}; removed the preview, v{stable} kept serving throughout"
+                    );
+                    roll_back(
+                        ledger,
+                        Decision { action: "RollBack", reason: "AnalysisFailed", message, evidence: Some(evidence) },
+                    );
+                    out.rolled_back = true;
+                    return out;
+                }
+            }
+        }
+    }
+    if let Some(e) = ledger.get_mut(wanted) {
+        e.status.blue_green = Some(progress);
+    }
+    out
+}
+
+/// After the switch: keeps the previous version's Deployment for `scaleDownDelay`, then hands
+/// `<model>` the serving version; once it runs on every replica the preview is no longer needed.
+pub fn hand_off(
+    ledger: &mut Ledger,
+    model: &Model,
+    strategy: Option<&BlueGreenStrategy>,
+    serving: u32,
+    deployments: &[Deployment],
+) -> BlueGreenSteps {
+    let mut out = BlueGreenSteps::default();
+    let Some(entry) = ledger.get(serving) else { return out };
+    let Some(switched) = entry.status.blue_green.as_ref().and_then(|p| p.switched.clone()) else { return out };
+    let delay = span(strategy.and_then(|s| s.scale_down_delay.as_ref()), DEFAULT_SCALE_DOWN_DELAY);
+    if ledger.now() < switched.0 + delay {
+        out.requeue_after = wait(ledger, switched.0 + delay);
+        return out;
+    }
+    let desired = track_deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);
+    if converge(desired, deployments, &mut out.apply) == RolloutState::Complete {
+        if let Some(e) = ledger.get_mut(serving) {
+            e.status.blue_green = None;
+        }
+        let name = model.name_any();
+        let message = format!(
+            "Deployment {name} runs v{serving} on every replica after the scale-down delay; the Service selects it again and {} goes",
+            Track::Preview.name(&name)
+        );
+        ledger.push_decision(serving, decision("ScaleDown", "BlueGreenHandedOff", message));
+    }
+    out
+}
+
+/// True while the serving version's traffic goes to the preview Deployment.
+pub fn preview_serves(ledger: &Ledger) -> bool {
+    ledger.in_phase(VersionPhase::Serving).any(|e| e.status.blue_green.as_ref().is_some_and(|p| p.switched.is_some()))
+}
+
+/// True while a blue-green rollout needs the preview Deployment.
+pub fn preview_needed(ledger: &Ledger) -> bool {
+    ledger.entries.iter().any(|e| match (&e.status.blue_green, e.phase()) {
+        (Some(_), VersionPhase::RollingOut) => true,
+        (Some(p), VersionPhase::Serving) => p.switched.is_some(),
+        _ => false,
+    })
+}
+
+fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
+    Decision { action, reason, message, evidence: None }
+}
