@@ -125,3 +125,132 @@ async fn a_drift_query_that_returns_no_histogram_stalls_the_policy_and_retrains_
     assert!(stalled.message.contains("`le`"), "{}", stalled.message);
     assert_eq!(plan.policy_events[0].1.reason, "DriftQueryNotHistogram");
 }
+
+/// A canary Model whose analysis queries the real Prometheus at `address`: the error ratio of
+/// the version at most 5%, its latency at most 50% above the stable version's.
+const CANARY_MODEL: &str = r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: churn, namespace: ml}
+spec:
+  training:
+    template: {spec: {containers: [{name: trainer, image: "trainer:1"}]}}
+    dataset: {uri: "s3://data/churn", version: "d1"}
+    artifactUri: "s3://models/{model}/{version}"
+  serving:
+    template: {spec: {containers: [{name: server, image: "server:1"}]}}
+    replicas: 4
+    strategy:
+      canary:
+        steps: [{weight: 25, pause: 20m}, {weight: 50, pause: 20m}]
+    analysis:
+      prometheus: {address: "ADDRESS", timeout: 5s}
+      interval: 5m
+      metrics:
+        - name: error-ratio
+          query: 'max(model_error_ratio{model="{{model}}",namespace="{{namespace}}",version="{{version}}"})'
+          max: 0.05
+        - name: latency
+          query: 'max(model_latency_seconds{model="{{model}}",version="{{version}}"})'
+          goal: Minimize
+          maxRegression: 0.5
+"#;
+
+fn exposition(v2_errors: f64) -> String {
+    format!(
+        "model_error_ratio{{model=\"churn\",namespace=\"ml\",version=\"1\"}} 0.01\nmodel_error_ratio{{model=\"churn\",namespace=\"ml\",version=\"2\"}} {v2_errors}\nmodel_latency_seconds{{model=\"churn\",version=\"1\"}} 0.20\nmodel_latency_seconds{{model=\"churn\",version=\"2\"}} 0.22\n"
+    )
+}
+
+/// The simulated cluster rolls v2 out by canary while the kube shell's own reading code asks the
+/// real Prometheus every analysis query the core finds due.
+fn canary_through_real_prometheus(rt: &tokio::runtime::Runtime, prom: &TestPrometheus) -> modelcycle::sim::Simulation {
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.training.dataset.version: d2}}\n";
+    let texts = [
+        ("model.yaml".to_string(), CANARY_MODEL.replace("ADDRESS", &prom.address)),
+        ("scenario.yaml".to_string(), scenario.to_string()),
+    ];
+    let mut sim = modelcycle::sim::Simulation::new(modelcycle::sim::scenario::Scenario::parse(&texts).unwrap());
+    let _runtime = rt.enter();
+    let client = kube::Client::new(
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
+        "ml",
+    );
+    let handle = rt.handle().clone();
+    sim.analysis_source = Some(Box::new(move |model, queries| {
+        handle.block_on(modelcycle::kube::readings::take_analysis(&client, model, queries))
+    }));
+    sim
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn a_canary_is_promoted_while_its_live_metrics_hold_in_a_real_prometheus() {
+    use modelcycle::api::{AnalysisVerdict, VersionPhase};
+    let rt = runtime();
+    let prom = rt.block_on(TestPrometheus::start(&exposition(0.01)));
+    let mut sim = canary_through_real_prometheus(&rt, &prom);
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+    assert_eq!(v2.phase, Some(VersionPhase::Serving), "{:?}", v2.decisions);
+    let analysis = v2.analysis.unwrap();
+    let errors = analysis.measurements.iter().find(|m| m.metric == "error-ratio").unwrap();
+    assert_eq!(
+        errors.query, r#"max(model_error_ratio{model="churn",namespace="ml",version="2"})"#,
+        "templated with the Model, its namespace and the canary's version"
+    );
+    assert_eq!((errors.value, errors.verdict), (Some(0.01), AnalysisVerdict::Pass));
+    let latency = analysis.measurements.iter().find(|m| m.metric == "latency").unwrap();
+    assert_eq!(latency.value, Some(0.22));
+    assert!((latency.threshold.unwrap() - 0.30).abs() < 1e-9, "the stable version's 0.20 + 50%: {latency:?}");
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"));
+}
+
+#[test]
+fn a_canary_whose_error_rate_rises_in_a_real_prometheus_is_rolled_back() {
+    use modelcycle::api::VersionPhase;
+    let rt = runtime();
+    let prom = rt.block_on(TestPrometheus::start(&exposition(0.01)));
+    let mut sim = canary_through_real_prometheus(&rt, &prom);
+    // Step 1 (one canary pod of four) starts at 1d 00:32 and holds 20 minutes.
+    sim.run_until("2026-01-02T00:40:00Z".parse().unwrap());
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+    assert_eq!(v2.phase, Some(VersionPhase::RollingOut));
+    assert_eq!(sim.cluster.deployments["ml/churn-canary"].spec.as_ref().unwrap().replicas, Some(1));
+    prom.exposition.set(exposition(0.31));
+    rt.block_on(prom.wait_until_scraped("model_error_ratio{version=\"2\"} > 0.3"));
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+    assert_eq!(v2.phase, Some(VersionPhase::RolledBack));
+    let record = v2.decisions.last().unwrap();
+    assert!(record.message.contains("error-ratio = 0.31 against max 0.05"), "{}", record.message);
+    assert_eq!(record.evidence.as_ref().unwrap()[0]["value"], 0.31);
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"));
+    assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(4));
+    let v1 = sim.cluster.versions["ml/churn-v1"].status.clone().unwrap();
+    assert_eq!(v1.phase, Some(VersionPhase::Serving));
+}
+
+#[test]
+fn an_unreachable_analysis_prometheus_pauses_the_canary_through_the_shell() {
+    use modelcycle::api::VersionPhase;
+    let rt = runtime();
+    let mut prom = rt.block_on(TestPrometheus::start(&exposition(0.01)));
+    let mut sim = canary_through_real_prometheus(&rt, &prom);
+    sim.run_until("2026-01-02T00:33:00Z".parse().unwrap());
+    prom.stop();
+    sim.run_until("2026-01-02T03:00:00Z".parse().unwrap());
+    let v2 = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+    assert_eq!(v2.phase, Some(VersionPhase::RollingOut), "paused, not rolled back: {:?}", v2.decisions);
+    let m = v2.analysis.unwrap().measurements.last().cloned().unwrap();
+    assert_eq!(m.reason.as_deref(), Some("PrometheusUnreachable"));
+    let status = sim.cluster.models["ml/churn"].status.clone().unwrap();
+    let rolling = modelcycle::lifecycle::conditions::find(&status.conditions, "RollingOut").unwrap();
+    assert_eq!(rolling.reason, "AnalysisInconclusive");
+    assert!(rolling.message.contains(&prom.address), "{}", rolling.message);
+}

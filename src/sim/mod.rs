@@ -52,9 +52,15 @@ pub struct Simulation {
     pub crash: Option<Crash>,
     /// When set, every plan that acted is kept here with its Model, for replaying through a shell.
     pub plans: Option<Vec<(crate::api::Model, crate::lifecycle::model::ModelPlan)>>,
+    /// When set, answers the due analysis queries instead of the scripted metric timelines
+    /// (a test plugs a real Prometheus in here).
+    pub analysis_source: Option<Box<AnalysisSource>>,
     wake_at: std::collections::BTreeMap<String, Timestamp>,
     changes_done: usize,
 }
+
+/// Answers analysis queries for a Model.
+pub type AnalysisSource = dyn FnMut(&Model, &[AnalysisQuery]) -> BTreeMap<String, Result<f64, ReadingError>>;
 
 impl Simulation {
     /// A simulation of `scenario` with its Models applied at the start.
@@ -80,6 +86,7 @@ impl Simulation {
             acting_reconciles: 0,
             crash: None,
             plans: None,
+            analysis_source: None,
             wake_at: Default::default(),
             changes_done: 0,
         }
@@ -213,7 +220,10 @@ impl Simulation {
                 }
                 let analysis = children.due_analysis(&model, self.cluster.now);
                 if !analysis.is_empty() {
-                    children.readings.analysis = self.analysis_readings(&analysis);
+                    children.readings.analysis = match self.analysis_source.as_mut() {
+                        Some(source) => source(&model, &analysis),
+                        None => self.analysis_readings(&analysis),
+                    };
                 }
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if let Some(after) = plan.requeue_after {

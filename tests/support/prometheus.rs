@@ -89,6 +89,12 @@ impl TestPrometheus {
         prometheus
     }
 
+    /// Stops the server (its address then refuses connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits (up to 30 s) until `promql` returns at least one series.
     pub async fn wait_until_scraped(&self, promql: &str) {
         let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false);
