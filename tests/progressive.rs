@@ -9,6 +9,7 @@ use modelcycle::api::{AnalysisStage, AnalysisVerdict, ModelPhase, VersionPhase};
 use modelcycle::build::deployment::deployed_version;
 use modelcycle::lifecycle::conditions;
 use modelcycle::sim::Simulation;
+use modelcycle::sim::scenario::Scenario;
 
 #[path = "support/sim.rs"]
 mod sim_support;
@@ -357,4 +358,22 @@ fn an_analysis_interval_costs_one_write() {
     let per_interval = (sim.cluster.writes - before) as f64 / 2.0;
     println!("API writes per analysis interval: {per_interval}");
     assert_eq!(sim.cluster.writes - before, 2, "one ModelVersion status write per measurement");
+}
+
+#[test]
+fn the_progressive_example_tells_its_story() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/progressive")]).unwrap();
+    let mut sim = Simulation::new(scenario);
+    sim.run();
+    let report = modelcycle::sim::report::Report::of(&sim);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    let phases: Vec<_> = report.models[0].versions.iter().map(|v| v.phase.unwrap()).collect();
+    assert_eq!(phases, [VersionPhase::Retired, VersionPhase::Serving, VersionPhase::RolledBack]);
+    let text = report.to_text();
+    for line in
+        ["WaitingForPromotion", "StalePromotion", "BlueGreenHandedOff", "GuardPassed", "failed its guard window"]
+    {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(!sim.cluster.deployments.contains_key("ml/fraud-preview"));
 }
