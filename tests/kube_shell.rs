@@ -334,3 +334,89 @@ async fn startup_retries_when_the_api_server_does_not_answer() {
     };
     assert!(!reason.is_empty());
 }
+
+/// A canary step holding with an analysis measurement due: the reconcile asks the Model's
+/// analysis Prometheus (here a port that refuses connections), records the inconclusive
+/// measurement on the candidate's status, and pauses the rollout in the Model's condition.
+#[tokio::test]
+async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreachable_one_pauses() {
+    use modelcycle::build::deployment::{Track, track_deployment};
+    use modelcycle::build::service::serving_service;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut m = model();
+    m.spec.serving.replicas = 2;
+    m.spec.serving.strategy.canary = Some(CanaryStrategy { steps: vec![CanaryStep { weight: 50, pause: None }] });
+    m.spec.serving.analysis = Some(
+        serde_json::from_value(serde_json::json!({
+            "prometheus": {"address": format!("http://127.0.0.1:{port}"), "timeout": "2s"},
+            "metrics": [{"name": "errors", "query": "errors{version=\"{{version}}\"}", "max": 0.05}]
+        }))
+        .unwrap(),
+    );
+    let now = jiff::Timestamp::now();
+    let started = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now - jiff::SignedDuration::from_mins(5));
+    let mut v1 = observed_version(1);
+    v1.status = Some(ModelVersionStatus { phase: Some(VersionPhase::Serving), ..Default::default() });
+    let mut v2 = observed_version(2);
+    v2.status = Some(ModelVersionStatus {
+        phase: Some(VersionPhase::RollingOut),
+        canary: Some(CanaryProgress {
+            step: 0,
+            step_started: Some(started.clone()),
+            canary_replicas: 1,
+            effective_weight: 50,
+        }),
+        analysis: Some(AnalysisStatus {
+            stage: AnalysisStage::Rollout,
+            started,
+            baseline: Some(1),
+            failures: 0,
+            last_measured: None,
+            last_verdict: None,
+            measurements: vec![],
+        }),
+        ..Default::default()
+    });
+    let available = |mut d: k8s_openapi::api::apps::v1::Deployment| {
+        d.metadata.generation = Some(1);
+        d.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+            observed_generation: Some(1),
+            replicas: Some(1),
+            updated_replicas: Some(1),
+            available_replicas: Some(1),
+            ..Default::default()
+        });
+        d
+    };
+    let deployments = vec![
+        available(track_deployment(&m, &v1, Track::Stable, 1).unwrap()),
+        available(track_deployment(&m, &v2, Track::Canary, 1).unwrap()),
+    ];
+    let children = Children {
+        versions: vec![v1, v2.clone()],
+        deployments,
+        services: serving_service(&m, None).into_iter().collect(),
+        ..Default::default()
+    };
+    let (client, server) = mock_api(vec![
+        Expect::status_apply("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/churn-v2/status?", &v2),
+        Expect::status_apply(MODEL_STATUS, &m),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
+    let action =
+        model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx_with(client, children)).await.unwrap();
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "measure again after the interval");
+    let seen = server.await.unwrap();
+    let measurement = &seen[0].body["status"]["analysis"]["measurements"][0];
+    assert_eq!(measurement["query"], "errors{version=\"2\"}");
+    assert_eq!(measurement["verdict"], "Inconclusive");
+    assert_eq!(measurement["reason"], "PrometheusUnreachable");
+    assert_eq!(seen[0].body["status"]["phase"], "RollingOut", "paused, not rolled back");
+    let rolling = condition(&seen[1].body, "RollingOut");
+    assert_eq!(rolling["reason"], "AnalysisInconclusive");
+    assert!(rolling["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{rolling}");
+    assert_eq!(
+        (seen[2].body["reason"].as_str(), seen[2].body["type"].as_str()),
+        (Some("AnalysisInconclusive"), Some("Warning"))
+    );
+}
