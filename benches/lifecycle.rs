@@ -1,5 +1,6 @@
-//! Benchmarks of the lifecycle core in the simulator: the quickstart, and a simulated year of
-//! daily retraining for one Model. `cargo bench --bench lifecycle` prints the figures;
+//! Benchmarks of the lifecycle core in the simulator: the quickstart, a simulated year of daily
+//! retraining for one Model, a year of hourly drift checks, and a year of weekly canaries judged
+//! on live metrics every minute. `cargo bench --bench lifecycle` prints the figures;
 //! under `cargo test` it runs each once as a smoke test.
 
 use std::time::{Duration, Instant};
@@ -55,6 +56,25 @@ fn year_of_hourly_drift_checks() -> Scenario {
     .unwrap()
 }
 
+/// `weeks` of weekly retraining, each version rolled out by a three-step canary judged on two
+/// live metrics every minute, then guarded for six hours: about 550 measurements per version.
+fn weeks_of_analysed_canaries(weeks: u32) -> Scenario {
+    let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/model.yaml"))
+        .unwrap()
+        .replace("    port: 8080\n", concat!("    port: 8080\n", "    strategy:\n      canary:\n        steps: [{weight: 10, pause: 1h}, {weight: 30, pause: 1h}, {weight: 60, pause: 1h}]\n    analysis:\n      prometheus: {address: 'http://p:9090'}\n      interval: 1m\n      guard: 6h\n      metrics:\n        - {name: errors, query: 'errors{version=\"{{version}}\"}', max: 0.05}\n        - {name: latency, query: 'latency{version=\"{{version}}\"}', goal: Minimize, maxRegression: 0.2}\n"));
+    let mut scenario =
+        format!("duration: {}d\ndefaults: {{trainingTime: 40m, rolloutTime: 3m}}\nversions:\n", weeks * 7 + 1);
+    for n in 1..=weeks + 1 {
+        scenario += &format!("  {n}: {{metrics: {{auc: {}}}}}\n", 0.85 + f64::from(n) * 0.0001);
+    }
+    scenario += "changes:\n";
+    for week in 1..=weeks {
+        scenario += &format!("  - {{at: {}d, set: {{spec.training.dataset.version: \"week-{week}\"}}}}\n", week * 7);
+    }
+    scenario += "live:\n  analysis:\n    - {at: 0s, metric: errors, value: 0.01}\n    - {at: 0s, metric: latency, value: 0.2}\n";
+    Scenario::parse(&[("model.yaml".into(), model), ("scenario.yaml".into(), scenario)]).unwrap()
+}
+
 /// One PSI, KS and Jensen-Shannon evaluation over 100 buckets.
 fn drift_check(runs: u32) {
     use modelcycle::stats::{Histogram, jensen_shannon, ks, psi};
@@ -105,5 +125,8 @@ fn main() {
     measure("quickstart (8 days)", &quickstart(), runs);
     measure("daily retraining, 1 year", &year_of_daily_retraining(), runs);
     measure("hourly drift checks, 1 year", &year_of_hourly_drift_checks(), runs.min(3));
+    // Under `cargo test` a month is enough to smoke-test it.
+    let weeks = if benchmarking { 52 } else { 4 };
+    measure(&format!("analysed canaries, {weeks} weeks"), &weeks_of_analysed_canaries(weeks), runs.min(3));
     drift_check(runs);
 }
