@@ -77,6 +77,26 @@ fn a_model_that_trains_or_has_not_been_seen_is_progressing() {
 }
 
 #[test]
+fn a_rollout_waiting_for_promotion_or_paused_by_analysis_is_suspended() {
+    for reason in ["WaitingForPromotion", "AnalysisInconclusive"] {
+        let conditions = json!([
+            cond("Ready", "False", "RollingOut", "v2 serves"),
+            cond("Reconciling", "True", "RollingOut", "rolling out v3"),
+            cond("RollingOut", "True", reason, "v3 waits"),
+            cond("Degraded", "True", "RolledBack", "v2 was rolled back")
+        ]);
+        let (status, message) = health("model-health.lua", &model(3, Some(3), conditions));
+        assert_eq!((status.as_str(), message), ("Suspended", format!("{reason}: v3 waits")));
+    }
+    let rolling = json!([
+        cond("Ready", "False", "RollingOut", "v2 serves"),
+        cond("Reconciling", "True", "RollingOut", "rolling out v3"),
+        cond("RollingOut", "True", "RollingOut", "rolling out v3")
+    ]);
+    assert_eq!(health("model-health.lua", &model(3, Some(3), rolling)).0, "Progressing");
+}
+
+#[test]
 fn a_stalled_or_rolled_back_model_is_degraded() {
     let stalled = json!([
         cond("Ready", "False", "InvalidArtifactUri", "x"),

@@ -19,6 +19,15 @@ if stalled ~= nil and stalled.status == "True" then
   hs.message = stalled.reason .. ": " .. stalled.message
   return hs
 end
+-- A rollout waiting for a person (promote annotation) or paused by inconclusive analysis is
+-- Suspended, as Argo CD shows a paused Argo Rollout.
+local rolling = condition("RollingOut")
+local paused = { WaitingForPromotion = true, StalePromotion = true, AnalysisInconclusive = true }
+if rolling ~= nil and rolling.status == "True" and paused[rolling.reason] then
+  hs.status = "Suspended"
+  hs.message = rolling.reason .. ": " .. rolling.message
+  return hs
+end
 local degraded = condition("Degraded")
 if degraded ~= nil and degraded.status == "True" then
   hs.status = "Degraded"
