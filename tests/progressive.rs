@@ -377,3 +377,32 @@ fn the_progressive_example_tells_its_story() {
     }
     assert!(!sim.cluster.deployments.contains_key("ml/fraud-preview"));
 }
+
+#[test]
+fn a_blue_green_preview_that_never_becomes_available_is_removed_and_nothing_serving_is_touched() {
+    let s = scenario("")
+        .replace("defaults: {metrics: {auc: 0.9}}", "defaults: {metrics: {auc: 0.9}}\nversions: {2: {healthy: false}}");
+    let sim = run(&format!("{BLUE_GREEN}{ANALYSIS}"), &s);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1));
+    assert_eq!(service_track(&sim).as_deref(), Some("stable"));
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-preview"));
+    assert!(!sim.cluster.services.contains_key("ml/churn-preview"));
+    let record = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!(record.reason, "ProgressDeadlineExceeded");
+    assert!(record.message.contains("v1 kept serving throughout"), "{}", record.message);
+}
+
+#[test]
+fn a_newer_rollout_ends_the_guard_window_of_the_version_it_replaces() {
+    let model = format!("{CANARY}{}", ANALYSIS.replace("interval: 10m", "interval: 10m\n      guard: 24h"));
+    let s = scenario(&dataset_change("1d 6h", "d3"));
+    let sim = run(&model, &s);
+    assert_eq!(phase(&sim, 3), Some(VersionPhase::Serving));
+    let v2 = version_status(&sim, 2);
+    assert_eq!(v2.phase, Some(VersionPhase::Retired));
+    let ended = v2.decisions.iter().find(|d| d.reason == "GuardEnded").unwrap();
+    assert!(ended.message.contains("v3 is rolling out"), "{}", ended.message);
+    assert_eq!(v2.analysis.unwrap().stage, AnalysisStage::Passed);
+}

@@ -431,6 +431,23 @@ pub fn start_guard(ledger: &mut Ledger, model: &Model, n: u32, previous: u32) {
     }
 }
 
+/// Ends the guard window of the serving version `n` early: version `by` is rolling out to
+/// replace it, and a rollback of `n` would now undo that rollout too.
+pub fn end_guard(ledger: &mut Ledger, n: u32, by: u32) {
+    let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) else { return };
+    if a.stage != AnalysisStage::Guard {
+        return;
+    }
+    a.stage = AnalysisStage::Passed;
+    let d = Decision {
+        action: "Analyse",
+        reason: "GuardEnded",
+        message: format!("guard window ended early after {} failed measurements: v{by} is rolling out", a.failures),
+        evidence: None,
+    };
+    ledger.push_decision(n, d);
+}
+
 /// What the guard window of the serving version decided.
 pub enum Guard {
     /// Nothing to do, or wake up at this time.

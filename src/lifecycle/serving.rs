@@ -10,7 +10,9 @@ use crate::build::deployment::{Track, same_spec, serving_deployment};
 use crate::build::names::serving_name;
 use crate::build::service::{preview_service, serving_service};
 
-use super::analysis::{ABORT_ANNOTATION, Gate, Guard, abort_requested, guard, is_manual, manual_gate, start_guard};
+use super::analysis::{
+    ABORT_ANNOTATION, Gate, Guard, abort_requested, end_guard, guard, is_manual, manual_gate, start_guard,
+};
 use super::blue_green::{advance_blue_green, hand_off, preview_needed, preview_serves};
 use super::canary::advance_canary;
 use super::ledger::{Decision, Ledger};
@@ -89,6 +91,9 @@ pub fn advance_serving(
             }
             ledger.transition(w, VersionPhase::RolledBack, d);
             continue;
+        }
+        if let Some(s) = serving.filter(|s| *s != w) {
+            end_guard(ledger, s, w);
         }
         if serving == Some(w) {
             match guard(ledger, model, readings, w) {
