@@ -403,8 +403,8 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
         Expect::status_apply(MODEL_STATUS, &m),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let action =
-        model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx_with(client, children)).await.unwrap();
+    let context = ctx_with(client, children);
+    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), context.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "measure again after the interval");
     let seen = server.await.unwrap();
     let measurement = &seen[0].body["status"]["analysis"]["measurements"][0];
@@ -415,6 +415,8 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
     let rolling = condition(&seen[1].body, "RollingOut");
     assert_eq!(rolling["reason"], "AnalysisInconclusive");
     assert!(rolling["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{rolling}");
+    let metrics = context.shared.metrics.render();
+    assert!(metrics.contains(r#"modelcycle_analysis_queries_total{result="unreachable"} 1"#), "{metrics}");
     assert_eq!(
         (seen[2].body["reason"].as_str(), seen[2].body["type"].as_str()),
         (Some("AnalysisInconclusive"), Some("Warning"))

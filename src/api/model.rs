@@ -207,8 +207,9 @@ pub struct CanaryStep {
     /// Share of replicas (percent) running the new version during this step.
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("canary weight must be between 1 and 100"))]
     pub weight: i32,
-    /// How long to hold this step while analysis runs. Empty: wait for manual promotion when
-    /// promotion is Manual, otherwise move on after one analysis interval.
+    /// How long to hold this step (from when its pods are available) while analysis runs.
+    /// Empty: with promotion Manual, wait for the promote annotation; otherwise hold one
+    /// analysis interval, or move on at once without analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = duration_rule())]
     pub pause: Option<Duration>,

@@ -35,12 +35,20 @@ pub struct ControllerLabels {
     pub controller: String,
 }
 
+/// Labels of an analysis query's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// `ok`, `no_data`, `unreachable`, `rejected` or `unexpected`.
+    pub result: String,
+}
+
 /// Every metric the controller exports, and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
+    analysis_queries: Family<QueryLabels, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge<i64, AtomicI64>,
 }
@@ -54,11 +62,17 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 15))
         });
         let leader = Gauge::<i64, AtomicI64>::default();
+        let analysis_queries = Family::<QueryLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by controller and error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", duration.clone());
         registry.register("leader", "1 while this replica is the leader", leader.clone());
-        Self { registry, reconciles, failures, duration, leader }
+        registry.register(
+            "analysis_queries",
+            "Rollout analysis queries sent to Prometheus, by outcome",
+            analysis_queries.clone(),
+        );
+        Self { registry, reconciles, failures, duration, analysis_queries, leader }
     }
 }
 
@@ -82,6 +96,19 @@ impl Metrics {
         self.failures
             .get_or_create(&FailureLabels { controller: controller.into(), error: error.metric_label().into() })
             .inc();
+    }
+
+    /// Counts the outcome of one rollout analysis query.
+    pub fn analysis_query(&self, answer: &Result<f64, crate::sources::prometheus::ReadingError>) {
+        use crate::sources::prometheus::ReadingError;
+        let result = match answer {
+            Ok(_) => "ok",
+            Err(ReadingError::NoData) => "no_data",
+            Err(ReadingError::Unreachable { .. }) => "unreachable",
+            Err(ReadingError::Rejected { .. }) => "rejected",
+            Err(ReadingError::Unexpected(_)) => "unexpected",
+        };
+        self.analysis_queries.get_or_create(&QueryLabels { result: result.into() }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -115,7 +142,12 @@ mod tests {
         m.failed("model", &crate::error::Error::InvalidSpec { reason: "X".into(), message: "y".into() });
         drop(m.reconcile_timer("model"));
         m.leader.set(1);
+        m.analysis_query(&Ok(0.1));
+        m.analysis_query(&Err(crate::sources::prometheus::ReadingError::NoData));
+        m.analysis_query(&Err(crate::sources::prometheus::ReadingError::NoData));
         let text = m.render();
+        assert!(text.contains(r#"modelcycle_analysis_queries_total{result="ok"} 1"#), "{text}");
+        assert!(text.contains(r#"modelcycle_analysis_queries_total{result="no_data"} 2"#), "{text}");
         assert!(text.contains(r#"modelcycle_reconciles_total{controller="model",result="success"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="invalid_spec"} 1"#));
         assert!(text.contains(r#"modelcycle_reconcile_duration_seconds_count{controller="model"} 1"#));

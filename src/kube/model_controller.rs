@@ -46,6 +46,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     let analysis = children.due_analysis(model, now);
     if !analysis.is_empty() {
         children.readings.analysis = take_analysis(&ctx.client, model, &analysis).await;
+        children.readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
     let plan = plan_model(children.observed(model), now);
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
