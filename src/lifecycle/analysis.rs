@@ -17,7 +17,7 @@ use super::ledger::{Decision, Ledger};
 use super::plan::EventKind;
 use super::triggers::{Readings, span};
 
-/// How many measurements a version keeps (oldest dropped first).
+/// How many measurements a version keeps (oldest dropped first; the latest tick is kept whole).
 pub const MEASUREMENTS_MAX: usize = 30;
 
 /// The annotation that promotes a version waiting at a manual gate.
@@ -207,7 +207,8 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     a.failures += u32::from(verdict == AnalysisVerdict::Fail);
     let failures = a.failures;
     a.measurements.extend(taken.iter().cloned());
-    let overflow = a.measurements.len().saturating_sub(MEASUREMENTS_MAX);
+    // Bounded, but the latest measurement is always kept whole (16 metrics may take 48 entries).
+    let overflow = a.measurements.len().saturating_sub(MEASUREMENTS_MAX.max(taken.len()));
     a.measurements.drain(..overflow);
     let not_holding: Vec<&Measurement> = taken.iter().filter(|m| m.verdict != AnalysisVerdict::Pass).collect();
     let evidence = Some(serde_json::to_value(&not_holding).expect("measurements serialize"));

@@ -152,3 +152,37 @@ fn the_manual_gate_opens_only_for_its_own_version() {
     m.metadata.annotations = Some([(ABORT_ANNOTATION.to_string(), "3".to_string())].into());
     assert!(abort_requested(&m, 3) && !abort_requested(&m, 2));
 }
+
+#[test]
+fn measurements_are_bounded_but_the_latest_is_kept_whole() {
+    let mut m = analysed_model();
+    let spec = m.spec.serving.analysis.as_mut().unwrap();
+    spec.metrics = (0..16)
+        .map(|i| {
+            serde_json::from_value(
+                serde_json::json!({"name": format!("m{i}"), "query": format!("q{i}"), "min": 0.0, "max": 1.0}),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut vs = versions(&m);
+    let old = |i: usize| Measurement {
+        time: Time(t("09:00:00")),
+        metric: format!("old{i}"),
+        query: "old".into(),
+        bound: "max".into(),
+        value: Some(0.0),
+        threshold: Some(1.0),
+        verdict: AnalysisVerdict::Pass,
+        reason: None,
+        message: None,
+    };
+    let status = vs[1].status.as_mut().unwrap().analysis.as_mut().unwrap();
+    status.measurements = (0..MEASUREMENTS_MAX).map(old).collect();
+    let answers: Vec<(String, Result<f64, ReadingError>)> = (0..16).map(|i| (format!("q{i}"), Ok(0.5))).collect();
+    let r = Readings { analysis: answers.into_iter().collect(), ..Default::default() };
+    let (_, status) = gate_at(&m, &vs, "10:02:00", &r);
+    let kept = status.unwrap().measurements;
+    assert_eq!(kept.len(), 32, "16 metrics × 2 bounds: more than {MEASUREMENTS_MAX}, none of them cut");
+    assert!(kept.iter().all(|m| m.time.0 == t("10:02:00")), "the older ones made room");
+}

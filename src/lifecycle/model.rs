@@ -78,6 +78,9 @@ impl Children {
     /// The rollout analysis queries due now: the shell runs them and puts the answers in
     /// `readings.analysis` before asking for a plan.
     pub fn due_analysis(&self, model: &Model, now: Timestamp) -> Vec<super::analysis::AnalysisQuery> {
+        if model.spec.serving.analysis.is_none() {
+            return vec![]; // no need to build a ledger
+        }
         super::analysis::due_queries(model, &Ledger::new(&self.versions, now), now)
     }
 
