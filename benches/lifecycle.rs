@@ -121,12 +121,24 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
 
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench lifecycle -- daily` runs only the benchmarks whose name contains "daily".
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let runs = if benchmarking { 10 } else { 1 };
-    measure("quickstart (8 days)", &quickstart(), runs);
-    measure("daily retraining, 1 year", &year_of_daily_retraining(), runs);
-    measure("hourly drift checks, 1 year", &year_of_hourly_drift_checks(), runs.min(3));
-    // Under `cargo test` a month is enough to smoke-test it.
+    // Under `cargo test` a month is enough to smoke-test the analysed canaries.
     let weeks = if benchmarking { 52 } else { 4 };
-    measure(&format!("analysed canaries, {weeks} weeks"), &weeks_of_analysed_canaries(weeks), runs.min(3));
-    drift_check(runs);
+    let scenarios: [(String, fn(u32) -> Scenario, u32); 4] = [
+        ("quickstart (8 days)".into(), |_| quickstart(), runs),
+        ("daily retraining, 1 year".into(), |_| year_of_daily_retraining(), runs),
+        ("hourly drift checks, 1 year".into(), |_| year_of_hourly_drift_checks(), runs.min(3)),
+        (format!("analysed canaries, {weeks} weeks"), weeks_of_analysed_canaries, runs.min(3)),
+    ];
+    for (name, scenario, n) in scenarios {
+        if wanted(&name) {
+            measure(&name, &scenario(weeks), n);
+        }
+    }
+    if wanted("drift check") {
+        drift_check(runs);
+    }
 }
