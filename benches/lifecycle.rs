@@ -119,6 +119,9 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
     );
 }
 
+/// A benchmark: its name, its scenario (given the weeks to simulate where that applies), its runs.
+type Bench = (String, fn(u32) -> Scenario, u32);
+
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     // `cargo bench --bench lifecycle -- daily` runs only the benchmarks whose name contains "daily".
@@ -127,7 +130,7 @@ fn main() {
     let runs = if benchmarking { 10 } else { 1 };
     // Under `cargo test` a month is enough to smoke-test the analysed canaries.
     let weeks = if benchmarking { 52 } else { 4 };
-    let scenarios: [(String, fn(u32) -> Scenario, u32); 4] = [
+    let scenarios: [Bench; 4] = [
         ("quickstart (8 days)".into(), |_| quickstart(), runs),
         ("daily retraining, 1 year".into(), |_| year_of_daily_retraining(), runs),
         ("hourly drift checks, 1 year".into(), |_| year_of_hourly_drift_checks(), runs.min(3)),
