@@ -519,3 +519,37 @@ fn checked_in_crds_match_the_generated_ones() {
         );
     }
 }
+
+/// Every `kubectl get` column points at a field the schema has (a typo would show an empty column).
+#[test]
+fn every_printer_column_points_at_a_field_of_the_schema() {
+    let mut checked = vec![];
+    for crd in crd::all() {
+        let version = &crd.spec.versions[0];
+        let schema = serde_json::to_value(version.schema.clone().unwrap().open_api_v3_schema.unwrap()).unwrap();
+        for column in version.additional_printer_columns.iter().flatten() {
+            // `.status.conditions[?(@.type=="Ready")].status`: the filter selects list items.
+            let path = column.json_path.split("[?").next().unwrap().to_string()
+                + column.json_path.split_once(")]").map_or("", |(_, rest)| rest);
+            let mut node = &schema;
+            for part in path.trim_start_matches('.').split('.') {
+                if part == "metadata" {
+                    break; // ObjectMeta is not in the CRD schema
+                }
+                if node["type"] == "array" {
+                    node = &node["items"];
+                }
+                node = &node["properties"][part];
+                assert!(
+                    !node.is_null(),
+                    "{} column {:?}: {} has no {part}",
+                    crd.spec.names.kind,
+                    column.name,
+                    column.json_path
+                );
+            }
+            checked.push(format!("{}/{}", crd.spec.names.kind, column.name));
+        }
+    }
+    assert!(checked.contains(&"Model/Rollout".to_string()) && checked.contains(&"ModelVersion/Analysis".to_string()));
+}

@@ -25,6 +25,7 @@ use super::model::TrainingSpec;
     printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model"}"#,
     printcolumn = r#"{"name":"Version","type":"integer","jsonPath":".spec.version"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Analysis","type":"string","jsonPath":".status.analysis.lastVerdict","description":"The last live-metric measurement: Pass, Fail or Inconclusive"}"#,
     printcolumn = r#"{"name":"Trigger","type":"string","jsonPath":".spec.trigger.reason"}"#,
     printcolumn = r#"{"name":"Dataset","type":"string","jsonPath":".spec.training.dataset.version"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
