@@ -366,15 +366,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
             canary_replicas: 1,
             effective_weight: 50,
         }),
-        analysis: Some(AnalysisStatus {
-            stage: AnalysisStage::Rollout,
-            started,
-            baseline: Some(1),
-            failures: 0,
-            last_measured: None,
-            last_verdict: None,
-            measurements: vec![],
-        }),
+        analysis: Some(AnalysisStatus::starting(AnalysisStage::Rollout, started, Some(1))),
         ..Default::default()
     });
     let available = |mut d: k8s_openapi::api::apps::v1::Deployment| {

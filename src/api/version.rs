@@ -177,6 +177,21 @@ pub struct AnalysisStatus {
     pub measurements: Vec<Measurement>,
 }
 
+impl AnalysisStatus {
+    /// A stage of analysis starting at `since`, comparing with and rolling back to `baseline`.
+    pub fn starting(stage: AnalysisStage, since: Time, baseline: Option<u32>) -> Self {
+        Self {
+            stage,
+            started: since,
+            baseline,
+            failures: 0,
+            last_measured: None,
+            last_verdict: None,
+            measurements: vec![],
+        }
+    }
+}
+
 /// One metric judged against one bound at one time.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

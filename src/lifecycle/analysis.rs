@@ -335,16 +335,8 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
         let a = a.clone();
         let next = next_due(spec, &a).max(now);
         wake = wake.into_iter().chain([next]).min();
-        if a.failures > u32::try_from(spec.failure_limit).unwrap_or(0) {
-            let failed: Vec<&Measurement> =
-                a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
-            let message = format!(
-                "analysis failed {} times (failureLimit {}): {}",
-                a.failures,
-                spec.failure_limit,
-                describe(&failed.iter().rev().take(spec.metrics.len()).rev().copied().collect::<Vec<_>>())
-            );
-            return Gate::Failed(message, serde_json::to_value(&failed).expect("measurements serialize"));
+        if let Some((message, evidence)) = failed_beyond_limit(spec, &a) {
+            return Gate::Failed(message, evidence);
         }
         if a.last_verdict == Some(AnalysisVerdict::Inconclusive) {
             let last: Vec<&Measurement> = a
@@ -409,15 +401,8 @@ pub fn is_manual(model: &Model) -> bool {
 fn set_analysis(ledger: &mut Ledger, n: u32, stage: AnalysisStage, baseline: u32, since: Timestamp) {
     if let Some(e) = ledger.get_mut(n) {
         let measurements = e.status.analysis.take().map(|a| a.measurements).unwrap_or_default();
-        e.status.analysis = Some(AnalysisStatus {
-            stage,
-            started: Time(since),
-            baseline: Some(baseline),
-            failures: 0,
-            last_measured: None,
-            last_verdict: None,
-            measurements,
-        });
+        e.status.analysis =
+            Some(AnalysisStatus { measurements, ..AnalysisStatus::starting(stage, Time(since), Some(baseline)) });
     }
 }
 
@@ -435,18 +420,33 @@ pub fn start_guard(ledger: &mut Ledger, model: &Model, n: u32, previous: u32) {
 /// Ends the guard window of the serving version `n` early: version `by` is rolling out to
 /// replace it, and a rollback of `n` would now undo that rollout too.
 pub fn end_guard(ledger: &mut Ledger, n: u32, by: u32) {
-    let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) else { return };
-    if a.stage != AnalysisStage::Guard {
-        return;
+    let Some(a) = ledger.get(n).and_then(|e| e.status.analysis.as_ref()) else { return };
+    if a.stage == AnalysisStage::Guard {
+        let message =
+            format!("guard window ended early after {} failed measurements: v{by} is rolling out", a.failures);
+        close_guard(ledger, n, "GuardEnded", message);
     }
-    a.stage = AnalysisStage::Passed;
-    let d = Decision {
-        action: "Analyse",
-        reason: "GuardEnded",
-        message: format!("guard window ended early after {} failed measurements: v{by} is rolling out", a.failures),
-        evidence: None,
-    };
-    ledger.push_decision(n, d);
+}
+
+/// Marks the guard window of `n` over, with a decision record saying why.
+fn close_guard(ledger: &mut Ledger, n: u32, reason: &'static str, message: String) {
+    if let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
+        a.stage = AnalysisStage::Passed;
+    }
+    ledger.push_decision(n, Decision { action: "Analyse", reason, message, evidence: None });
+}
+
+/// When more measurements failed than `failureLimit` allows: what to say (with the latest
+/// failing values) and the failed measurements as evidence.
+fn failed_beyond_limit(spec: &AnalysisSpec, a: &AnalysisStatus) -> Option<(String, serde_json::Value)> {
+    if a.failures <= u32::try_from(spec.failure_limit).unwrap_or(0) {
+        return None;
+    }
+    let failed: Vec<&Measurement> = a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
+    let latest: Vec<&Measurement> = failed.iter().rev().take(spec.metrics.len()).rev().copied().collect();
+    let message =
+        format!("analysis failed {} times (failureLimit {}): {}", a.failures, spec.failure_limit, describe(&latest));
+    Some((message, serde_json::to_value(&failed).expect("measurements serialize")))
 }
 
 /// What the guard window of the serving version decided.
@@ -469,29 +469,14 @@ pub fn guard(ledger: &mut Ledger, model: &Model, readings: &Readings, n: u32) ->
     let a = ledger.get(n).and_then(|e| e.status.analysis.clone()).expect("in its guard window");
     let baseline = a.baseline.filter(|b| ledger.get(*b).is_some());
     if let Some(b) = baseline
-        && a.failures > u32::try_from(spec.failure_limit).unwrap_or(0)
+        && let Some((message, evidence)) = failed_beyond_limit(spec, &a)
     {
-        let failed: Vec<&Measurement> = a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
-        let message = format!(
-            "failed its guard window: analysis failed {} times (failureLimit {}): {}",
-            a.failures,
-            spec.failure_limit,
-            describe(&failed.iter().rev().take(spec.metrics.len()).rev().copied().collect::<Vec<_>>())
-        );
-        return Guard::RollBack(b, message, serde_json::to_value(&failed).expect("measurements serialize"));
+        return Guard::RollBack(b, format!("failed its guard window: {message}"), evidence);
     }
     let end = guard_end(spec, &a);
     if now >= end {
-        if let Some(status) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
-            status.stage = AnalysisStage::Passed;
-        }
-        let d = Decision {
-            action: "Analyse",
-            reason: "GuardPassed",
-            message: format!("held through its guard window ({} failed measurements)", a.failures),
-            evidence: None,
-        };
-        ledger.push_decision(n, d);
+        let message = format!("held through its guard window ({} failed measurements)", a.failures);
+        close_guard(ledger, n, "GuardPassed", message);
         return Guard::Watching(None);
     }
     Guard::Watching(Some(next_due(spec, &a).max(now).min(end)))

@@ -31,15 +31,7 @@ fn versions(m: &Model) -> Vec<ModelVersion> {
     let mut v2 = new_version(m, 2, vec![], t("09:00:00"));
     v2.status = Some(crate::api::ModelVersionStatus {
         phase: Some(VersionPhase::RollingOut),
-        analysis: Some(AnalysisStatus {
-            stage: AnalysisStage::Rollout,
-            started: Time(t("10:00:00")),
-            baseline: Some(1),
-            failures: 0,
-            last_measured: None,
-            last_verdict: None,
-            measurements: vec![],
-        }),
+        analysis: Some(AnalysisStatus::starting(AnalysisStage::Rollout, Time(t("10:00:00")), Some(1))),
         ..Default::default()
     });
     vec![v1, v2]

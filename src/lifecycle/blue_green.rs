@@ -13,11 +13,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{BlueGreenStrategy, Model, VersionPhase};
-use crate::build::deployment::{Track, same_spec, track_deployment};
+use crate::build::deployment::{Track, track_deployment};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{RolloutState, rollout_state};
+use super::rollout::{RolloutState, converge};
 use super::triggers::{Readings, span};
 
 /// Default time the previous version's Deployment is kept after the switch.
@@ -36,22 +36,6 @@ pub struct BlueGreenSteps {
     pub paused: Option<(&'static str, String)>,
     /// The new version was rolled back; serving must be decided again.
     pub rolled_back: bool,
-}
-
-/// The Deployment `desired` applied if it differs from what runs, else its rollout state.
-fn converge(desired: Option<Deployment>, deployments: &[Deployment], apply: &mut Vec<Deployment>) -> RolloutState {
-    let Some(desired) = desired else { return RolloutState::Progressing };
-    match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(*d, &desired)) {
-        Some(d) => rollout_state(d),
-        None => {
-            apply.push(desired);
-            RolloutState::Progressing
-        }
-    }
-}
-
-fn wait(ledger: &Ledger, until: jiff::Timestamp) -> Option<Duration> {
-    Duration::try_from(until.duration_since(ledger.now())).ok()
 }
 
 /// Before the switch: runs `wanted` in the preview beside `stable` and promotes it when its
@@ -122,12 +106,12 @@ pub fn advance_blue_green(
                     ledger.transition(stable, VersionPhase::Retired, retired);
                     start_guard(ledger, model, wanted, stable);
                     out.rolling_out = false;
-                    out.requeue_after = wait(ledger, now + delay);
+                    out.requeue_after = ledger.until(now + delay);
                 }
-                Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| wait(ledger, t)),
+                Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
                 Gate::Paused(reason, message, wake) => {
                     out.paused = Some((reason, format!("{message} (preview of v{wanted})")));
-                    out.requeue_after = wake.and_then(|t| wait(ledger, t));
+                    out.requeue_after = wake.and_then(|t| ledger.until(t));
                 }
                 Gate::Failed(message, evidence) => {
                     let message = format!(
@@ -163,7 +147,7 @@ pub fn hand_off(
     let Some(switched) = entry.status.blue_green.as_ref().and_then(|p| p.switched.clone()) else { return out };
     let delay = span(strategy.and_then(|s| s.scale_down_delay.as_ref()), DEFAULT_SCALE_DOWN_DELAY);
     if ledger.now() < switched.0 + delay {
-        out.requeue_after = wait(ledger, switched.0 + delay);
+        out.requeue_after = ledger.until(switched.0 + delay);
         return out;
     }
     let desired = track_deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);

@@ -11,11 +11,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{CanaryProgress, CanaryStrategy, Model, VersionPhase};
-use crate::build::deployment::{Track, same_spec, track_deployment};
+use crate::build::deployment::{Track, track_deployment};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{RolloutState, rollout_state};
+use super::rollout::{RolloutState, converge};
 use super::triggers::{Readings, span};
 
 /// What a canary step decided.
@@ -65,21 +65,9 @@ pub fn advance_canary(
     let steps = &strategy.steps;
     let step = progress.step as usize;
 
-    // The state of a Deployment we want as `desired`: applied if it differs, else its rollout state.
-    let converge = |desired: Option<Deployment>, track: Track, apply: &mut Vec<Deployment>| -> RolloutState {
-        let Some(desired) = desired else { return RolloutState::Progressing };
-        match observed(track).filter(|d| same_spec(*d, &desired)) {
-            Some(d) => rollout_state(d),
-            None => {
-                apply.push(desired);
-                RolloutState::Progressing
-            }
-        }
-    };
-
     if step >= steps.len() {
         // Promotion: the stable Deployment takes the new version, then the canary goes.
-        let state = converge(track_deployment(model, new, Track::Stable, total), Track::Stable, &mut out.apply);
+        let state = converge(track_deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
         if state == RolloutState::Complete {
             out.delete_canary = observed(Track::Canary).is_some();
             out.rolling_out = false;
@@ -102,8 +90,8 @@ pub fn advance_canary(
     let weight = steps[step].weight;
     let (canary_n, stable_n) = split(total, weight);
     let effective = if total > 0 { canary_n * 100 / total } else { 0 };
-    let canary_state = converge(track_deployment(model, new, Track::Canary, canary_n), Track::Canary, &mut out.apply);
-    let stable_state = converge(track_deployment(model, old, Track::Stable, stable_n), Track::Stable, &mut out.apply);
+    let canary_state = converge(track_deployment(model, new, Track::Canary, canary_n), deployments, &mut out.apply);
+    let stable_state = converge(track_deployment(model, old, Track::Stable, stable_n), deployments, &mut out.apply);
     let mut progress =
         CanaryProgress { step: step as u32, canary_replicas: canary_n, effective_weight: effective, ..progress };
     if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
@@ -153,10 +141,10 @@ pub fn advance_canary(
                 };
                 ledger.push_decision(wanted, decision("Step", "CanaryStepDone", message));
             }
-            Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| Duration::try_from(t.duration_since(now)).ok()),
+            Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
             Gate::Paused(reason, message, wake) => {
                 out.paused = Some((reason, format!("{message} (at {at})")));
-                out.requeue_after = wake.and_then(|t| Duration::try_from(t.duration_since(now)).ok());
+                out.requeue_after = wake.and_then(|t| ledger.until(t));
             }
             Gate::Failed(message, evidence) => {
                 let message =

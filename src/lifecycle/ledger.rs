@@ -69,6 +69,11 @@ impl<'a> Ledger<'a> {
         self.now
     }
 
+    /// How long from the decision time until `t`; `None` when `t` has passed.
+    pub fn until(&self, t: Timestamp) -> Option<std::time::Duration> {
+        std::time::Duration::try_from(t.duration_since(self.now)).ok()
+    }
+
     /// The entry of version `n`.
     pub fn get(&self, n: u32) -> Option<&Entry<'a>> {
         self.entries.iter().find(|e| e.number() == n)

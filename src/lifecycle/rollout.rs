@@ -13,6 +13,21 @@ pub enum RolloutState {
     Failed(String),
 }
 
+/// Moves a Deployment towards `desired`: queued in `apply` if what runs differs (then it is
+/// Progressing), else the state of its rollout.
+pub fn converge(desired: Option<Deployment>, deployments: &[Deployment], apply: &mut Vec<Deployment>) -> RolloutState {
+    use crate::build::deployment::same_spec;
+    use kube::ResourceExt;
+    let Some(desired) = desired else { return RolloutState::Progressing };
+    match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(*d, &desired)) {
+        Some(d) => rollout_state(d),
+        None => {
+            apply.push(desired);
+            RolloutState::Progressing
+        }
+    }
+}
+
 /// Reads the rollout state; only trusts status the Deployment controller wrote for this generation.
 pub fn rollout_state(deployment: &Deployment) -> RolloutState {
     let generation = deployment.metadata.generation.unwrap_or(0);

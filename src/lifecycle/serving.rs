@@ -97,7 +97,7 @@ pub fn advance_serving(
         }
         if serving == Some(w) {
             match guard(ledger, model, readings, w) {
-                Guard::Watching(wake) => steps.wake(wake.and_then(|t| until(ledger, t))),
+                Guard::Watching(wake) => steps.wake(wake.and_then(|t| ledger.until(t))),
                 Guard::RollBack(back_to, message, evidence) => {
                     if let Some(e) = ledger.get_mut(w) {
                         e.status.blue_green = None;
@@ -196,8 +196,10 @@ pub fn advance_serving(
                         let message = format!("replaced by v{w}");
                         ledger.transition(previous, VersionPhase::Retired, decision("Retire", "Replaced", message));
                         start_guard(ledger, model, w, previous);
-                        let Guard::Watching(wake) = guard(ledger, model, readings, w) else { unreachable!() };
-                        steps.wake(wake.and_then(|t| until(ledger, t)));
+                        // A guard window just started cannot have failed: only its first wake-up matters.
+                        if let Guard::Watching(wake) = guard(ledger, model, readings, w) {
+                            steps.wake(wake.and_then(|t| ledger.until(t)));
+                        }
                     }
                 }
             }
@@ -253,10 +255,6 @@ pub fn advance_serving(
             .collect();
     }
     steps
-}
-
-fn until(ledger: &Ledger, t: jiff::Timestamp) -> Option<std::time::Duration> {
-    std::time::Duration::try_from(t.duration_since(ledger.now())).ok()
 }
 
 fn promote_reason(model: &Model, n: u32) -> &'static str {

@@ -271,40 +271,44 @@ impl Simulation {
     fn live_readings(&self, due: &DueChecks) -> Readings {
         let live = &self.scenario.file.live;
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
-        let down = live.unavailable.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let outage = self.outage();
         let answer = |found: Option<Result<Histogram, String>>| {
-            if down {
-                return Err("Prometheus at sim://prometheus is unreachable: connection refused".to_string());
+            if let Some(e) = &outage {
+                return Err(e.to_string());
             }
-            found.unwrap_or(Err("the query returned no data".into()))
+            found.unwrap_or(Err(ReadingError::NoData.to_string()))
         };
         let drift_now = live.drift.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| Ok(s.value.histogram.clone()));
         let performance_now = live.performance.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| s.value.value);
         Readings {
             drift: due.drift.as_ref().map(|_| answer(drift_now.clone())),
             reference: due.reference.as_ref().map(|_| answer(drift_now.clone())),
-            performance: due.performance.as_ref().map(|_| {
-                if down {
-                    Err("Prometheus at sim://prometheus is unreachable: connection refused".to_string())
-                } else {
-                    performance_now.ok_or_else(|| "the query returned no data".to_string())
-                }
+            performance: due.performance.as_ref().map(|_| match &outage {
+                Some(e) => Err(e.to_string()),
+                None => performance_now.ok_or_else(|| ReadingError::NoData.to_string()),
             }),
             ..Default::default()
         }
+    }
+
+    /// The error every query gets now, if the scenario has Prometheus unreachable.
+    fn outage(&self) -> Option<ReadingError> {
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        let down = self.scenario.file.live.unavailable.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        down.then(|| ReadingError::Unreachable {
+            address: "sim://prometheus".into(),
+            message: "connection refused".into(),
+        })
     }
 
     /// What the scripted metric timelines answer to the due analysis queries now.
     fn analysis_readings(&self, queries: &[AnalysisQuery]) -> BTreeMap<String, Result<f64, ReadingError>> {
         let live = &self.scenario.file.live;
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
-        let down = live.unavailable.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let outage = self.outage();
         let answer = |q: &AnalysisQuery| {
-            if down {
-                return Err(ReadingError::Unreachable {
-                    address: "sim://prometheus".into(),
-                    message: "connection refused".into(),
-                });
+            if let Some(e) = &outage {
+                return Err(e.clone());
             }
             let step = live
                 .analysis
