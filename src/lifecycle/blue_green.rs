@@ -63,12 +63,6 @@ pub fn advance_blue_green(
         ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "BlueGreenStarted", message));
     }
     let mut progress = ledger.get(wanted).and_then(|e| e.status.blue_green.clone()).unwrap_or_default();
-    let roll_back = |ledger: &mut Ledger, d: Decision| {
-        if let Some(e) = ledger.get_mut(wanted) {
-            e.status.blue_green = None;
-        }
-        ledger.transition(wanted, VersionPhase::RolledBack, d);
-    };
     match state {
         RolloutState::Progressing => {}
         RolloutState::Failed(reason) => {
@@ -82,7 +76,7 @@ pub fn advance_blue_green(
                     serde_json::json!({"deployment": preview, "reason": "ProgressDeadlineExceeded", "message": reason}),
                 ),
             };
-            roll_back(ledger, d);
+            ledger.transition(wanted, VersionPhase::RolledBack, d);
             out.rolled_back = true;
             return out;
         }
@@ -117,8 +111,9 @@ pub fn advance_blue_green(
                     let message = format!(
                         "v{wanted} in preview: {message}; removed the preview, v{stable} kept serving throughout"
                     );
-                    roll_back(
-                        ledger,
+                    ledger.transition(
+                        wanted,
+                        VersionPhase::RolledBack,
                         Decision { action: "RollBack", reason: "AnalysisFailed", message, evidence: Some(evidence) },
                     );
                     out.rolled_back = true;

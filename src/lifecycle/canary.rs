@@ -177,9 +177,6 @@ fn roll_back(
     out.delete_canary = true;
     out.rolling_out = false;
     out.requeue_after = None;
-    if let Some(e) = ledger.get_mut(wanted) {
-        e.status.canary = None;
-    }
     ledger.transition(wanted, VersionPhase::RolledBack, d);
 }
 

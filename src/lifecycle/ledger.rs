@@ -108,6 +108,11 @@ impl<'a> Ledger<'a> {
         let from = entry.phase();
         entry.status.phase = Some(phase);
         entry.status.message = Some(decision.message.clone());
+        if phase.is_terminal() {
+            // A version that is done has no rollout in progress, however it ended.
+            entry.status.canary = None;
+            entry.status.blue_green = None;
+        }
         self.moved.retain(|m| *m != n);
         self.moved.push(n);
         let kind = match phase {

@@ -85,10 +85,6 @@ pub fn advance_serving(
                 ),
                 evidence: Some(serde_json::json!({"annotation": ABORT_ANNOTATION, "value": w.to_string()})),
             };
-            if let Some(e) = ledger.get_mut(w) {
-                e.status.canary = None;
-                e.status.blue_green = None;
-            }
             ledger.transition(w, VersionPhase::RolledBack, d);
             continue;
         }
@@ -99,9 +95,6 @@ pub fn advance_serving(
             match guard(ledger, model, readings, w) {
                 Guard::Watching(wake) => steps.wake(wake.and_then(|t| ledger.until(t))),
                 Guard::RollBack(back_to, message, evidence) => {
-                    if let Some(e) = ledger.get_mut(w) {
-                        e.status.blue_green = None;
-                    }
                     let restored = format!("serves again: v{w} failed its guard window");
                     ledger.transition(back_to, VersionPhase::Serving, decision("Restore", "GuardRollBack", restored));
                     let d = Decision { action: "RollBack", reason: "GuardFailed", message, evidence: Some(evidence) };
