@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// The API group of every modelcycle resource.
 pub const GROUP: &str = "modelcycle.io";
 
+/// The longest duration string admitted: bounds what the duration rule's regular expression reads,
+/// which the API server's CEL cost estimator needs (`2h45m30s` is 8 characters).
+pub const DURATION_MAX_LENGTH: u32 = 32;
+
 /// CEL rule that keeps a duration string in the Go `time.ParseDuration` form the controller reads.
 pub fn duration_rule() -> Rule {
     Rule::new(r"self.matches('^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')")
@@ -27,10 +31,12 @@ pub fn pod_template_schema(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// Schema of free-form JSON kept verbatim (decision evidence and similar).
+/// Schema of free-form JSON kept verbatim (decision evidence and similar): any JSON value, an
+/// object or a list (gate results are a list). A structural schema may leave out `type` only
+/// here, under `x-kubernetes-preserve-unknown-fields`; with `type: object` the API server refuses
+/// a status apply that carries a list.
 pub fn free_form_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
     })
 }
@@ -67,6 +73,7 @@ pub struct PrometheusSource {
     pub bearer_token_secret: Option<SecretKeyRef>,
     /// How long one query may take before it counts as failed. Default 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub timeout: Option<Duration>,
     /// Skip TLS certificate verification (testing only).

@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Goal, PrometheusSource, duration_rule, pod_template_schema};
+use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
 
 /// A machine-learning model that modelcycle trains, evaluates, versions and serves.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -66,8 +66,9 @@ pub struct TrainingSpec {
     pub template: PodTemplateSpec,
     /// The data to train on. Changing `version` trains a new model version.
     pub dataset: DatasetRef,
-    /// Free-form training parameters, passed as `MODELCYCLE_PARAM_<NAME>` (names upper-cased).
+    /// Free-form training parameters, passed as `MODELCYCLE_PARAM_<NAME>` (names upper-cased); at most 64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))").message("parameter names must be letters, digits and underscores, not starting with a digit, so they can become environment variables"))]
     pub parameters: BTreeMap<String, String>,
     /// Seconds a training Job may run before it is stopped and the version fails.
@@ -211,6 +212,7 @@ pub struct CanaryStep {
     /// Empty: with promotion Manual, wait for the promote annotation; otherwise hold one
     /// analysis interval, or move on at once without analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub pause: Option<Duration>,
 }
@@ -222,6 +224,7 @@ pub struct BlueGreenStrategy {
     /// How long the previous version's Deployment is kept after the switch, so a rollback is one
     /// selector change. Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub scale_down_delay: Option<Duration>,
     /// Also create a Service `<model>-preview` that selects the new version before promotion.
@@ -253,6 +256,7 @@ pub struct AnalysisSpec {
     pub metrics: Vec<AnalysisMetric>,
     /// Time between measurements. Default 1m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub interval: Option<Duration>,
     /// Failed measurements tolerated before the rollout is rolled back. Default 0 (the first failure rolls back).
@@ -261,10 +265,12 @@ pub struct AnalysisSpec {
     pub failure_limit: i32,
     /// Wait this long after a step starts before the first measurement. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub initial_delay: Option<Duration>,
     /// Keep analysing the new version this long after promotion, and roll back if it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub guard: Option<Duration>,
     /// What a query with no data means: Inconclusive (the default) pauses the rollout, Fail counts a failure.

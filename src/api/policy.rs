@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{PrometheusSource, TriggerRecord, duration_rule};
+use super::common::{DURATION_MAX_LENGTH, PrometheusSource, TriggerRecord, duration_rule};
 
 /// When to retrain a Model: on a schedule, on request, on drift in live inputs or on falling live quality.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -55,6 +55,7 @@ pub struct RetrainPolicySpec {
     pub prometheus: Option<PrometheusSource>,
     /// Minimum time between the start of one training and the next trigger taking effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub cooldown: Option<Duration>,
     /// At most this many retrains started per UTC day.
@@ -95,6 +96,7 @@ pub struct ScheduleTrigger {
     /// A run missed while the controller was down fires once on return if it is at most this late.
     /// Default: the cooldown, or 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub starting_deadline: Option<Duration>,
 }
@@ -133,6 +135,7 @@ pub struct DriftTrigger {
     #[x_kube(validation = Rule::new("self > 0.0").message("drift threshold must be positive"))]
     pub threshold: f64,
     /// The window of live data compared, e.g. 6h.
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub window: Duration,
     /// Fewer live samples than this gives no verdict. Default 100.
@@ -140,11 +143,13 @@ pub struct DriftTrigger {
     pub min_samples: Option<u64>,
     /// How often drift is checked. Default 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub interval: Option<Duration>,
     /// When the trainer reports no reference distribution, capture one from live traffic during
     /// this long after the version starts serving. Default 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub reference_window: Option<Duration>,
 }
@@ -165,10 +170,12 @@ pub struct PerformanceTrigger {
     pub max: Option<f64>,
     /// How long the value must stay out of bounds. Default 0s (the first reading).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub for_: Option<Duration>,
     /// How often the query runs. Default 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule())]
     pub interval: Option<Duration>,
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod admission_cases;
 pub mod chart;
 pub mod prometheus;
 

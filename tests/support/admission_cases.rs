@@ -1,0 +1,470 @@
+//! Every admission case of the CRDs in one table: an object, and whether the API server accepts it
+//! or refuses it with a message. `tests/admission.rs` judges the table offline (kube-cel, as the
+//! API server would) and the e2e suite sends the same objects to a real kube-apiserver as
+//! server-side dry runs, so the offline checks and the real server can never drift apart.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+
+/// What the API server must do with a case's object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// Admit it.
+    Accepted,
+    /// Refuse it with a message containing this text.
+    Refused(&'static str),
+}
+
+/// One object and what admission must say about it.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// What the case shows, as a sentence.
+    pub name: String,
+    /// `Model`, `RetrainPolicy` or `ModelVersion`.
+    pub kind: &'static str,
+    /// The object sent.
+    pub object: Value,
+    /// For an update: the object as it was before.
+    pub old: Option<Value>,
+    /// What admission must say.
+    pub expect: Expect,
+}
+
+/// A valid Model with every optional part set.
+pub fn model() -> Value {
+    json!({
+        "apiVersion": "modelcycle.io/v1alpha1", "kind": "Model",
+        "metadata": {"name": "churn", "namespace": "ml"},
+        "spec": {
+            "training": {
+                "template": {"spec": {"containers": [{"name": "train", "image": "trainer:1"}], "restartPolicy": "Never"}},
+                "dataset": {"uri": "s3://data/churn", "version": "2026-11-01"},
+                "parameters": {"learning_rate": "0.1", "MAX_DEPTH": "6"},
+                "artifactUri": "s3://models/{model}/{version}"
+            },
+            "evaluation": {"gates": [
+                {"metric": "auc", "min": 0.8, "max": 1.0},
+                {"metric": "log_loss", "goal": "Minimize", "maxRegression": 0.02}
+            ]},
+            "serving": {
+                "template": {"spec": {"containers": [{"name": "serve", "image": "server:1"}]}},
+                "replicas": 4,
+                "strategy": {"canary": {"steps": [{"weight": 10, "pause": "5m"}, {"weight": 50, "pause": "1h30m"}]}},
+                "analysis": {
+                    "prometheus": {"address": "http://prometheus:9090", "timeout": "5s"},
+                    "metrics": [{"name": "error-rate", "query": "sum(rate(x[5m]))", "goal": "Minimize", "max": 0.01}],
+                    "interval": "1m", "guard": "30m"
+                }
+            },
+            "pinnedVersion": 3,
+            "versionHistoryLimit": 20
+        }
+    })
+}
+
+/// A valid RetrainPolicy on a schedule.
+pub fn policy() -> Value {
+    json!({
+        "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
+        "metadata": {"name": "churn", "namespace": "ml"},
+        "spec": {
+            "modelRef": {"name": "churn"},
+            "schedule": {"cron": "0 3 * * *", "timeZone": "Europe/Berlin"},
+            "cooldown": "36h",
+            "maxRetrainsPerDay": 2
+        }
+    })
+}
+
+/// A valid ModelVersion.
+pub fn model_version() -> Value {
+    json!({
+        "apiVersion": "modelcycle.io/v1alpha1", "kind": "ModelVersion",
+        "metadata": {"name": "churn-v1", "namespace": "ml"},
+        "spec": {
+            "model": "churn", "version": 1,
+            "trigger": {"reason": "Initial", "causes": [{"reason": "Initial"}], "time": "2026-11-27T00:00:00Z"},
+            "training": model()["spec"]["training"].clone(),
+            "trainerImages": ["trainer:1"],
+            "artifactUri": "s3://models/churn/1",
+            "inputsHash": "abc"
+        }
+    })
+}
+
+/// A copy of `base` with `value` at the JSON pointer `pointer` (its parent must exist).
+pub fn with(base: &Value, pointer: &str, value: Value) -> Value {
+    let mut obj = base.clone();
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer has a parent");
+    let target = obj.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+    match target {
+        Value::Object(map) => {
+            map.insert(key.to_string(), value);
+        }
+        Value::Array(items) => items[key.parse::<usize>().expect("an index")] = value,
+        _ => panic!("{parent} is not a container"),
+    }
+    obj
+}
+
+/// A copy of `base` without the field at `pointer`.
+pub fn without(base: &Value, pointer: &str) -> Value {
+    let mut obj = base.clone();
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer has a parent");
+    obj.pointer_mut(parent).and_then(Value::as_object_mut).expect("an object").remove(key);
+    obj
+}
+
+/// Collects the cases of one table.
+#[derive(Default)]
+struct Table(Vec<Case>);
+
+impl Table {
+    fn accepts(&mut self, name: &str, kind: &'static str, object: Value) {
+        self.0.push(Case { name: name.into(), kind, object, old: None, expect: Expect::Accepted });
+    }
+
+    fn refuses(&mut self, name: &str, kind: &'static str, object: Value, message: &'static str) {
+        self.0.push(Case { name: name.into(), kind, object, old: None, expect: Expect::Refused(message) });
+    }
+
+    fn update(&mut self, name: &str, kind: &'static str, old: Value, new: Value, expect: Expect) {
+        self.0.push(Case { name: name.into(), kind, object: new, old: Some(old), expect });
+    }
+}
+
+/// Every case, valid and invalid, of the three CRDs.
+pub fn cases() -> Vec<Case> {
+    let mut t = Table::default();
+    let m = model();
+    let p = policy();
+    t.accepts("a Model with every optional part is accepted", "Model", m.clone());
+    t.accepts("a RetrainPolicy on a schedule is accepted", "RetrainPolicy", p.clone());
+    t.accepts("a ModelVersion is accepted", "ModelVersion", model_version());
+    let minimal = ["/spec/evaluation", "/spec/pinnedVersion", "/spec/versionHistoryLimit", "/spec/serving/strategy"]
+        .into_iter()
+        .chain(["/spec/serving/analysis"])
+        .fold(m.clone(), |obj, field| without(&obj, field));
+    t.accepts("a minimal Model is accepted with defaults", "Model", minimal);
+
+    let steps = "/spec/serving/strategy/canary/steps";
+    let weight_range = "canary weight must be between 1 and 100";
+    t.refuses(
+        "a canary weight of 0 is refused",
+        "Model",
+        with(&m, &format!("{steps}/0/weight"), json!(0)),
+        weight_range,
+    );
+    t.refuses(
+        "a canary weight of 101 is refused",
+        "Model",
+        with(&m, &format!("{steps}/1/weight"), json!(101)),
+        weight_range,
+    );
+    t.accepts("a canary weight of 100 is accepted", "Model", with(&m, &format!("{steps}/1/weight"), json!(100)));
+    t.accepts("a canary weight of 1 is accepted", "Model", with(&m, &format!("{steps}/0/weight"), json!(1)));
+    t.refuses(
+        "decreasing canary weights are refused",
+        "Model",
+        with(&m, &format!("{steps}/1/weight"), json!(5)),
+        "strictly increasing",
+    );
+    t.refuses(
+        "a repeated canary weight is refused",
+        "Model",
+        with(&m, &format!("{steps}/1/weight"), json!(10)),
+        "strictly increasing",
+    );
+    t.accepts(
+        "three increasing canary steps are accepted",
+        "Model",
+        with(&m, steps, json!([{"weight": 10}, {"weight": 20}, {"weight": 40}])),
+    );
+    t.refuses("more than 20 canary steps are refused", "Model", with(&m, steps, steps_of(21)), "must have at most 20");
+    t.accepts("20 canary steps are accepted", "Model", with(&m, steps, steps_of(20)));
+    let pause = "/spec/serving/strategy/canary/steps/0/pause";
+    let duration = "must be a duration";
+    t.refuses("a canary pause in words is refused", "Model", with(&m, pause, json!("five minutes")), duration);
+    t.refuses("a canary pause without a unit is refused", "Model", with(&m, pause, json!("5")), duration);
+    t.accepts("a canary pause of 2h45m30s is accepted", "Model", with(&m, pause, json!("2h45m30s")));
+    t.refuses(
+        "a canary pause longer than 32 characters is refused",
+        "Model",
+        with(&m, pause, json!("1h".repeat(17))),
+        "may not be more than 32",
+    );
+
+    let both = with(&m, "/spec/serving/strategy/blueGreen", json!({"scaleDownDelay": "30s"}));
+    t.refuses("canary and blueGreen together are refused", "Model", both, "choose at most one of canary and blueGreen");
+    t.accepts(
+        "blueGreen alone is accepted",
+        "Model",
+        with(&m, "/spec/serving/strategy", json!({"blueGreen": {"scaleDownDelay": "30s", "previewService": true}})),
+    );
+
+    let gate = "/spec/evaluation/gates/0";
+    t.refuses(
+        "a gate without a bound is refused",
+        "Model",
+        with(&m, gate, json!({"metric": "auc"})),
+        "a gate needs at least one of",
+    );
+    t.refuses(
+        "a gate without a metric name is refused",
+        "Model",
+        with(&m, gate, json!({"metric": "", "min": 0.5})),
+        "a gate must name a metric",
+    );
+    t.accepts(
+        "a gate with only minImprovement is accepted",
+        "Model",
+        with(&m, gate, json!({"metric": "auc", "minImprovement": 0.01})),
+    );
+    t.refuses(
+        "a gate whose min exceeds its max is refused",
+        "Model",
+        with(&m, gate, json!({"metric": "auc", "min": 0.9, "max": 0.8})),
+        "gate min must not be greater than max",
+    );
+    t.accepts(
+        "a gate with min equal to max is accepted",
+        "Model",
+        with(&m, gate, json!({"metric": "auc", "min": 0.8, "max": 0.8})),
+    );
+    t.refuses(
+        "a negative regression budget is refused",
+        "Model",
+        with(&m, "/spec/evaluation/gates/1/maxRegression", json!(-0.1)),
+        "maxRegression must not be negative",
+    );
+    t.accepts(
+        "a regression budget of 0 is accepted",
+        "Model",
+        with(&m, "/spec/evaluation/gates/1/maxRegression", json!(0.0)),
+    );
+
+    t.refuses(
+        "negative replicas are refused",
+        "Model",
+        with(&m, "/spec/serving/replicas", json!(-1)),
+        "replicas must not be negative",
+    );
+    t.accepts("zero replicas are accepted", "Model", with(&m, "/spec/serving/replicas", json!(0)));
+    let port = "port must be between 1 and 65535";
+    t.refuses("port 0 is refused", "Model", with(&m, "/spec/serving/port", json!(0)), port);
+    t.refuses("port 70000 is refused", "Model", with(&m, "/spec/serving/port", json!(70000)), port);
+    t.accepts("port 9000 is accepted", "Model", with(&m, "/spec/serving/port", json!(9000)));
+    t.refuses(
+        "a progress deadline under ten seconds is refused",
+        "Model",
+        with(&m, "/spec/serving/progressDeadlineSeconds", json!(5)),
+        "progressDeadlineSeconds must be at least 10",
+    );
+    t.accepts(
+        "a progress deadline of 120s is accepted",
+        "Model",
+        with(&m, "/spec/serving/progressDeadlineSeconds", json!(120)),
+    );
+
+    t.refuses(
+        "pinnedVersion 0 is refused",
+        "Model",
+        with(&m, "/spec/pinnedVersion", json!(0)),
+        "pinnedVersion must be 1 or more",
+    );
+    t.accepts("pinnedVersion 1 is accepted", "Model", with(&m, "/spec/pinnedVersion", json!(1)));
+    let history = "versionHistoryLimit must be between 1 and 100";
+    t.refuses("versionHistoryLimit 0 is refused", "Model", with(&m, "/spec/versionHistoryLimit", json!(0)), history);
+    t.refuses(
+        "versionHistoryLimit 101 is refused",
+        "Model",
+        with(&m, "/spec/versionHistoryLimit", json!(101)),
+        history,
+    );
+    t.accepts("versionHistoryLimit 100 is accepted", "Model", with(&m, "/spec/versionHistoryLimit", json!(100)));
+
+    let params = "/spec/training/parameters";
+    let param_names = "parameter names must be";
+    t.refuses(
+        "a parameter name with a dash is refused",
+        "Model",
+        with(&m, params, json!({"learning-rate": "0.1"})),
+        param_names,
+    );
+    t.refuses(
+        "a parameter name starting with a digit is refused",
+        "Model",
+        with(&m, params, json!({"1st": "x"})),
+        param_names,
+    );
+    t.accepts(
+        "parameter names with underscores and digits are accepted",
+        "Model",
+        with(&m, params, json!({"_seed": "42", "epochs2": "3"})),
+    );
+    let many: serde_json::Map<String, Value> = (0..65).map(|i| (format!("p{i}"), json!("1"))).collect();
+    t.refuses(
+        "more than 64 parameters are refused",
+        "Model",
+        with(&m, params, Value::Object(many)),
+        "must have at most 64",
+    );
+
+    t.refuses(
+        "an empty dataset version is refused",
+        "Model",
+        with(&m, "/spec/training/dataset/version", json!("")),
+        "dataset.version must not be empty",
+    );
+    t.refuses(
+        "an empty dataset uri is refused",
+        "Model",
+        with(&m, "/spec/training/dataset/uri", json!("")),
+        "dataset.uri must not be empty",
+    );
+    t.refuses(
+        "an empty artifact URI is refused",
+        "Model",
+        with(&m, "/spec/training/artifactUri", json!("")),
+        "artifactUri must not be empty",
+    );
+    t.refuses(
+        "a training deadline of 0 is refused",
+        "Model",
+        with(&m, "/spec/training/activeDeadlineSeconds", json!(0)),
+        "activeDeadlineSeconds must be at least 1",
+    );
+    t.accepts(
+        "a training deadline of an hour is accepted",
+        "Model",
+        with(&m, "/spec/training/activeDeadlineSeconds", json!(3600)),
+    );
+    t.refuses(
+        "a negative backoff limit is refused",
+        "Model",
+        with(&m, "/spec/training/backoffLimit", json!(-1)),
+        "backoffLimit must be between 0 and 10",
+    );
+    t.accepts("a backoff limit of 2 is accepted", "Model", with(&m, "/spec/training/backoffLimit", json!(2)));
+
+    let metric = "/spec/serving/analysis/metrics/0";
+    t.refuses(
+        "an analysis metric without a bound is refused",
+        "Model",
+        with(&m, metric, json!({"name": "err", "query": "up"})),
+        "an analysis metric needs at least one of",
+    );
+    t.refuses(
+        "an analysis metric name with spaces is refused",
+        "Model",
+        with(&m, metric, json!({"name": "Error Rate", "query": "up", "max": 1})),
+        "metric name must be",
+    );
+    t.refuses(
+        "an analysis metric whose min exceeds its max is refused",
+        "Model",
+        with(&m, metric, json!({"name": "err", "query": "up", "min": 2, "max": 1})),
+        "analysis metric min must not be greater than max",
+    );
+    t.refuses(
+        "a Prometheus address without a scheme is refused",
+        "Model",
+        with(&m, "/spec/serving/analysis/prometheus/address", json!("prometheus:9090")),
+        "must be an http:// or https:// URL",
+    );
+    t.refuses(
+        "an analysis interval in words is refused",
+        "Model",
+        with(&m, "/spec/serving/analysis/interval", json!("1 minute")),
+        duration,
+    );
+    t.accepts(
+        "an analysis metric with only maxRegression is accepted",
+        "Model",
+        with(&m, metric, json!({"name": "latency_p99", "query": "up", "maxRegression": 0.1})),
+    );
+
+    let none = without(&p, "/spec/schedule");
+    let a_trigger = "a RetrainPolicy needs at least one trigger";
+    t.refuses("a RetrainPolicy without a trigger is refused", "RetrainPolicy", none.clone(), a_trigger);
+    t.refuses(
+        "a RetrainPolicy with manual: false only is refused",
+        "RetrainPolicy",
+        with(&none, "/spec/manual", json!(false)),
+        a_trigger,
+    );
+    t.accepts("a manual RetrainPolicy is accepted", "RetrainPolicy", with(&none, "/spec/manual", json!(true)));
+    t.accepts("a dataChange RetrainPolicy is accepted", "RetrainPolicy", with(&none, "/spec/dataChange", json!(true)));
+    let drift = with(&p, "/spec/drift", json!({"query": "h", "method": "PSI", "threshold": 0.2, "window": "6h"}));
+    t.refuses(
+        "a drift trigger without Prometheus is refused",
+        "RetrainPolicy",
+        drift.clone(),
+        "drift and performance triggers need spec.prometheus",
+    );
+    t.accepts(
+        "a drift trigger with Prometheus is accepted",
+        "RetrainPolicy",
+        with(&drift, "/spec/prometheus", json!({"address": "http://p:9090"})),
+    );
+    let perf = with(&p, "/spec/performance", json!({"query": "acc"}));
+    let perf = with(&perf, "/spec/prometheus", json!({"address": "http://p:9090"}));
+    t.refuses(
+        "a performance trigger without bounds is refused",
+        "RetrainPolicy",
+        perf.clone(),
+        "a performance trigger needs min or max",
+    );
+    t.accepts(
+        "a performance trigger with a min is accepted",
+        "RetrainPolicy",
+        with(&perf, "/spec/performance/min", json!(0.9)),
+    );
+
+    let cron = "/spec/schedule/cron";
+    let five = "cron must have exactly 5 fields";
+    t.refuses("a 4-field cron is refused", "RetrainPolicy", with(&p, cron, json!("0 3 * *")), five);
+    t.refuses("a 6-field cron is refused", "RetrainPolicy", with(&p, cron, json!("0 0 3 * * *")), five);
+    t.refuses("a cron macro is refused", "RetrainPolicy", with(&p, cron, json!("@daily")), five);
+    t.accepts(
+        "a cron with ranges and names is accepted",
+        "RetrainPolicy",
+        with(&p, cron, json!("*/15 9-17 * * MON-FRI")),
+    );
+    t.refuses("a cooldown of 1d is refused", "RetrainPolicy", with(&p, "/spec/cooldown", json!("1d")), duration);
+    t.refuses("a cooldown in words is refused", "RetrainPolicy", with(&p, "/spec/cooldown", json!("soon")), duration);
+    t.accepts("a cooldown of 90m is accepted", "RetrainPolicy", with(&p, "/spec/cooldown", json!("90m")));
+    let tz = "/spec/schedule/timeZone";
+    let iana = "timeZone must be an IANA time zone name";
+    t.refuses("a time zone offset is refused", "RetrainPolicy", with(&p, tz, json!("CET+1")), iana);
+    t.refuses("a city without a region is refused", "RetrainPolicy", with(&p, tz, json!("Berlin")), iana);
+    t.accepts(
+        "a three-part IANA zone is accepted",
+        "RetrainPolicy",
+        with(&p, tz, json!("America/Argentina/Buenos_Aires")),
+    );
+    t.accepts("UTC is accepted", "RetrainPolicy", with(&p, tz, json!("UTC")));
+    t.refuses(
+        "maxRetrainsPerDay 0 is refused",
+        "RetrainPolicy",
+        with(&p, "/spec/maxRetrainsPerDay", json!(0)),
+        "maxRetrainsPerDay must be at least 1",
+    );
+
+    let old = model_version();
+    t.update(
+        "a ModelVersion's spec cannot change",
+        "ModelVersion",
+        old.clone(),
+        with(&old, "/spec/training/dataset/version", json!("2026-12-01")),
+        Expect::Refused("ModelVersion spec is immutable"),
+    );
+    t.update("a ModelVersion may be written unchanged", "ModelVersion", old.clone(), old.clone(), Expect::Accepted);
+    t.0
+}
+
+/// `n` canary steps with strictly increasing weights.
+fn steps_of(n: i64) -> Value {
+    Value::Array((1..=n).map(|i| json!({"weight": i * 100 / n})).collect())
+}
