@@ -89,6 +89,21 @@ pub struct RunArgs {
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, env = "MODELCYCLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Reconcile every Model at least this often, even when nothing changed (between 1s and 24h).
+    #[arg(long, env = "MODELCYCLE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_resync_period)]
+    pub resync_period: std::time::Duration,
+}
+
+/// A resync period: a duration such as `10m` or `30s`, at least a second (a shorter one would
+/// spin) and at most a day.
+pub fn parse_resync_period(text: &str) -> Result<std::time::Duration, String> {
+    let parsed: jiff::SignedDuration =
+        text.parse().map_err(|e| format!("{text:?} is not a duration such as 10m or 30s: {e}"))?;
+    let period = std::time::Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))?;
+    if period < std::time::Duration::from_secs(1) || period > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{text:?} is outside 1s..24h"));
+    }
+    Ok(period)
 }
 
 /// `modelcycle crd`: print or write the CRDs.
@@ -133,4 +148,21 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes")),
     }
     if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_resync_period;
+    use std::time::Duration;
+
+    #[test]
+    fn resync_period_is_a_bounded_duration() {
+        assert_eq!(parse_resync_period("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_resync_period("15s"), Ok(Duration::from_secs(15)));
+        assert!(parse_resync_period("0s").unwrap_err().contains("outside 1s..24h"));
+        assert!(parse_resync_period("500ms").unwrap_err().contains("outside"));
+        assert!(parse_resync_period("48h").unwrap_err().contains("outside"));
+        assert!(parse_resync_period("-5m").is_err());
+        assert!(parse_resync_period("often").unwrap_err().contains("not a duration"));
+    }
 }

@@ -70,7 +70,11 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
         Expect::echo(Method::POST, EVENTS),
     ]);
     let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx(client)).await.unwrap();
-    assert_eq!(action, Action::await_change(), "no polling: the controller wakes on watch events");
+    assert_eq!(
+        action,
+        Action::requeue(modelcycle::kube::context::DEFAULT_RESYNC),
+        "nothing to wait for: woken by watch events, or by the resync period at the latest"
+    );
     let seen = server.await.unwrap();
     let (create, patch, event) = (&seen[0], &seen[1], &seen[2]);
     assert!(create.path.contains("fieldManager=modelcycle"), "{}", create.path);
@@ -158,6 +162,23 @@ async fn reconciling_a_converged_model_sends_no_request() {
     let (client, server) = mock_api(vec![]);
     model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), ctx_with(client, children)).await.unwrap();
     assert!(server.await.unwrap().is_empty());
+}
+
+/// The real API server showed this: a controller restarted during a training reconciled the
+/// Model before its ModelVersion cache had listed, and numbered a second version.
+#[tokio::test]
+async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
+    let (model, children) = converged_world();
+    let mut stores = support::child_stores(children);
+    let (unlisted, writer) = kube::runtime::reflector::store();
+    stores.versions = unlisted;
+    assert!(!stores.synced());
+    let (client, server) = mock_api(vec![]);
+    let context = Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: stores });
+    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), context).await.unwrap();
+    assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
+    assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");
+    drop(writer);
 }
 
 #[tokio::test]

@@ -72,7 +72,14 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     for scope in [None, Some("ml".to_string())] {
         let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
-        let controllers = run_controllers(client.clone(), scope, Arc::default(), ready, shutdown.clone());
+        let controllers = run_controllers(
+            client.clone(),
+            scope,
+            Arc::default(),
+            ready,
+            std::time::Duration::from_secs(600),
+            shutdown.clone(),
+        );
         let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
     }
     let _ = stop.send(true);

@@ -1,5 +1,6 @@
 //! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
 
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -29,7 +30,37 @@ pub struct ChildStores {
     pub policies: Store<DeserializeGuard<RetrainPolicy>>,
 }
 
+/// Whether `store` has listed its objects once (without waiting).
+fn listed<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+}
+
 impl ChildStores {
+    /// Whether every cache has listed its objects once. Before that a reconcile would see a
+    /// Model without its versions and number a new one as if none existed (the real API server
+    /// showed it: a restart during training made a second version).
+    pub fn synced(&self) -> bool {
+        listed(&self.versions)
+            && listed(&self.jobs)
+            && listed(&self.pods)
+            && listed(&self.deployments)
+            && listed(&self.services)
+            && listed(&self.policies)
+    }
+
+    /// Waits until every cache has listed its objects once; false if a cache's writer is gone.
+    pub async fn wait_until_synced(&self) -> bool {
+        self.versions.wait_until_ready().await.is_ok()
+            && self.jobs.wait_until_ready().await.is_ok()
+            && self.pods.wait_until_ready().await.is_ok()
+            && self.deployments.wait_until_ready().await.is_ok()
+            && self.services.wait_until_ready().await.is_ok()
+            && self.policies.wait_until_ready().await.is_ok()
+    }
+
     /// Everything the caches hold for `model`.
     pub fn observe(&self, model: &Model) -> Children {
         let ns = model.namespace();

@@ -9,6 +9,9 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::metrics::Metrics;
 
+/// The resync period unless `--resync-period` says otherwise.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
+
 /// Shared state of the controllers.
 pub struct Context {
     /// The Kubernetes client.
@@ -17,6 +20,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// The longest a Model goes without a reconcile, even when nothing changed.
+    pub resync: Duration,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
@@ -24,7 +29,13 @@ impl Context {
     /// A context for `client`, reporting Events as this pod.
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter { controller: "modelcycle".into(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, backoff: Mutex::default() }
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            resync: DEFAULT_RESYNC,
+            backoff: Mutex::default(),
+        }
     }
 
     /// The wait before retrying an object after its `n`-th failure in a row: 5s doubling to 5m.

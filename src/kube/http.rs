@@ -1,4 +1,4 @@
-//! The HTTP server: /healthz (alive), /readyz (caches synced), /metrics (OpenMetrics).
+//! The HTTP server: /healthz (alive), /readyz (caches synced, watches healthy), /metrics (OpenMetrics).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::metrics::Metrics;
+use super::watch_health::WatchHealth;
 
 /// What the probes report; flipped by the runtime as it starts.
 #[derive(Default)]
@@ -19,6 +20,8 @@ pub struct Health {
     pub api_ok: AtomicBool,
     /// True once this replica is a standby, or the leader with synced caches.
     pub ready: AtomicBool,
+    /// The watches that fail now; any makes the replica unready, saying why.
+    pub watches: WatchHealth,
 }
 
 /// Shared state of the HTTP handlers.
@@ -40,12 +43,14 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
+    if let Some(problem) = state.health.watches.problem() {
+        (StatusCode::SERVICE_UNAVAILABLE, problem)
+    } else if state.health.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready".to_string())
     } else if state.health.api_ok.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Kubernetes API not reachable yet")
+        (StatusCode::SERVICE_UNAVAILABLE, "Kubernetes API not reachable yet".to_string())
     }
 }
 
@@ -88,6 +93,13 @@ mod tests {
         state.health.api_ok.store(true, Ordering::Relaxed);
         assert_eq!(get_text(app.clone(), "/readyz").await.1, "caches not synced yet");
         state.health.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::OK);
+        let lost = kube::Error::Service("connection refused".into());
+        state.health.watches.failed("Jobs", &kube::runtime::watcher::Error::WatchFailed(lost));
+        let (code, body) = get_text(app.clone(), "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "a lost API server makes a synced replica unready");
+        assert!(body.contains("cannot reach the Kubernetes API server") && body.contains("Jobs"), "{body}");
+        state.health.watches.api_answered();
         assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::OK);
         let (code, body) = get_text(app, "/metrics").await;
         assert_eq!(code, StatusCode::OK);

@@ -11,6 +11,8 @@ pub mod policy_controller;
 pub mod readings;
 pub mod run;
 pub mod startup;
+pub mod watch_health;
+pub mod watches;
 
 /// Label selector of every object modelcycle creates.
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=modelcycle";

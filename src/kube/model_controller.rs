@@ -26,6 +26,9 @@ pub struct ModelContext {
     pub children: ChildStores,
 }
 
+/// How long a reconcile that found the caches still listing waits before it looks again.
+pub const CACHE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "model";
 
@@ -38,6 +41,11 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
         Ok(model) => model,
         Err(invalid) => return Err(report_invalid::<Model>(invalid, ctx).await),
     };
+    if !model_ctx.children.synced() {
+        // A plan made from half-listed caches could number a version that exists already.
+        tracing::debug!("waiting for the caches of the Model's children to list once");
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     let now = Timestamp::now();
     let mut children = model_ctx.children.observe(model);
     if let Some((policy, due)) = children.due_checks(model, now) {
@@ -52,7 +60,8 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));
-    Ok(plan.requeue_after.map_or_else(Action::await_change, Action::requeue))
+    // Level-based: even with nothing to wait for, look again after the resync period.
+    Ok(Action::requeue(plan.requeue_after.map_or(ctx.resync, |wake| wake.min(ctx.resync))))
 }
 
 /// Waits for a change on invalid input, backs off on transient errors.

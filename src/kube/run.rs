@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -25,6 +25,7 @@ use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
 use super::startup::{StartupError, wait_for_crds};
+use super::watches::{cached, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
 use crate::build::meta::MODEL_LABEL;
 
@@ -143,6 +144,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             }
         }
     };
+    tokio::spawn(probe_while_unreachable(client.clone(), health.clone(), shutdown.clone()));
     let scopes: Vec<Option<String>> = match args.namespaces.as_slice() {
         [] => vec![None],
         namespaces => namespaces.iter().cloned().map(Some).collect(),
@@ -150,7 +152,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let pending = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
         let ready = Readiness { health: health.clone(), pending: pending.clone() };
-        run_controllers(client.clone(), scope, metrics.clone(), ready, shutdown.clone())
+        run_controllers(client.clone(), scope, metrics.clone(), ready, args.resync_period, shutdown.clone())
     }));
     let controllers = async move {
         controllers.await;
@@ -213,55 +215,58 @@ where
     }
 }
 
-/// A watch of `api` kept in a store the reconciler reads, as a stream the controller is woken by.
-fn cached<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
-    (store, stream)
-}
-
-/// Runs the Model and RetrainPolicy controllers over one namespace, or all, until shutdown.
+/// Runs the Model and RetrainPolicy controllers over one namespace, or all, until shutdown. One
+/// watch per kind: Models and RetrainPolicies feed both controllers through shared stores.
 pub async fn run_controllers(
     client: Client,
     scope: Option<String>,
     metrics: Arc<Metrics>,
     ready: Readiness,
+    resync: std::time::Duration,
     shutdown: watch::Receiver<bool>,
 ) {
+    let health = ready.health.clone();
     let all = watcher::Config::default().any_semantic();
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR).any_semantic();
     let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
-    let (versions, versions_stream) = cached(scoped::<DeserializeGuard<ModelVersion>>(&client, &scope), owned.clone());
-    let (jobs, jobs_stream) = cached(scoped::<Job>(&client, &scope), owned.clone());
-    let (pods, pods_stream) = cached(scoped::<Pod>(&client, &scope), trainer_pods);
-    let (deployments, deployments_stream) = cached(scoped::<Deployment>(&client, &scope), owned.clone());
-    let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned);
-    let (policies, policies_stream) = cached(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone());
-    let children = ChildStores { versions, jobs, pods, deployments, services, policies };
-    let models = Controller::new(scoped::<DeserializeGuard<Model>>(&client, &scope), all.clone())
+    let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
+    let (h, w) = named("ModelVersions");
+    let (versions, versions_stream) =
+        cached(scoped::<DeserializeGuard<ModelVersion>>(&client, &scope), owned.clone(), h, w);
+    let (h, w) = named("Jobs");
+    let (jobs, jobs_stream) = cached(scoped::<Job>(&client, &scope), owned.clone(), h, w);
+    let (h, w) = named("Pods");
+    let (pods, pods_stream) = cached(scoped::<Pod>(&client, &scope), trainer_pods, h, w);
+    let (h, w) = named("Deployments");
+    let (deployments, deployments_stream) = cached(scoped::<Deployment>(&client, &scope), owned.clone(), h, w);
+    let (h, w) = named("Services");
+    let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned, h, w);
+    let (h, w) = named("Models");
+    let models = shared(scoped::<DeserializeGuard<Model>>(&client, &scope), all.clone(), h, w);
+    let (h, w) = named("RetrainPolicies");
+    let policies = shared(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all, h, w);
+    let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
+        tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
+        return;
+    };
+
+    let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies.store.clone() };
+    let model_controller = Controller::for_shared_stream(models.first, models.store.clone())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
-        .watches_stream(policies_stream, |guard| {
+        .watches_shared_stream(policies.first, |guard| {
             let ns = guard.namespace();
-            guard.0.ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
+            guard.0.as_ref().ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
         })
+        .trigger_backoff(super::watches::backoff())
         .graceful_shutdown_on(on(shutdown.clone()));
-    let model_store = models.store();
 
-    let policies = Controller::new(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all.clone());
-    let policy_store = policies.store();
-    let mapper_store = policy_store.clone();
-    let policies = policies
-        .watches(scoped::<DeserializeGuard<Model>>(&client, &scope), all, move |model| {
+    let mapper_store = policies.store.clone();
+    let policy_controller = Controller::for_shared_stream(policies.second, policies.store.clone())
+        .watches_shared_stream(models.second, move |model| {
             let (name, ns) = (model.name_any(), model.namespace());
             mapper_store
                 .state()
@@ -270,30 +275,45 @@ pub async fn run_controllers(
                 .map(|p| ObjectRef::from(p.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(on(shutdown));
+        .trigger_backoff(super::watches::backoff())
+        .graceful_shutdown_on(on(shutdown.clone()));
 
-    let ctx = Arc::new(ModelContext { shared: Context::new(client.clone(), metrics.clone()), children });
-    let policy_ctx =
-        Arc::new((Context::new(client, metrics), PolicyStores { models: model_store.clone(), policies: policy_store }));
+    let mut context = Context::new(client.clone(), metrics.clone());
+    context.resync = resync;
+    let ctx = Arc::new(ModelContext { shared: context, children });
+    let policy_ctx = Arc::new((
+        Context::new(client, metrics),
+        PolicyStores { models: models.store.clone(), policies: policies.store.clone() },
+    ));
+    let (model_store, children_synced) = (models.store.clone(), ctx.children.clone());
     let ready = async move {
-        if model_store.wait_until_ready().await.is_ok() {
+        if model_store.wait_until_ready().await.is_ok() && children_synced.wait_until_synced().await {
             ready.synced();
         }
     };
     let model_loop =
-        models.run(model_controller::reconcile, model_controller::error_policy, ctx).for_each(|result| async move {
+        model_controller.run(model_controller::reconcile, model_controller::error_policy, ctx).for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "model controller");
             }
+            futures::future::ready(())
         });
-    let policy_loop = policies.run(policy_controller::reconcile, policy_controller::error_policy, policy_ctx).for_each(
-        |result| async move {
+    let policy_loop = policy_controller
+        .run(policy_controller::reconcile, policy_controller::error_policy, policy_ctx)
+        .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "retrainpolicy controller");
             }
-        },
-    );
-    futures::join!(ready, model_loop, policy_loop);
+            futures::future::ready(())
+        });
+    // The shared watches feed both controllers; they end when the controllers stop reading.
+    let feeds = async move {
+        tokio::select! {
+            _ = futures::future::join(models_feed, policies_feed) => {}
+            () = on(shutdown) => {}
+        }
+    };
+    futures::join!(ready, model_loop, policy_loop, feeds);
 }
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
