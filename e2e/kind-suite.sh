@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-cluster suite: installs the CRDs and the chart, applies the example Model and checks
+# The kind suite (real containers, the example images built by e2e/kind.sh): installs the CRDs and the chart, applies the example Model and checks
 # that v1 trains and serves, a dataset bump trains v2 and rolls it forward, a broken version is
 # rolled back, and `kubectl get modelversions` shows the history. Without a reachable cluster it
 # says so in one line and exits 0 without running anything.

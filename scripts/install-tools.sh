@@ -19,10 +19,12 @@ if [ ! -x .tools/bin/helm ]; then
 fi
 
 # Debian packages: Lua 5.1 for the Argo CD health checks, Prometheus (and promtool) for the
-# live-metrics tests.
+# live-metrics tests, openssl and curl for the e2e control plane's certificates and probes.
 missing=()
 command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt: ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -34,3 +36,15 @@ fi
 
 # PyPI: manifest validation, and what the example trainer and model server need.
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
+# Go builds the e2e control plane (Kubernetes, etcd and kwok from the Go module proxy). The
+# modules need Go 1.24 or newer; a newer toolchain named by a go.mod comes from the proxy too.
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-tools: Go is missing; the e2e control plane is built with Go 1.24 or newer (https://go.dev/dl)" >&2
+  exit 1
+fi
+go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ "${go_minor:-0}" -lt 21 ]; then
+  echo "install-tools: $(go env GOVERSION) is too old to fetch the toolchain the e2e control plane needs (Go 1.21+ can)" >&2
+  exit 1
+fi

@@ -127,6 +127,23 @@ fn a_typo_or_wrong_type_in_values_is_refused_naming_the_key() {
     assert!(wrong_type.contains("/replicas"), "{wrong_type}");
     let bad_namespace = template(&["--set", "watchNamespaces={ml,Bad_NS}"]).unwrap_err();
     assert!(bad_namespace.contains("Bad_NS"), "{bad_namespace}");
+    let bad_period = template(&["--set", "resyncPeriod=often"]).unwrap_err();
+    assert!(bad_period.contains("resyncPeriod"), "{bad_period}");
+}
+
+#[test]
+fn the_resync_period_reaches_the_controller() {
+    let args = |rendered: &str| -> Vec<String> {
+        let pod = &controller(rendered)["spec"]["template"];
+        pod["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(args(&template(&[]).unwrap()).contains(&"--resync-period=10m".to_string()));
+    assert!(args(&template(&["--set", "resyncPeriod=90s"]).unwrap()).contains(&"--resync-period=90s".to_string()));
 }
 
 #[test]

@@ -1,0 +1,87 @@
+//! The apiserver's audit log: who sent which request, and what the server answered.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::cluster::{Check, read};
+
+/// One request, as the audit log records it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The authenticated user, e.g. `system:serviceaccount:modelcycle-system:modelcycle`.
+    pub user: String,
+    /// The pod a bound ServiceAccount token names (`authentication.kubernetes.io/pod-name`).
+    pub pod: Option<String>,
+    /// `get`, `list`, `watch`, `create`, `patch`, `update`, `delete`, ...
+    pub verb: String,
+    /// `resource[/subresource] namespace/name`.
+    pub object: String,
+    /// The plural resource.
+    pub resource: String,
+    /// The answer's status code.
+    pub code: u16,
+    /// When the answer was complete.
+    pub time: Timestamp,
+}
+
+impl Entry {
+    /// Whether the request changes something.
+    pub fn is_write(&self) -> bool {
+        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+    }
+}
+
+/// Every recorded request.
+pub struct AuditLog {
+    /// In the order they were recorded.
+    pub entries: Vec<Entry>,
+}
+
+impl AuditLog {
+    /// Reads the log (a JSON object a line).
+    pub fn read(path: &Path) -> Check<AuditLog> {
+        let text = read(path)?;
+        let entries = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|e| entry(&e))
+            .collect();
+        Ok(AuditLog { entries })
+    }
+
+    /// The writes `user` made after `since`.
+    pub fn writes_by(&self, user: &str, since: Timestamp) -> Vec<&Entry> {
+        self.entries.iter().filter(|e| e.user == user && e.time > since && e.is_write()).collect()
+    }
+
+    /// `user`'s requests the authorizer refused (403), one line each.
+    pub fn forbidden(&self, user: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.user == user && e.code == 403)
+            .map(|e| format!("{} {} ({})", e.verb, e.object, e.pod.as_deref().unwrap_or("?")))
+            .collect()
+    }
+}
+
+fn entry(event: &Value) -> Option<Entry> {
+    if event["stage"] != "ResponseComplete" {
+        return None;
+    }
+    let object = &event["objectRef"];
+    let resource = object["resource"].as_str().unwrap_or_default().to_string();
+    let subresource = object["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
+    let namespace = object["namespace"].as_str().map(|n| format!("{n}/")).unwrap_or_default();
+    let name = object["name"].as_str().unwrap_or_default();
+    Some(Entry {
+        user: event["user"]["username"].as_str()?.to_string(),
+        pod: event["user"]["extra"]["authentication.kubernetes.io/pod-name"][0].as_str().map(str::to_string),
+        verb: event["verb"].as_str()?.to_string(),
+        object: format!("{resource}{subresource} {namespace}{name}"),
+        resource,
+        code: event["responseStatus"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
+        time: event["stageTimestamp"].as_str()?.parse().ok()?,
+    })
+}
