@@ -181,6 +181,40 @@ async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     drop(writer);
 }
 
+/// The real API server showed it: after an outage the ModelVersion watch was refused (429) while
+/// the Model watch delivered, and every reconcile numbered one more version for the same inputs.
+#[tokio::test]
+async fn a_newest_version_missing_from_the_cache_is_read_and_not_made_again() {
+    let (model, mut children) = converged_world();
+    let newest = children.versions.pop().unwrap();
+    assert_eq!(model.status.as_ref().unwrap().latest_version, Some(newest.spec.version));
+    let path =
+        format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/{}", newest.metadata.name.clone().unwrap());
+    let (client, server) =
+        mock_api(vec![Expect::answer(Method::GET, path, 200, serde_json::to_value(&newest).unwrap())]);
+    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), ctx_with(client, children)).await.unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one read, and no version created: {:?}",
+        seen.iter().map(|s| &s.path).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_newest_version_that_is_gone_is_not_waited_for() {
+    let (model, mut children) = converged_world();
+    let newest = children.versions.pop().unwrap();
+    let path =
+        format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/{}", newest.metadata.name.clone().unwrap());
+    let (client, server) =
+        mock_api(vec![Expect::answer(Method::GET, path, 404, support::status(404, "NotFound", "gone"))]);
+    modelcycle::kube::children::fill_latest_version(&client, &model, &mut children).await.unwrap();
+    assert!(children.versions.iter().all(|v| v.spec.version != newest.spec.version), "a deleted version stays deleted");
+    assert_eq!(server.await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn invalid_model_is_stalled_with_a_warning_event() {
     let mut m = model();
@@ -267,9 +301,10 @@ spec: {modelRef: {name: ghost}, manual: true}
         Expect::status_apply("/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/nightly/status?", &policy),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let (models, _) = kube::runtime::reflector::store();
-    let (policies, _) = kube::runtime::reflector::store();
-    let stores = policy_controller::PolicyStores { models, policies };
+    let stores = policy_controller::PolicyStores {
+        models: support::listed_store(vec![]),
+        policies: support::listed_store(vec![]),
+    };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
     policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy.clone()))), context).await.unwrap();
     let seen = server.await.unwrap();
@@ -278,6 +313,29 @@ spec: {modelRef: {name: ghost}, manual: true}
     let stalled = conditions.iter().find(|c| c["type"] == "Stalled").unwrap();
     assert_eq!(stalled["reason"], "ModelNotFound");
     assert_eq!(seen[1].body["reason"], "ModelNotFound");
+}
+
+/// The e2e suite's restart showed it: before the Model cache had listed, every policy looked
+/// orphaned and was stalled, then set right again, two status writes and two Events each.
+#[tokio::test]
+async fn a_policy_is_not_judged_before_the_model_cache_has_listed() {
+    let policy: RetrainPolicy = serde_yaml::from_str(
+        r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: RetrainPolicy
+metadata: {name: nightly, namespace: ml, uid: p-1, generation: 1}
+spec: {modelRef: {name: churn}, manual: true}
+"#,
+    )
+    .unwrap();
+    let (client, server) = mock_api(vec![]);
+    let (models, writer) = kube::runtime::reflector::store();
+    let stores = policy_controller::PolicyStores { models, policies: support::listed_store(vec![]) };
+    let context = Arc::new((Context::new(client, Arc::default()), stores));
+    let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy))), context).await.unwrap();
+    assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT));
+    assert!(server.await.unwrap().is_empty(), "nothing is written while the Model cache lists");
+    drop(writer);
 }
 
 fn crd_body(name: &str) -> serde_json::Value {

@@ -112,6 +112,11 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         sim.plans.unwrap().remove(0)
     };
     publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &plan.events).await;
+    // The newest version, read from the API server when the cache lags behind the Model's status.
+    let mut ahead = scenario_model();
+    ahead.status = Some(modelcycle::api::ModelStatus { latest_version: Some(9), ..Default::default() });
+    let mut children = modelcycle::lifecycle::model::Children::default();
+    let _ = modelcycle::kube::children::fill_latest_version(&client, &ahead, &mut children).await;
 
     // A Prometheus bearer token is read from a Secret.
     let source = modelcycle::api::PrometheusSource {
@@ -123,8 +128,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let _ = modelcycle::kube::readings::connect(&client, "ml", &source).await;
     // A RetrainPolicy's status.
     let stores = policy_controller::PolicyStores {
-        models: kube::runtime::reflector::store().0,
-        policies: kube::runtime::reflector::store().0,
+        models: support::listed_store(vec![]),
+        policies: support::listed_store(vec![]),
     };
     let policy_ctx = Arc::new((Context::new(client.clone(), Arc::default()), stores));
     policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy))), policy_ctx).await.unwrap();

@@ -6,11 +6,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::build::meta::MODEL_LABEL;
-use crate::build::names::label_value;
+use crate::build::names::{label_value, version_name};
 use crate::lifecycle::model::Children;
 
 /// The reflector stores of everything a Model owns.
@@ -31,7 +31,7 @@ pub struct ChildStores {
 }
 
 /// Whether `store` has listed its objects once (without waiting).
-fn listed<K>(store: &Store<K>) -> bool
+pub fn listed<K>(store: &Store<K>) -> bool
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
@@ -103,4 +103,22 @@ where
         .filter(|o| &o.namespace() == ns && o.labels().get(MODEL_LABEL).map(String::as_str) == Some(label))
         .map(|o| (**o).clone())
         .collect()
+}
+
+/// A watch can lag the API server (after an outage the ModelVersion watch was refused with 429
+/// while the Model watch already delivered): when the Model's status names a newest version that
+/// the cache does not hold, this reads it from the API server. Planning without it would number
+/// another version for the same inputs on every reconcile; the real API server showed 43 of them
+/// within a second. A version that is gone (deleted by a person) is simply not added.
+pub async fn fill_latest_version(client: &Client, model: &Model, children: &mut Children) -> crate::error::Result<()> {
+    let Some(latest) = model.status.as_ref().and_then(|s| s.latest_version) else { return Ok(()) };
+    if children.versions.iter().any(|v| v.spec.version >= latest) {
+        return Ok(());
+    }
+    let api: Api<ModelVersion> = Api::namespaced(client.clone(), &model.namespace().unwrap_or_default());
+    if let Some(version) = api.get_opt(&version_name(&model.name_any(), latest)).await? {
+        tracing::info!(version = latest, "the ModelVersion cache lags; read the newest version from the API server");
+        children.versions.push(version);
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use crate::lifecycle::model::plan_model;
 use super::readings::{take, take_analysis};
 
 use super::apply::apply_model_plan;
-use super::children::ChildStores;
+use super::children::{ChildStores, fill_latest_version};
 use super::context::Context;
 use super::invalid::report_invalid;
 
@@ -48,6 +48,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     }
     let now = Timestamp::now();
     let mut children = model_ctx.children.observe(model);
+    fill_latest_version(&ctx.client, model, &mut children).await?;
     if let Some((policy, due)) = children.due_checks(model, now) {
         children.readings = take(&ctx.client, policy, &due).await;
     }

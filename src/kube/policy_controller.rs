@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 
 use super::apply::{apply_status, publish_events};
+use super::children::listed;
 use super::context::Context;
 use super::invalid::report_invalid;
+use super::model_controller::CACHE_WAIT;
 
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "retrainpolicy";
@@ -58,6 +60,11 @@ pub async fn reconcile(
         Ok(policy) => policy,
         Err(invalid) => return Err(report_invalid::<RetrainPolicy>(invalid, ctx).await),
     };
+    if !listed(&stores.models) {
+        // An unlisted Model cache would make every policy look orphaned: a restart would stall
+        // them all and write their statuses twice (the e2e suite's restart showed it).
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     let all = stores.policies.state();
     let world = world_of(policy, stores, &all);
     if world.model_exists {

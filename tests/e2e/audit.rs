@@ -56,11 +56,19 @@ impl AuditLog {
         self.entries.iter().filter(|e| e.user == user && e.time > since && e.is_write()).collect()
     }
 
-    /// `user`'s requests the authorizer refused (403), one line each.
-    pub fn forbidden(&self, user: &str) -> Vec<String> {
+    /// `user`'s requests the authorizer refused (403), one line each, leaving out those answered
+    /// within `grace` of the end of one of `outages` (a restarted API server refuses requests
+    /// until its authorizer's caches are warm).
+    pub fn forbidden(
+        &self,
+        user: &str,
+        outages: &[(Timestamp, Timestamp)],
+        grace: jiff::SignedDuration,
+    ) -> Vec<String> {
+        let restarting = |t: Timestamp| outages.iter().any(|(from, to)| t >= *from && t <= *to + grace);
         self.entries
             .iter()
-            .filter(|e| e.user == user && e.code == 403)
+            .filter(|e| e.user == user && e.code == 403 && !restarting(e.time))
             .map(|e| format!("{} {} ({})", e.verb, e.object, e.pod.as_deref().unwrap_or("?")))
             .collect()
     }

@@ -48,6 +48,9 @@ pub struct Cluster {
     pub client: Client,
     /// The repository's root.
     pub root: PathBuf,
+    /// When the suite had the API server stopped, from the stop until it answered again: its
+    /// authorizer refuses requests for a moment after a start, before its caches are warm.
+    pub outages: std::sync::Mutex<Vec<(jiff::Timestamp, jiff::Timestamp)>>,
 }
 
 /// The result of a check: `Err` says what was wrong.
@@ -71,7 +74,7 @@ impl Cluster {
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| e.to_string())?;
         let client = Client::try_from(config).map_err(|e| e.to_string())?;
-        Ok(Cluster { env, client, root: PathBuf::from(env!("CARGO_MANIFEST_DIR")) })
+        Ok(Cluster { env, client, root: PathBuf::from(env!("CARGO_MANIFEST_DIR")), outages: Default::default() })
     }
 
     /// Runs the control plane's kubectl with the admin kubeconfig; its stdout, or its stderr as

@@ -338,7 +338,8 @@ pub async fn watch_namespaces(cluster: &Cluster, report: &Report) {
         result,
         Some(&scene),
     );
-    let audit = crate::audit::AuditLog::read(&cluster.env.audit_log).map(|log| log.forbidden(&install.user()));
+    let audit = crate::audit::AuditLog::read(&cluster.env.audit_log)
+        .map(|log| log.forbidden(&install.user(), &[], jiff::SignedDuration::ZERO));
     report.check(
         "the real RBAC authorizer refused none of the scoped controller's requests",
         audit.and_then(|denied| {

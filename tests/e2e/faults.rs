@@ -311,6 +311,7 @@ async fn api_server_outage(cluster: &Cluster, report: &Report, controller: &mut 
     };
     let result: Check<_> = async {
         let stopped = Instant::now();
+        let stopped_at = Timestamp::now();
         cluster_sh("stop")?;
         let why = eventually("/readyz to turn unready", Duration::from_secs(25), || async {
             let (code, body) = controller.readyz().await?;
@@ -326,6 +327,9 @@ async fn api_server_outage(cluster: &Cluster, report: &Report, controller: &mut 
         })
         .await?;
         let back = Instant::now();
+        if let Ok(mut outages) = cluster.outages.lock() {
+            outages.push((stopped_at, Timestamp::now()));
+        }
         eventually("/readyz to turn ready", Duration::from_secs(60), || async {
             let (code, body) = controller.readyz().await?;
             ensure!(code == 200, "/readyz is {code}: {body}");
@@ -344,6 +348,8 @@ async fn api_server_outage(cluster: &Cluster, report: &Report, controller: &mut 
         let noticed = changed.elapsed();
         // The control plane's own controllers (Job, scheduler, kwok) recover at their own pace.
         wait_phase(cluster, ns, name, 3, "Serving", 180).await?;
+        let numbers: Vec<u32> = versions(cluster, ns, name).await?.into_keys().collect();
+        ensure!(numbers == [1, 2, 3], "one change made one version, not {numbers:?}");
         Ok(format!(
             "/readyz said {why:?}; ready {:.1}s after the API server; v3 created {:.1}s after the change and served {:.0}s after it",
             ready_after.as_secs_f64(),

@@ -120,27 +120,29 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
 /// Reflector stores holding the given children, as the kube shell's watches would.
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
     use kube::core::DeserializeGuard;
-    use kube::runtime::{reflector, watcher};
-    fn filled<K>(objects: Vec<K>) -> reflector::Store<K>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + 'static,
-    {
-        let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for o in objects {
-            writer.apply_watcher_event(&watcher::Event::InitApply(o));
-        }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        store
-    }
     modelcycle::kube::children::ChildStores {
-        versions: filled(children.versions.into_iter().map(|v| DeserializeGuard(Ok(v))).collect()),
-        jobs: filled(children.jobs),
-        pods: filled(children.pods),
-        deployments: filled(children.deployments),
-        services: filled(children.services),
-        policies: filled(children.policies.into_iter().map(|p| DeserializeGuard(Ok(p))).collect()),
+        versions: listed_store(children.versions.into_iter().map(|v| DeserializeGuard(Ok(v))).collect()),
+        jobs: listed_store(children.jobs),
+        pods: listed_store(children.pods),
+        deployments: listed_store(children.deployments),
+        services: listed_store(children.services),
+        policies: listed_store(children.policies.into_iter().map(|p| DeserializeGuard(Ok(p))).collect()),
     }
+}
+
+/// A reflector store that has listed `objects`, as a watch's first list leaves it.
+pub fn listed_store<K>(objects: Vec<K>) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    use kube::runtime::{reflector, watcher};
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    store
 }
 
 /// An API server that answers every request plausibly and records it: lists are empty,
