@@ -10,4 +10,4 @@ docker build -t ghcr.io/modelcycle/example-server:0.1.0 -f examples/sklearn/Dock
 for image in ghcr.io/modelcycle/modelcycle:e2e ghcr.io/modelcycle/example-trainer:0.1.0 ghcr.io/modelcycle/example-server:0.1.0; do
   kind load docker-image --name "$cluster" "$image"
 done
-echo "kind cluster $cluster is ready: e2e/run.sh runs the suite"
+echo "kind cluster $cluster is ready: e2e/kind-suite.sh runs the suite on it"
