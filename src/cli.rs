@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Reconcile every Model at least this often, even when nothing changed (between 1s and 24h).
     #[arg(long, env = "MODELCYCLE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
+    /// URL prefixes of the Prometheus servers that Models and RetrainPolicies may name
+    /// (comma-separated); empty allows any. An address outside them stalls the object.
+    #[arg(long, env = "MODELCYCLE_PROMETHEUS_ALLOWED_ADDRESSES", value_delimiter = ',')]
+    pub prometheus_allowed_addresses: Vec<String>,
 }
 
 /// A resync period: a duration such as `10m` or `30s`, at least a second (a shorter one would

@@ -18,6 +18,17 @@ fn kinds(rendered: &str) -> Vec<String> {
     documents(rendered).iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect()
 }
 
+/// The controller container's arguments.
+fn args(rendered: &str) -> Vec<String> {
+    let pod = &controller(rendered)["spec"]["template"];
+    pod["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
 fn controller(rendered: &str) -> Value {
     documents(rendered).into_iter().find(|d| d["kind"] == "Deployment").expect("a Deployment")
 }
@@ -133,17 +144,37 @@ fn a_typo_or_wrong_type_in_values_is_refused_naming_the_key() {
 
 #[test]
 fn the_resync_period_reaches_the_controller() {
-    let args = |rendered: &str| -> Vec<String> {
-        let pod = &controller(rendered)["spec"]["template"];
-        pod["spec"]["containers"][0]["args"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
     assert!(args(&template(&[]).unwrap()).contains(&"--resync-period=10m".to_string()));
     assert!(args(&template(&["--set", "resyncPeriod=90s"]).unwrap()).contains(&"--resync-period=90s".to_string()));
+}
+
+#[test]
+fn prometheus_addresses_are_restricted_and_secrets_unread_unless_asked() {
+    let secret_rules = |rendered: &str| {
+        documents(rendered)
+            .iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| d["rules"].as_sequence().cloned().unwrap_or_default())
+            .filter(|r| r["resources"].as_sequence().is_some_and(|rs| rs.iter().any(|x| x == "secrets")))
+            .count()
+    };
+    let defaults = template(&[]).unwrap();
+    assert_eq!(secret_rules(&defaults), 0, "no Secret rule unless bearerTokenSecrets is on");
+    assert!(!args(&defaults).iter().any(|a| a.starts_with("--prometheus-allowed-addresses")));
+    let on = template(&["--set", "prometheus.bearerTokenSecrets=true", "--set", "watchNamespaces={ml,fraud}"]).unwrap();
+    assert_eq!(secret_rules(&on), 2, "one Secret rule in each namespace's Role");
+    let allowed =
+        template(&["--set", "prometheus.allowedAddresses={http://prometheus.monitoring:9090,https://thanos:9091}"])
+            .unwrap();
+    assert!(
+        args(&allowed).contains(
+            &"--prometheus-allowed-addresses=http://prometheus.monitoring:9090,https://thanos:9091".to_string()
+        ),
+        "{:?}",
+        args(&allowed)
+    );
+    let bad = template(&["--set", "prometheus.allowedAddresses={prometheus:9090}"]).unwrap_err();
+    assert!(bad.contains("allowedAddresses"), "{bad}");
 }
 
 #[test]

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use http::Method;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use kube::core::DeserializeGuard;
-use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use modelcycle::api::*;
 use modelcycle::error::Error;
 use modelcycle::kube::context::Context;
+use modelcycle::kube::decoded::Decoded;
 use modelcycle::kube::model_controller::ModelContext;
 use modelcycle::kube::startup::{CrdCheck, StartupError, check_crds_once};
 use modelcycle::kube::{model_controller, policy_controller};
@@ -69,7 +68,7 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx(client)).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded(Ok(model()))), ctx(client)).await.unwrap();
     assert_eq!(
         action,
         Action::requeue(modelcycle::kube::context::DEFAULT_RESYNC),
@@ -121,7 +120,7 @@ async fn a_new_version_gets_its_training_job_by_server_side_apply() {
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model()))), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded(Ok(model()))), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(seen[0].body["status"]["phase"], "Training");
     assert_eq!(seen[0].body["status"]["jobName"], "churn-v1-train");
@@ -160,7 +159,7 @@ fn converged_world() -> (Model, Children) {
 async fn reconciling_a_converged_model_sends_no_request() {
     let (model, children) = converged_world();
     let (client, server) = mock_api(vec![]);
-    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded(Ok(model))), ctx_with(client, children)).await.unwrap();
     assert!(server.await.unwrap().is_empty());
 }
 
@@ -175,7 +174,7 @@ async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     assert!(!stores.synced());
     let (client, server) = mock_api(vec![]);
     let context = Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: stores });
-    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), context).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded(Ok(model))), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
     assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");
     drop(writer);
@@ -192,7 +191,7 @@ async fn a_newest_version_missing_from_the_cache_is_read_and_not_made_again() {
         format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/{}", newest.metadata.name.clone().unwrap());
     let (client, server) =
         mock_api(vec![Expect::answer(Method::GET, path, 200, serde_json::to_value(&newest).unwrap())]);
-    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(model))), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded(Ok(model))), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(
         seen.len(),
@@ -220,7 +219,7 @@ async fn invalid_model_is_stalled_with_a_warning_event() {
     let mut m = model();
     m.spec.training.template.spec.as_mut().unwrap().containers.clear();
     let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
-    model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), ctx(client)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded(Ok(m))), ctx(client)).await.unwrap();
     // (nothing is created while the spec is invalid: the script above has no ModelVersion POST)
     let seen = server.await.unwrap();
     let stalled = seen[0].body["status"]["conditions"]
@@ -240,25 +239,23 @@ async fn invalid_model_is_stalled_with_a_warning_event() {
 
 #[tokio::test]
 async fn undeserializable_model_is_reported_and_waits_for_a_change() {
-    let invalid = InvalidObject {
-        error: "spec.serving.replicas: invalid type: string \"two\", expected i32".into(),
-        metadata: kube::api::ObjectMeta {
-            name: Some("churn".into()),
-            namespace: Some("ml".into()),
-            uid: Some("u-1".into()),
-            ..Default::default()
-        },
-    };
+    // Admitted by an older CRD without the bound; decoding names the field instead of panicking.
+    let mut raw = serde_json::to_value(model()).unwrap();
+    raw["spec"]["serving"]["replicas"] = serde_json::json!(3_000_000_000u64);
+    raw["metadata"]["uid"] = serde_json::json!("u-1");
+    let decoded: Decoded<modelcycle::api::Model> = serde_json::from_value(raw).unwrap();
+    let invalid = decoded.0.unwrap_err();
     let (client, server) = mock_api(vec![Expect::echo(Method::POST, EVENTS)]);
     let context = ctx(client);
-    let guard = Arc::new(DeserializeGuard(Err(invalid)));
+    let guard = Arc::new(Decoded(Err(invalid)));
     let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
     assert!(matches!(error, Error::InvalidObject { .. }), "{error}");
     assert_eq!(model_controller::error_policy(guard, &error, context.clone()), Action::await_change());
     drop(context);
     let seen = server.await.unwrap();
     assert_eq!(seen[0].body["reason"], "InvalidObject");
-    assert!(seen[0].body["note"].as_str().unwrap().contains("expected i32"));
+    let note = seen[0].body["note"].as_str().unwrap();
+    assert!(note.contains("spec.serving.replicas: invalid value: integer `3000000000`, expected i32"), "{note}");
 }
 
 #[tokio::test]
@@ -270,7 +267,7 @@ async fn transient_api_errors_back_off_and_are_counted() {
         status(500, "InternalError", "etcd is sad"),
     )]);
     let context = ctx(client);
-    let guard = Arc::new(DeserializeGuard(Ok(model())));
+    let guard = Arc::new(Decoded(Ok(model())));
     let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
     assert_eq!(error.metric_label(), "api_error");
     let first = model_controller::error_policy(guard.clone(), &error, context.clone());
@@ -306,7 +303,7 @@ spec: {modelRef: {name: ghost}, manual: true}
         policies: support::listed_store(vec![]),
     };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy.clone()))), context).await.unwrap();
+    policy_controller::reconcile(Arc::new(Decoded(Ok(policy.clone()))), context).await.unwrap();
     let seen = server.await.unwrap();
     assert!(seen[0].path.contains("fieldManager=modelcycle"));
     let conditions = seen[0].body["status"]["conditions"].as_array().unwrap();
@@ -332,7 +329,7 @@ spec: {modelRef: {name: churn}, manual: true}
     let (models, writer) = kube::runtime::reflector::store();
     let stores = policy_controller::PolicyStores { models, policies: support::listed_store(vec![]) };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy))), context).await.unwrap();
+    let action = policy_controller::reconcile(Arc::new(Decoded(Ok(policy))), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT));
     assert!(server.await.unwrap().is_empty(), "nothing is written while the Model cache lists");
     drop(writer);
@@ -475,7 +472,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
         Expect::echo(Method::POST, EVENTS),
     ]);
     let context = ctx_with(client, children);
-    let action = model_controller::reconcile(Arc::new(DeserializeGuard(Ok(m))), context.clone()).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded(Ok(m))), context.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "measure again after the interval");
     let seen = server.await.unwrap();
     let measurement = &seen[0].body["status"]["analysis"]["measurements"][0];
@@ -491,5 +488,45 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
     assert_eq!(
         (seen[2].body["reason"].as_str(), seen[2].body["type"].as_str()),
         (Some("AnalysisInconclusive"), Some("Warning"))
+    );
+}
+
+#[tokio::test]
+async fn a_child_the_api_server_refuses_stalls_the_model_with_its_words_and_an_event() {
+    use modelcycle::lifecycle::model::{Child, ModelPlan};
+    let deployment = k8s_openapi::api::apps::v1::Deployment {
+        metadata: kube::api::ObjectMeta {
+            name: Some("churn".into()),
+            namespace: Some("ml".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let plan = ModelPlan { apply: vec![Child::Deployment(Box::new(deployment))], ..Default::default() };
+    let refusal = status(
+        422,
+        "Invalid",
+        "Deployment.apps \"churn\" is invalid: spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000",
+    );
+    let (client, server) = mock_api(vec![
+        Expect::answer(Method::PATCH, "/apis/apps/v1/namespaces/ml/deployments/churn?", 422, refusal),
+        Expect::status_apply(MODEL_STATUS, &model()),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
+    let recorder = Context::new(client.clone(), Arc::default()).recorder;
+    let error = modelcycle::kube::apply::apply_model_plan(&client, &recorder, &model(), &plan).await.unwrap_err();
+    assert!(error.to_string().contains("422") || error.to_string().contains("invalid"), "{error}");
+    drop(recorder);
+    let seen = server.await.unwrap();
+    let stalled = condition(&seen[1].body, "Stalled");
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "ChildRefused");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(message.starts_with("the API server refused the Deployment churn: Deployment.apps"), "{message}");
+    assert!(message.contains("containerPort: Invalid value: 70000"), "{message}");
+    assert_eq!(seen[1].body["status"]["phase"], "Stalled");
+    assert_eq!(
+        (seen[2].body["type"].as_str(), seen[2].body["reason"].as_str()),
+        (Some("Warning"), Some("ChildRefused"))
     );
 }

@@ -9,7 +9,7 @@ use support::prometheus::{TestPrometheus, prediction_histogram};
 #[tokio::test]
 async fn a_templated_query_round_trips_through_a_real_prometheus() {
     let prom = TestPrometheus::start("model_accuracy{model=\"churn\",version=\"3\"} 0.91\n").await;
-    let client = Prometheus::new(&prom.address, None, false, None);
+    let client = Prometheus::new(&prom.address, None, false, None).unwrap();
     let query = render_query(
         "model_accuracy{model=\"{{model}}\",version=\"{{version}}\"}",
         &[("model", "churn"), ("version", "3")],
@@ -23,7 +23,7 @@ async fn a_templated_query_round_trips_through_a_real_prometheus() {
 #[tokio::test]
 async fn histogram_buckets_come_back_as_a_histogram() {
     let prom = TestPrometheus::start(&prediction_histogram("churn", &[5, 10, 20, 30, 20, 10, 5, 0, 0, 0])).await;
-    let client = Prometheus::new(&prom.address, None, false, None);
+    let client = Prometheus::new(&prom.address, None, false, None).unwrap();
     let live = client.histogram("sum by (le) (model_prediction_bucket{model=\"churn\"})").await.unwrap();
     assert_eq!(live.bounds.len(), 11, "ten bounds and +Inf");
     assert_eq!(live.bounds[10], f64::INFINITY);
@@ -36,7 +36,7 @@ async fn histogram_buckets_come_back_as_a_histogram() {
 #[tokio::test]
 async fn a_rejected_query_carries_prometheus_own_error_text() {
     let prom = TestPrometheus::start("x 1\n").await;
-    let client = Prometheus::new(&prom.address, None, false, None);
+    let client = Prometheus::new(&prom.address, None, false, None).unwrap();
     let Err(ReadingError::Rejected { kind, message }) = client.number("sum(rate(x[5m]").await else {
         panic!("expected a rejection")
     };
@@ -55,10 +55,7 @@ async fn drift_in_a_real_prometheus_histogram_retrains() {
     let prom = TestPrometheus::start(&prediction_histogram("churn", &[50, 100, 200, 300, 200, 100, 50, 0, 0, 0])).await;
     let (model, mut children) = serving_world(&prom.address);
     let policy = children.policies[0].clone();
-    let client = kube::Client::new(
-        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
-        "ml",
-    );
+    let client = offline_context(&[]);
     let now = jiff::Timestamp::now();
 
     // Live traffic still looks like the reference: no drift.
@@ -82,6 +79,18 @@ async fn drift_in_a_real_prometheus_histogram_retrains() {
     assert_eq!(version.spec.trigger.reason, "Drift");
     let evidence = &version.spec.trigger.causes[0].evidence;
     assert!(evidence.starts_with("PSI=") && evidence.contains("> 0.20 over 6h, 1000 samples"), "{evidence}");
+}
+
+/// A controller context whose Kubernetes client answers nothing (the readings here need no
+/// Secret), with `allowed` as its Prometheus allowlist.
+fn offline_context(allowed: &[&str]) -> modelcycle::kube::context::Context {
+    let client = kube::Client::new(
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
+        "ml",
+    );
+    let mut ctx = modelcycle::kube::context::Context::new(client, Default::default());
+    ctx.prometheus_allowed = allowed.iter().map(|a| a.to_string()).collect();
+    ctx
 }
 
 /// A Model whose v1 serves with a reference equal to the first exposition, and its drift policy.
@@ -110,10 +119,7 @@ async fn a_drift_query_that_returns_no_histogram_stalls_the_policy_and_retrains_
     let prom = TestPrometheus::start("model_prediction_count{model=\"churn\"} 1000\n").await;
     let (model, mut children) = serving_world(&prom.address);
     children.policies[0].spec.drift.as_mut().unwrap().query = "sum(model_prediction_count)".into();
-    let client = kube::Client::new(
-        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
-        "ml",
-    );
+    let client = offline_context(&[]);
     let now = jiff::Timestamp::now();
     let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, now), now);
     children.readings = modelcycle::kube::readings::take(&client, &children.policies[0], &due).await;
@@ -172,10 +178,7 @@ fn canary_through_real_prometheus(rt: &tokio::runtime::Runtime, prom: &TestProme
     ];
     let mut sim = modelcycle::sim::Simulation::new(modelcycle::sim::scenario::Scenario::parse(&texts).unwrap());
     let _runtime = rt.enter();
-    let client = kube::Client::new(
-        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>().0,
-        "ml",
-    );
+    let client = offline_context(&[]);
     let handle = rt.handle().clone();
     sim.analysis_source = Some(Box::new(move |model, queries| {
         handle.block_on(modelcycle::kube::readings::take_analysis(&client, model, queries))
@@ -253,4 +256,72 @@ fn an_unreachable_analysis_prometheus_pauses_the_canary_through_the_shell() {
     let rolling = modelcycle::lifecycle::conditions::find(&status.conditions, "RollingOut").unwrap();
     assert_eq!(rolling.reason, "AnalysisInconclusive");
     assert!(rolling.message.contains(&prom.address), "{}", rolling.message);
+}
+
+/// Plans once with a drift check due, its reading taken by the kube shell with `ctx`.
+async fn plan_with_drift_due(
+    ctx: &modelcycle::kube::context::Context,
+    model: &modelcycle::api::Model,
+    children: &mut modelcycle::lifecycle::model::Children,
+) -> modelcycle::lifecycle::model::ModelPlan {
+    use modelcycle::lifecycle::{ledger::Ledger, model::plan_model, triggers::due_checks};
+    let now = jiff::Timestamp::now();
+    let due = due_checks(&children.policies[0], model, &Ledger::new(&children.versions, now), now);
+    assert!(due.drift.is_some(), "the drift check is due");
+    children.readings = modelcycle::kube::readings::take(ctx, &children.policies[0], &due).await;
+    plan_model(children.observed(model), now)
+}
+
+fn stalled(plan: &modelcycle::lifecycle::model::ModelPlan) -> (String, String) {
+    use modelcycle::lifecycle::conditions;
+    let status = &plan.policy_statuses[0].1;
+    let c = conditions::find(&status.conditions, conditions::STALLED).expect("a Stalled condition");
+    assert_eq!(c.status, "True", "{c:?}");
+    (c.reason.clone(), c.message.clone())
+}
+
+#[tokio::test]
+async fn a_drift_query_prometheus_refuses_stalls_the_policy_with_prometheus_words() {
+    let prom = TestPrometheus::start(&prediction_histogram("churn", &[50, 100, 200, 300, 200, 100, 50, 0, 0, 0])).await;
+    let (model, mut children) = serving_world(&prom.address);
+    children.policies[0].spec.drift.as_mut().unwrap().query = "sum by (le) (rate(x[5m]".into();
+    let plan = plan_with_drift_due(&offline_context(&[]), &model, &mut children).await;
+    let (reason, message) = stalled(&plan);
+    assert_eq!(reason, "DriftQueryRejected");
+    assert!(message.starts_with("spec.drift.query: Prometheus rejected the query (bad_data)"), "{message}");
+    assert!(plan.create_versions.is_empty());
+    assert_eq!(plan.policy_events[0].1.reason, "DriftQueryRejected");
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_prometheus_never_has_its_answer_copied_into_status() {
+    // A loopback server standing in for a cloud metadata endpoint or an internal admin page.
+    let secret = "AKIA-SECRET-CREDENTIALS-FROM-METADATA";
+    let body = format!("{{\"AccessKeyId\": \"{secret}\"}} and more text that is not an API answer");
+    let port = support::prometheus::serve_text("text/plain", move || body.clone()).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let (model, mut children) = serving_world(&address);
+    let plan = plan_with_drift_due(&offline_context(&[]), &model, &mut children).await;
+    let (reason, message) = stalled(&plan);
+    assert_eq!(reason, "NotPrometheus");
+    assert!(message.contains("answered HTTP 200 with") && message.contains("text/plain"), "{message}");
+    let everything = format!("{:?}{:?}", plan.policy_statuses, plan.policy_events);
+    assert!(!everything.contains("AKIA") && !everything.contains("AccessKeyId"), "the body leaked: {everything}");
+}
+
+#[tokio::test]
+async fn an_address_outside_the_allowlist_is_never_queried_and_stalls_the_policy() {
+    let prom = TestPrometheus::start(&prediction_histogram("churn", &[50, 100, 200, 300, 200, 100, 50, 0, 0, 0])).await;
+    let (model, mut children) = serving_world(&prom.address);
+    let ctx = offline_context(&["http://prometheus.monitoring:9090"]);
+    let plan = plan_with_drift_due(&ctx, &model, &mut children).await;
+    let (reason, message) = stalled(&plan);
+    assert_eq!(reason, "PrometheusAddressNotAllowed");
+    assert!(
+        message.contains("outside --prometheus-allowed-addresses (http://prometheus.monitoring:9090)"),
+        "{message}"
+    );
+    // The same address, allowed, is queried and judged.
+    let plan = plan_with_drift_due(&offline_context(&[prom.address.as_str()]), &model, &mut children).await;
+    assert_eq!(plan.policy_statuses[0].1.drift.as_ref().unwrap().value, Some(0.0));
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use kube::core::DeserializeGuard;
 use modelcycle::kube::apply::{apply_model_plan, publish_events};
 use modelcycle::kube::context::Context;
+use modelcycle::kube::decoded::Decoded;
 use modelcycle::kube::http::Health;
 use modelcycle::kube::policy_controller;
 use modelcycle::kube::run::{Readiness, run_controllers, start_lease};
@@ -72,14 +72,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     for scope in [None, Some("ml".to_string())] {
         let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
-        let controllers = run_controllers(
-            client.clone(),
-            scope,
-            Arc::default(),
-            ready,
-            std::time::Duration::from_secs(600),
-            shutdown.clone(),
-        );
+        let controllers =
+            run_controllers(client.clone(), scope, Arc::default(), ready, Default::default(), shutdown.clone());
         let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
     }
     let _ = stop.send(true);
@@ -125,14 +119,15 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         timeout: None,
         insecure_skip_verify: false,
     };
-    let _ = modelcycle::kube::readings::connect(&client, "ml", &source).await;
+    let reading_ctx = Context::new(client.clone(), Arc::default());
+    let _ = modelcycle::kube::readings::connect(&reading_ctx, "ml", &source).await;
     // A RetrainPolicy's status.
     let stores = policy_controller::PolicyStores {
         models: support::listed_store(vec![]),
         policies: support::listed_store(vec![]),
     };
     let policy_ctx = Arc::new((Context::new(client.clone(), Arc::default()), stores));
-    policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(policy))), policy_ctx).await.unwrap();
+    policy_controller::reconcile(Arc::new(Decoded(Ok(policy))), policy_ctx).await.unwrap();
 
     let seen = seen.lock().unwrap().clone();
     seen.iter().flat_map(needs).collect()
@@ -164,12 +159,23 @@ fn granted(rendered: &str) -> BTreeSet<Grant> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_grants_exactly_what_the_controller_uses() {
-    let used = everything_the_controller_sends().await;
-    for values in [vec![], vec!["--set", "watchNamespaces={ml,fraud}"]] {
+    let used_with_tokens = everything_the_controller_sends().await;
+    let read_secret = (String::new(), "secrets".to_string(), "get".to_string());
+    assert!(used_with_tokens.contains(&read_secret), "the run reads a bearer token Secret");
+    let mut without_tokens = used_with_tokens.clone();
+    without_tokens.remove(&read_secret);
+    let tokens = "prometheus.bearerTokenSecrets=true";
+    for (values, used) in [
+        (vec![], &without_tokens),
+        (vec!["--set", "watchNamespaces={ml,fraud}"], &without_tokens),
+        (vec!["--set", tokens], &used_with_tokens),
+        (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &used_with_tokens),
+    ] {
         let rendered = template(&values).unwrap();
         let granted = granted(&rendered);
+        assert_eq!(granted.contains(&read_secret), used.contains(&read_secret), "values {values:?}");
         let missing: Vec<_> = used.difference(&granted).collect();
-        let unused: Vec<_> = granted.difference(&used).collect();
+        let unused: Vec<_> = granted.difference(used).collect();
         assert!(
             missing.is_empty() && unused.is_empty(),
             "values {values:?}\nmissing grants: {missing:#?}\nunused grants: {unused:#?}\nused: {used:#?}"

@@ -296,3 +296,104 @@ fn a_trainer_that_learns_the_live_data_ends_the_drift_it_was_retrained_for() {
     assert_eq!(versions(&sim), [(1, "Initial".to_string()), (2, "Drift".to_string())], "one retrain, then no drift");
     assert_eq!(policy_status(&sim).drift.unwrap().value, Some(0.0));
 }
+
+#[test]
+fn drift_that_retraining_cannot_remove_is_reported_and_retrains_back_off() {
+    // No cooldown written: the default of 1h applies. The drift never goes away (each new
+    // version reports the same reference), so retraining for it is futile.
+    let policy = "  drift: {query: q, method: PSI, threshold: 0.2, window: 6h, interval: 30s}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = format!(
+        "duration: 7d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {BASELINE}}}}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {SHIFTED_LIVE}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    let drift_versions = versions(&sim).iter().filter(|(_, why)| why == "Drift").count();
+    // Without bounds: one retrain per 30 s check for a week. With them: one per hour for the
+    // first three, then 2h, 4h, ... at most a week apart.
+    assert!((3..=9).contains(&drift_versions), "{drift_versions} drift retrains in a week: {:?}", versions(&sim));
+    let gaps: Vec<i64> = {
+        let mut starts: Vec<_> = sim
+            .cluster
+            .versions
+            .values()
+            .filter(|v| v.spec.trigger.reason == "Drift")
+            .map(|v| v.spec.trigger.time.0)
+            .collect();
+        starts.sort();
+        starts.windows(2).map(|w| w[1].duration_since(w[0]).as_secs() / 60).collect()
+    };
+    assert!(gaps.windows(2).all(|w| w[1] >= w[0]), "the gaps between drift retrains never shrink: {gaps:?} min");
+    assert!(gaps.iter().all(|g| *g >= 60), "the default cooldown of 1h holds: {gaps:?} min");
+    let status = policy_status(&sim);
+    let degraded = conditions::find(&status.conditions, conditions::DEGRADED).expect("a Degraded condition");
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "DriftRetrainsIneffective"));
+    let warnings = sim.timeline.iter().filter(|e| e.reason == "DriftRetrainsIneffective" && e.warning).count();
+    assert_eq!(warnings, 1, "one Warning Event when it starts, not one per check");
+    let held: Vec<_> = status.recent_firings.iter().filter_map(|f| f.suppressed.as_deref()).collect();
+    assert!(held.iter().any(|h| h.contains("drift retrains back off")), "{held:?}");
+}
+
+#[test]
+fn an_explicit_zero_cooldown_turns_the_default_off() {
+    let request = |at: &str, value: &str| {
+        format!("    - {{at: {at}, policy: churn, annotate: {{modelcycle.io/retrain-request: \"{value}\"}}}}\n")
+    };
+    let scenario = format!(
+        "duration: 2h\ndefaults: {{metrics: {{auc: 0.9}}, trainingTime: 5m}}\nchanges:\n{}{}",
+        request("40m", "a"),
+        request("50m", "b")
+    );
+    let with_default = run("  manual: true\n", &scenario);
+    assert_eq!(
+        latest(&with_default),
+        2,
+        "the second request waits for the default 1h cooldown: {:?}",
+        versions(&with_default)
+    );
+    let without = run("  manual: true\n  cooldown: 0s\n", &scenario);
+    assert_eq!(latest(&without), 3, "{:?}", versions(&without));
+}
+
+#[test]
+fn a_drift_query_with_an_unknown_placeholder_stalls_the_policy_and_holds_retraining() {
+    let policy = "  drift: {query: 'sum(x{v=\"{{ver}}\"})', method: PSI, threshold: 0.2, window: 6h}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = format!(
+        "duration: 2d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {BASELINE}}}}}\nlive:\n  drift:\n    - {{at: 0d, histogram: {SHIFTED_LIVE}}}\nchanges:\n    - {{at: 1d, set: {{spec.training.dataset.version: d2}}}}\n"
+    );
+    let sim = run(policy, &scenario);
+    let status = policy_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidDriftQuery"));
+    assert!(stalled.message.contains("spec.drift.query uses the unknown placeholder {{ver}}"), "{}", stalled.message);
+    assert!(stalled.message.contains("{{window}}"), "the known ones are listed: {}", stalled.message);
+    // Fail closed: the new dataset does not retrain while the policy cannot be acted on.
+    assert_eq!(versions(&sim), [(1, "Initial".to_string())]);
+}
+
+#[test]
+fn a_policy_whose_model_is_missing_is_stalled_in_the_simulator_too() {
+    let other = policy("  manual: true\n")
+        .replace("name: churn, namespace", "name: orphan, namespace")
+        .replace("modelRef: {name: churn}", "modelRef: {name: gone}");
+    let texts = [
+        ("model.yaml".to_string(), MODEL.to_string()),
+        ("orphan.yaml".to_string(), other),
+        ("scenario.yaml".to_string(), "duration: 1h\ndefaults: {metrics: {auc: 0.9}}\n".to_string()),
+    ];
+    let mut sim = Simulation::new(Scenario::parse(&texts).unwrap());
+    sim.run();
+    let status = sim.cluster.policies["ml/orphan"].status.clone().expect("the orphan was judged");
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "ModelNotFound"));
+    assert_eq!(sim.timeline.iter().filter(|e| e.reason == "ModelNotFound").count(), 1);
+}
+
+#[test]
+fn a_performance_trigger_with_min_above_max_would_retrain_every_cycle_so_it_is_refused() {
+    // Admission refuses it (tests/admission.rs); a policy stored before the rule still cannot
+    // retrain faster than the default cooldown.
+    let policy =
+        "  performance: {query: acc, min: 0.9, max: 0.5, interval: 30s}\n  prometheus: {address: 'http://p:9090'}\n";
+    let scenario = "duration: 1d\ndefaults: {metrics: {auc: 0.9}}\nlive:\n  performance:\n    - {at: 0d, value: 0.7}\n";
+    let sim = run(policy, scenario);
+    assert!(latest(&sim) <= 25, "at most one retrain an hour: {:?}", versions(&sim));
+}

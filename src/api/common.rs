@@ -1,6 +1,7 @@
 //! Types and schema pieces shared by the three custom resources.
 
-use kube::core::{Duration, Rule};
+use super::Duration;
+use kube::core::Rule;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
@@ -11,10 +12,17 @@ pub const GROUP: &str = "modelcycle.io";
 /// which the API server's CEL cost estimator needs (`2h45m30s` is 8 characters).
 pub const DURATION_MAX_LENGTH: u32 = 32;
 
-/// CEL rule that keeps a duration string in the Go `time.ParseDuration` form the controller reads.
-pub fn duration_rule() -> Rule {
-    Rule::new(r"self.matches('^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')")
-        .message("must be a duration such as 30s, 5m, 1h30m (units ns, us, ms, s, m, h)")
+/// CEL rule that keeps a duration string in the Go `time.ParseDuration` form the controller reads
+/// and between `min` and `max` (both in that form). A number of 6 or more digits is refused
+/// before CEL's `duration()` reads it, so no admitted string can overflow (32 characters of at
+/// most 5-digit hours stay far below Go's 2562047h) and the message always names the bounds.
+pub fn duration_rule(min: &str, max: &str) -> Rule {
+    Rule::new(format!(
+        r"self.matches('^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && !self.matches('[0-9]{{6}}') && duration(self) >= duration('{min}') && duration(self) <= duration('{max}')"
+    ))
+    .message(kube::core::Message::Message(format!(
+        "must be a duration from {min} to {max}, such as 30s, 5m or 1h30m (units ns, us, ms, s, m, h; at most 5 digits in a number)"
+    )))
 }
 
 /// Schema of an embedded pod template.
@@ -71,10 +79,10 @@ pub struct PrometheusSource {
     /// Optional bearer token sent as `Authorization: Bearer <token>`, read from a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_secret: Option<SecretKeyRef>,
-    /// How long one query may take before it counts as failed. Default 10s.
+    /// How long one query may take before it counts as failed. Default 10s; from 100ms to 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("100ms", "5m"))]
     pub timeout: Option<Duration>,
     /// Skip TLS certificate verification (testing only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -2,11 +2,13 @@
 
 pub mod common;
 pub mod crd;
+pub mod duration;
 pub mod model;
 pub mod policy;
 pub mod version;
 
 pub use common::*;
+pub use duration::Duration;
 pub use model::*;
 pub use policy::*;
 pub use version::*;

@@ -2,14 +2,21 @@
 
 use std::collections::BTreeMap;
 
+use super::Duration;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
+
+/// CEL rule on a Model's name: it names the Model's Service, which must be a DNS-1035 label
+/// (`churn.v2` and `2fa-risk` are valid object names but not Service names). Length needs no
+/// rule: child names longer than 63 characters are cut with a hash (`build::names`).
+pub const MODEL_NAME_RULE: &str = "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+/// The refusal message of [`MODEL_NAME_RULE`].
+pub const MODEL_NAME_MESSAGE: &str = "a Model's name becomes its Service's name, so it must start with a lowercase letter, hold only lowercase letters, digits and '-' (no dots) and end with a letter or digit";
 
 /// A machine-learning model that modelcycle trains, evaluates, versions and serves.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,7 +34,8 @@ use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, 
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Rollout","type":"string","jsonPath":".status.conditions[?(@.type==\"RollingOut\")].reason","description":"Where the rollout is: RollingOut, WaitingForPromotion, AnalysisInconclusive, Idle, ..."}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new(MODEL_NAME_RULE).message(MODEL_NAME_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSpec {
@@ -41,7 +49,7 @@ pub struct ModelSpec {
     /// Serve exactly this version (a Ready, Serving or Retired one). The declarative way to roll
     /// back or hold a version; remove it to let modelcycle promote new versions again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("pinnedVersion must be 1 or more"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000").message("pinnedVersion must be between 1 and 1000000"))]
     pub pinned_version: Option<u32>,
     /// How many finished versions (Rejected, Failed, Retired, RolledBack) to keep. The serving
     /// version and the one a rollback would return to are never pruned. Default 10.
@@ -73,7 +81,7 @@ pub struct TrainingSpec {
     pub parameters: BTreeMap<String, String>,
     /// Seconds a training Job may run before it is stopped and the version fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("activeDeadlineSeconds must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 2592000").message("activeDeadlineSeconds must be between 1 and 2592000 (30 days)"))]
     pub active_deadline_seconds: Option<i64>,
     /// How many times a failed trainer pod is retried before the version fails. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +143,10 @@ pub struct Gate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0.0").message("maxRegression must not be negative"))]
     pub max_regression: Option<f64>,
+    /// Fail `minImprovement` and `maxRegression` when a version serves but has not reported this
+    /// metric, instead of skipping them (a skipped gate is listed as skipped in the decision).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_baseline: bool,
 }
 
 /// How versions are served.
@@ -147,7 +159,7 @@ pub struct ServingSpec {
     pub template: PodTemplateSpec,
     /// Number of serving pods. Default 1.
     #[serde(default = "default_replicas")]
-    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("replicas must be between 0 and 1000"))]
     pub replicas: i32,
     /// Container port the model server listens on; the Service `<model>` targets it. Default 8080.
     #[serde(default = "default_port")]
@@ -166,7 +178,7 @@ pub struct ServingSpec {
     /// Seconds a rollout may make no progress before the new version is rolled back (the
     /// Deployment's `progressDeadlineSeconds`). Default 600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 10").message("progressDeadlineSeconds must be at least 10"))]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("progressDeadlineSeconds must be between 10 and 86400 (a day)"))]
     pub progress_deadline_seconds: Option<i32>,
 }
 
@@ -210,10 +222,10 @@ pub struct CanaryStep {
     pub weight: i32,
     /// How long to hold this step (from when its pods are available) while analysis runs.
     /// Empty: with promotion Manual, wait for the promote annotation; otherwise hold one
-    /// analysis interval, or move on at once without analysis.
+    /// analysis interval, or move on at once without analysis. At most 168h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "168h"))]
     pub pause: Option<Duration>,
 }
 
@@ -222,10 +234,10 @@ pub struct CanaryStep {
 #[serde(rename_all = "camelCase")]
 pub struct BlueGreenStrategy {
     /// How long the previous version's Deployment is kept after the switch, so a rollback is one
-    /// selector change. Default 30s.
+    /// selector change. Default 30s, at most 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "24h"))]
     pub scale_down_delay: Option<Duration>,
     /// Also create a Service `<model>-preview` that selects the new version before promotion.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -254,24 +266,24 @@ pub struct AnalysisSpec {
     /// The metrics to check; every one must hold.
     #[schemars(length(min = 1, max = 16))]
     pub metrics: Vec<AnalysisMetric>,
-    /// Time between measurements. Default 1m.
+    /// Time between measurements. Default 1m; from 10s to 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("10s", "24h"))]
     pub interval: Option<Duration>,
     /// Failed measurements tolerated before the rollout is rolled back. Default 0 (the first failure rolls back).
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self >= 0").message("failureLimit must not be negative"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("failureLimit must be between 0 and 100"))]
     pub failure_limit: i32,
-    /// Wait this long after a step starts before the first measurement. Default none.
+    /// Wait this long after a step starts before the first measurement. Default none; at most 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "24h"))]
     pub initial_delay: Option<Duration>,
-    /// Keep analysing the new version this long after promotion, and roll back if it fails.
+    /// Keep analysing the new version this long after promotion, and roll back if it fails. At most 168h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "168h"))]
     pub guard: Option<Duration>,
     /// What a query with no data means: Inconclusive (the default) pauses the rollout, Fail counts a failure.
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! The `RetrainPolicy` resource: when a Model is retrained, and the hygiene around it.
 
+use super::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,13 +54,14 @@ pub struct RetrainPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
     /// Minimum time between the start of one training and the next trigger taking effect.
+    /// Default 1h, so that no trigger can retrain without pause; `0s` turns it off. At most 720h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "720h"))]
     pub cooldown: Option<Duration>,
     /// At most this many retrains started per UTC day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("maxRetrainsPerDay must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("maxRetrainsPerDay must be between 1 and 100"))]
     pub max_retrains_per_day: Option<u32>,
     /// What to do when a trigger fires while a version trains: Forbid (the default) holds the
     /// trigger back; Replace stops the running training and starts a new one.
@@ -91,13 +92,13 @@ pub struct ScheduleTrigger {
     /// IANA time zone the schedule is evaluated in, e.g. `Europe/Berlin`. Default UTC.
     #[serde(default = "default_time_zone")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.matches('^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+)+)$')").message("timeZone must be an IANA time zone name such as UTC or Europe/Berlin"))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')").message("timeZone must be an IANA time zone name such as UTC, GMT, Etc/UTC or Europe/Berlin"))]
     pub time_zone: String,
     /// A run missed while the controller was down fires once on return if it is at most this late.
-    /// Default: the cooldown, or 1h.
+    /// Default: the cooldown, or 1h. At most 720h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "720h"))]
     pub starting_deadline: Option<Duration>,
 }
 
@@ -134,23 +135,24 @@ pub struct DriftTrigger {
     /// Drift above this retrains.
     #[x_kube(validation = Rule::new("self > 0.0").message("drift threshold must be positive"))]
     pub threshold: f64,
-    /// The window of live data compared, e.g. 6h.
+    /// The window of live data compared, e.g. 6h; from 1m to 2160h (90 days).
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("1m", "2160h"))]
     pub window: Duration,
     /// Fewer live samples than this gives no verdict. Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("minSamples must be between 1 and 1000000000"))]
     pub min_samples: Option<u64>,
-    /// How often drift is checked. Default 5m.
+    /// How often drift is checked. Default 5m; from 30s to 168h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("30s", "168h"))]
     pub interval: Option<Duration>,
     /// When the trainer reports no reference distribution, capture one from live traffic during
-    /// this long after the version starts serving. Default 1h.
+    /// this long after the version starts serving. Default 1h; from 1m to 2160h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("1m", "2160h"))]
     pub reference_window: Option<Duration>,
 }
 
@@ -158,6 +160,7 @@ pub struct DriftTrigger {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.min) || has(self.max)").message("a performance trigger needs min or max"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("performance min must not be greater than max"))]
 pub struct PerformanceTrigger {
     /// PromQL returning one number, e.g. accuracy against delayed labels.
     #[x_kube(validation = Rule::new("size(self) > 0").message("performance query must not be empty"))]
@@ -168,15 +171,15 @@ pub struct PerformanceTrigger {
     /// Retrain when the value stays above this for `for`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// How long the value must stay out of bounds. Default 0s (the first reading).
+    /// How long the value must stay out of bounds. Default 0s (the first reading); at most 720h.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("0s", "720h"))]
     pub for_: Option<Duration>,
-    /// How often the query runs. Default 5m.
+    /// How often the query runs. Default 5m; from 30s to 168h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
-    #[x_kube(validation = duration_rule())]
+    #[x_kube(validation = duration_rule("30s", "168h"))]
     pub interval: Option<Duration>,
 }
 

@@ -36,7 +36,7 @@ pub struct ModelVersionSpec {
     /// Name of the Model this version belongs to.
     pub model: String,
     /// Version number, starting at 1; never reused within a Model.
-    #[x_kube(validation = Rule::new("self >= 1").message("version must be 1 or more"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000").message("version must be between 1 and 1000000"))]
     pub version: u32,
     /// Why this version was trained.
     pub trigger: TriggerRecord,

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
-use crate::lifecycle::model::{Child, ModelPlan};
+use crate::lifecycle::model::{Child, ModelPlan, child_refused};
 use crate::lifecycle::plan::{EventKind, EventRecord};
 
 /// The one field manager every write of the controller uses.
@@ -73,10 +73,21 @@ pub async fn apply_model_plan(
         apply_status(&versions, name, status).await?;
     }
     for child in &plan.apply {
-        match child {
-            Child::Job(job) => apply_object::<Job>(client, &ns, job).await?,
-            Child::Deployment(d) => apply_object::<Deployment>(client, &ns, d).await?,
-            Child::Service(s) => apply_object::<Service>(client, &ns, s).await?,
+        let applied = match child {
+            Child::Job(job) => apply_object::<Job>(client, &ns, job).await,
+            Child::Deployment(d) => apply_object::<Deployment>(client, &ns, d).await,
+            Child::Service(s) => apply_object::<Service>(client, &ns, s).await,
+        };
+        if let Err(error) = applied {
+            if let Some(why) = refusal(&error) {
+                // Without this the user would see no condition and no Event, only retries.
+                let (status, events) = child_refused(model, child, &why, jiff::Timestamp::now());
+                if let Some(status) = status {
+                    apply_status(&Api::<Model>::namespaced(client.clone(), &ns), &model.name_any(), &status).await?;
+                }
+                publish_events(recorder, &model.object_ref(&()), &events).await;
+            }
+            return Err(error);
         }
     }
     delete_all(&Api::<Job>::namespaced(client.clone(), &ns), &plan.delete_jobs).await?;
@@ -103,6 +114,17 @@ pub async fn apply_model_plan(
         publish_events(recorder, &regarding, std::slice::from_ref(event)).await;
     }
     Ok(())
+}
+
+/// The API server's words when it refused a write for good (invalid, forbidden, bad request),
+/// as opposed to a conflict, a timeout or an outage that a retry may get past.
+fn refusal(error: &crate::error::Error) -> Option<String> {
+    match error {
+        crate::error::Error::Kube(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+            Some(format!("{} ({})", s.message, s.reason))
+        }
+        _ => None,
+    }
 }
 
 /// Deletes the named objects (their dependents in the background); one already gone is fine.

@@ -1,10 +1,10 @@
 //! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
 
+use crate::kube::decoded::Decoded;
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -17,7 +17,7 @@ use crate::lifecycle::model::Children;
 #[derive(Clone)]
 pub struct ChildStores {
     /// ModelVersions.
-    pub versions: Store<DeserializeGuard<ModelVersion>>,
+    pub versions: Store<Decoded<ModelVersion>>,
     /// Training Jobs.
     pub jobs: Store<Job>,
     /// Training pods.
@@ -27,7 +27,7 @@ pub struct ChildStores {
     /// Services.
     pub services: Store<Service>,
     /// RetrainPolicies.
-    pub policies: Store<DeserializeGuard<RetrainPolicy>>,
+    pub policies: Store<Decoded<RetrainPolicy>>,
 }
 
 /// Whether `store` has listed its objects once (without waiting).
@@ -87,6 +87,14 @@ impl ChildStores {
                 .filter_map(|g| g.0.as_ref().ok())
                 .filter(|p| p.namespace() == ns && p.spec.model_ref.name == name)
                 .cloned()
+                .collect(),
+            unreadable_policies: self
+                .policies
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().err())
+                .filter(|p| p.metadata.namespace == ns && p.model.as_ref().is_none_or(|m| *m == name))
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect(),
             readings: Default::default(),
         }

@@ -12,6 +12,21 @@ use super::metrics::Metrics;
 /// The resync period unless `--resync-period` says otherwise.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
 
+/// What `modelcycle run` was told, as the controllers need it.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The longest a Model goes without a reconcile, even when nothing changed.
+    pub resync: Duration,
+    /// URL prefixes of the Prometheus servers objects may name; empty allows any.
+    pub prometheus_allowed: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![] }
+    }
+}
+
 /// Shared state of the controllers.
 pub struct Context {
     /// The Kubernetes client.
@@ -22,6 +37,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The longest a Model goes without a reconcile, even when nothing changed.
     pub resync: Duration,
+    /// URL prefixes of the Prometheus servers objects may name; empty allows any.
+    pub prometheus_allowed: Vec<String>,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
@@ -34,6 +51,7 @@ impl Context {
             client,
             metrics,
             resync: DEFAULT_RESYNC,
+            prometheus_allowed: vec![],
             backoff: Mutex::default(),
         }
     }

@@ -1,14 +1,27 @@
 //! Reporting an object that does not deserialize, so one bad object never stalls the rest.
 
+use crate::kube::decoded::InvalidObject;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::core::error_boundary::InvalidObject;
 
 use crate::error::Error;
 use crate::lifecycle::plan::{EventKind, EventRecord, truncate};
 
 use super::apply::publish_events;
 use super::context::Context;
+
+/// What the Event on an unreadable object says: the field at fault, and for a RetrainPolicy that
+/// its Model does not retrain meanwhile (fail closed: its suspend and limits cannot be read).
+pub fn invalid_note(kind: &str, invalid: &InvalidObject) -> String {
+    let held = match (kind, invalid.model.as_deref()) {
+        ("RetrainPolicy", Some(model)) => format!("; Model {model} does not retrain until this policy can be read"),
+        ("RetrainPolicy", None) => {
+            "; the Models of this namespace without a readable policy do not retrain until it can be read".to_string()
+        }
+        _ => String::new(),
+    };
+    format!("cannot read this object, fix it to resume: {}{held}", invalid.error)
+}
 
 /// Logs the object, emits a Warning Event on it and returns the error that makes the
 /// controller wait for the object to change.
@@ -34,7 +47,7 @@ pub async fn report_invalid<K: Resource<DynamicType = ()>>(invalid: &InvalidObje
         kind: EventKind::Warning,
         reason: "InvalidObject".into(),
         action: "Skip".into(),
-        note: truncate(&format!("cannot read this object, fix it to resume: {}", invalid.error), 1024),
+        note: truncate(&invalid_note(K::kind(&()).as_ref(), invalid), 1024),
         version: None,
     };
     publish_events(&ctx.recorder, &regarding, &[event]).await;

@@ -107,6 +107,9 @@ impl Metrics {
             Err(ReadingError::Unreachable { .. }) => "unreachable",
             Err(ReadingError::Rejected { .. }) => "rejected",
             Err(ReadingError::Unexpected(_)) => "unexpected",
+            Err(ReadingError::NotPrometheus { .. }) => "not_prometheus",
+            Err(ReadingError::NotAllowed { .. }) => "not_allowed",
+            Err(ReadingError::TokenRefused(_)) => "token_refused",
         };
         self.analysis_queries.get_or_create(&QueryLabels { result: result.into() }).inc();
     }

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod children;
 pub mod context;
+pub mod decoded;
 pub mod http;
 pub mod invalid;
 pub mod metrics;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::kube::decoded::Decoded;
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
 use crate::api::Model;
@@ -34,7 +34,7 @@ pub const NAME: &str = "model";
 
 /// Reconciles one Model: the pipeline is observe → plan (pure) → apply.
 #[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
     let ctx = &model_ctx.shared;
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let model = match &guard.0 {
@@ -50,11 +50,11 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
     let mut children = model_ctx.children.observe(model);
     fill_latest_version(&ctx.client, model, &mut children).await?;
     if let Some((policy, due)) = children.due_checks(model, now) {
-        children.readings = take(&ctx.client, policy, &due).await;
+        children.readings = take(ctx, policy, &due).await;
     }
     let analysis = children.due_analysis(model, now);
     if !analysis.is_empty() {
-        children.readings.analysis = take_analysis(&ctx.client, model, &analysis).await;
+        children.readings.analysis = take_analysis(ctx, model, &analysis).await;
         children.readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
     let plan = plan_model(children.observed(model), now);
@@ -66,7 +66,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Model>>, model_ctx: Arc<Model
 }
 
 /// Waits for a change on invalid input, backs off on transient errors.
-pub fn error_policy(guard: Arc<DeserializeGuard<Model>>, error: &Error, model_ctx: Arc<ModelContext>) -> Action {
+pub fn error_policy(guard: Arc<Decoded<Model>>, error: &Error, model_ctx: Arc<ModelContext>) -> Action {
     let ctx = &model_ctx.shared;
     ctx.metrics.reconciled(NAME, false);
     ctx.metrics.failed(NAME, error);
@@ -80,6 +80,6 @@ pub fn error_policy(guard: Arc<DeserializeGuard<Model>>, error: &Error, model_ct
     }
 }
 
-fn key(guard: &DeserializeGuard<Model>) -> String {
+fn key(guard: &Decoded<Model>) -> String {
     format!("model/{}/{}", guard.namespace().unwrap_or_default(), guard.name_any())
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::kube::decoded::Decoded;
 use jiff::Timestamp;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -25,16 +25,16 @@ pub const NAME: &str = "retrainpolicy";
 /// The caches the policy controller reads its world from.
 pub struct PolicyStores {
     /// Every Model the controller watches.
-    pub models: Store<DeserializeGuard<Model>>,
+    pub models: Store<Decoded<Model>>,
     /// Every RetrainPolicy the controller watches.
-    pub policies: Store<DeserializeGuard<RetrainPolicy>>,
+    pub policies: Store<Decoded<RetrainPolicy>>,
 }
 
 /// The world of one policy, read from the caches.
 pub fn world_of<'a>(
     policy: &RetrainPolicy,
     stores: &'a PolicyStores,
-    others: &'a [Arc<DeserializeGuard<RetrainPolicy>>],
+    others: &'a [Arc<Decoded<RetrainPolicy>>],
 ) -> PolicyWorld<'a> {
     let ns = policy.namespace().unwrap_or_default();
     let model = &policy.spec.model_ref.name;
@@ -50,10 +50,7 @@ pub fn world_of<'a>(
 
 /// Reconciles one RetrainPolicy.
 #[tracing::instrument(skip_all, fields(policy = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<RetrainPolicy>>,
-    ctx: Arc<(Context, PolicyStores)>,
-) -> Result<Action> {
+pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, PolicyStores)>) -> Result<Action> {
     let (ctx, stores) = (&ctx.0, &ctx.1);
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let policy = match &guard.0 {
@@ -84,11 +81,7 @@ pub async fn reconcile(
 }
 
 /// Waits for a change on invalid input, backs off on transient errors.
-pub fn error_policy(
-    guard: Arc<DeserializeGuard<RetrainPolicy>>,
-    error: &Error,
-    ctx: Arc<(Context, PolicyStores)>,
-) -> Action {
+pub fn error_policy(guard: Arc<Decoded<RetrainPolicy>>, error: &Error, ctx: Arc<(Context, PolicyStores)>) -> Action {
     let ctx = &ctx.0;
     ctx.metrics.reconciled(NAME, false);
     ctx.metrics.failed(NAME, error);

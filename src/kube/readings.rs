@@ -1,26 +1,37 @@
-//! Taking the live readings a RetrainPolicy's due checks need, from its Prometheus.
-
-use std::time::Duration;
+//! Taking the live readings a RetrainPolicy's due checks and a rollout's analysis need, from the
+//! Prometheus the object names — only if the controller's allowlist admits its address, and with
+//! a bearer token only from a Secret that opted in.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use std::collections::BTreeMap;
 
 use crate::api::{Model, PrometheusSource, RetrainPolicy};
 use crate::lifecycle::analysis::AnalysisQuery;
+use crate::lifecycle::reading::address_allowed;
 use crate::lifecycle::triggers::{DueChecks, Readings};
 use crate::sources::prometheus::{Prometheus, ReadingError};
 
+use super::context::Context;
+
+/// The label a Secret must carry, with [`TOKEN_SECRET_TYPE`], before the controller sends one of
+/// its values to a Prometheus as a bearer token (as Argo CD asks `argocd.argoproj.io/secret-type`
+/// of the Secrets it uses). Without it, anybody allowed to create a Model could have any Secret of
+/// the namespace sent to a server of their choosing.
+pub const SECRET_TYPE_LABEL: &str = "modelcycle.io/secret-type";
+/// The value of [`SECRET_TYPE_LABEL`] that allows a Secret's use as a Prometheus bearer token.
+pub const TOKEN_SECRET_TYPE: &str = "prometheus-token";
+
 /// Runs the due queries; every failure becomes a reading with its reason.
-pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> Readings {
+pub async fn take(ctx: &Context, policy: &RetrainPolicy, due: &DueChecks) -> Readings {
     if due.is_empty() {
         return Readings::default();
     }
     let Some(source) = &policy.spec.prometheus else {
-        return failed(due, "spec.prometheus is not set");
+        return failed(due, &ReadingError::Unexpected("spec.prometheus is not set".into()));
     };
-    let prometheus = match connect(client, &policy.namespace().unwrap_or_default(), source).await {
+    let prometheus = match connect(ctx, &policy.namespace().unwrap_or_default(), source).await {
         Ok(p) => p,
         Err(e) => return failed(due, &e),
     };
@@ -29,7 +40,7 @@ pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> R
         let q = q.clone();
         async move {
             match q {
-                Some(q) => Some(p.histogram(&q).await.map_err(|e| e.to_string())),
+                Some(q) => Some(p.histogram(&q).await),
                 None => None,
             }
         }
@@ -38,7 +49,7 @@ pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> R
         drift: histogram(&due.drift).await,
         reference: histogram(&due.reference).await,
         performance: match &due.performance {
-            Some(q) => Some(prometheus.number(q).await.map_err(|e| e.to_string())),
+            Some(q) => Some(prometheus.number(q).await),
             None => None,
         },
         ..Default::default()
@@ -48,18 +59,14 @@ pub async fn take(client: &Client, policy: &RetrainPolicy, due: &DueChecks) -> R
 /// Runs the due rollout analysis queries against the Model's analysis Prometheus; every failure
 /// is an answer with its reason.
 pub async fn take_analysis(
-    client: &Client,
+    ctx: &Context,
     model: &Model,
     queries: &[AnalysisQuery],
 ) -> BTreeMap<String, Result<f64, ReadingError>> {
     let Some(analysis) = &model.spec.serving.analysis else { return BTreeMap::new() };
-    let address = analysis.prometheus.address.clone();
-    let prometheus = match connect(client, &model.namespace().unwrap_or_default(), &analysis.prometheus).await {
+    let prometheus = match connect(ctx, &model.namespace().unwrap_or_default(), &analysis.prometheus).await {
         Ok(p) => p,
-        Err(message) => {
-            let e = ReadingError::Unreachable { address, message };
-            return queries.iter().map(|q| (q.query.clone(), Err(e.clone()))).collect();
-        }
+        Err(e) => return queries.iter().map(|q| (q.query.clone(), Err(e.clone()))).collect(),
     };
     let mut answers = BTreeMap::new();
     for q in queries {
@@ -69,37 +76,53 @@ pub async fn take_analysis(
 }
 
 /// Every due check failed for the same reason.
-fn failed(due: &DueChecks, reason: &str) -> Readings {
+fn failed(due: &DueChecks, error: &ReadingError) -> Readings {
     Readings {
-        drift: due.drift.as_ref().map(|_| Err(reason.to_string())),
-        reference: due.reference.as_ref().map(|_| Err(reason.to_string())),
-        performance: due.performance.as_ref().map(|_| Err(reason.to_string())),
+        drift: due.drift.as_ref().map(|_| Err(error.clone())),
+        reference: due.reference.as_ref().map(|_| Err(error.clone())),
+        performance: due.performance.as_ref().map(|_| Err(error.clone())),
         ..Default::default()
     }
 }
 
-/// A client for `source`, reading its bearer token from the Secret it names.
-pub async fn connect(client: &Client, namespace: &str, source: &PrometheusSource) -> Result<Prometheus, String> {
+/// A client for `source`: refused when its address is outside the allowlist, with the bearer
+/// token read from the Secret it names when that Secret opted in.
+pub async fn connect(ctx: &Context, namespace: &str, source: &PrometheusSource) -> Result<Prometheus, ReadingError> {
+    if !address_allowed(&source.address, &ctx.prometheus_allowed) {
+        return Err(ReadingError::NotAllowed {
+            address: source.address.clone(),
+            allowed: ctx.prometheus_allowed.join(", "),
+        });
+    }
     let token = match &source.bearer_token_secret {
         None => None,
-        Some(selector) => {
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-            let secret = secrets
-                .get(&selector.name)
-                .await
-                .map_err(|e| format!("cannot read the bearer token Secret {}: {e}", selector.name))?;
-            let bytes = secret
-                .data
-                .and_then(|d| d.get(&selector.key).cloned())
-                .ok_or_else(|| format!("Secret {} has no key {:?}", selector.name, selector.key))?;
-            Some(
-                String::from_utf8(bytes.0)
-                    .map_err(|_| format!("Secret {} key {:?} is not text", selector.name, selector.key))?
-                    .trim()
-                    .to_string(),
-            )
+        Some(selector) => Some(bearer_token(ctx, namespace, &selector.name, &selector.key).await?),
+    };
+    let timeout = source.timeout.map(crate::api::Duration::as_std);
+    Prometheus::new(&source.address, timeout, source.insecure_skip_verify, token)
+}
+
+async fn bearer_token(ctx: &Context, namespace: &str, name: &str, key: &str) -> Result<String, ReadingError> {
+    let refused = |why: String| ReadingError::TokenRefused(format!("bearerTokenSecret {name}: {why}"));
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = match secrets.get(name).await {
+        Ok(s) => s,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Err(refused(
+                "the controller may not read Secrets; install the chart with prometheus.bearerTokenSecrets=true".into(),
+            ));
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(refused("no such Secret in this namespace".into())),
+        Err(e) => {
+            return Err(ReadingError::Unreachable { address: "the Kubernetes API".into(), message: e.to_string() });
         }
     };
-    let timeout = source.timeout.map(Duration::from);
-    Ok(Prometheus::new(&source.address, timeout, source.insecure_skip_verify, token))
+    if secret.labels().get(SECRET_TYPE_LABEL).map(String::as_str) != Some(TOKEN_SECRET_TYPE) {
+        return Err(refused(format!(
+            "the Secret is not labelled {SECRET_TYPE_LABEL}={TOKEN_SECRET_TYPE}, so the controller does not send its values anywhere"
+        )));
+    }
+    let bytes = secret.data.and_then(|d| d.get(key).cloned()).ok_or_else(|| refused(format!("no key {key:?}")))?;
+    let text = String::from_utf8(bytes.0).map_err(|_| refused(format!("key {key:?} is not text")))?;
+    Ok(text.trim().to_string())
 }

@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::kube::decoded::Decoded;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::core::DeserializeGuard;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -19,7 +19,7 @@ use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
 use super::children::ChildStores;
-use super::context::Context;
+use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
@@ -152,7 +152,9 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let pending = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
         let ready = Readiness { health: health.clone(), pending: pending.clone() };
-        run_controllers(client.clone(), scope, metrics.clone(), ready, args.resync_period, shutdown.clone())
+        let settings =
+            Settings { resync: args.resync_period, prometheus_allowed: args.prometheus_allowed_addresses.clone() };
+        run_controllers(client.clone(), scope, metrics.clone(), ready, settings, shutdown.clone())
     }));
     let controllers = async move {
         controllers.await;
@@ -222,7 +224,7 @@ pub async fn run_controllers(
     scope: Option<String>,
     metrics: Arc<Metrics>,
     ready: Readiness,
-    resync: std::time::Duration,
+    settings: Settings,
     shutdown: watch::Receiver<bool>,
 ) {
     let health = ready.health.clone();
@@ -231,8 +233,7 @@ pub async fn run_controllers(
     let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
     let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
     let (h, w) = named("ModelVersions");
-    let (versions, versions_stream) =
-        cached(scoped::<DeserializeGuard<ModelVersion>>(&client, &scope), owned.clone(), h, w);
+    let (versions, versions_stream) = cached(scoped::<Decoded<ModelVersion>>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Jobs");
     let (jobs, jobs_stream) = cached(scoped::<Job>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Pods");
@@ -242,9 +243,9 @@ pub async fn run_controllers(
     let (h, w) = named("Services");
     let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned, h, w);
     let (h, w) = named("Models");
-    let models = shared(scoped::<DeserializeGuard<Model>>(&client, &scope), all.clone(), h, w);
+    let models = shared(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w);
     let (h, w) = named("RetrainPolicies");
-    let policies = shared(scoped::<DeserializeGuard<RetrainPolicy>>(&client, &scope), all, h, w);
+    let policies = shared(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w);
     let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
@@ -279,7 +280,8 @@ pub async fn run_controllers(
         .graceful_shutdown_on(on(shutdown.clone()));
 
     let mut context = Context::new(client.clone(), metrics.clone());
-    context.resync = resync;
+    context.resync = settings.resync;
+    context.prometheus_allowed = settings.prometheus_allowed;
     let ctx = Arc::new(ModelContext { shared: context, children });
     let policy_ctx = Arc::new((
         Context::new(client, metrics),
@@ -318,7 +320,7 @@ pub async fn run_controllers(
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
 /// so the owner chain does not lead to the Model directly).
-fn model_of<K: kube::Resource>(object: &K) -> Option<ObjectRef<DeserializeGuard<Model>>> {
+fn model_of<K: kube::Resource>(object: &K) -> Option<ObjectRef<Decoded<Model>>> {
     let model = object.meta().labels.as_ref()?.get(MODEL_LABEL)?;
     Some(ObjectRef::new(model).within(object.meta().namespace.as_deref()?))
 }

@@ -7,15 +7,15 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::reading::{ReadingError, render_query};
 use crate::api::{
     AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, Goal, Measurement, Model,
     NoDataPolicy, Promotion, VersionPhase,
 };
-use crate::sources::prometheus::{ReadingError, render_query};
 
 use super::ledger::{Decision, Ledger};
 use super::plan::EventKind;
-use super::triggers::{Readings, span};
+use super::triggers::{Readings, after, interval_span, span};
 
 /// How many measurements a version keeps (oldest dropped first; the latest tick is kept whole).
 pub const MEASUREMENTS_MAX: usize = 30;
@@ -27,6 +27,8 @@ pub const ABORT_ANNOTATION: &str = "modelcycle.io/abort";
 
 /// Default time between measurements.
 pub const DEFAULT_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
+/// The shortest interval between measurements (the admission minimum of `analysis.interval`).
+pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(10);
 
 /// One query the shell must run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,18 +43,18 @@ pub struct AnalysisQuery {
 
 /// The time between measurements.
 pub fn interval(spec: &AnalysisSpec) -> SignedDuration {
-    span(spec.interval.as_ref(), DEFAULT_INTERVAL)
+    interval_span(spec.interval.as_ref(), DEFAULT_INTERVAL, MIN_INTERVAL)
 }
 
 /// When the next measurement of `status` is due.
 fn next_due(spec: &AnalysisSpec, status: &AnalysisStatus) -> Timestamp {
-    let first = status.started.0 + span(spec.initial_delay.as_ref(), SignedDuration::ZERO);
-    status.last_measured.as_ref().map_or(first, |t| (t.0 + interval(spec)).max(first))
+    let first = after(status.started.0, span(spec.initial_delay.as_ref(), SignedDuration::ZERO));
+    status.last_measured.as_ref().map_or(first, |t| after(t.0, interval(spec)).max(first))
 }
 
 /// The end of a guard window.
 fn guard_end(spec: &AnalysisSpec, status: &AnalysisStatus) -> Timestamp {
-    status.started.0 + span(spec.guard.as_ref(), SignedDuration::ZERO)
+    after(status.started.0, span(spec.guard.as_ref(), SignedDuration::ZERO))
 }
 
 /// The versions under analysis: rolling out with a Rollout stage, or serving inside a guard window.
@@ -249,14 +251,18 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     Some(verdict)
 }
 
+/// Whether a measurement's reason is one that only a change of the object (or of the
+/// controller's settings) can clear: the rollout then stalls instead of waiting.
+fn needs_a_fix(reason: &str) -> bool {
+    matches!(
+        reason,
+        "QueryRejected" | "UnexpectedResult" | "NotPrometheus" | "PrometheusAddressNotAllowed" | "BearerTokenRefused"
+    )
+}
+
 /// The verdict and reason of a query that gave no value.
 fn failure(error: &ReadingError, on_no_data: NoDataPolicy) -> (AnalysisVerdict, (&'static str, String)) {
-    let reason = match error {
-        ReadingError::NoData => "NoData",
-        ReadingError::Unreachable { .. } => "PrometheusUnreachable",
-        ReadingError::Rejected { .. } => "QueryRejected",
-        ReadingError::Unexpected(_) => "UnexpectedResult",
-    };
+    let reason = error.reason();
     let verdict = match (error, on_no_data) {
         (ReadingError::NoData, NoDataPolicy::Fail) => AnalysisVerdict::Fail,
         _ => AnalysisVerdict::Inconclusive,
@@ -321,7 +327,7 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
     let now = ledger.now();
     let spec = model.spec.serving.analysis.as_ref();
     let hold = hold.unwrap_or_else(|| spec.map_or(SignedDuration::ZERO, interval));
-    let mut wake = [since + hold].into_iter().filter(|t| *t > now).min();
+    let mut wake = [after(since, hold)].into_iter().filter(|t| *t > now).min();
     if let Some(spec) = spec {
         let fresh = |a: &AnalysisStatus| a.stage == AnalysisStage::Rollout;
         if !ledger.get(n).and_then(|e| e.status.analysis.as_ref()).is_some_and(fresh) {
@@ -344,8 +350,7 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
                 .iter()
                 .filter(|m| Some(&m.time) == a.last_measured.as_ref() && m.verdict == AnalysisVerdict::Inconclusive)
                 .collect();
-            let refused =
-                last.iter().any(|m| matches!(m.reason.as_deref(), Some("QueryRejected" | "UnexpectedResult")));
+            let refused = last.iter().any(|m| m.reason.as_deref().is_some_and(needs_a_fix));
             let reason = if refused { "AnalysisQueryFailed" } else { "AnalysisInconclusive" };
             let message = format!(
                 "analysis of v{n} is inconclusive, so the rollout is paused (neither promoted nor rolled back): {}",
@@ -355,7 +360,7 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
         }
         let passed_in_step =
             a.last_verdict == Some(AnalysisVerdict::Pass) && a.last_measured.as_ref().is_some_and(|t| t.0 >= since);
-        if !passed_in_step || since + hold > now {
+        if !passed_in_step || after(since, hold) > now {
             return Gate::Wait(wake);
         }
     } else if wake.is_some() {

@@ -18,7 +18,7 @@ use crate::build::deployment::{Track, track_deployment};
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, converge};
-use super::triggers::{Readings, span};
+use super::triggers::{Readings, after, span};
 
 /// Default time the previous version's Deployment is kept after the switch.
 pub const DEFAULT_SCALE_DOWN_DELAY: SignedDuration = SignedDuration::from_secs(30);
@@ -100,7 +100,7 @@ pub fn advance_blue_green(
                     ledger.transition(stable, VersionPhase::Retired, retired);
                     start_guard(ledger, model, wanted, stable);
                     out.rolling_out = false;
-                    out.requeue_after = ledger.until(now + delay);
+                    out.requeue_after = ledger.until(after(now, delay));
                 }
                 Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
                 Gate::Paused(reason, message, wake) => {
@@ -141,8 +141,8 @@ pub fn hand_off(
     let Some(entry) = ledger.get(serving) else { return out };
     let Some(switched) = entry.status.blue_green.as_ref().and_then(|p| p.switched.clone()) else { return out };
     let delay = span(strategy.and_then(|s| s.scale_down_delay.as_ref()), DEFAULT_SCALE_DOWN_DELAY);
-    if ledger.now() < switched.0 + delay {
-        out.requeue_after = ledger.until(switched.0 + delay);
+    if ledger.now() < after(switched.0, delay) {
+        out.requeue_after = ledger.until(after(switched.0, delay));
         return out;
     }
     let desired = track_deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);

@@ -39,6 +39,9 @@ pub fn judge(
             results.push(match (value, champ) {
                 (None, _) => result(bound, None, Verdict::Fail, Some("MetricMissing")),
                 (Some(_), None) => result(bound, None, Verdict::Skipped, Some("NoServingVersion")),
+                (Some(_), Some(None)) if gate.require_baseline => {
+                    result(bound, None, Verdict::Fail, Some("ServingVersionLacksMetric"))
+                }
                 (Some(_), Some(None)) => result(bound, None, Verdict::Skipped, Some("ServingVersionLacksMetric")),
                 (Some(v), Some(Some(c))) => {
                     let threshold = c + sign * offset;
@@ -60,10 +63,25 @@ pub fn passed(results: &[GateResult]) -> bool {
 pub fn failures(results: &[GateResult]) -> String {
     let describe = |r: &GateResult| match (r.value, r.threshold) {
         (None, _) => format!("{} was not reported (MetricMissing)", r.metric),
+        (Some(_), None) if r.reason.as_deref() == Some("ServingVersionLacksMetric") => {
+            format!(
+                "{} {} cannot be judged: the serving version has no {} (requireBaseline)",
+                r.metric, r.bound, r.metric
+            )
+        }
         (Some(v), Some(t)) => format!("{} {v} fails {} {t}", r.metric, r.bound),
         (Some(v), None) => format!("{} {v} fails {}", r.metric, r.bound),
     };
     results.iter().filter(|r| r.verdict == Verdict::Fail).map(describe).collect::<Vec<_>>().join("; ")
+}
+
+/// The gates that were skipped, for a person: `auc maxRegression (ServingVersionLacksMetric)`.
+pub fn skipped(results: &[GateResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Skipped)
+        .map(|r| format!("{} {} ({})", r.metric, r.bound, r.reason.as_deref().unwrap_or("Skipped")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -71,7 +89,15 @@ mod tests {
     use super::*;
 
     fn gate(metric: &str, goal: Goal) -> Gate {
-        Gate { metric: metric.into(), goal, min: None, max: None, min_improvement: None, max_regression: None }
+        Gate {
+            metric: metric.into(),
+            goal,
+            min: None,
+            max: None,
+            min_improvement: None,
+            max_regression: None,
+            require_baseline: false,
+        }
     }
 
     fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod reading;
 pub mod report;
 pub mod rollout;
 pub mod serving;

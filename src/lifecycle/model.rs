@@ -43,6 +43,8 @@ pub struct Observed<'a> {
     pub services: &'a [Service],
     /// The RetrainPolicies that name it.
     pub policies: &'a [RetrainPolicy],
+    /// RetrainPolicies that may name the Model but cannot be read: retraining fails closed.
+    pub unreadable_policies: &'a [String],
     /// Live readings for the policy's checks that were due.
     pub readings: &'a Readings,
 }
@@ -62,6 +64,9 @@ pub struct Children {
     pub services: Vec<Service>,
     /// The RetrainPolicies that name it.
     pub policies: Vec<RetrainPolicy>,
+    /// RetrainPolicies in the namespace that name this Model (or whose Model cannot be read)
+    /// and do not decode.
+    pub unreadable_policies: Vec<String>,
     /// Live readings taken for this reconcile.
     pub readings: Readings,
 }
@@ -94,6 +99,7 @@ impl Children {
             deployments: &self.deployments,
             services: &self.services,
             policies: &self.policies,
+            unreadable_policies: &self.unreadable_policies,
             readings: &self.readings,
         }
     }
@@ -108,6 +114,39 @@ pub enum Child {
     Deployment(Box<Deployment>),
     /// A Service.
     Service(Box<Service>),
+}
+
+impl Child {
+    /// The kind and name of the object, as a person reads them (`Deployment churn-canary`).
+    pub fn describe(&self) -> String {
+        match self {
+            Child::Job(j) => format!("Job {}", j.name_any()),
+            Child::Deployment(d) => format!("Deployment {}", d.name_any()),
+            Child::Service(s) => format!("Service {}", s.name_any()),
+        }
+    }
+}
+
+/// The status and Events to write when the API server refuses a child of the plan for good (an
+/// invalid field of a pod template it rejects, a name it does not allow, a forbidden write):
+/// the Model stalls with the server's own words, and a Warning Event says so once. The plan's
+/// own status is not written (it assumed the child exists); the next plan that applies all its
+/// children clears the stall.
+pub fn child_refused(
+    model: &Model,
+    child: &Child,
+    why: &str,
+    now: Timestamp,
+) -> (Option<ModelStatus>, Vec<EventRecord>) {
+    let old = model.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.phase = Some(ModelPhase::Stalled);
+    let problem =
+        Problem { reason: "ChildRefused", message: format!("the API server refused the {}: {why}", child.describe()) };
+    let desired = health_conditions(&[problem], (false, "", ""), None);
+    conditions::set_all(&mut status.conditions, &desired, model.metadata.generation, now);
+    let events = stalled_events(&old.conditions, &status.conditions);
+    ((status != old).then_some(status), events)
 }
 
 /// Everything one reconcile of a Model decided, in the order the shells apply it.
@@ -135,9 +174,14 @@ pub struct ModelPlan {
     pub status: Option<ModelStatus>,
     /// Events on the Model.
     pub events: Vec<EventRecord>,
-    /// Wake up after this long even if nothing changes.
+    /// Wake up after this long even if nothing changes; never sooner than [`SOONEST_WAKE`].
     pub requeue_after: Option<Duration>,
 }
+
+/// The soonest a plan asks to be woken. Something due at this very instant (a measurement of a
+/// step that started in this reconcile) is read on the next reconcile, which this wake or the
+/// plan's own writes bring; a zero wake would be a reconcile loop without pause on a cluster.
+pub const SOONEST_WAKE: Duration = Duration::from_secs(1);
 
 impl ModelPlan {
     /// How many API writes applying this plan takes (Events excluded).
@@ -176,16 +220,22 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
     let mut plan = ModelPlan { requeue_after: training.requeue_after, ..ModelPlan::default() };
     let (policy, mut policy_statuses) = policies_of(model, observed.policies, now);
-    let decision = decide(
-        policy,
-        &TriggerInputs {
-            model,
-            ledger: &ledger,
-            inputs_cause: inputs_cause(&ledger, model, latest),
-            readings: observed.readings,
-            now,
-        },
-    );
+    let decision =
+        decide(
+            policy,
+            &TriggerInputs {
+                model,
+                ledger: &ledger,
+                inputs_cause: inputs_cause(&ledger, model, latest),
+                // Fail closed: a policy that names the Model but cannot be read or acted on holds
+                // retraining, rather than leaving the Model to retrain as if it had none.
+                unreadable_policy: observed.unreadable_policies.first().cloned().or_else(|| {
+                    policy.is_none().then(|| policy_statuses.first().map(|(name, ..)| name.clone())).flatten()
+                }),
+                readings: observed.readings,
+                now,
+            },
+        );
     if let Some(wake) = decision.wake_at {
         let after = std::time::Duration::try_from(wake.duration_since(now)).unwrap_or_default();
         plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
@@ -195,7 +245,27 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         status.last_retrain_request = Some(value.clone());
     }
     if let (Some(policy), Some(new)) = (policy, decision.status.clone()) {
-        policy_statuses.push(policy_status(policy, new, &decision.problems, now));
+        let (name, old, mut new) = policy_status(policy, new, &decision.problems, now);
+        let degraded = match &decision.ineffective {
+            Some(why) => Desired::yes(conditions::DEGRADED, "DriftRetrainsIneffective", why.clone()),
+            None => Desired::no(conditions::DEGRADED, "RetrainsEffective", "retraining removes what triggers it"),
+        };
+        conditions::set_all(&mut new.conditions, &[degraded], policy.metadata.generation, now);
+        if !conditions::is_true(&old.conditions, conditions::DEGRADED)
+            && let Some(why) = &decision.ineffective
+        {
+            plan.policy_events.push((
+                name.clone(),
+                EventRecord {
+                    kind: EventKind::Warning,
+                    reason: "DriftRetrainsIneffective".into(),
+                    action: "BackOff".into(),
+                    note: why.clone(),
+                    version: None,
+                },
+            ));
+        }
+        policy_statuses.push((name, old, new));
     }
     if let Some(replaced) = decision.replace {
         let by = latest + 1;
@@ -233,6 +303,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     if let Some(after) = serving.requeue_after {
         plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
     }
+    plan.requeue_after = plan.requeue_after.map(|d| d.max(SOONEST_WAKE));
     plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
     plan.delete_services = serving.delete_services.clone();
     plan.events.splice(0..0, ledger.events.drain(..));

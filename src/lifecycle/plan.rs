@@ -83,13 +83,23 @@ pub fn stalled_events(
             note: truncate(&a.message, 1024),
             version: None,
         }],
-        (Some(_), None) => vec![EventRecord {
-            kind: EventKind::Normal,
-            reason: "SpecFixed".into(),
-            action: "Resume".into(),
-            note: "the spec can be acted on again".into(),
-            version: None,
-        }],
+        (Some(b), None) => {
+            // Named for what happened: a new generation fixed the spec, or the cause went away
+            // by itself (a Prometheus that answers again, a child the API server now accepts).
+            let now_generation = conditions::find(new, conditions::STALLED).and_then(|c| c.observed_generation);
+            let (reason, note) = if now_generation != b.observed_generation {
+                ("SpecFixed", "the spec can be acted on again".to_string())
+            } else {
+                ("Resumed", format!("no longer stalled: {} has cleared", b.reason))
+            };
+            vec![EventRecord {
+                kind: EventKind::Normal,
+                reason: reason.into(),
+                action: "Resume".into(),
+                note,
+                version: None,
+            }]
+        }
         _ => vec![],
     }
 }

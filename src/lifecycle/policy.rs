@@ -6,7 +6,7 @@ use crate::api::{RetrainPolicy, RetrainPolicyStatus};
 
 use super::conditions;
 use super::plan::{Plan, health_conditions, stalled_events};
-use super::validate::Problem;
+use super::validate::{POLICY_QUERY_PLACEHOLDERS, Problem, unknown_placeholder};
 
 /// Decides the status and Events of a RetrainPolicy from the policy, what it depends on, and `now`.
 pub fn plan_policy(policy: &RetrainPolicy, world: &PolicyWorld, now: jiff::Timestamp) -> Plan<RetrainPolicyStatus> {
@@ -59,6 +59,13 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
             reason: "DuplicatePolicy",
             message: format!("RetrainPolicy {owner:?} already drives Model {model:?}; a Model has one RetrainPolicy"),
         });
+    }
+    let known = &POLICY_QUERY_PLACEHOLDERS;
+    if let Some(drift) = &policy.spec.drift {
+        problems.extend(unknown_placeholder("spec.drift.query", &drift.query, known, "InvalidDriftQuery"));
+    }
+    if let Some(perf) = &policy.spec.performance {
+        problems.extend(unknown_placeholder("spec.performance.query", &perf.query, known, "InvalidPerformanceQuery"));
     }
     if let Some(schedule) = &policy.spec.schedule {
         if let Err(e) = croner::Cron::from_str(&schedule.cron) {

@@ -37,6 +37,7 @@ pub fn model(name: &str) -> Model {
                     max: None,
                     min_improvement: None,
                     max_regression: Some(0.01),
+                    require_baseline: false,
                 }],
             },
             serving: ServingSpec {

@@ -12,13 +12,14 @@ use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
 use crate::build::job::training_job;
 use crate::build::names::job_name;
 
-use super::evaluate::{failures, judge, passed};
+use super::evaluate::{failures, judge, passed, skipped};
 use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
 use super::report::{JobOutcome, job_outcome, parse_termination_message};
+use super::triggers::after;
 
 /// How long to wait for the succeeded pod of a completed Job before failing the version.
-pub const TERMINATION_MESSAGE_GRACE: Duration = Duration::from_secs(300);
+pub const TERMINATION_MESSAGE_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
 /// What training decided: Jobs to apply and when to look again.
 #[derive(Default)]
@@ -62,8 +63,8 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
             }
             JobOutcome::Succeeded { message, finished } => {
                 let finished = finished.unwrap_or(now);
-                if message.is_none() && now < finished + TERMINATION_MESSAGE_GRACE {
-                    let wait = (finished + TERMINATION_MESSAGE_GRACE).duration_since(now);
+                if message.is_none() && now < after(finished, TERMINATION_MESSAGE_GRACE) {
+                    let wait = after(finished, TERMINATION_MESSAGE_GRACE).duration_since(now);
                     steps.requeue_after = wait.try_into().ok();
                     continue;
                 }
@@ -104,12 +105,13 @@ fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collection
     entry.status.gate_results = results.clone();
     let metrics_text = entry.status.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     if passed(&results) {
-        let d = Decision {
-            action: "Accept",
-            reason: "GatesPassed",
-            message: format!("every gate passed ({metrics_text})"),
-            evidence,
+        let skipped = skipped(&results);
+        let message = if skipped.is_empty() {
+            format!("every gate passed ({metrics_text})")
+        } else {
+            format!("the gates passed, {} skipped: {} ({metrics_text})", skipped.len(), skipped.join(", "))
         };
+        let d = Decision { action: "Accept", reason: "GatesPassed", message, evidence };
         ledger.transition(n, VersionPhase::Ready, d);
     } else {
         let d = Decision { action: "Reject", reason: "GateFailed", message: failures(&results), evidence };

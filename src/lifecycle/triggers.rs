@@ -7,11 +7,11 @@ use jiff::{SignedDuration, Timestamp, Zoned};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::reading::{ReadingError, render_query};
 use crate::api::{
     CheckStatus, ConcurrencyPolicy, DriftMethod, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause,
     TriggerRecord,
 };
-use crate::sources::prometheus::render_query;
 use crate::stats::{self, Histogram};
 
 use super::ledger::Ledger;
@@ -23,27 +23,58 @@ pub const RETRAIN_REQUEST: &str = "modelcycle.io/retrain-request";
 /// How many firings a policy's status keeps.
 pub const FIRINGS_KEPT: usize = 10;
 const DEFAULT_CHECK_INTERVAL: SignedDuration = SignedDuration::from_mins(5);
+/// The shortest drift or performance check interval (the admission minimum).
+const MIN_CHECK_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
 const DEFAULT_REFERENCE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 const DEFAULT_STARTING_DEADLINE: SignedDuration = SignedDuration::from_hours(1);
+/// The cooldown of a policy that sets none: no trigger retrains more than once an hour unless
+/// the policy says `cooldown: 0s`.
+pub const DEFAULT_COOLDOWN: SignedDuration = SignedDuration::from_hours(1);
 const DEFAULT_MIN_SAMPLES: u64 = 100;
 const DEFAULT_FEATURE: &str = "predictions";
 
-/// A length from the API as a signed duration.
-pub fn span(d: Option<&kube::core::Duration>, default: SignedDuration) -> SignedDuration {
-    d.map(|d| SignedDuration::try_from(std::time::Duration::from(*d)).unwrap_or(SignedDuration::MAX)).unwrap_or(default)
+/// The longest length the core reckons with: admission bounds every duration far below it, and
+/// holding older or unchecked objects to it keeps every `Timestamp` sum in range.
+pub const LONGEST_SPAN: SignedDuration = SignedDuration::from_hours(24 * 366 * 10);
+
+/// A length from the API as a signed duration, at most [`LONGEST_SPAN`].
+pub fn span(d: Option<&crate::api::Duration>, default: SignedDuration) -> SignedDuration {
+    d.map_or(default, |d| d.as_signed()).min(LONGEST_SPAN)
+}
+
+/// A check interval from the API, held between `floor` (the admission minimum, for objects
+/// stored before it existed: a zero interval would wake the controller at once, forever) and
+/// [`LONGEST_SPAN`].
+pub fn interval_span(
+    d: Option<&crate::api::Duration>,
+    default: SignedDuration,
+    floor: SignedDuration,
+) -> SignedDuration {
+    span(d, default).max(floor)
+}
+
+/// `t + d`, held at the last instant a timestamp can name instead of panicking on overflow
+/// (timestamps come from the cluster, where anybody allowed to write status can set them).
+pub fn after(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.saturating_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// `t - d`, held at the first instant a timestamp can name.
+pub fn before(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.saturating_sub(d).unwrap_or(Timestamp::MIN)
 }
 
 /// Live readings the shell took for the checks that were due; `Err` carries the reason.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Readings {
     /// The live histogram of the drift query over its window.
-    pub drift: Option<Result<Histogram, String>>,
+    pub drift: Option<Result<Histogram, ReadingError>>,
     /// The live histogram over the reference window, to keep as the serving version's reference.
-    pub reference: Option<Result<Histogram, String>>,
+    pub reference: Option<Result<Histogram, ReadingError>>,
     /// The value of the performance query.
-    pub performance: Option<Result<f64, String>>,
+    pub performance: Option<Result<f64, ReadingError>>,
     /// Answers to the rollout analysis queries that were due, by query text.
-    pub analysis: std::collections::BTreeMap<String, Result<f64, crate::sources::prometheus::ReadingError>>,
+    pub analysis: std::collections::BTreeMap<String, Result<f64, ReadingError>>,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].
@@ -65,7 +96,7 @@ impl DueChecks {
 }
 
 fn due(last: Option<&CheckStatus>, interval: SignedDuration, now: Timestamp) -> bool {
-    last.and_then(|c| c.checked_at.as_ref()).is_none_or(|t| t.0 + interval <= now)
+    last.and_then(|c| c.checked_at.as_ref()).is_none_or(|t| after(t.0, interval) <= now)
 }
 
 /// Which live checks of `policy` are due at `now`.
@@ -97,15 +128,23 @@ pub fn due_checks(policy: &RetrainPolicy, model: &Model, ledger: &Ledger, now: T
         let has_reference = ledger.get(s).is_some_and(|e| e.status.reference.contains_key(feature));
         if !has_reference {
             let reference_window = span(drift.reference_window.as_ref(), DEFAULT_REFERENCE_WINDOW);
-            if serving_since(ledger, s).is_some_and(|t| t + reference_window <= now) {
+            if serving_since(ledger, s).is_some_and(|t| after(t, reference_window) <= now) {
                 checks.reference = Some(vars(reference_window, Some(s))(&drift.query));
             }
-        } else if due(status.drift.as_ref(), span(drift.interval.as_ref(), DEFAULT_CHECK_INTERVAL), now) {
+        } else if due(
+            status.drift.as_ref(),
+            interval_span(drift.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
+            now,
+        ) {
             checks.drift = Some(vars(span(Some(&drift.window), DEFAULT_CHECK_INTERVAL), Some(s))(&drift.query));
         }
     }
     if let Some(perf) = &policy.spec.performance
-        && due(status.performance.as_ref(), span(perf.interval.as_ref(), DEFAULT_CHECK_INTERVAL), now)
+        && due(
+            status.performance.as_ref(),
+            interval_span(perf.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
+            now,
+        )
     {
         checks.performance = Some(vars(DEFAULT_CHECK_INTERVAL, serving)(&perf.query));
     }
@@ -146,6 +185,8 @@ pub struct TriggerDecision {
     pub wake_at: Option<Timestamp>,
     /// Events on the Model: a retrain triggered, or held back.
     pub events: Vec<crate::lifecycle::plan::EventRecord>,
+    /// Why retraining for drift does not help, when it does not.
+    pub ineffective: Option<String>,
 }
 
 /// Everything the triggers read besides the policy.
@@ -160,6 +201,8 @@ pub struct TriggerInputs<'a> {
     pub readings: &'a Readings,
     /// Now.
     pub now: Timestamp,
+    /// A RetrainPolicy that may drive the Model but cannot be read (its name).
+    pub unreadable_policy: Option<String>,
 }
 
 /// Decides whether to start a version, from the Model's inputs and, if it has one, its policy.
@@ -174,6 +217,12 @@ pub fn decide(policy: Option<&RetrainPolicy>, inputs: &TriggerInputs) -> Trigger
     let model_request = model.annotations().get(RETRAIN_REQUEST).cloned();
     let old_model_request = model.status.as_ref().and_then(|s| s.last_retrain_request.clone());
     let new_model_request = model_request.filter(|v| Some(v) != old_model_request.as_ref());
+    if policy.is_none() && inputs.unreadable_policy.is_some() {
+        // Fail closed: the policy's suspend, cooldown and limits cannot be read, so nothing but
+        // the first version trains until it is fixed (its own Warning Event names the field).
+        let initial = inputs.inputs_cause.clone().filter(|c| c.reason == "Initial");
+        return TriggerDecision { causes: initial.into_iter().collect(), ..Default::default() };
+    }
     let Some(policy) = policy else {
         // No policy: the Model's inputs and its retrain request, one training at a time.
         let mut causes: Vec<TriggerCause> = inputs.inputs_cause.clone().into_iter().collect();
@@ -227,12 +276,20 @@ pub fn decide(policy: Option<&RetrainPolicy>, inputs: &TriggerInputs) -> Trigger
         });
     }
     drift(policy, inputs, &mut status, &mut causes, &mut problems, &mut wake);
-    performance(policy, inputs, &mut status, &mut causes, &mut wake);
+    performance(policy, inputs, &mut status, &mut causes, &mut problems, &mut wake);
 
     let mut decision = TriggerDecision::default();
+    let streak = drift_streak(inputs.ledger);
+    let drifting = causes.iter().any(|c| c.reason == "Drift")
+        || status.drift.as_ref().and_then(|d| d.value).zip(spec.drift.as_ref()).is_some_and(|(v, d)| v > d.threshold);
+    if streak >= INEFFECTIVE_DRIFT_RETRAINS && drifting {
+        decision.ineffective = Some(format!(
+            "drift is still over its threshold after the last {streak} versions were trained for it; retraining does not remove it (look at the data or the feature), and drift retrains back off"
+        ));
+    }
     if !causes.is_empty() {
         let initial = causes.iter().any(|c| c.reason == "Initial");
-        let held = if initial { None } else { hygiene(policy, inputs.ledger, training, now) };
+        let held = if initial { None } else { hygiene(policy, inputs.ledger, training, &causes, now) };
         let record = TriggerRecord::new(causes.clone(), now);
         match held {
             Some(Hold { why, until }) => {
@@ -293,8 +350,35 @@ struct Hold {
     until: Option<Timestamp>,
 }
 
+/// How many retrains in a row for drift, the drift still there, before they count as
+/// ineffective: a condition and an Event say so, and drift retrains back off.
+pub const INEFFECTIVE_DRIFT_RETRAINS: u32 = 3;
+/// The longest wait between drift retrains that fix nothing.
+const LONGEST_DRIFT_BACKOFF: SignedDuration = SignedDuration::from_hours(168);
+
+/// How many of the newest versions in a row were trained because of drift.
+pub fn drift_streak(ledger: &Ledger) -> u32 {
+    let mut numbers: Vec<&super::ledger::Entry> = ledger.entries.iter().collect();
+    numbers.sort_by_key(|e| std::cmp::Reverse(e.number()));
+    numbers.iter().take_while(|e| e.version.spec.trigger.causes.iter().any(|c| c.reason == "Drift")).count() as u32
+}
+
+/// The wait between drift retrains after `streak` of them in a row: the cooldown (at least an
+/// hour), doubled for each retrain past [`INEFFECTIVE_DRIFT_RETRAINS`] - 1, at most a week.
+fn drift_backoff(cooldown: SignedDuration, streak: u32) -> SignedDuration {
+    let doublings = streak.saturating_sub(INEFFECTIVE_DRIFT_RETRAINS - 1).min(16);
+    let base = cooldown.max(SignedDuration::from_hours(1));
+    base.checked_mul(1 << doublings).unwrap_or(LONGEST_DRIFT_BACKOFF).min(LONGEST_DRIFT_BACKOFF)
+}
+
 /// Why hygiene holds a firing back, if it does.
-fn hygiene(policy: &RetrainPolicy, ledger: &Ledger, training: Option<u32>, now: Timestamp) -> Option<Hold> {
+fn hygiene(
+    policy: &RetrainPolicy,
+    ledger: &Ledger,
+    training: Option<u32>,
+    causes: &[TriggerCause],
+    now: Timestamp,
+) -> Option<Hold> {
     let spec = &policy.spec;
     if spec.suspend {
         return Some(Hold { why: "the policy is suspended".into(), until: None });
@@ -307,10 +391,27 @@ fn hygiene(policy: &RetrainPolicy, ledger: &Ledger, training: Option<u32>, now: 
         .iter()
         .map(|e| e.status.started_at.as_ref().map_or(e.version.spec.trigger.time.0, |t| t.0))
         .max();
-    if let (Some(cooldown), Some(started)) = (spec.cooldown.as_ref(), last_start) {
-        let until = started + span(Some(cooldown), SignedDuration::ZERO);
+    let cooldown = span(spec.cooldown.as_ref(), DEFAULT_COOLDOWN);
+    if let Some(started) = last_start {
+        let until = after(started, cooldown);
         if until > now {
-            return Some(Hold { why: format!("cooldown until {until}"), until: Some(until) });
+            let default = if spec.cooldown.is_none() { " (the default cooldown)" } else { "" };
+            return Some(Hold { why: format!("cooldown{default} until {until}"), until: Some(until) });
+        }
+    }
+    let streak = drift_streak(ledger);
+    if causes.iter().all(|c| c.reason == "Drift") && streak >= INEFFECTIVE_DRIFT_RETRAINS {
+        let backoff = drift_backoff(cooldown, streak);
+        if let Some(started) = last_start {
+            let until = after(started, backoff);
+            if until > now {
+                return Some(Hold {
+                    why: format!(
+                        "drift persisted through the last {streak} retrains, so drift retrains back off to one per {backoff:#} (until {until})"
+                    ),
+                    until: Some(until),
+                });
+            }
         }
     }
     if let Some(max) = spec.max_retrains_per_day {
@@ -415,8 +516,13 @@ fn schedule(
             status.last_schedule_time = Some(Time(last.timestamp()));
         }
         Ok(_) => {}
-        Err(e) => problems
-            .push(Problem { reason: "InvalidSchedule", message: format!("cannot evaluate {:?}: {e}", schedule.cron) }),
+        Err(e) => problems.push(Problem {
+            reason: "InvalidSchedule",
+            message: format!(
+                "spec.schedule.cron {:?} cannot be evaluated (a date that never comes?): {e}",
+                schedule.cron
+            ),
+        }),
     }
     schedule_next(&cron, &here, status, wake);
 }
@@ -454,7 +560,7 @@ fn drift(
 ) {
     let Some(spec) = &policy.spec.drift else { return };
     let now = inputs.now;
-    let interval = span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL);
+    let interval = interval_span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL);
     let feature = spec.feature.as_deref().unwrap_or(DEFAULT_FEATURE);
     let Some(serving) = inputs.ledger.serving() else {
         status.drift = Some(CheckStatus {
@@ -468,14 +574,14 @@ fn drift(
     let reference = reference.or_else(|| inputs.readings.reference.clone().and_then(Result::ok));
     let Some(reference) = reference else {
         let window = span(spec.reference_window.as_ref(), DEFAULT_REFERENCE_WINDOW);
-        let at = serving_since(inputs.ledger, serving).map(|t| t + window);
+        let at = serving_since(inputs.ledger, serving).map(|t| after(t, window));
         if let Some(Err(e)) = &inputs.readings.reference {
             status.drift = Some(CheckStatus {
                 checked_at: Some(Time(now)),
                 message: format!("capturing the reference failed: {e}"),
                 ..Default::default()
             });
-            wake.push(now + interval);
+            wake.push(after(now, interval));
         } else {
             let when = at.map_or("once it has served".to_string(), |t| format!("at {t}"));
             status.drift = Some(CheckStatus {
@@ -495,10 +601,10 @@ fn drift(
         {
             problems.push(Problem { reason, message: check.message.clone() });
         }
-        wake.push(last.map_or(now, |t| t + interval));
+        wake.push(after(last.unwrap_or(now), interval));
         return;
     };
-    wake.push(now + interval);
+    wake.push(after(now, interval));
     let window = prom_duration(span(Some(&spec.window), DEFAULT_CHECK_INTERVAL));
     let check = |value: Option<f64>, samples: Option<f64>, message: String| CheckStatus {
         checked_at: Some(Time(now)),
@@ -516,8 +622,12 @@ fn drift(
         };
     let live = match reading {
         Ok(live) => live,
-        Err(e) if e.contains("`le`") || e.contains("not a number") => {
+        Err(e @ ReadingError::Unexpected(_)) => {
             return stall(status, problems, "DriftQueryNotHistogram", format!("spec.drift.query: {e}"));
+        }
+        Err(e) if e.needs_a_fix() => {
+            let (reason, message) = check_refused("drift", e);
+            return stall(status, problems, reason, message);
         }
         Err(e) => {
             status.drift = Some(check(None, None, format!("no verdict: {e}")));
@@ -558,9 +668,38 @@ fn drift(
     }
 }
 
+/// The reasons a live check stalls its policy with.
+const CHECK_STALL_REASONS: [&str; 8] = [
+    "DriftQueryNotHistogram",
+    "DriftBucketsDiffer",
+    "DriftQueryRejected",
+    "PerformanceQueryRejected",
+    "PerformanceQueryUnexpected",
+    "NotPrometheus",
+    "PrometheusAddressNotAllowed",
+    "BearerTokenRefused",
+];
+
 /// The static reason of a stalled check, from what the status stored.
 fn stalled_reason(stored: &str) -> Option<&'static str> {
-    ["DriftQueryNotHistogram", "DriftBucketsDiffer"].into_iter().find(|r| *r == stored)
+    CHECK_STALL_REASONS.into_iter().find(|r| *r == stored)
+}
+
+/// The stall reason and message of a `check` (drift or performance) whose reading only a change
+/// can fix: Prometheus refused the query (its own words), the address is not a Prometheus or not
+/// allowed, or the token's Secret cannot be used.
+fn check_refused(check: &str, error: &ReadingError) -> (&'static str, String) {
+    match (check, error) {
+        ("drift", ReadingError::Rejected { .. }) => ("DriftQueryRejected", format!("spec.drift.query: {error}")),
+        (_, ReadingError::Rejected { .. }) => ("PerformanceQueryRejected", format!("spec.performance.query: {error}")),
+        (_, ReadingError::Unexpected(_)) => ("PerformanceQueryUnexpected", format!("spec.performance.query: {error}")),
+        (_, ReadingError::NotPrometheus { .. }) => ("NotPrometheus", format!("spec.prometheus.address: {error}")),
+        (_, ReadingError::NotAllowed { .. }) => {
+            ("PrometheusAddressNotAllowed", format!("spec.prometheus.address: {error}"))
+        }
+        (_, ReadingError::TokenRefused(_)) => ("BearerTokenRefused", format!("spec.prometheus.{error}")),
+        (_, e) => ("PerformanceQueryUnexpected", e.to_string()),
+    }
 }
 
 fn performance(
@@ -568,19 +707,36 @@ fn performance(
     inputs: &TriggerInputs,
     status: &mut RetrainPolicyStatus,
     causes: &mut Vec<TriggerCause>,
+    problems: &mut Vec<Problem>,
     wake: &mut Vec<Timestamp>,
 ) {
     let Some(spec) = &policy.spec.performance else { return };
     let now = inputs.now;
-    let interval = span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL);
+    let interval = interval_span(spec.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL);
     let last = status.performance.clone().unwrap_or_default();
     let Some(reading) = &inputs.readings.performance else {
-        wake.push(last.checked_at.as_ref().map_or(now, |t| t.0 + interval));
+        // Between checks, the last check's verdict stands, a stalled one included.
+        if let Some(reason) = last.stalled_reason.as_deref().and_then(stalled_reason) {
+            problems.push(Problem { reason, message: last.message.clone() });
+        }
+        wake.push(after(last.checked_at.as_ref().map_or(now, |t| t.0), interval));
         return;
     };
-    wake.push(now + interval);
+    wake.push(after(now, interval));
     let value = match reading {
         Ok(v) => *v,
+        Err(e) if e.needs_a_fix() => {
+            let (reason, message) = check_refused("performance", e);
+            status.performance = Some(CheckStatus {
+                checked_at: Some(Time(now)),
+                message: message.clone(),
+                breach_since: last.breach_since,
+                stalled_reason: Some(reason.into()),
+                ..Default::default()
+            });
+            problems.push(Problem { reason, message });
+            return;
+        }
         Err(e) => {
             status.performance = Some(CheckStatus {
                 checked_at: Some(Time(now)),

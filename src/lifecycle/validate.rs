@@ -2,7 +2,10 @@
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
+use kube::ResourceExt;
+
 use crate::api::Model;
+use crate::build::names::child_name_problems;
 
 /// Placeholders an artifact URI template may use.
 pub const ARTIFACT_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "datasetVersion"];
@@ -26,6 +29,14 @@ impl Problem {
 pub fn model_problems(model: &Model) -> Vec<Problem> {
     let mut problems = vec![];
     let spec = &model.spec;
+    if let Some(why) = child_name_problems(&model.name_any()).into_iter().next() {
+        problems.push(Problem::new(
+            "InvalidName",
+            format!(
+                "metadata.name cannot name this Model's children: {why}. Create the Model again under a name of lowercase letters, digits and '-' that starts with a letter"
+            ),
+        ));
+    }
     if let Some(p) = pod_template_problem("spec.training.template", "InvalidTrainerTemplate", &spec.training.template) {
         problems.push(p);
     }
@@ -40,25 +51,20 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
         problems.push(p);
     }
     for metric in spec.serving.analysis.iter().flat_map(|a| &a.metrics) {
-        if let Some(unknown) = query_placeholders(&metric.query).into_iter().find(|p| !QUERY_PLACEHOLDERS.contains(p)) {
-            problems.push(Problem::new(
-                "InvalidAnalysisQuery",
-                format!(
-                    "spec.serving.analysis.metrics[{}].query uses the unknown placeholder {{{{{unknown}}}}}; known: {}",
-                    metric.name,
-                    QUERY_PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
-                ),
-            ));
-        }
+        let path = format!("spec.serving.analysis.metrics[{}].query", metric.name);
+        problems.extend(unknown_placeholder(&path, &metric.query, &QUERY_PLACEHOLDERS, "InvalidAnalysisQuery"));
     }
-    if let Err(unknown) = artifact_placeholders(&spec.training.artifact_uri) {
-        problems.push(Problem::new(
+    let known = || ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");
+    match artifact_placeholders(&spec.training.artifact_uri) {
+        Ok(_) => {}
+        Err(PlaceholderError::Unknown(unknown)) => problems.push(Problem::new(
             "InvalidArtifactUri",
-            format!(
-                "spec.training.artifactUri uses the unknown placeholder {{{unknown}}}; known: {}",
-                ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-            ),
-        ));
+            format!("spec.training.artifactUri uses the unknown placeholder {{{unknown}}}; known: {}", known()),
+        )),
+        Err(PlaceholderError::Unclosed(rest)) => problems.push(Problem::new(
+            "InvalidArtifactUri",
+            format!("spec.training.artifactUri has a '{{' without its '}}' at {{{rest}; placeholders are {}", known()),
+        )),
     }
     problems
 }
@@ -81,24 +87,42 @@ fn pod_template_problem(path: &str, reason: &'static str, template: &PodTemplate
 
 /// The placeholders an analysis query may use.
 pub const QUERY_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "stableVersion"];
+/// The placeholders a drift or performance query may use: those of analysis, and `window`.
+pub const POLICY_QUERY_PLACEHOLDERS: [&str; 5] = ["model", "namespace", "version", "stableVersion", "window"];
+
+/// A problem naming the first unknown placeholder of `query` at `path`, if it has one.
+pub fn unknown_placeholder(path: &str, query: &str, known: &[&str], reason: &'static str) -> Option<Problem> {
+    let unknown = query_placeholders(query).into_iter().find(|p| !known.contains(p))?;
+    let known = known.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ");
+    Some(Problem::new(reason, format!("{path} uses the unknown placeholder {{{{{unknown}}}}}; known: {known}")))
+}
 
 /// The `{{name}}` placeholders of an analysis query.
 pub fn query_placeholders(query: &str) -> Vec<&str> {
     query.split("{{").skip(1).filter_map(|part| part.split_once("}}").map(|(name, _)| name.trim())).collect()
 }
 
-/// The placeholders of an artifact URI template, or the first unknown one.
-pub fn artifact_placeholders(template: &str) -> Result<Vec<&str>, String> {
+/// What is wrong with the placeholders of an artifact URI template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlaceholderError {
+    /// `{name}` with a name that is not a placeholder.
+    Unknown(String),
+    /// A `{` never closed; the text after it.
+    Unclosed(String),
+}
+
+/// The placeholders of an artifact URI template, or the first thing wrong with them.
+pub fn artifact_placeholders(template: &str) -> Result<Vec<&str>, PlaceholderError> {
     let mut found = vec![];
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         let after = &rest[start + 1..];
         let Some(end) = after.find('}') else {
-            return Err(after.to_string());
+            return Err(PlaceholderError::Unclosed(after.to_string()));
         };
         let name = &after[..end];
         if !ARTIFACT_PLACEHOLDERS.contains(&name) {
-            return Err(name.to_string());
+            return Err(PlaceholderError::Unknown(name.to_string()));
         }
         found.push(name);
         rest = &after[end + 1..];
@@ -170,6 +194,25 @@ mod tests {
     #[test]
     fn placeholders_are_listed_in_order() {
         assert_eq!(artifact_placeholders("s3://m/{model}/{version}"), Ok(vec!["model", "version"]));
-        assert_eq!(artifact_placeholders("s3://m/{model"), Err("model".into()));
+        assert_eq!(artifact_placeholders("s3://m/{model"), Err(PlaceholderError::Unclosed("model".into())));
+    }
+
+    #[test]
+    fn an_unclosed_brace_is_reported_as_unclosed_not_unknown() {
+        let mut m = model("churn");
+        m.spec.training.artifact_uri = "s3://m/{model}/{version".into();
+        let problems = model_problems(&m);
+        assert_eq!(problems[0].reason, "InvalidArtifactUri");
+        assert!(problems[0].message.contains("a '{' without its '}' at {version"), "{}", problems[0].message);
+        assert!(!problems[0].message.contains("unknown"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn a_name_that_cannot_name_a_service_stalls_the_model() {
+        for name in ["churn.v2", "2fa-risk"] {
+            let problems = model_problems(&model(name));
+            assert_eq!(problems[0].reason, "InvalidName", "{name}");
+            assert!(problems[0].message.starts_with("metadata.name cannot name"), "{}", problems[0].message);
+        }
     }
 }

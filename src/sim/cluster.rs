@@ -13,8 +13,8 @@ use kube::api::ObjectMeta;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::build::meta::MODEL_LABEL;
-use crate::build::names::{label_value, serving_name};
-use crate::lifecycle::model::{Child, Children, ModelPlan};
+use crate::build::names::{dns_label_problem, dns_subdomain_problem, label_value, serving_name};
+use crate::lifecycle::model::{Child, Children, ModelPlan, child_refused};
 use crate::lifecycle::plan::EventRecord;
 
 /// Objects by `namespace/name`.
@@ -96,6 +96,8 @@ impl Cluster {
                 .filter(|p| p.namespace() == ns && p.spec.model_ref.name == model.name_any())
                 .cloned()
                 .collect(),
+            // A scenario's policies are typed: one that does not decode fails the scenario's load.
+            unreadable_policies: vec![],
             readings: Default::default(),
         }
     }
@@ -129,6 +131,15 @@ impl Cluster {
         for child in &plan.apply {
             if !spend(budget) {
                 return None;
+            }
+            if let Some(why) = refused_name(child) {
+                // As the API server would: refuse the child; the kube shell then stalls the Model.
+                let (status, events) = child_refused(self.models.get(model_key)?, child, &why, self.now);
+                if let (Some(status), Some(m)) = (status, self.models.get_mut(model_key)) {
+                    m.status = Some(status);
+                    self.wrote(model_key);
+                }
+                return Some(events);
             }
             match child {
                 Child::Job(job) => {
@@ -205,7 +216,20 @@ impl Cluster {
         }
         Some(plan.events.clone())
     }
+}
 
+/// The API server's refusal of a child's name, if it would refuse it: a Service name must be a
+/// DNS-1035 label, a Deployment's or Job's a DNS-1123 subdomain.
+fn refused_name(child: &Child) -> Option<String> {
+    match child {
+        Child::Service(s) => dns_label_problem(&s.name_any()),
+        Child::Deployment(d) => dns_subdomain_problem(&d.name_any()),
+        Child::Job(j) => dns_subdomain_problem(&j.name_any()),
+    }
+    .map(|why| format!("metadata.name: Invalid value: {why}"))
+}
+
+impl Cluster {
     fn apply_deployment(&mut self, desired: &Deployment) {
         let k = key(desired);
         let mut d = desired.clone();

@@ -11,6 +11,7 @@ use kube::api::ObjectMeta;
 
 use crate::build::deployment::deployed_version;
 use crate::build::meta::VERSION_LABEL;
+use crate::lifecycle::triggers::after;
 
 use super::cluster::Cluster;
 use super::scenario::Scenario;
@@ -32,7 +33,7 @@ fn job_deadlines(cluster: &Cluster, scenario: &Scenario) -> Vec<(String, Timesta
         .map(|(k, j)| {
             let started = j.metadata.creation_timestamp.as_ref().map_or(cluster.now, |t| t.0);
             let took = scenario.script(job_version(j.labels())).training_time.map_or(SignedDuration::ZERO, |d| d.0);
-            (k.clone(), started + took)
+            (k.clone(), after(started, took))
         })
         .collect()
 }
@@ -54,7 +55,7 @@ fn rollout_deadlines(cluster: &Cluster, scenario: &Scenario) -> Vec<(String, Tim
             } else {
                 deadline.unwrap_or(PROGRESS_DEADLINE)
             };
-            (k.clone(), started + took, healthy)
+            (k.clone(), after(started, took), healthy)
         })
         .collect()
 }

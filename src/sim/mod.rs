@@ -12,10 +12,11 @@ use kube::ResourceExt;
 use crate::api::Model;
 use crate::lifecycle::model::plan_model;
 use crate::lifecycle::plan::EventKind;
+use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 use std::collections::BTreeMap;
 
 use crate::lifecycle::analysis::AnalysisQuery;
-use crate::lifecycle::triggers::{DueChecks, Readings};
+use crate::lifecycle::triggers::{DueChecks, Readings, after};
 use crate::sources::prometheus::ReadingError;
 use crate::stats::Histogram;
 
@@ -94,7 +95,7 @@ impl Simulation {
 
     /// When the simulation ends.
     pub fn end(&self) -> Timestamp {
-        self.scenario.start() + self.scenario.file.duration.0
+        after(self.scenario.start(), self.scenario.file.duration.0)
     }
 
     /// Runs to the end of the scenario.
@@ -119,9 +120,9 @@ impl Simulation {
     }
 
     fn next_wake(&self) -> Option<Timestamp> {
-        let change = self.scenario.file.changes.get(self.changes_done).map(|c| self.scenario.start() + c.at.0);
+        let change = self.scenario.file.changes.get(self.changes_done).map(|c| after(self.scenario.start(), c.at.0));
         let down = &self.scenario.file.controller_down;
-        let restart = down.iter().map(|d| self.scenario.start() + d.to.0).filter(|t| *t > self.cluster.now).min();
+        let restart = down.iter().map(|d| after(self.scenario.start(), d.to.0)).filter(|t| *t > self.cluster.now).min();
         let candidates =
             [kubelet::next_event(&self.cluster, &self.scenario), change, self.wake_at.values().min().copied(), restart];
         candidates.into_iter().flatten().filter(|t| *t > self.cluster.now).min()
@@ -134,9 +135,8 @@ impl Simulation {
 
     fn apply_changes(&mut self) {
         let start = self.scenario.start();
-        let mut changes: Vec<_> = self.scenario.file.changes.clone();
-        changes.sort_by_key(|c| c.at);
-        while let Some(change) = changes.get(self.changes_done).filter(|c| start + c.at.0 <= self.cluster.now) {
+        let changes = self.scenario.file.changes.clone();
+        while let Some(change) = changes.get(self.changes_done).filter(|c| after(start, c.at.0) <= self.cluster.now) {
             if let Some(name) = &change.policy {
                 self.change_policy(name, change);
                 self.changes_done += 1;
@@ -212,8 +212,12 @@ impl Simulation {
         let keys: Vec<String> = self.cluster.models.keys().cloned().collect();
         for k in keys {
             self.wake_at.remove(&k);
+            let mut settled = false;
             for _ in 0..CONVERGENCE_LIMIT {
-                let Some(model) = self.cluster.models.get(&k).cloned() else { break };
+                let Some(model) = self.cluster.models.get(&k).cloned() else {
+                    settled = true;
+                    break;
+                };
                 let mut children = self.cluster.children_of(&model);
                 if let Some((_, due)) = children.due_checks(&model, self.cluster.now) {
                     children.readings = self.live_readings(&due);
@@ -226,11 +230,16 @@ impl Simulation {
                     };
                 }
                 let plan = plan_model(children.observed(&model), self.cluster.now);
-                if let Some(after) = plan.requeue_after {
-                    let at = self.cluster.now + SignedDuration::try_from(after).unwrap_or(SignedDuration::MAX);
+                if let Some(wait) = plan.requeue_after {
+                    if wait.is_zero() {
+                        // On a cluster this is a reconcile loop with no pause: a defect, never a plan.
+                        self.violate(format!("{k} asked to be woken again at once at {}", self.cluster.now));
+                    }
+                    let at = after(self.cluster.now, SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX));
                     self.wake_at.insert(k.clone(), at);
                 }
                 if plan.writes() == 0 && plan.events.is_empty() {
+                    settled = true;
                     break;
                 }
                 let mut budget = self.crash.filter(|c| c.at_reconcile == self.reconciles).map(|c| c.after_writes);
@@ -262,6 +271,57 @@ impl Simulation {
                     });
                 }
             }
+            if !settled {
+                self.violate(format!(
+                    "{k} still had writes to make after {CONVERGENCE_LIMIT} reconciles at {}",
+                    self.cluster.now
+                ));
+            }
+        }
+        self.reconcile_orphan_policies();
+    }
+
+    /// Judges the RetrainPolicies whose Model does not exist, as the policy controller does on a
+    /// cluster (a Model's own reconciles judge the others).
+    fn reconcile_orphan_policies(&mut self) {
+        let orphans: Vec<(String, crate::api::RetrainPolicy)> = self
+            .cluster
+            .policies
+            .iter()
+            .filter(|(_, p)| {
+                !self
+                    .cluster
+                    .models
+                    .values()
+                    .any(|m| m.namespace() == p.namespace() && m.name_any() == p.spec.model_ref.name)
+            })
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for (k, policy) in orphans {
+            let name = policy.name_any();
+            let world = PolicyWorld { model_exists: false, policies_for_model: vec![(name.as_str(), None)] };
+            let plan = plan_policy(&policy, &world, self.cluster.now);
+            if let (Some(status), Some(p)) = (plan.status, self.cluster.policies.get_mut(&k)) {
+                p.status = Some(status);
+                self.reconciles += 1;
+            }
+            for e in plan.events {
+                self.timeline.push(TimelineEntry {
+                    time: self.cluster.now,
+                    model: format!("{}/{name}", policy.spec.model_ref.name),
+                    version: None,
+                    reason: e.reason,
+                    message: e.note,
+                    warning: e.kind == EventKind::Warning,
+                });
+            }
+        }
+    }
+
+    /// Records a broken rule once.
+    fn violate(&mut self, violation: String) {
+        if !self.cluster.violations.contains(&violation) {
+            self.cluster.violations.push(violation);
         }
     }
 }
@@ -272,11 +332,11 @@ impl Simulation {
         let live = &self.scenario.file.live;
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
         let outage = self.outage();
-        let answer = |found: Option<Result<Histogram, String>>| {
+        let answer = |found: Option<Result<Histogram, ReadingError>>| {
             if let Some(e) = &outage {
-                return Err(e.to_string());
+                return Err(e.clone());
             }
-            found.unwrap_or(Err(ReadingError::NoData.to_string()))
+            found.unwrap_or(Err(ReadingError::NoData))
         };
         let drift_now = live.drift.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| Ok(s.value.histogram.clone()));
         let performance_now = live.performance.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| s.value.value);
@@ -284,8 +344,8 @@ impl Simulation {
             drift: due.drift.as_ref().map(|_| answer(drift_now.clone())),
             reference: due.reference.as_ref().map(|_| answer(drift_now.clone())),
             performance: due.performance.as_ref().map(|_| match &outage {
-                Some(e) => Err(e.to_string()),
-                None => performance_now.ok_or_else(|| ReadingError::NoData.to_string()),
+                Some(e) => Err(e.clone()),
+                None => performance_now.ok_or(ReadingError::NoData),
             }),
             ..Default::default()
         }

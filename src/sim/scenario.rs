@@ -19,10 +19,20 @@ impl<'de> Deserialize<'de> for SimDuration {
     }
 }
 
-/// Parses `30m`, `36h`, `2d`, `1d 6h` (a day is 24 hours).
+/// The longest simulated length: ten years of 366 days.
+pub const LONGEST: SignedDuration = SignedDuration::from_hours(24 * 366 * 10);
+
+/// Parses `30m`, `36h`, `2d`, `1d 6h` (a day is 24 hours): from zero to ten years.
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let span: Span = text.parse().map_err(|e| format!("{text:?} is not a duration such as 30m, 36h or 2d: {e}"))?;
-    span.to_duration(SpanRelativeTo::days_are_24_hours()).map_err(|e| format!("{text:?}: {e}"))
+    let length = span.to_duration(SpanRelativeTo::days_are_24_hours()).map_err(|e| format!("{text:?}: {e}"))?;
+    if length.is_negative() {
+        return Err(format!("{text:?} is negative; simulated time only moves forward"));
+    }
+    if length > LONGEST {
+        return Err(format!("{text:?} is longer than the simulator's limit of 3660d"));
+    }
+    Ok(length)
 }
 
 /// How the simulated kubelet treats one version: how training goes and whether serving works.
@@ -267,7 +277,10 @@ impl Scenario {
                 }
             }
         }
-        let file = scenario.ok_or("no scenario document (one with `duration:`) was found")?;
+        let mut file = scenario.ok_or("no scenario document (one with `duration:`) was found")?;
+        // Changes happen in time order whatever order the file lists them in (stable: two changes
+        // at the same instant keep the file's order).
+        file.changes.sort_by_key(|c| c.at);
         if models.is_empty() {
             return Err("no Model manifest was found".into());
         }
@@ -294,6 +307,8 @@ mod tests {
         assert_eq!(parse_duration("1d 6h").unwrap(), SignedDuration::from_hours(30));
         assert_eq!(parse_duration("90m").unwrap(), SignedDuration::from_mins(90));
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("100000000h").unwrap_err().contains("limit of 3660d"));
+        assert!(parse_duration("-5m").is_err());
     }
 
     #[test]

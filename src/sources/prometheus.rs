@@ -11,32 +11,7 @@ use crate::stats::Histogram;
 /// Default time one query may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a query gave no usable number.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReadingError {
-    /// Prometheus could not be reached or did not answer in time.
-    #[error("Prometheus at {address} is unreachable: {message}")]
-    Unreachable {
-        /// The address.
-        address: String,
-        /// What failed.
-        message: String,
-    },
-    /// Prometheus refused the query (e.g. a PromQL syntax error), with its own error text.
-    #[error("Prometheus rejected the query ({kind}): {message}")]
-    Rejected {
-        /// Prometheus' `errorType`.
-        kind: String,
-        /// Prometheus' `error`.
-        message: String,
-    },
-    /// The query returned no series.
-    #[error("the query returned no data")]
-    NoData,
-    /// The result is not of the expected shape.
-    #[error("unexpected result: {0}")]
-    Unexpected(String),
-}
+pub use crate::lifecycle::reading::{ReadingError, render_query};
 
 /// A client for one Prometheus.
 #[derive(Clone, Debug)]
@@ -78,9 +53,12 @@ impl Prometheus {
         timeout: Option<Duration>,
         insecure_skip_verify: bool,
         bearer_token: Option<String>,
-    ) -> Self {
-        let http = http_client(timeout.unwrap_or(DEFAULT_TIMEOUT), insecure_skip_verify);
-        Self { http, address: address.trim_end_matches('/').to_string(), bearer_token }
+    ) -> Result<Self, ReadingError> {
+        let address = address.trim_end_matches('/').to_string();
+        let http = http_client(timeout.unwrap_or(DEFAULT_TIMEOUT), insecure_skip_verify).map_err(|e| {
+            ReadingError::Unreachable { address: address.clone(), message: format!("no HTTP client: {e}") }
+        })?;
+        Ok(Self { http, address, bearer_token })
     }
 
     /// The samples of an instant query: each series' labels and value.
@@ -94,10 +72,17 @@ impl Prometheus {
             |e: reqwest::Error| ReadingError::Unreachable { address: self.address.clone(), message: e.to_string() };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map_or("no content type".to_string(), |v| v.chars().take(64).collect());
         let body = response.text().await.map_err(unreachable)?;
-        let parsed: Response = serde_json::from_str(&body).map_err(|_| {
-            let start: String = body.chars().take(120).collect();
-            ReadingError::Unexpected(format!("HTTP {status}, not a Prometheus API answer: {start:?}"))
+        let parsed: Response = serde_json::from_str(&body).map_err(|_| ReadingError::NotPrometheus {
+            address: self.address.clone(),
+            status: status.as_u16(),
+            content_type,
+            bytes: body.len(),
         })?;
         if parsed.status != "success" {
             return Err(ReadingError::Rejected {
@@ -158,13 +143,9 @@ impl Prometheus {
 }
 
 /// An HTTP client with rustls on ring, the TLS stack kube already links.
-pub fn http_client(timeout: Duration, insecure_skip_verify: bool) -> reqwest::Client {
+pub fn http_client(timeout: Duration, insecure_skip_verify: bool) -> reqwest::Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .danger_accept_invalid_certs(insecure_skip_verify)
-        .build()
-        .expect("an HTTP client with a TLS provider builds")
+    reqwest::Client::builder().timeout(timeout).danger_accept_invalid_certs(insecure_skip_verify).build()
 }
 
 fn parse_value(text: &str) -> Result<f64, ReadingError> {
@@ -174,12 +155,6 @@ fn parse_value(text: &str) -> Result<f64, ReadingError> {
         "NaN" => Ok(f64::NAN),
         t => t.parse().map_err(|_| ReadingError::Unexpected(format!("{t:?} is not a number"))),
     }
-}
-
-/// Fills the placeholders of a query: `{{model}}`, `{{namespace}}`, `{{version}}`,
-/// `{{stableVersion}}`, `{{window}}`.
-pub fn render_query(template: &str, values: &[(&str, &str)]) -> String {
-    values.iter().fold(template.to_string(), |q, (k, v)| q.replace(&format!("{{{{{k}}}}}"), v))
 }
 
 #[cfg(test)]
@@ -198,7 +173,8 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_prometheus_is_a_reading_error_not_a_panic() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let p = Prometheus::new(&format!("http://127.0.0.1:{port}"), Some(Duration::from_secs(2)), false, None);
+        let p =
+            Prometheus::new(&format!("http://127.0.0.1:{port}"), Some(Duration::from_secs(2)), false, None).unwrap();
         assert!(matches!(p.number("up").await, Err(ReadingError::Unreachable { .. })));
     }
 }

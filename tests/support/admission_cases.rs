@@ -248,7 +248,7 @@ pub fn cases() -> Vec<Case> {
         "negative replicas are refused",
         "Model",
         with(&m, "/spec/serving/replicas", json!(-1)),
-        "replicas must not be negative",
+        "replicas must be between 0 and 1000",
     );
     t.accepts("zero replicas are accepted", "Model", with(&m, "/spec/serving/replicas", json!(0)));
     let port = "port must be between 1 and 65535";
@@ -259,7 +259,7 @@ pub fn cases() -> Vec<Case> {
         "a progress deadline under ten seconds is refused",
         "Model",
         with(&m, "/spec/serving/progressDeadlineSeconds", json!(5)),
-        "progressDeadlineSeconds must be at least 10",
+        "progressDeadlineSeconds must be between 10 and 86400 (a day)",
     );
     t.accepts(
         "a progress deadline of 120s is accepted",
@@ -271,7 +271,7 @@ pub fn cases() -> Vec<Case> {
         "pinnedVersion 0 is refused",
         "Model",
         with(&m, "/spec/pinnedVersion", json!(0)),
-        "pinnedVersion must be 1 or more",
+        "pinnedVersion must be between 1 and 1000000",
     );
     t.accepts("pinnedVersion 1 is accepted", "Model", with(&m, "/spec/pinnedVersion", json!(1)));
     let history = "versionHistoryLimit must be between 1 and 100";
@@ -333,7 +333,7 @@ pub fn cases() -> Vec<Case> {
         "a training deadline of 0 is refused",
         "Model",
         with(&m, "/spec/training/activeDeadlineSeconds", json!(0)),
-        "activeDeadlineSeconds must be at least 1",
+        "activeDeadlineSeconds must be between 1 and 2592000 (30 days)",
     );
     t.accepts(
         "a training deadline of an hour is accepted",
@@ -437,8 +437,11 @@ pub fn cases() -> Vec<Case> {
     t.accepts("a cooldown of 90m is accepted", "RetrainPolicy", with(&p, "/spec/cooldown", json!("90m")));
     let tz = "/spec/schedule/timeZone";
     let iana = "timeZone must be an IANA time zone name";
-    t.refuses("a time zone offset is refused", "RetrainPolicy", with(&p, tz, json!("CET+1")), iana);
-    t.refuses("a city without a region is refused", "RetrainPolicy", with(&p, tz, json!("Berlin")), iana);
+    t.refuses("a time zone offset is refused", "RetrainPolicy", with(&p, tz, json!("+01:00")), iana);
+    t.refuses("a time zone with a space is refused", "RetrainPolicy", with(&p, tz, json!("Europe/New York")), iana);
+    for zone in ["GMT", "Etc/UTC", "Etc/GMT+1", "Japan"] {
+        t.accepts(&format!("the IANA zone {zone} is accepted"), "RetrainPolicy", with(&p, tz, json!(zone)));
+    }
     t.accepts(
         "a three-part IANA zone is accepted",
         "RetrainPolicy",
@@ -449,8 +452,10 @@ pub fn cases() -> Vec<Case> {
         "maxRetrainsPerDay 0 is refused",
         "RetrainPolicy",
         with(&p, "/spec/maxRetrainsPerDay", json!(0)),
-        "maxRetrainsPerDay must be at least 1",
+        "maxRetrainsPerDay must be between 1 and 100",
     );
+
+    hostile(&mut t, &m, &p);
 
     let old = model_version();
     t.update(
@@ -462,6 +467,112 @@ pub fn cases() -> Vec<Case> {
     );
     t.update("a ModelVersion may be written unchanged", "ModelVersion", old.clone(), old.clone(), Expect::Accepted);
     t.0
+}
+
+/// Hostile but plausible input: values the types can hold and a person might write, each of
+/// which crashed, hot-looped or misled the controller before admission bounded it.
+fn hostile(t: &mut Table, m: &Value, p: &Value) {
+    // Every duration field has both bounds, and no number long enough to overflow.
+    let model_durations = [
+        ("/spec/serving/strategy/canary/steps/0/pause", "0s", "168h", "169h"),
+        ("/spec/serving/analysis/interval", "10s", "24h", "5s"),
+        ("/spec/serving/analysis/initialDelay", "0s", "24h", "25h"),
+        ("/spec/serving/analysis/guard", "0s", "168h", "100000000h"),
+        ("/spec/serving/analysis/prometheus/timeout", "100ms", "5m", "0s"),
+    ];
+    for (field, min, max, out) in model_durations {
+        let bound: &'static str = Box::leak(format!("must be a duration from {min} to {max}").into_boxed_str());
+        t.refuses(&format!("{field} of {out} is refused"), "Model", with(m, field, json!(out)), bound);
+        t.refuses(
+            &format!("{field} of 99999999999999999999h is refused, not decoded"),
+            "Model",
+            with(m, field, json!("99999999999999999999h")),
+            bound,
+        );
+        t.accepts(&format!("{field} of {min} is accepted"), "Model", with(m, field, json!(min)));
+        t.accepts(&format!("{field} of {max} is accepted"), "Model", with(m, field, json!(max)));
+    }
+    let blue_green = with(m, "/spec/serving/strategy", json!({"blueGreen": {"scaleDownDelay": "25h"}}));
+    t.refuses("a scaleDownDelay of 25h is refused", "Model", blue_green, "must be a duration from 0s to 24h");
+    t.refuses(
+        "a number of six digits is refused even when short",
+        "Model",
+        with(m, "/spec/serving/analysis/interval", json!("100000ms")),
+        "at most 5 digits in a number",
+    );
+    let prom = json!({"address": "http://p:9090"});
+    let drift = json!({"query": "h", "method": "PSI", "threshold": 0.2, "window": "6h"});
+    let perf = json!({"query": "acc", "min": 0.8});
+    let live = with(&with(&with(p, "/spec/prometheus", prom), "/spec/drift", drift), "/spec/performance", perf);
+    t.accepts("a policy with drift and performance triggers is accepted", "RetrainPolicy", live.clone());
+    let policy_durations = [
+        ("/spec/cooldown", "0s", "720h", "100000000h"),
+        ("/spec/schedule/startingDeadline", "0s", "720h", "721h"),
+        ("/spec/drift/window", "1m", "2160h", "30s"),
+        ("/spec/drift/interval", "30s", "168h", "0s"),
+        ("/spec/drift/referenceWindow", "1m", "2160h", "99999h"),
+        ("/spec/performance/for", "0s", "720h", "721h"),
+        ("/spec/performance/interval", "30s", "168h", "0s"),
+    ];
+    for (field, min, max, out) in policy_durations {
+        let bound: &'static str = Box::leak(format!("must be a duration from {min} to {max}").into_boxed_str());
+        t.refuses(&format!("{field} of {out} is refused"), "RetrainPolicy", with(&live, field, json!(out)), bound);
+        t.accepts(&format!("{field} of {max} is accepted"), "RetrainPolicy", with(&live, field, json!(max)));
+    }
+    t.refuses(
+        "a performance trigger whose min exceeds its max is refused",
+        "RetrainPolicy",
+        with(&live, "/spec/performance/max", json!(0.5)),
+        "performance min must not be greater than max",
+    );
+    t.refuses(
+        "minSamples 0 is refused",
+        "RetrainPolicy",
+        with(&live, "/spec/drift/minSamples", json!(0)),
+        "minSamples must be between 1 and 1000000000",
+    );
+    t.refuses(
+        "maxRetrainsPerDay 101 is refused",
+        "RetrainPolicy",
+        with(p, "/spec/maxRetrainsPerDay", json!(101)),
+        "maxRetrainsPerDay must be between 1 and 100",
+    );
+
+    // Every integer field has both bounds: a value beyond int32 is refused, not left to decoding.
+    let integers = [
+        ("/spec/serving/replicas", json!(3_000_000_000u64), "replicas must be between 0 and 1000"),
+        ("/spec/serving/replicas", json!(1001), "replicas must be between 0 and 1000"),
+        ("/spec/serving/progressDeadlineSeconds", json!(86401), "progressDeadlineSeconds must be between 10 and 86400"),
+        ("/spec/serving/analysis/failureLimit", json!(101), "failureLimit must be between 0 and 100"),
+        ("/spec/pinnedVersion", json!(4_294_967_296u64), "pinnedVersion must be between 1 and 1000000"),
+        (
+            "/spec/training/activeDeadlineSeconds",
+            json!(2_592_001),
+            "activeDeadlineSeconds must be between 1 and 2592000",
+        ),
+        ("/spec/training/backoffLimit", json!(11), "backoffLimit must be between 0 and 10"),
+    ];
+    for (field, value, message) in integers {
+        t.refuses(&format!("{field} of {value} is refused"), "Model", with(m, field, value), message);
+    }
+    t.accepts("1000 replicas are accepted", "Model", with(m, "/spec/serving/replicas", json!(1000)));
+
+    // A Model's name names its Service: valid object names that are not DNS-1035 labels are refused.
+    let name_rule = "a Model's name becomes its Service's name";
+    for name in ["churn.v2", "2fa-risk"] {
+        t.refuses(
+            &format!("the Model name {name} is refused"),
+            "Model",
+            with(m, "/metadata/name", json!(name)),
+            name_rule,
+        );
+    }
+    t.accepts("the Model name churn-v2 is accepted", "Model", with(m, "/metadata/name", json!("churn-v2")));
+    t.accepts(
+        "a gate may require the serving version to have its metric",
+        "Model",
+        with(m, "/spec/evaluation/gates/1/requireBaseline", json!(true)),
+    );
 }
 
 /// `n` canary steps with strictly increasing weights.

@@ -119,14 +119,14 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
 
 /// Reflector stores holding the given children, as the kube shell's watches would.
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
-    use kube::core::DeserializeGuard;
+    use modelcycle::kube::decoded::Decoded;
     modelcycle::kube::children::ChildStores {
-        versions: listed_store(children.versions.into_iter().map(|v| DeserializeGuard(Ok(v))).collect()),
+        versions: listed_store(children.versions.into_iter().map(|v| Decoded(Ok(v))).collect()),
         jobs: listed_store(children.jobs),
         pods: listed_store(children.pods),
         deployments: listed_store(children.deployments),
         services: listed_store(children.services),
-        policies: listed_store(children.policies.into_iter().map(|p| DeserializeGuard(Ok(p))).collect()),
+        policies: listed_store(children.policies.into_iter().map(|p| Decoded(Ok(p))).collect()),
     }
 }
 

@@ -42,18 +42,24 @@ fn free_port() -> u16 {
 
 /// Serves the exposition on a free loopback port; returns the port.
 async fn exporter(exposition: Exposition) -> u16 {
+    serve_text("text/plain; version=0.0.4", move || exposition.0.lock().unwrap().clone()).await
+}
+
+/// Answers every HTTP request on a free loopback port with `200`, `content_type` and the text
+/// `body()` gives at that moment; returns the port.
+pub async fn serve_text(content_type: &'static str, body: impl Fn() -> String + Send + 'static) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         loop {
             let Ok((mut socket, _)) = listener.accept().await else { return };
-            let text = exposition.0.lock().unwrap().clone();
+            let text = body();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = socket.read(&mut buf).await;
                 let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()
                 );
                 let _ = socket.write_all(response.as_bytes()).await;
@@ -97,7 +103,7 @@ impl TestPrometheus {
 
     /// Waits (up to 30 s) until `promql` returns at least one series.
     pub async fn wait_until_scraped(&self, promql: &str) {
-        let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false);
+        let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false).unwrap();
         let started = Instant::now();
         loop {
             let url = format!("{}/api/v1/query", self.address);

@@ -1,0 +1,120 @@
+//! Reading watched objects so that one that does not decode is reported with the field at fault
+//! instead of stopping the watch (kube's `DeserializeGuard` does the first; this also names the
+//! field, e.g. `spec.serving.replicas: invalid value: integer 3000000000, expected i32`, and keeps
+//! the Model a broken RetrainPolicy names, so retraining of that Model can fail closed).
+
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde::{Deserialize, Deserializer};
+
+/// An object as watched: decoded, or why not.
+#[derive(Clone, Debug)]
+pub struct Decoded<K>(pub Result<K, InvalidObject>);
+
+/// An object that does not decode as its type.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct InvalidObject {
+    /// The error, beginning with the path of the field at fault.
+    pub error: String,
+    /// The object's metadata (it decodes even when the rest does not).
+    pub metadata: ObjectMeta,
+    /// `spec.modelRef.name` or `spec.model`, when present as text: the Model it belongs to.
+    pub model: Option<String>,
+}
+
+impl<'de, K> Deserialize<'de> for Decoded<K>
+where
+    K: serde::de::DeserializeOwned + Resource,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match serde_path_to_error::deserialize::<_, K>(&value) {
+            Ok(object) => Ok(Decoded(Ok(object))),
+            Err(e) => {
+                let metadata = value
+                    .get("metadata")
+                    .map(ObjectMeta::deserialize)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?
+                    .unwrap_or_default();
+                let spec = value.get("spec");
+                let model = spec
+                    .and_then(|s| s.pointer("/modelRef/name").or_else(|| s.get("model")))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string);
+                let error = format!("{}: {}", e.path(), e.inner());
+                Ok(Decoded(Err(InvalidObject { error, metadata, model })))
+            }
+        }
+    }
+}
+
+impl<K: Resource> Resource for Decoded<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        self.0.as_ref().map_or_else(|e| &e.metadata, K::meta)
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.0.as_mut().map_or_else(|e| &mut e.metadata, K::meta_mut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Model, RetrainPolicy};
+    use serde_json::json;
+
+    #[test]
+    fn a_value_beyond_int32_names_its_field() {
+        let mut model = serde_json::to_value(crate::lifecycle::testing::model("churn")).unwrap();
+        model["spec"]["serving"]["replicas"] = json!(3_000_000_000u64);
+        let decoded: Decoded<Model> = serde_json::from_value(model).unwrap();
+        let invalid = decoded.0.unwrap_err();
+        assert!(invalid.error.starts_with("spec.serving.replicas: "), "{}", invalid.error);
+        assert_eq!(invalid.metadata.name.as_deref(), Some("churn"));
+    }
+
+    #[test]
+    fn a_broken_policy_still_says_which_model_it_drives() {
+        let policy = json!({
+            "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
+            "metadata": {"name": "p", "namespace": "ml"},
+            "spec": {"modelRef": {"name": "churn"}, "manual": true, "cooldown": "99999999999999999999h"}
+        });
+        let decoded: Decoded<RetrainPolicy> = serde_json::from_value(policy).unwrap();
+        let invalid = decoded.0.unwrap_err();
+        assert_eq!(invalid.model.as_deref(), Some("churn"));
+        assert!(invalid.error.starts_with("spec.cooldown: "), "{}", invalid.error);
+        assert!(invalid.error.contains("longest duration"), "{}", invalid.error);
+    }
+
+    #[test]
+    fn a_valid_object_decodes() {
+        let model = serde_json::to_value(crate::lifecycle::testing::model("churn")).unwrap();
+        let decoded: Decoded<Model> = serde_json::from_value(model).unwrap();
+        assert!(decoded.0.is_ok());
+    }
+}
