@@ -78,7 +78,11 @@ async fn judge(cluster: &Cluster, case: &Case) -> Check {
     let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), NAMESPACE, &resource(case.kind));
     let dry_run = PostParams { dry_run: true, field_manager: Some("e2e".into()) };
     let answer = match &case.old {
-        None => api.create(&dry_run, &object(&case.object, "case")?).await,
+        // The case's own name: some cases are about the name (a Model's name names its Service).
+        None => {
+            let name = case.object["metadata"]["name"].as_str().unwrap_or("case");
+            api.create(&dry_run, &object(&case.object, name)?).await
+        }
         Some(old) => {
             let name = format!("update-{}", case.name.len());
             let _ = api.delete(&name, &Default::default()).await;

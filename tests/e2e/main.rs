@@ -69,7 +69,9 @@ async fn run(cluster: &Cluster, report: &Report) {
         faults::run(cluster, report, &install).await;
     }
     let what = "the real RBAC authorizer refused none of the chart's controller's requests";
+    let ran_the_controller = wanted("stories") || wanted("steady") || wanted("faults");
     match audit::AuditLog::read(&cluster.env.audit_log) {
+        Ok(_) if !ran_the_controller => {}
         Ok(log) => {
             let sent = log.entries.iter().filter(|e| e.user == install.user()).count();
             let outages = cluster.outages.lock().map(|o| o.clone()).unwrap_or_default();
