@@ -530,3 +530,45 @@ async fn a_child_the_api_server_refuses_stalls_the_model_with_its_words_and_an_e
         (Some("Warning"), Some("ChildRefused"))
     );
 }
+
+#[tokio::test]
+async fn a_secret_is_sent_as_a_bearer_token_only_when_it_opted_in() {
+    use modelcycle::sources::prometheus::ReadingError;
+    let source = PrometheusSource {
+        address: "http://127.0.0.1:9".into(),
+        bearer_token_secret: Some(SecretKeyRef { name: "db-password".into(), key: "password".into() }),
+        timeout: None,
+        insecure_skip_verify: false,
+    };
+    let secret = |labels: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db-password", "namespace": "ml", "labels": labels},
+            "data": {"password": "aHVudGVyMg=="}
+        })
+    };
+    const SECRET: &str = "/api/v1/namespaces/ml/secrets/db-password";
+    let (client, server) = mock_api(vec![
+        Expect::answer(Method::GET, SECRET, 200, secret(serde_json::json!({"app": "db"}))),
+        Expect::answer(
+            Method::GET,
+            SECRET,
+            200,
+            secret(serde_json::json!({"modelcycle.io/secret-type": "prometheus-token"})),
+        ),
+        Expect::answer(Method::GET, SECRET, 403, status(403, "Forbidden", "secrets \"db-password\" is forbidden")),
+    ]);
+    let ctx = Context::new(client, Arc::default());
+    let Err(ReadingError::TokenRefused(why)) = modelcycle::kube::readings::connect(&ctx, "ml", &source).await else {
+        panic!("a Secret without the label is refused");
+    };
+    assert!(why.contains("not labelled modelcycle.io/secret-type=prometheus-token"), "{why}");
+    assert!(!why.contains("hunter2"), "{why}");
+    assert!(modelcycle::kube::readings::connect(&ctx, "ml", &source).await.is_ok(), "the labelled Secret is used");
+    let Err(ReadingError::TokenRefused(why)) = modelcycle::kube::readings::connect(&ctx, "ml", &source).await else {
+        panic!("a forbidden Secret read is refused with a reason");
+    };
+    assert!(why.contains("prometheus.bearerTokenSecrets=true"), "{why}");
+    drop(ctx);
+    server.await.unwrap();
+}

@@ -397,3 +397,12 @@ fn a_performance_trigger_with_min_above_max_would_retrain_every_cycle_so_it_is_r
     let sim = run(policy, scenario);
     assert!(latest(&sim) <= 25, "at most one retrain an hour: {:?}", versions(&sim));
 }
+
+#[test]
+fn a_cron_that_can_never_fire_stalls_the_policy_naming_the_field() {
+    let sim = run("  schedule: {cron: '0 0 31 2 *'}\n", "duration: 1d\ndefaults: {metrics: {auc: 0.9}}\n");
+    let status = policy_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSchedule"));
+    assert!(stalled.message.starts_with("spec.schedule.cron \"0 0 31 2 *\""), "{}", stalled.message);
+}

@@ -144,3 +144,30 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
     format!("{}...", &text[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn stalled(status: &str, reason: &str, generation: i64) -> Vec<Condition> {
+        vec![Condition {
+            type_: conditions::STALLED.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: "m".into(),
+            observed_generation: Some(generation),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }]
+    }
+
+    #[test]
+    fn a_stall_that_clears_is_named_for_what_cleared_it() {
+        let old = stalled("True", "NoServableVersion", 3);
+        let by_itself = stalled_events(&old, &stalled("False", "SpecValid", 3));
+        assert_eq!(by_itself[0].reason, "Resumed", "a retrain request fixed nothing in the spec");
+        assert!(by_itself[0].note.contains("NoServableVersion has cleared"), "{}", by_itself[0].note);
+        let by_a_fix = stalled_events(&old, &stalled("False", "SpecValid", 4));
+        assert_eq!(by_a_fix[0].reason, "SpecFixed");
+    }
+}
