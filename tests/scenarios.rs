@@ -376,3 +376,22 @@ fn a_canary_step_costs_a_handful_of_writes_and_a_pause_none() {
     assert_eq!(counts[3], 0, "nothing is written while a step holds");
     assert!(counts.iter().all(|c| *c <= 8), "{counts:?}");
 }
+
+#[test]
+fn the_canary_example_tells_its_story() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/canary")]).unwrap();
+    let mut sim = Simulation::new(scenario);
+    sim.run();
+    let report = Report::of(&sim);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    let phases: Vec<_> = report.models[0].versions.iter().map(|v| v.phase.unwrap()).collect();
+    use VersionPhase::*;
+    assert_eq!(phases, [Retired, Serving, RolledBack], "v2 rolled out step by step, v3 never became ready");
+    assert_eq!(report.models[0].serving_version, Some(2));
+    let steps: Vec<_> =
+        sim.timeline.iter().filter(|e| e.version == Some(2) && e.message.contains("canary step")).collect();
+    assert!(steps.len() >= 2, "v2 went through its canary steps: {steps:?}");
+    let v2 = sim.cluster.deployments.values().find(|d| d.metadata.name.as_deref() == Some("ranker")).unwrap();
+    assert_eq!(v2.spec.as_ref().unwrap().replicas, Some(4), "v2 keeps every replica after v3's canary is removed");
+    assert!(!sim.cluster.deployments.keys().any(|k| k.ends_with("-canary")), "the canary Deployment is gone");
+}
