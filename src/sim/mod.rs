@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::lifecycle::analysis::AnalysisQuery;
 use crate::lifecycle::triggers::{DueChecks, Readings, after};
-use crate::sources::prometheus::ReadingError;
+use crate::lifecycle::reading::ReadingError;
 use crate::stats::Histogram;
 
 use cluster::{Cluster, key};
