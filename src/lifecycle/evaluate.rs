@@ -144,6 +144,23 @@ mod tests {
     }
 
     #[test]
+    fn a_gate_skipped_for_a_serving_version_without_the_metric_is_listed_or_fails_when_required() {
+        // The serving version never reported auc: a 0.55-AUC candidate must not pass unnoticed.
+        let g = Gate { max_regression: Some(0.01), ..gate("auc", Goal::Maximize) };
+        let champion = metrics(&[("log_loss", 0.3)]);
+        let results = judge(std::slice::from_ref(&g), &metrics(&[("auc", 0.55)]), Some(&champion));
+        assert!(passed(&results));
+        assert_eq!(skipped(&results), ["auc maxRegression (ServingVersionLacksMetric)"]);
+        let required = Gate { require_baseline: true, ..g };
+        let results = judge(&[required], &metrics(&[("auc", 0.55)]), Some(&champion));
+        assert!(!passed(&results));
+        assert_eq!(
+            failures(&results),
+            "auc maxRegression cannot be judged: the serving version has no auc (requireBaseline)"
+        );
+    }
+
+    #[test]
     fn relative_gates_are_skipped_and_recorded_while_nothing_serves() {
         let g = Gate { max_regression: Some(0.01), ..gate("auc", Goal::Maximize) };
         let results = judge(&[g], &metrics(&[("auc", 0.5)]), None);

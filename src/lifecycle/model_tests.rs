@@ -291,6 +291,22 @@ fn changed_inputs_train_the_next_number_never_a_reused_one() {
 }
 
 #[test]
+fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its_limits() {
+    let mut m = model("churn");
+    m.spec.training.dataset.version = "2026-12-01".into();
+    let serving = Children {
+        versions: vec![with_metrics(version(1, Some(VersionPhase::Serving)), 0.9)],
+        deployments: vec![deployment(1, true)],
+        ..Default::default()
+    };
+    assert_eq!(plan(&m, &serving).create_versions.len(), 1, "without any policy the new dataset trains");
+    let held = Children { unreadable_policies: vec!["nightly".into()], ..serving };
+    assert!(plan(&m, &held).create_versions.is_empty(), "fail closed: its suspend and cooldown may forbid it");
+    let first = Children { unreadable_policies: vec!["nightly".into()], ..Default::default() };
+    assert_eq!(plan(&m, &first).create_versions[0].spec.trigger.reason, "Initial", "the first version still trains");
+}
+
+#[test]
 fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
     let children = Children {
         versions: vec![version(1, Some(VersionPhase::Serving))],

@@ -16,8 +16,8 @@ use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 use std::collections::BTreeMap;
 
 use crate::lifecycle::analysis::AnalysisQuery;
-use crate::lifecycle::triggers::{DueChecks, Readings, after};
 use crate::lifecycle::reading::ReadingError;
+use crate::lifecycle::triggers::{DueChecks, Readings, after};
 use crate::stats::Histogram;
 
 use cluster::{Cluster, key};
