@@ -79,7 +79,7 @@ pub async fn canary(cluster: &Cluster, steps: &mut Steps<'_>) {
         json!({"canary": {"steps": [{"weight": 34, "pause": "3s"}, {"weight": 67, "pause": "3s"}]}});
     model_json["spec"]["serving"]["analysis"] = json!({
         "prometheus": {"address": prometheus.address},
-        "interval": "2s",
+        "interval": "10s",
         "metrics": [{"name": "error-ratio", "max": 0.05,
             "query": "max(e2e_error_ratio{namespace=\"{{namespace}}\",version=\"{{version}}\"})"}]
     });
