@@ -333,7 +333,19 @@ fn drift_that_retraining_cannot_remove_is_reported_and_retrains_back_off() {
 }
 
 #[test]
-fn an_explicit_zero_cooldown_turns_the_default_off() {
+fn the_default_cooldown_bounds_what_fires_by_itself_and_an_explicit_zero_turns_it_off() {
+    let scenario = "duration: 3h\ndefaults: {metrics: {auc: 0.9}, trainingTime: 2m, rolloutTime: 1m}\n";
+    let every_ten_minutes = "  schedule: {cron: '*/10 * * * *'}\n";
+    let bounded = run(every_ten_minutes, scenario);
+    // Every version after v1 is a scheduled one (older ones are pruned past the history limit).
+    let scheduled = |sim: &Simulation| latest(sim) - 1;
+    assert!((2..=3).contains(&scheduled(&bounded)), "one an hour by default: {:?}", versions(&bounded));
+    let unbounded = run(&format!("{every_ten_minutes}  cooldown: 0s\n"), scenario);
+    assert!(scheduled(&unbounded) >= 15, "every ten minutes without a cooldown: {:?}", versions(&unbounded));
+}
+
+#[test]
+fn a_retrain_request_is_not_held_by_the_default_cooldown() {
     let request = |at: &str, value: &str| {
         format!("    - {{at: {at}, policy: churn, annotate: {{modelcycle.io/retrain-request: \"{value}\"}}}}\n")
     };
@@ -342,15 +354,10 @@ fn an_explicit_zero_cooldown_turns_the_default_off() {
         request("40m", "a"),
         request("50m", "b")
     );
-    let with_default = run("  manual: true\n", &scenario);
-    assert_eq!(
-        latest(&with_default),
-        2,
-        "the second request waits for the default 1h cooldown: {:?}",
-        versions(&with_default)
-    );
-    let without = run("  manual: true\n  cooldown: 0s\n", &scenario);
-    assert_eq!(latest(&without), 3, "{:?}", versions(&without));
+    let sim = run("  manual: true\n", &scenario);
+    assert_eq!(latest(&sim), 3, "each request retrains at once: {:?}", versions(&sim));
+    let held = run("  manual: true\n  cooldown: 1h\n", &scenario);
+    assert_eq!(latest(&held), 2, "a cooldown the policy sets holds requests too: {:?}", versions(&held));
 }
 
 #[test]

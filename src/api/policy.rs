@@ -54,7 +54,9 @@ pub struct RetrainPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
     /// Minimum time between the start of one training and the next trigger taking effect.
-    /// Default 1h, so that no trigger can retrain without pause; `0s` turns it off. At most 720h.
+    /// Default 1h for the triggers that fire by themselves (schedule, drift, performance), so none
+    /// retrains without pause; a retrain request or new data is not held by the default. `0s` turns
+    /// it off. At most 720h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule("0s", "720h"))]

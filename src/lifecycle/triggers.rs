@@ -27,8 +27,8 @@ const DEFAULT_CHECK_INTERVAL: SignedDuration = SignedDuration::from_mins(5);
 const MIN_CHECK_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
 const DEFAULT_REFERENCE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 const DEFAULT_STARTING_DEADLINE: SignedDuration = SignedDuration::from_hours(1);
-/// The cooldown of a policy that sets none: no trigger retrains more than once an hour unless
-/// the policy says `cooldown: 0s`.
+/// The cooldown of a policy that sets none, for what fires by itself (schedule, drift,
+/// performance): none of them retrains more than once an hour unless the policy says `cooldown: 0s`.
 pub const DEFAULT_COOLDOWN: SignedDuration = SignedDuration::from_hours(1);
 const DEFAULT_MIN_SAMPLES: u64 = 100;
 const DEFAULT_FEATURE: &str = "predictions";
@@ -391,7 +391,12 @@ fn hygiene(
         .iter()
         .map(|e| e.status.started_at.as_ref().map_or(e.version.spec.trigger.time.0, |t| t.0))
         .max();
-    let cooldown = span(spec.cooldown.as_ref(), DEFAULT_COOLDOWN);
+    // The default bounds what fires by itself (a schedule, drift, quality); a person's request
+    // or new data is one act each, so only a cooldown the policy sets holds those back.
+    let by_a_person =
+        causes.iter().any(|c| matches!(c.reason.as_str(), "Manual" | "DataChange" | "TrainingInputsChanged"));
+    let default = if by_a_person { SignedDuration::ZERO } else { DEFAULT_COOLDOWN };
+    let cooldown = span(spec.cooldown.as_ref(), default);
     if let Some(started) = last_start {
         let until = after(started, cooldown);
         if until > now {
