@@ -171,9 +171,14 @@ fn exposition(v2_errors: f64) -> String {
 /// The simulated cluster rolls v2 out by canary while the kube shell's own reading code asks the
 /// real Prometheus every analysis query the core finds due.
 fn canary_through_real_prometheus(rt: &tokio::runtime::Runtime, prom: &TestPrometheus) -> modelcycle::sim::Simulation {
+    canary_through(rt, &prom.address)
+}
+
+/// The same, with the analysis querying whatever server is at `address`.
+fn canary_through(rt: &tokio::runtime::Runtime, address: &str) -> modelcycle::sim::Simulation {
     let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.training.dataset.version: d2}}\n";
     let texts = [
-        ("model.yaml".to_string(), CANARY_MODEL.replace("ADDRESS", &prom.address)),
+        ("model.yaml".to_string(), CANARY_MODEL.replace("ADDRESS", address)),
         ("scenario.yaml".to_string(), scenario.to_string()),
     ];
     let mut sim = modelcycle::sim::Simulation::new(modelcycle::sim::scenario::Scenario::parse(&texts).unwrap());
@@ -324,4 +329,27 @@ async fn an_address_outside_the_allowlist_is_never_queried_and_stalls_the_policy
     // The same address, allowed, is queried and judged.
     let plan = plan_with_drift_due(&offline_context(&[prom.address.as_str()]), &model, &mut children).await;
     assert_eq!(plan.policy_statuses[0].1.drift.as_ref().unwrap().value, Some(0.0));
+}
+
+#[test]
+fn a_model_whose_analysis_points_at_a_server_that_is_not_prometheus_reads_nothing_back() {
+    use modelcycle::lifecycle::conditions;
+    let rt = runtime();
+    let admin_page = "<html>internal admin console: root password s3cr3t-value</html>";
+    let port = rt.block_on(support::prometheus::serve_text("text/html", move || admin_page.to_string()));
+    let mut sim = canary_through(&rt, &format!("http://127.0.0.1:{port}"));
+    sim.run();
+    let model = sim.cluster.models["ml/churn"].status.clone().unwrap();
+    let stalled = conditions::find(&model.conditions, conditions::STALLED).unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "AnalysisQueryFailed"));
+    assert!(
+        stalled.message.contains("answered HTTP 200 with") && stalled.message.contains("text/html"),
+        "{}",
+        stalled.message
+    );
+    let everything = format!("{:?}{:?}{:?}", sim.cluster.models, sim.cluster.versions, sim.timeline);
+    assert!(
+        !everything.contains("s3cr3t") && !everything.contains("admin console"),
+        "the page leaked into status or Events"
+    );
 }
