@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::reading::{ReadingError, render_query};
+use super::reading::{QueryVars, ReadingError};
 use crate::api::{
     AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, Goal, Measurement, Model,
     NoDataPolicy, Promotion, VersionPhase,
@@ -81,18 +81,15 @@ fn queries_of(
     let name = model.name_any();
     let namespace = model.namespace().unwrap_or_default();
     let stable = status.baseline.map(|b| b.to_string()).unwrap_or_default();
-    let render = |m: &AnalysisMetric, version: u32| AnalysisQuery {
-        metric: m.name.clone(),
-        version,
-        query: render_query(
-            &m.query,
-            &[
-                ("model", &name),
-                ("namespace", &namespace),
-                ("version", &version.to_string()),
-                ("stableVersion", &stable),
-            ],
-        ),
+    let render = |m: &AnalysisMetric, version: u32| {
+        let vars = QueryVars {
+            model: name.clone(),
+            namespace: namespace.clone(),
+            version: version.to_string(),
+            stable_version: stable.clone(),
+            window: None,
+        };
+        AnalysisQuery { metric: m.name.clone(), version, query: vars.render(&m.query) }
     };
     let mut out = vec![];
     for (i, m) in spec.metrics.iter().enumerate() {

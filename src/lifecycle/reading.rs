@@ -91,9 +91,67 @@ pub fn render_query(template: &str, values: &[(&str, &str)]) -> String {
     values.iter().fold(template.to_string(), |q, (k, v)| q.replace(&format!("{{{{{k}}}}}"), v))
 }
 
+/// The placeholders of a rollout analysis query.
+pub const ANALYSIS_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "stableVersion"];
+/// The placeholders of a drift or performance query: those of analysis, and `window`.
+pub const CHECK_PLACEHOLDERS: [&str; 5] = ["model", "namespace", "version", "stableVersion", "window"];
+
+/// The values a query's placeholders are filled with. One type for every query, so what is
+/// filled and what validation accepts ([`ANALYSIS_PLACEHOLDERS`], [`CHECK_PLACEHOLDERS`]) are
+/// the same lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueryVars {
+    /// The Model's name.
+    pub model: String,
+    /// The Model's namespace.
+    pub namespace: String,
+    /// The version the query is about.
+    pub version: String,
+    /// The version it is compared with (analysis), or the serving version (checks).
+    pub stable_version: String,
+    /// The PromQL range of a drift or performance query; analysis queries have none.
+    pub window: Option<String>,
+}
+
+impl QueryVars {
+    /// `template` with every placeholder this query has filled in.
+    pub fn render(&self, template: &str) -> String {
+        let mut values = vec![
+            ("model", self.model.as_str()),
+            ("namespace", self.namespace.as_str()),
+            ("version", self.version.as_str()),
+            ("stableVersion", self.stable_version.as_str()),
+        ];
+        if let Some(window) = &self.window {
+            values.push(("window", window));
+        }
+        render_query(template, &values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_placeholder_validation_accepts_is_filled() {
+        let vars = QueryVars {
+            model: "m".into(),
+            namespace: "n".into(),
+            version: "2".into(),
+            stable_version: "1".into(),
+            window: Some("5m".into()),
+        };
+        for p in CHECK_PLACEHOLDERS {
+            let rendered = vars.render(&format!("x{{{{{p}}}}}y"));
+            assert!(!rendered.contains("{{"), "{p} is not filled: {rendered}");
+        }
+        let analysis = QueryVars { window: None, ..vars };
+        for p in ANALYSIS_PLACEHOLDERS {
+            assert!(!analysis.render(&format!("{{{{{p}}}}}")).contains("{{"), "{p}");
+        }
+        assert_eq!(analysis.render("{{window}}"), "{{window}}", "analysis queries have no window");
+    }
 
     #[test]
     fn an_allowlist_matches_whole_addresses_and_paths_only() {

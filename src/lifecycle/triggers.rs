@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp, Zoned};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::reading::{ReadingError, render_query};
+use super::reading::{QueryVars, ReadingError};
 use crate::api::{
     CheckStatus, ConcurrencyPolicy, DriftMethod, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause,
     TriggerRecord,
@@ -106,20 +106,14 @@ pub fn due_checks(policy: &RetrainPolicy, model: &Model, ledger: &Ledger, now: T
     let serving = ledger.serving();
     let vars = |window: SignedDuration, version: Option<u32>| {
         let v = version.map(|v| v.to_string()).unwrap_or_default();
-        let name = model.name_any();
-        let ns = model.namespace().unwrap_or_default();
-        move |q: &str| {
-            render_query(
-                q,
-                &[
-                    ("model", &name),
-                    ("namespace", &ns),
-                    ("version", &v),
-                    ("stableVersion", &v),
-                    ("window", &prom_duration(window)),
-                ],
-            )
-        }
+        let vars = QueryVars {
+            model: model.name_any(),
+            namespace: model.namespace().unwrap_or_default(),
+            version: v.clone(),
+            stable_version: v,
+            window: Some(prom_duration(window)),
+        };
+        move |q: &str| vars.render(q)
     };
     if let Some(drift) = &policy.spec.drift
         && let Some(s) = serving

@@ -85,10 +85,10 @@ fn pod_template_problem(path: &str, reason: &'static str, template: &PodTemplate
     })
 }
 
-/// The placeholders an analysis query may use.
-pub const QUERY_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "stableVersion"];
-/// The placeholders a drift or performance query may use: those of analysis, and `window`.
-pub const POLICY_QUERY_PLACEHOLDERS: [&str; 5] = ["model", "namespace", "version", "stableVersion", "window"];
+/// The placeholders an analysis query may use (the list `QueryVars` fills).
+pub use super::reading::ANALYSIS_PLACEHOLDERS as QUERY_PLACEHOLDERS;
+/// The placeholders a drift or performance query may use (the list `QueryVars` fills).
+pub use super::reading::CHECK_PLACEHOLDERS as POLICY_QUERY_PLACEHOLDERS;
 
 /// A problem naming the first unknown placeholder of `query` at `path`, if it has one.
 pub fn unknown_placeholder(path: &str, query: &str, known: &[&str], reason: &'static str) -> Option<Problem> {
