@@ -75,21 +75,6 @@ pub fn dns_subdomain_problem(name: &str) -> Option<String> {
     }
 }
 
-/// Every name modelcycle gives a child of `model` (the Service, the Deployments, a training Job,
-/// a ModelVersion), with the kind of the child, when one is not a valid name for that kind.
-/// The CRD refuses such Model names; this catches objects stored before that rule existed.
-pub fn child_name_problems(model: &str) -> Vec<String> {
-    let labels = [
-        ("Service and Deployment", serving_name(model)),
-        ("Deployment", bounded(model, "-canary", JOB_NAME_MAX)),
-        ("Service and Deployment", bounded(model, "-preview", JOB_NAME_MAX)),
-        ("Job", job_name(model, 1)),
-    ];
-    let labels = labels.into_iter().map(|(kind, name)| (kind, dns_label_problem(&name)));
-    let version = ("ModelVersion", dns_subdomain_problem(&version_name(model, 1)));
-    labels.chain([version]).filter_map(|(kind, why)| why.map(|why| format!("the {kind} name {why}"))).collect()
-}
-
 /// Hex SHA-256 of a string.
 pub fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -124,22 +109,7 @@ mod tests {
             && !s.ends_with('-')
     }
 
-    #[test]
-    fn names_kubernetes_refuses_for_a_service_are_caught() {
-        assert_eq!(child_name_problems("churn"), Vec::<String>::new());
-        let dotted = child_name_problems("churn.v2");
-        assert!(dotted[0].contains("Service") && dotted[0].contains("not '.'"), "{dotted:?}");
-        let digit = child_name_problems("2fa-risk");
-        assert!(digit[0].contains("must start with a lowercase letter"), "{digit:?}");
-        assert!(child_name_problems(&"a".repeat(200)).is_empty(), "long names are cut with a hash");
-    }
-
     proptest! {
-        #[test]
-        fn model_names_the_crd_admits_make_valid_child_names(model in "[a-z]([-a-z0-9]{0,200}[a-z0-9])?") {
-            prop_assert_eq!(child_name_problems(&model), Vec::<String>::new());
-        }
-
         #[test]
         fn job_names_are_valid_dns_labels(model in "[a-z]([-a-z0-9]{0,200}[a-z0-9])?", n in 1u32..100_000) {
             let name = job_name(&model, n);

@@ -5,7 +5,8 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::ResourceExt;
 
 use crate::api::Model;
-use crate::build::names::child_name_problems;
+use crate::build::deployment::Track;
+use crate::build::names::{dns_label_problem, dns_subdomain_problem, job_name, serving_name, version_name};
 
 /// Placeholders an artifact URI template may use.
 pub const ARTIFACT_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "datasetVersion"];
@@ -67,6 +68,21 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
         )),
     }
     problems
+}
+
+/// Every name modelcycle gives a child of `model` (the Service, the Deployments, a training Job,
+/// a ModelVersion), with the kind of the child, when one is not a valid name for that kind.
+/// The CRD refuses such Model names; this catches objects stored before that rule existed.
+pub fn child_name_problems(model: &str) -> Vec<String> {
+    let labels = [
+        ("Service and Deployment", serving_name(model)),
+        ("Deployment", Track::Canary.name(model)),
+        ("Service and Deployment", Track::Preview.name(model)),
+        ("Job", job_name(model, 1)),
+    ];
+    let labels = labels.into_iter().map(|(kind, name)| (kind, dns_label_problem(&name)));
+    let version = ("ModelVersion", dns_subdomain_problem(&version_name(model, 1)));
+    labels.chain([version]).filter_map(|(kind, why)| why.map(|why| format!("the {kind} name {why}"))).collect()
 }
 
 fn pod_template_problem(path: &str, reason: &'static str, template: &PodTemplateSpec) -> Option<Problem> {
@@ -134,6 +150,25 @@ pub fn artifact_placeholders(template: &str) -> Result<Vec<&str>, PlaceholderErr
 mod tests {
     use super::*;
     use crate::lifecycle::testing::model;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_kubernetes_refuses_for_a_service_are_caught() {
+        assert_eq!(child_name_problems("churn"), Vec::<String>::new());
+        let dotted = child_name_problems("churn.v2");
+        assert!(dotted[0].contains("Service") && dotted[0].contains("not '.'"), "{dotted:?}");
+        let digit = child_name_problems("2fa-risk");
+        assert!(digit[0].contains("must start with a lowercase letter"), "{digit:?}");
+        assert!(child_name_problems(&"a".repeat(200)).is_empty(), "long names are cut with a hash");
+    }
+
+    proptest! {
+        #[test]
+        fn model_names_the_crd_admits_make_valid_child_names(model in "[a-z]([-a-z0-9]{0,200}[a-z0-9])?") {
+            prop_assert_eq!(child_name_problems(&model), Vec::<String>::new());
+        }
+
+    }
 
     #[test]
     fn a_complete_model_has_no_problem() {
