@@ -18,17 +18,6 @@ pub enum Error {
         /// What the deserializer said.
         message: String,
     },
-    /// The spec is valid for the schema but cannot be acted on; waits for a change.
-    #[error("{reason}: {message}")]
-    InvalidSpec {
-        /// CamelCase reason, as in the Stalled condition.
-        reason: String,
-        /// What is wrong, for a person.
-        message: String,
-    },
-    /// An object could not be serialized.
-    #[error("serialization: {0}")]
-    Serialization(#[from] serde_json::Error),
 }
 
 impl Error {
@@ -38,14 +27,12 @@ impl Error {
             Self::Kube(kube::Error::Api(_)) => "api_error",
             Self::Kube(_) => "client_error",
             Self::InvalidObject { .. } => "invalid_object",
-            Self::InvalidSpec { .. } => "invalid_spec",
-            Self::Serialization(_) => "serialization",
         }
     }
 
     /// True when retrying cannot help until the object changes.
     pub fn waits_for_change(&self) -> bool {
-        matches!(self, Self::InvalidObject { .. } | Self::InvalidSpec { .. })
+        matches!(self, Self::InvalidObject { .. })
     }
 }
 

@@ -142,7 +142,15 @@ mod tests {
     fn renders_openmetrics_with_every_family() {
         let m = Metrics::default();
         m.reconciled("model", true);
-        m.failed("model", &crate::error::Error::InvalidSpec { reason: "X".into(), message: "y".into() });
+        m.failed(
+            "model",
+            &crate::error::Error::InvalidObject {
+                kind: "Model".into(),
+                namespace: "ml".into(),
+                name: "x".into(),
+                message: "y".into(),
+            },
+        );
         drop(m.reconcile_timer("model"));
         m.leader.set(1);
         m.analysis_query(&Ok(0.1));
@@ -152,7 +160,7 @@ mod tests {
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="ok"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="no_data"} 2"#), "{text}");
         assert!(text.contains(r#"modelcycle_reconciles_total{controller="model",result="success"} 1"#), "{text}");
-        assert!(text.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="invalid_spec"} 1"#));
+        assert!(text.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="invalid_object"} 1"#));
         assert!(text.contains(r#"modelcycle_reconcile_duration_seconds_count{controller="model"} 1"#));
         assert!(text.contains("modelcycle_leader 1"));
         assert!(text.ends_with("# EOF\n"));
