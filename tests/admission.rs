@@ -333,6 +333,7 @@ fn the_type_check_catches_a_list_where_the_schema_says_object() {
 /// said `type: object` (decision evidence) before this check existed.
 #[test]
 fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
+    use modelcycle::lifecycle::model::Write;
     use modelcycle::sim::Simulation;
     use modelcycle::sim::scenario::Scenario;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -349,17 +350,20 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
                 wrong.extend(out.into_iter().map(|e| format!("{example}: {what}: {e}")));
                 checked += 1;
             };
-            for version in &plan.create_versions {
-                check("ModelVersion", "a created ModelVersion".into(), serde_json::to_value(version).unwrap());
-            }
-            for (name, status) in &plan.version_statuses {
-                check("ModelVersion", format!("status of {name}"), json!({"status": status}));
-            }
-            for (name, status) in &plan.policy_statuses {
-                check("RetrainPolicy", format!("status of {name}"), json!({"status": status}));
-            }
-            if let Some(status) = &plan.status {
-                check("Model", "a Model status".into(), json!({"status": status}));
+            for write in &plan.steps {
+                match write {
+                    Write::CreateVersion(version) => {
+                        check("ModelVersion", "a created ModelVersion".into(), serde_json::to_value(version).unwrap())
+                    }
+                    Write::VersionStatus(name, status) => {
+                        check("ModelVersion", format!("status of {name}"), json!({"status": status}))
+                    }
+                    Write::PolicyStatus(name, status) => {
+                        check("RetrainPolicy", format!("status of {name}"), json!({"status": status}))
+                    }
+                    Write::ModelStatus(status) => check("Model", "a Model status".into(), json!({"status": status})),
+                    Write::Apply(_) | Write::Delete(..) | Write::Event(..) => {}
+                }
             }
         }
     }

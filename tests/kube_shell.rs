@@ -416,8 +416,8 @@ async fn startup_retries_when_the_api_server_does_not_answer() {
 /// measurement on the candidate's status, and pauses the rollout in the Model's condition.
 #[tokio::test]
 async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreachable_one_pauses() {
-    use modelcycle::build::deployment::{Track, track_deployment};
-    use modelcycle::build::service::serving_service;
+    use modelcycle::objects::deployment::{Track, track_deployment};
+    use modelcycle::objects::service::serving_service;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut m = model();
     m.spec.serving.replicas = 2;
@@ -493,7 +493,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
 
 #[tokio::test]
 async fn a_child_the_api_server_refuses_stalls_the_model_with_its_words_and_an_event() {
-    use modelcycle::lifecycle::model::{Child, ModelPlan};
+    use modelcycle::lifecycle::model::{Child, ModelPlan, Write};
     let deployment = k8s_openapi::api::apps::v1::Deployment {
         metadata: kube::api::ObjectMeta {
             name: Some("churn".into()),
@@ -502,7 +502,7 @@ async fn a_child_the_api_server_refuses_stalls_the_model_with_its_words_and_an_e
         },
         ..Default::default()
     };
-    let plan = ModelPlan { apply: vec![Child::Deployment(Box::new(deployment))], ..Default::default() };
+    let plan = ModelPlan { steps: vec![Write::Apply(Child::Deployment(Box::new(deployment)))], ..Default::default() };
     let refusal = status(
         422,
         "Invalid",

@@ -6,8 +6,8 @@
 //! (Deployments take 2 minutes to become available).
 
 use modelcycle::api::{AnalysisStage, AnalysisVerdict, ModelPhase, VersionPhase};
-use modelcycle::build::deployment::deployed_version;
 use modelcycle::lifecycle::conditions;
+use modelcycle::objects::deployment::deployed_version;
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 

@@ -63,19 +63,19 @@ async fn drift_in_a_real_prometheus_histogram_retrains() {
     assert_eq!(due.drift.as_deref(), Some("sum by (le) (model_prediction_bucket{model=\"churn\"})"));
     children.readings = modelcycle::kube::readings::take(&client, &policy, &due).await;
     let plan = plan_model(children.observed(&model), now);
-    assert!(plan.create_versions.is_empty());
-    let checked = &plan.policy_statuses[0].1;
+    assert!(plan.created_versions().is_empty());
+    let checked = &plan.policy_statuses()[0].1;
     assert_eq!(checked.drift.as_ref().unwrap().value, Some(0.0));
 
     // The predictions shift: the next check retrains.
     prom.exposition.set(prediction_histogram("churn", &[0, 0, 50, 100, 200, 300, 200, 100, 50, 0]));
     prom.wait_until_scraped("model_prediction_bucket{le=\"0.3\"} == 50").await;
-    children.policies[0].status = Some(checked.clone());
+    children.policies[0].status = Some((*checked).clone());
     let later = now + jiff::SignedDuration::from_mins(6);
     let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, later), later);
     children.readings = modelcycle::kube::readings::take(&client, &children.policies[0], &due).await;
     let plan = plan_model(children.observed(&model), later);
-    let version = &plan.create_versions[0];
+    let version = &plan.created_versions()[0];
     assert_eq!(version.spec.trigger.reason, "Drift");
     let evidence = &version.spec.trigger.causes[0].evidence;
     assert!(evidence.starts_with("PSI=") && evidence.contains("> 0.20 over 6h, 1000 samples"), "{evidence}");
@@ -124,12 +124,12 @@ async fn a_drift_query_that_returns_no_histogram_stalls_the_policy_and_retrains_
     let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, now), now);
     children.readings = modelcycle::kube::readings::take(&client, &children.policies[0], &due).await;
     let plan = plan_model(children.observed(&model), now);
-    assert!(plan.create_versions.is_empty());
-    let status = &plan.policy_statuses[0].1;
+    assert!(plan.created_versions().is_empty());
+    let status = &plan.policy_statuses()[0].1;
     let stalled = conditions::find(&status.conditions, conditions::STALLED).unwrap();
     assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "DriftQueryNotHistogram"));
     assert!(stalled.message.contains("`le`"), "{}", stalled.message);
-    assert_eq!(plan.policy_events[0].1.reason, "DriftQueryNotHistogram");
+    assert_eq!(plan.policy_events()[0].1.reason, "DriftQueryNotHistogram");
 }
 
 /// A canary Model whose analysis queries the real Prometheus at `address`: the error ratio of
@@ -279,7 +279,7 @@ async fn plan_with_drift_due(
 
 fn stalled(plan: &modelcycle::lifecycle::model::ModelPlan) -> (String, String) {
     use modelcycle::lifecycle::conditions;
-    let status = &plan.policy_statuses[0].1;
+    let status = &plan.policy_statuses()[0].1;
     let c = conditions::find(&status.conditions, conditions::STALLED).expect("a Stalled condition");
     assert_eq!(c.status, "True", "{c:?}");
     (c.reason.clone(), c.message.clone())
@@ -294,8 +294,8 @@ async fn a_drift_query_prometheus_refuses_stalls_the_policy_with_prometheus_word
     let (reason, message) = stalled(&plan);
     assert_eq!(reason, "DriftQueryRejected");
     assert!(message.starts_with("spec.drift.query: Prometheus rejected the query (bad_data)"), "{message}");
-    assert!(plan.create_versions.is_empty());
-    assert_eq!(plan.policy_events[0].1.reason, "DriftQueryRejected");
+    assert!(plan.created_versions().is_empty());
+    assert_eq!(plan.policy_events()[0].1.reason, "DriftQueryRejected");
 }
 
 #[tokio::test]
@@ -310,7 +310,7 @@ async fn a_server_that_is_not_prometheus_never_has_its_answer_copied_into_status
     let (reason, message) = stalled(&plan);
     assert_eq!(reason, "NotPrometheus");
     assert!(message.contains("answered HTTP 200 with") && message.contains("text/plain"), "{message}");
-    let everything = format!("{:?}{:?}", plan.policy_statuses, plan.policy_events);
+    let everything = format!("{:?}{:?}", plan.policy_statuses(), plan.policy_events());
     assert!(!everything.contains("AKIA") && !everything.contains("AccessKeyId"), "the body leaked: {everything}");
 }
 
@@ -328,7 +328,7 @@ async fn an_address_outside_the_allowlist_is_never_queried_and_stalls_the_policy
     );
     // The same address, allowed, is queried and judged.
     let plan = plan_with_drift_due(&offline_context(&[prom.address.as_str()]), &model, &mut children).await;
-    assert_eq!(plan.policy_statuses[0].1.drift.as_ref().unwrap().value, Some(0.0));
+    assert_eq!(plan.policy_statuses()[0].1.drift.as_ref().unwrap().value, Some(0.0));
 }
 
 #[test]

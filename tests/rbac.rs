@@ -89,11 +89,15 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
     // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
     // preview Deployment and its preview Service are deleted.
+    use modelcycle::lifecycle::model::{Kind, Write};
+    let deletes = [
+        (Kind::ModelVersion, "churn-v1"),
+        (Kind::Job, "churn-v2-train"),
+        (Kind::Deployment, "churn-canary"),
+        (Kind::Service, "churn-preview"),
+    ];
     let pruning = modelcycle::lifecycle::model::ModelPlan {
-        delete_versions: vec!["churn-v1".into()],
-        delete_jobs: vec!["churn-v2-train".into()],
-        delete_deployments: vec!["churn-canary".into()],
-        delete_services: vec!["churn-preview".into()],
+        steps: deletes.into_iter().map(|(kind, name)| Write::Delete(kind, name.into())).collect(),
         ..Default::default()
     };
     apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();
@@ -105,7 +109,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         sim.run();
         sim.plans.unwrap().remove(0)
     };
-    publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &plan.events).await;
+    let events: Vec<_> = plan.events().into_iter().cloned().collect();
+    publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &events).await;
     // The newest version, read from the API server when the cache lags behind the Model's status.
     let mut ahead = scenario_model();
     ahead.status = Some(modelcycle::api::ModelStatus { latest_version: Some(9), ..Default::default() });

@@ -5,7 +5,7 @@ use modelcycle::api::{ModelPhase, VersionPhase};
 use modelcycle::lifecycle::conditions;
 use modelcycle::sim::report::Report;
 use modelcycle::sim::scenario::Scenario;
-use modelcycle::sim::{Crash, Simulation};
+use modelcycle::sim::Simulation;
 
 #[path = "support/sim.rs"]
 mod sim_support;
@@ -227,21 +227,18 @@ fn a_controller_restart_after_any_write_converges_to_the_same_outcome() {
     baseline.run();
     let expected = final_state(&baseline);
     assert_eq!(expected.deployed, Some(2));
-    let mut crashes = 0;
-    for reconcile in 0..baseline.acting_reconciles {
-        for after_writes in 0..6 {
-            let mut sim = Simulation::new(scenario.clone());
-            sim.crash = Some(Crash { at_reconcile: reconcile, after_writes });
-            sim.run();
-            crashes += 1;
-            let context = format!("crash at reconcile {reconcile} after {after_writes} writes");
-            assert_eq!(final_state(&sim), expected, "{context}");
-            assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
-            let twice: Vec<_> = sim.cluster.job_creations.iter().filter(|(_, n)| **n > 1).collect();
-            assert!(twice.is_empty(), "{context}: Jobs created twice: {twice:?}");
-        }
+    let crashes = Simulation::crash_points(&scenario);
+    for crash in &crashes {
+        let mut sim = Simulation::new(scenario.clone());
+        sim.crash = Some(*crash);
+        sim.run();
+        let context = format!("crash at reconcile {} after {} writes", crash.at_reconcile, crash.after_writes);
+        assert_eq!(final_state(&sim), expected, "{context}");
+        assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
+        let twice: Vec<_> = sim.cluster.job_creations.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "{context}: Jobs created twice: {twice:?}");
     }
-    assert!(crashes > 50, "the restart test covers every reconcile ({crashes} runs)");
+    assert!(crashes.len() > 50, "the restart test covers every reconcile ({} runs)", crashes.len());
 }
 
 #[test]
@@ -284,7 +281,7 @@ fn a_canary_goes_through_every_step_then_promotes_without_dropping_capacity() {
     sim.run_until("2026-01-02T01:00:00Z".parse().unwrap());
     // v2 trained 00:00-00:30; step 1 (25% of 3 replicas = 1 pod, 33% effective) from 00:32.
     let canary = &sim.cluster.deployments["ml/churn-canary"];
-    assert_eq!(modelcycle::build::deployment::deployed_version(canary), Some(2));
+    assert_eq!(modelcycle::objects::deployment::deployed_version(canary), Some(2));
     assert_eq!(canary.spec.as_ref().unwrap().replicas, Some(1));
     assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(2));
     assert_eq!(deployed(&sim), Some(1), "the stable Deployment still runs v1");

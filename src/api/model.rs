@@ -13,7 +13,7 @@ use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, 
 
 /// CEL rule on a Model's name: it names the Model's Service, which must be a DNS-1035 label
 /// (`churn.v2` and `2fa-risk` are valid object names but not Service names). Length needs no
-/// rule: child names longer than 63 characters are cut with a hash (`build::names`).
+/// rule: child names longer than 63 characters are cut with a hash (`objects::names`).
 pub const MODEL_NAME_RULE: &str = "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
 /// The refusal message of [`MODEL_NAME_RULE`].
 pub const MODEL_NAME_MESSAGE: &str = "a Model's name becomes its Service's name, so it must start with a lowercase letter, hold only lowercase letters, digits and '-' (no dots) and end with a letter or digit";

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
-use crate::lifecycle::model::{Child, ModelPlan, child_refused};
+use crate::lifecycle::model::{Child, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::{EventKind, EventRecord};
 
 /// The one field manager every write of the controller uses.
@@ -50,70 +50,89 @@ pub async fn publish_events(recorder: &Recorder, regarding: &ObjectReference, ev
     }
 }
 
-/// Applies a Model's plan in the order that keeps a crash at any point recoverable: versions
-/// first, then their statuses, then children, then pruning, then the Model's status, then Events.
+/// Applies a Model's plan write by write, in the plan's order, stopping at the first error (the
+/// next reconcile decides again from what landed). A child the API server refuses for good
+/// stalls the Model with the server's own words instead.
 pub async fn apply_model_plan(
     client: &kube::Client,
     recorder: &Recorder,
     model: &Model,
     plan: &ModelPlan,
 ) -> Result<()> {
-    let ns = model.namespace().unwrap_or_default();
-    let versions: Api<ModelVersion> = Api::namespaced(client.clone(), &ns);
-    for version in &plan.create_versions {
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-        match versions.create(&params, version).await {
-            Ok(_) => {}
-            // Created by an earlier reconcile whose write the cache has not shown yet.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for (name, status) in &plan.version_statuses {
-        apply_status(&versions, name, status).await?;
-    }
-    for child in &plan.apply {
-        let applied = match child {
-            Child::Job(job) => apply_object::<Job>(client, &ns, job).await,
-            Child::Deployment(d) => apply_object::<Deployment>(client, &ns, d).await,
-            Child::Service(s) => apply_object::<Service>(client, &ns, s).await,
-        };
-        if let Err(error) = applied {
-            if let Some(why) = refusal(&error) {
+    let target = Target::of(client, recorder, model);
+    for write in &plan.steps {
+        if let Err(error) = target.write(write).await {
+            if let (Write::Apply(child), Some(why)) = (write, refusal(&error)) {
                 // Without this the user would see no condition and no Event, only retries.
-                let (status, events) = child_refused(model, child, &why, jiff::Timestamp::now());
-                if let Some(status) = status {
-                    apply_status(&Api::<Model>::namespaced(client.clone(), &ns), &model.name_any(), &status).await?;
+                for write in child_refused(model, child, &why, jiff::Timestamp::now()) {
+                    target.write(&write).await?;
                 }
-                publish_events(recorder, &model.object_ref(&()), &events).await;
             }
             return Err(error);
         }
     }
-    delete_all(&Api::<Job>::namespaced(client.clone(), &ns), &plan.delete_jobs).await?;
-    delete_all(&Api::<Deployment>::namespaced(client.clone(), &ns), &plan.delete_deployments).await?;
-    delete_all(&Api::<Service>::namespaced(client.clone(), &ns), &plan.delete_services).await?;
-    delete_all(&versions, &plan.delete_versions).await?;
-    let policies: Api<RetrainPolicy> = Api::namespaced(client.clone(), &ns);
-    for (name, status) in &plan.policy_statuses {
-        apply_status(&policies, name, status).await?;
-    }
-    if let Some(status) = &plan.status {
-        let models: Api<Model> = Api::namespaced(client.clone(), &ns);
-        apply_status(&models, &model.name_any(), status).await?;
-    }
-    publish_events(recorder, &model.object_ref(&()), &plan.events).await;
-    for (name, event) in &plan.policy_events {
-        let regarding = ObjectReference {
-            api_version: Some(RetrainPolicy::api_version(&()).into_owned()),
-            kind: Some("RetrainPolicy".into()),
-            name: Some(name.clone()),
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        };
-        publish_events(recorder, &regarding, std::slice::from_ref(event)).await;
-    }
     Ok(())
+}
+
+/// Where a Model's writes go: its namespace, its client and Event recorder.
+struct Target<'a> {
+    client: &'a kube::Client,
+    recorder: &'a Recorder,
+    model: &'a Model,
+    ns: String,
+}
+
+impl<'a> Target<'a> {
+    fn of(client: &'a kube::Client, recorder: &'a Recorder, model: &'a Model) -> Self {
+        Self { client, recorder, model, ns: model.namespace().unwrap_or_default() }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Makes one write.
+    async fn write(&self, write: &Write) -> Result<()> {
+        match write {
+            Write::CreateVersion(version) => {
+                let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                match self.api::<ModelVersion>().create(&params, version).await {
+                    // Created by an earlier reconcile whose write the cache has not shown yet.
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Write::VersionStatus(name, status) => apply_status(&self.api::<ModelVersion>(), name, status).await,
+            Write::Apply(Child::Job(job)) => apply_object(&self.api::<Job>(), job).await,
+            Write::Apply(Child::Deployment(d)) => apply_object(&self.api::<Deployment>(), d).await,
+            Write::Apply(Child::Service(s)) => apply_object(&self.api::<Service>(), s).await,
+            Write::Delete(Kind::Job, name) => delete(&self.api::<Job>(), name).await,
+            Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
+            Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,
+            Write::Delete(Kind::ModelVersion, name) => delete(&self.api::<ModelVersion>(), name).await,
+            Write::PolicyStatus(name, status) => apply_status(&self.api::<RetrainPolicy>(), name, status).await,
+            Write::ModelStatus(status) => apply_status(&self.api::<Model>(), &self.model.name_any(), status).await,
+            Write::Event(Regarding::Model, event) => {
+                publish_events(self.recorder, &self.model.object_ref(&()), std::slice::from_ref(event)).await;
+                Ok(())
+            }
+            Write::Event(Regarding::Policy(name), event) => {
+                let regarding = ObjectReference {
+                    api_version: Some(RetrainPolicy::api_version(&()).into_owned()),
+                    kind: Some(RetrainPolicy::kind(&()).into_owned()),
+                    name: Some(name.clone()),
+                    namespace: Some(self.ns.clone()),
+                    ..Default::default()
+                };
+                publish_events(self.recorder, &regarding, std::slice::from_ref(event)).await;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The API server's words when it refused a write for good (invalid, forbidden, bad request),
@@ -127,31 +146,23 @@ fn refusal(error: &crate::error::Error) -> Option<String> {
     }
 }
 
-/// Deletes the named objects (their dependents in the background); one already gone is fine.
-async fn delete_all<K>(api: &Api<K>, names: &[String]) -> Result<()>
+/// Deletes an object (its dependents in the background); one already gone is fine.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    for name in names {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+    match api.delete(name, &DeleteParams::background()).await {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// Server-side applies a whole object under [`FIELD_MANAGER`].
-async fn apply_object<K>(client: &kube::Client, ns: &str, object: &K) -> Result<()>
+async fn apply_object<K>(api: &Api<K>, object: &K) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
     api.patch(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
     Ok(())
 }

@@ -9,9 +9,9 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
-use crate::build::meta::MODEL_LABEL;
-use crate::build::names::{label_value, version_name};
 use crate::lifecycle::model::Children;
+use crate::objects::meta::MODEL_LABEL;
+use crate::objects::names::{label_value, version_name};
 
 /// The reflector stores of everything a Model owns.
 #[derive(Clone)]

@@ -27,7 +27,7 @@ use super::policy_controller::{self, PolicyStores};
 use super::startup::{StartupError, wait_for_crds};
 use super::watches::{cached, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
-use crate::build::meta::MODEL_LABEL;
+use crate::objects::meta::MODEL_LABEL;
 
 /// Runs the controller until SIGTERM/SIGINT; the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{CanaryProgress, CanaryStrategy, Model, VersionPhase};
-use crate::build::deployment::{Track, track_deployment};
+use crate::objects::deployment::{Track, track_deployment};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};

@@ -4,8 +4,8 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{Model, ModelVersion, ModelVersionSpec, TrainingSpec, TriggerCause, TriggerRecord};
-use crate::build::meta::{controller_ref, labels};
-use crate::build::names::{short_hash, version_name};
+use crate::objects::meta::{controller_ref, labels};
+use crate::objects::names::{short_hash, version_name};
 
 /// SHA-256 of the training inputs: dataset, parameters, trainer template, artifact URI
 /// template, deadline and retries. A change of any of them trains a new version.

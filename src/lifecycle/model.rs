@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use crate::api::{
     Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
 };
-use crate::build::names::job_name;
+use crate::objects::names::job_name;
 use kube::ResourceExt;
 
 use super::conditions::{self, Desired};
@@ -19,6 +19,7 @@ use super::history::versions_to_prune;
 use super::inputs::new_version;
 use super::ledger::Decision;
 use super::ledger::Ledger;
+pub use super::plan::{Child, Kind, Regarding, Write};
 use super::plan::{EventKind, EventRecord, health_conditions, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::advance_serving;
@@ -105,39 +106,12 @@ impl Children {
     }
 }
 
-/// A child object to server-side apply.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Child {
-    /// A training Job.
-    Job(Box<Job>),
-    /// A serving Deployment.
-    Deployment(Box<Deployment>),
-    /// A Service.
-    Service(Box<Service>),
-}
-
-impl Child {
-    /// The kind and name of the object, as a person reads them (`Deployment churn-canary`).
-    pub fn describe(&self) -> String {
-        match self {
-            Child::Job(j) => format!("Job {}", j.name_any()),
-            Child::Deployment(d) => format!("Deployment {}", d.name_any()),
-            Child::Service(s) => format!("Service {}", s.name_any()),
-        }
-    }
-}
-
-/// The status and Events to write when the API server refuses a child of the plan for good (an
-/// invalid field of a pod template it rejects, a name it does not allow, a forbidden write):
-/// the Model stalls with the server's own words, and a Warning Event says so once. The plan's
-/// own status is not written (it assumed the child exists); the next plan that applies all its
+/// The writes to make when the API server refuses a child of the plan for good (an invalid
+/// field of a pod template it rejects, a name it does not allow, a forbidden write): the Model
+/// stalls with the server's own words, and a Warning Event says so once. The rest of the plan is
+/// not applied (its status assumed the child exists); the next plan that applies all its
 /// children clears the stall.
-pub fn child_refused(
-    model: &Model,
-    child: &Child,
-    why: &str,
-    now: Timestamp,
-) -> (Option<ModelStatus>, Vec<EventRecord>) {
+pub fn child_refused(model: &Model, child: &Child, why: &str, now: Timestamp) -> Vec<Write> {
     let old = model.status.clone().unwrap_or_default();
     let mut status = old.clone();
     status.phase = Some(ModelPhase::Stalled);
@@ -146,36 +120,70 @@ pub fn child_refused(
     let desired = health_conditions(&[problem], (false, "", ""), None);
     conditions::set_all(&mut status.conditions, &desired, model.metadata.generation, now);
     let events = stalled_events(&old.conditions, &status.conditions);
-    ((status != old).then_some(status), events)
+    let status = (status != old).then(|| Write::ModelStatus(Box::new(status)));
+    status.into_iter().chain(events.into_iter().map(|e| Write::Event(Regarding::Model, e))).collect()
 }
 
-/// Everything one reconcile of a Model decided, in the order the shells apply it.
+/// Everything one reconcile of a Model decided: its writes in the crash-safe order, and when to
+/// look again.
 #[derive(Clone, Debug, Default)]
 pub struct ModelPlan {
-    /// New ModelVersions to create.
-    pub create_versions: Vec<ModelVersion>,
-    /// ModelVersion statuses that changed, by name.
-    pub version_statuses: Vec<(String, ModelVersionStatus)>,
-    /// Children to apply.
-    pub apply: Vec<Child>,
-    /// Training Jobs to delete (a training replaced by a newer trigger).
-    pub delete_jobs: Vec<String>,
-    /// Deployments to delete (a canary that is done or aborted).
-    pub delete_deployments: Vec<String>,
-    /// Services to delete (a blue-green preview Service no longer needed).
-    pub delete_services: Vec<String>,
-    /// ModelVersions to delete (their Jobs go with them).
-    pub delete_versions: Vec<String>,
-    /// RetrainPolicy statuses that changed, by name.
-    pub policy_statuses: Vec<(String, RetrainPolicyStatus)>,
-    /// Events on RetrainPolicies, by name.
-    pub policy_events: Vec<(String, EventRecord)>,
-    /// The Model status, when it changed.
-    pub status: Option<ModelStatus>,
-    /// Events on the Model.
-    pub events: Vec<EventRecord>,
+    /// The writes, in the order to make them (`Decided::into_plan` says why it is crash-safe).
+    pub steps: Vec<Write>,
     /// Wake up after this long even if nothing changes; never sooner than [`SOONEST_WAKE`].
     pub requeue_after: Option<Duration>,
+}
+
+/// What one reconcile decided, by kind of write, before it is put in order.
+#[derive(Default)]
+struct Decided {
+    create_versions: Vec<ModelVersion>,
+    version_statuses: Vec<(String, ModelVersionStatus)>,
+    apply: Vec<Child>,
+    delete_jobs: Vec<String>,
+    delete_deployments: Vec<String>,
+    delete_services: Vec<String>,
+    delete_versions: Vec<String>,
+    policy_statuses: Vec<(String, RetrainPolicyStatus)>,
+    policy_events: Vec<(String, EventRecord)>,
+    status: Option<ModelStatus>,
+    events: Vec<EventRecord>,
+    requeue_after: Option<Duration>,
+}
+
+impl Decided {
+    /// The one place that says in which order a plan is written, so that a controller that
+    /// stops after any write converges on its next reconcile:
+    /// 1. new ModelVersions, so that what is done next for a version has a record to hang on;
+    /// 2. their statuses — a new serving version before the one it retires, a restored version
+    ///    before the one rolled back (see [`Ledger::changed_statuses`]), so nothing is ever left
+    ///    without a serving version;
+    /// 3. children (Jobs, Deployments, Services), whose names derive from the versions;
+    /// 4. deletions (Jobs, Deployments, Services, then pruned ModelVersions), once what replaces
+    ///    them is applied;
+    /// 5. RetrainPolicy statuses, then the Model's status, which summarises all of the above —
+    ///    its `latestVersion` is written after the version exists, so a number is never reused;
+    /// 6. Events last: they report what was written.
+    fn into_plan(self) -> ModelPlan {
+        let mut steps = vec![];
+        steps.extend(self.create_versions.into_iter().map(|v| Write::CreateVersion(Box::new(v))));
+        steps.extend(self.version_statuses.into_iter().map(|(n, s)| Write::VersionStatus(n, Box::new(s))));
+        steps.extend(self.apply.into_iter().map(Write::Apply));
+        let deletes = [
+            (Kind::Job, self.delete_jobs),
+            (Kind::Deployment, self.delete_deployments),
+            (Kind::Service, self.delete_services),
+            (Kind::ModelVersion, self.delete_versions),
+        ];
+        for (kind, names) in deletes {
+            steps.extend(names.into_iter().map(|n| Write::Delete(kind, n)));
+        }
+        steps.extend(self.policy_statuses.into_iter().map(|(n, s)| Write::PolicyStatus(n, Box::new(s))));
+        steps.extend(self.status.map(|s| Write::ModelStatus(Box::new(s))));
+        steps.extend(self.events.into_iter().map(|e| Write::Event(Regarding::Model, e)));
+        steps.extend(self.policy_events.into_iter().map(|(n, e)| Write::Event(Regarding::Policy(n), e)));
+        ModelPlan { steps, requeue_after: self.requeue_after }
+    }
 }
 
 /// The soonest a plan asks to be woken. Something due at this very instant (a measurement of a
@@ -184,17 +192,64 @@ pub struct ModelPlan {
 pub const SOONEST_WAKE: Duration = Duration::from_secs(1);
 
 impl ModelPlan {
-    /// How many API writes applying this plan takes (Events excluded).
+    /// How many writes applying this plan takes, Events excluded.
     pub fn writes(&self) -> usize {
-        self.create_versions.len()
-            + self.version_statuses.len()
-            + self.apply.len()
-            + self.delete_jobs.len()
-            + self.delete_deployments.len()
-            + self.delete_services.len()
-            + self.delete_versions.len()
-            + self.policy_statuses.len()
-            + usize::from(self.status.is_some())
+        self.steps.iter().filter(|w| w.changes_state()).count()
+    }
+
+    /// ModelVersions the plan creates.
+    pub fn created_versions(&self) -> Vec<&ModelVersion> {
+        self.steps.iter().filter_map(|w| if let Write::CreateVersion(v) = w { Some(&**v) } else { None }).collect()
+    }
+
+    /// ModelVersion statuses the plan writes, by name.
+    pub fn version_statuses(&self) -> Vec<(&str, &ModelVersionStatus)> {
+        self.steps
+            .iter()
+            .filter_map(|w| if let Write::VersionStatus(n, s) = w { Some((n.as_str(), &**s)) } else { None })
+            .collect()
+    }
+
+    /// Children the plan applies.
+    pub fn children(&self) -> Vec<&Child> {
+        self.steps.iter().filter_map(|w| if let Write::Apply(c) = w { Some(c) } else { None }).collect()
+    }
+
+    /// Objects the plan deletes.
+    pub fn deletes(&self) -> Vec<(Kind, &str)> {
+        self.steps
+            .iter()
+            .filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None })
+            .collect()
+    }
+
+    /// RetrainPolicy statuses the plan writes, by name.
+    pub fn policy_statuses(&self) -> Vec<(&str, &RetrainPolicyStatus)> {
+        self.steps
+            .iter()
+            .filter_map(|w| if let Write::PolicyStatus(n, s) = w { Some((n.as_str(), &**s)) } else { None })
+            .collect()
+    }
+
+    /// The Model status the plan writes, if it changed.
+    pub fn status(&self) -> Option<&ModelStatus> {
+        self.steps.iter().find_map(|w| if let Write::ModelStatus(s) = w { Some(&**s) } else { None })
+    }
+
+    /// Events on the Model.
+    pub fn events(&self) -> Vec<&EventRecord> {
+        self.steps
+            .iter()
+            .filter_map(|w| if let Write::Event(Regarding::Model, e) = w { Some(e) } else { None })
+            .collect()
+    }
+
+    /// Events on RetrainPolicies, by name.
+    pub fn policy_events(&self) -> Vec<(&str, &EventRecord)> {
+        self.steps
+            .iter()
+            .filter_map(|w| if let Write::Event(Regarding::Policy(n), e) = w { Some((n.as_str(), e)) } else { None })
+            .collect()
     }
 }
 
@@ -209,7 +264,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         // Nothing that trains or serves is touched until the spec is fixed.
         status.phase = Some(ModelPhase::Stalled);
         let desired = health_conditions(&problems, (false, "", ""), None);
-        return finish(model, &old, status, &desired, ModelPlan::default(), now);
+        return finish(model, &old, status, &desired, Decided::default(), now);
     }
 
     let mut ledger = Ledger::new(observed.versions, now);
@@ -218,7 +273,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
-    let mut plan = ModelPlan { requeue_after: training.requeue_after, ..ModelPlan::default() };
+    let mut plan = Decided { requeue_after: training.requeue_after, ..Decided::default() };
     let (policy, mut policy_statuses) = policies_of(model, observed.policies, now);
     let decision =
         decide(
@@ -430,14 +485,14 @@ fn finish(
     old: &ModelStatus,
     mut status: ModelStatus,
     desired: &[Desired],
-    mut plan: ModelPlan,
+    mut plan: Decided,
     now: Timestamp,
 ) -> ModelPlan {
     conditions::set_all(&mut status.conditions, desired, model.metadata.generation, now);
     plan.events.extend(stalled_events(&old.conditions, &status.conditions));
     plan.events.extend(waiting_events(&old.conditions, &status.conditions));
     plan.status = (model.status.as_ref() != Some(&status)).then_some(status);
-    plan
+    plan.into_plan()
 }
 
 #[cfg(test)]

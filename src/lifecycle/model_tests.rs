@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::api::{ModelVersionStatus, VersionPhase};
-use crate::build::deployment::{deployed_version, serving_deployment};
-use crate::build::job::training_job;
 use crate::lifecycle::inputs::new_version;
 use crate::lifecycle::testing::model;
+use crate::objects::deployment::{deployed_version, serving_deployment};
+use crate::objects::job::training_job;
 use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus};
@@ -96,15 +96,15 @@ fn plan(m: &Model, children: &Children) -> ModelPlan {
 
 fn new_phase(plan: &ModelPlan, n: u32) -> Option<VersionPhase> {
     let name = format!("churn-v{n}");
-    plan.version_statuses.iter().find(|(v, _)| *v == name).and_then(|(_, s)| s.phase)
+    plan.version_statuses().iter().find(|(v, _)| *v == name).and_then(|(_, s)| s.phase)
 }
 
 fn applied_jobs(plan: &ModelPlan) -> usize {
-    plan.apply.iter().filter(|c| matches!(c, Child::Job(_))).count()
+    plan.children().iter().filter(|c| matches!(c, Child::Job(_))).count()
 }
 
 fn applied_deployment(plan: &ModelPlan) -> Option<u32> {
-    plan.apply.iter().find_map(|c| match c {
+    plan.children().iter().find_map(|c| match c {
         Child::Deployment(d) => deployed_version(d),
         _ => None,
     })
@@ -113,15 +113,15 @@ fn applied_deployment(plan: &ModelPlan) -> Option<u32> {
 #[test]
 fn a_new_model_gets_v1_with_an_initial_trigger() {
     let p = plan(&model("churn"), &Children::default());
-    assert_eq!(p.create_versions.len(), 1);
-    let v1 = &p.create_versions[0];
+    assert_eq!(p.created_versions().len(), 1);
+    let v1 = &p.created_versions()[0];
     assert_eq!((v1.spec.version, v1.spec.trigger.reason.as_str()), (1, "Initial"));
-    let status = p.status.unwrap();
+    let status = p.status().cloned().unwrap();
     assert_eq!(
         (status.latest_version, status.candidate_version, status.phase),
         (Some(1), Some(1), Some(ModelPhase::Training))
     );
-    assert_eq!(p.events[0].reason, "VersionCreated");
+    assert_eq!(p.events()[0].reason, "VersionCreated");
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn pending_version_gets_its_job_and_starts_training() {
     let p = plan(&model("churn"), &children);
     assert_eq!(applied_jobs(&p), 1);
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::Training));
-    assert!(p.create_versions.is_empty(), "no second version while one trains");
+    assert!(p.created_versions().is_empty(), "no second version while one trains");
 }
 
 #[test]
@@ -146,10 +146,10 @@ fn a_running_job_changes_nothing() {
     let v1 = version(1, Some(VersionPhase::Training));
     let children = Children { jobs: vec![job(&v1, None)], versions: vec![v1], ..Default::default() };
     let mut m = model("churn");
-    m.status = plan(&m, &children).status;
+    m.status = plan(&m, &children).status().cloned();
     let p = plan(&m, &children);
     assert_eq!(p.writes(), 0);
-    assert!(p.events.is_empty());
+    assert!(p.events().is_empty());
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn a_failed_job_fails_the_version_with_the_jobs_reason() {
     let children = Children { jobs: vec![job(&v1, Some("Failed"))], versions: vec![v1], ..Default::default() };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::Failed));
-    let (_, status) = &p.version_statuses[0];
+    let (_, status) = &p.version_statuses()[0];
     assert_eq!(status.decisions.last().unwrap().reason, "DeadlineExceeded");
     assert!(status.finished_at.is_some());
 }
@@ -175,11 +175,11 @@ fn a_succeeded_job_with_passing_metrics_is_ready_and_rolls_out_at_once() {
     };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::RollingOut));
-    let (_, status) = &p.version_statuses[0];
+    let (_, status) = &p.version_statuses()[0];
     let actions: Vec<_> = status.decisions.iter().map(|d| d.action.as_str()).collect();
     assert_eq!(actions, ["Accept", "Promote"], "judged Ready, then promoted");
     assert_eq!(applied_deployment(&p), Some(1));
-    assert!(p.apply.iter().any(|c| matches!(c, Child::Service(_))));
+    assert!(p.children().iter().any(|c| matches!(c, Child::Service(_))));
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn a_completed_job_without_its_pod_is_waited_for_then_failed() {
     assert_eq!(new_phase(&p, 1), None);
     assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(240)), "wake when the grace ends, not before");
     let later = plan_model(children.observed(&model("churn")), now() + jiff::SignedDuration::from_mins(10));
-    let (_, status) = &later.version_statuses[0];
+    let (_, status) = &later.version_statuses()[0];
     assert_eq!(status.phase, Some(VersionPhase::Failed));
     assert_eq!(status.decisions.last().unwrap().reason, "NoTerminationMessage");
 }
@@ -221,7 +221,7 @@ fn a_complete_rollout_serves_the_new_version_and_retires_the_old() {
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 2), Some(VersionPhase::Serving));
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::Retired));
-    let status = p.status.unwrap();
+    let status = p.status().cloned().unwrap();
     assert_eq!(status.serving_version, Some(2));
     assert!(conditions::is_true(&status.conditions, conditions::READY));
 }
@@ -237,7 +237,7 @@ fn a_rollout_past_its_deadline_is_rolled_back_to_the_serving_template() {
     assert_eq!(new_phase(&p, 2), Some(VersionPhase::RolledBack));
     assert_eq!(new_phase(&p, 1), None, "v1 keeps serving");
     assert_eq!(applied_deployment(&p), Some(1), "v1's pod template is applied again");
-    let status = p.status.unwrap();
+    let status = p.status().cloned().unwrap();
     assert!(conditions::is_true(&status.conditions, conditions::DEGRADED));
 }
 
@@ -272,7 +272,7 @@ fn unchanged_inputs_after_a_rejection_do_not_retrain() {
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
-    assert!(p.create_versions.is_empty());
+    assert!(p.created_versions().is_empty());
 }
 
 #[test]
@@ -286,8 +286,8 @@ fn changed_inputs_train_the_next_number_never_a_reused_one() {
         ..Default::default()
     };
     let p = plan(&m, &children);
-    assert_eq!(p.create_versions[0].spec.version, 6, "v3..v5 were pruned but their numbers stay used");
-    assert_eq!(p.create_versions[0].spec.trigger.causes[0].evidence, "dataset.version 2026-11-01 → 2026-12-01");
+    assert_eq!(p.created_versions()[0].spec.version, 6, "v3..v5 were pruned but their numbers stay used");
+    assert_eq!(p.created_versions()[0].spec.trigger.causes[0].evidence, "dataset.version 2026-11-01 → 2026-12-01");
 }
 
 #[test]
@@ -299,11 +299,11 @@ fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its
         deployments: vec![deployment(1, true)],
         ..Default::default()
     };
-    assert_eq!(plan(&m, &serving).create_versions.len(), 1, "without any policy the new dataset trains");
+    assert_eq!(plan(&m, &serving).created_versions().len(), 1, "without any policy the new dataset trains");
     let held = Children { unreadable_policies: vec!["nightly".into()], ..serving };
-    assert!(plan(&m, &held).create_versions.is_empty(), "fail closed: its suspend and cooldown may forbid it");
+    assert!(plan(&m, &held).created_versions().is_empty(), "fail closed: its suspend and cooldown may forbid it");
     let first = Children { unreadable_policies: vec!["nightly".into()], ..Default::default() };
-    assert_eq!(plan(&m, &first).create_versions[0].spec.trigger.reason, "Initial", "the first version still trains");
+    assert_eq!(plan(&m, &first).created_versions()[0].spec.trigger.reason, "Initial", "the first version still trains");
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
     };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 1), None);
-    let status = p.status.unwrap();
+    let status = p.status().cloned().unwrap();
     let degraded = conditions::find(&status.conditions, conditions::DEGRADED).unwrap();
     assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ServingUnhealthy"));
 }
@@ -327,7 +327,7 @@ fn a_stalled_model_plans_no_writes_but_its_status() {
     let children = Children { versions: vec![version(1, None)], ..Default::default() };
     let p = plan(&m, &children);
     assert_eq!(p.writes(), 1, "only the Model status");
-    assert!(p.create_versions.is_empty() && p.apply.is_empty());
+    assert!(p.created_versions().is_empty() && p.children().is_empty());
 }
 
 #[test]

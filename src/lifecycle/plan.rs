@@ -2,8 +2,100 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+
+use crate::api::{ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicyStatus};
+
 use super::conditions::{self, Desired};
 use super::validate::Problem;
+
+/// A child object to server-side apply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Child {
+    /// A training Job.
+    Job(Box<Job>),
+    /// A serving Deployment.
+    Deployment(Box<Deployment>),
+    /// A Service.
+    Service(Box<Service>),
+}
+
+impl Child {
+    /// The kind and name of the object, as a person reads them (`Deployment churn-canary`).
+    pub fn describe(&self) -> String {
+        format!("{:?} {}", self.kind(), self.name())
+    }
+
+    /// The kind of the object.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Child::Job(_) => Kind::Job,
+            Child::Deployment(_) => Kind::Deployment,
+            Child::Service(_) => Kind::Service,
+        }
+    }
+
+    /// The name of the object.
+    pub fn name(&self) -> String {
+        match self {
+            Child::Job(j) => j.name_any(),
+            Child::Deployment(d) => d.name_any(),
+            Child::Service(s) => s.name_any(),
+        }
+    }
+}
+
+/// The kinds of object a plan deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A ModelVersion (its Jobs go with it).
+    ModelVersion,
+    /// A training Job (its pods go with it).
+    Job,
+    /// A Deployment.
+    Deployment,
+    /// A Service.
+    Service,
+}
+
+/// The object an Event is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Regarding {
+    /// The reconciled Model.
+    Model,
+    /// A RetrainPolicy of the Model, by name.
+    Policy(String),
+}
+
+/// One write to the API server. A plan is a list of them in the order that keeps a crash after
+/// any one of them recoverable; both shells apply it front to back and stop at the first error.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Create a ModelVersion (one that already exists is fine: an earlier reconcile made it).
+    CreateVersion(Box<ModelVersion>),
+    /// Replace a ModelVersion's status, by name.
+    VersionStatus(String, Box<ModelVersionStatus>),
+    /// Server-side apply a child.
+    Apply(Child),
+    /// Delete an object of the Model, by name (one already gone is fine).
+    Delete(Kind, String),
+    /// Replace a RetrainPolicy's status, by name.
+    PolicyStatus(String, Box<RetrainPolicyStatus>),
+    /// Replace the reconciled Model's status.
+    ModelStatus(Box<ModelStatus>),
+    /// Emit an Event; a failure to do so is logged, never retried.
+    Event(Regarding, EventRecord),
+}
+
+impl Write {
+    /// True for a write that changes an object (every write but an Event).
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Write::Event(..))
+    }
+}
 
 /// Severity of an Event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub enum RolloutState {
 /// Moves a Deployment towards `desired`: queued in `apply` if what runs differs (then it is
 /// Progressing), else the state of its rollout.
 pub fn converge(desired: Option<Deployment>, deployments: &[Deployment], apply: &mut Vec<Deployment>) -> RolloutState {
-    use crate::build::deployment::same_spec;
+    use crate::objects::deployment::same_spec;
     use kube::ResourceExt;
     let Some(desired) = desired else { return RolloutState::Progressing };
     match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(*d, &desired)) {

@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
 use crate::api::{Model, VersionPhase};
-use crate::build::deployment::{Track, same_spec, serving_deployment};
-use crate::build::names::serving_name;
-use crate::build::service::{preview_service, serving_service};
+use crate::objects::deployment::{Track, same_spec, serving_deployment};
+use crate::objects::names::serving_name;
+use crate::objects::service::{preview_service, serving_service};
 
 use super::analysis::{
     ABORT_ANNOTATION, Gate, Guard, abort_requested, end_guard, guard, is_manual, manual_gate, start_guard,

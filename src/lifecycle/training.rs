@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
-use crate::build::job::training_job;
-use crate::build::names::job_name;
+use crate::objects::job::training_job;
+use crate::objects::names::job_name;
 
 use super::evaluate::{failures, judge, passed, skipped};
 use super::inputs::inputs_hash;

@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::ResourceExt;
 
 use crate::api::Model;
-use crate::build::deployment::Track;
-use crate::build::names::{dns_label_problem, dns_subdomain_problem, job_name, serving_name, version_name};
+use crate::objects::deployment::Track;
+use crate::objects::names::{dns_label_problem, dns_subdomain_problem, job_name, serving_name, version_name};
 
 /// Placeholders an artifact URI template may use.
 pub const ARTIFACT_PLACEHOLDERS: [&str; 4] = ["model", "namespace", "version", "datasetVersion"];

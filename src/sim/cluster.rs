@@ -12,10 +12,10 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
-use crate::build::meta::MODEL_LABEL;
-use crate::build::names::{dns_label_problem, dns_subdomain_problem, label_value, serving_name};
-use crate::lifecycle::model::{Child, Children, ModelPlan, child_refused};
+use crate::lifecycle::model::{Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::EventRecord;
+use crate::objects::meta::MODEL_LABEL;
+use crate::objects::names::{dns_label_problem, dns_subdomain_problem, label_value, serving_name};
 
 /// Objects by `namespace/name`.
 pub type Objects<K> = BTreeMap<String, K>;
@@ -102,119 +102,101 @@ impl Cluster {
         }
     }
 
-    /// Applies `plan` for the Model at `model_key` in the kube shell's order. With a `budget`,
-    /// stops after that many writes, as a controller that crashed mid-way would; returns the
-    /// Events when the whole plan was applied.
-    pub fn apply(&mut self, model_key: &str, plan: &ModelPlan, budget: &mut Option<usize>) -> Option<Vec<EventRecord>> {
-        let ns = model_key.split('/').next().unwrap_or_default().to_string();
-        for version in &plan.create_versions {
+    /// Applies `plan` for the Model at `model_key` write by write, as the kube shell does. With a
+    /// `budget`, stops after that many writes (Events included), as a controller that crashed
+    /// mid-way would. Returns the Events that were emitted.
+    pub fn apply(
+        &mut self,
+        model_key: &str,
+        plan: &ModelPlan,
+        budget: &mut Option<usize>,
+    ) -> Vec<(Regarding, EventRecord)> {
+        let mut emitted = vec![];
+        for write in &plan.steps {
             if !spend(budget) {
-                return None;
+                break;
             }
-            let k = key(version);
-            if !self.versions.contains_key(&k) {
-                let mut v = version.clone();
-                self.admit(&mut v.metadata);
-                self.versions.insert(k, v);
-            }
-            self.wrote(model_key);
-        }
-        for (name, status) in &plan.version_statuses {
-            if !spend(budget) {
-                return None;
-            }
-            if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
-                v.status = Some(status.clone());
-            }
-            self.wrote(model_key);
-        }
-        for child in &plan.apply {
-            if !spend(budget) {
-                return None;
-            }
-            if let Some(why) = refused_name(child) {
+            if let Write::Apply(child) = write
+                && let Some(why) = refused_name(child)
+            {
                 // As the API server would: refuse the child; the kube shell then stalls the Model.
-                let (status, events) = child_refused(self.models.get(model_key)?, child, &why, self.now);
-                if let (Some(status), Some(m)) = (status, self.models.get_mut(model_key)) {
-                    m.status = Some(status);
-                    self.wrote(model_key);
+                let Some(model) = self.models.get(model_key) else { break };
+                for write in child_refused(model, child, &why, self.now) {
+                    self.write(model_key, &write, &mut emitted);
                 }
-                return Some(events);
+                break;
             }
-            match child {
-                Child::Job(job) => {
-                    let k = key(job.as_ref());
-                    if !self.jobs.contains_key(&k) {
-                        let mut j = (**job).clone();
-                        self.admit(&mut j.metadata);
-                        *self.job_creations.entry(k.clone()).or_default() += 1;
-                        self.jobs.insert(k, j);
-                    }
-                }
-                Child::Deployment(d) => self.apply_deployment(d),
-                Child::Service(s) => {
-                    let k = key(s.as_ref());
-                    let mut svc = (**s).clone();
-                    match self.services.get(&k) {
-                        Some(old) => svc.metadata = merged_meta(&old.metadata, &svc.metadata),
-                        None => self.admit(&mut svc.metadata),
-                    }
-                    self.services.insert(k, svc);
+            self.write(model_key, write, &mut emitted);
+        }
+        emitted
+    }
+
+    /// Makes one write of the Model at `model_key`; an Event goes to `emitted`.
+    fn write(&mut self, model_key: &str, write: &Write, emitted: &mut Vec<(Regarding, EventRecord)>) {
+        let ns = model_key.split('/').next().unwrap_or_default().to_string();
+        match write {
+            Write::CreateVersion(version) => {
+                let k = key(version.as_ref());
+                if !self.versions.contains_key(&k) {
+                    let mut v = (**version).clone();
+                    self.admit(&mut v.metadata);
+                    self.versions.insert(k, v);
                 }
             }
-            self.wrote(model_key);
+            Write::VersionStatus(name, status) => {
+                if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
+                    v.status = Some((**status).clone());
+                }
+            }
+            Write::Apply(Child::Job(job)) => {
+                let k = key(job.as_ref());
+                if !self.jobs.contains_key(&k) {
+                    let mut j = (**job).clone();
+                    self.admit(&mut j.metadata);
+                    *self.job_creations.entry(k.clone()).or_default() += 1;
+                    self.jobs.insert(k, j);
+                }
+            }
+            Write::Apply(Child::Deployment(d)) => self.apply_deployment(d),
+            Write::Apply(Child::Service(s)) => {
+                let k = key(s.as_ref());
+                let mut svc = (**s).clone();
+                match self.services.get(&k) {
+                    Some(old) => svc.metadata = merged_meta(&old.metadata, &svc.metadata),
+                    None => self.admit(&mut svc.metadata),
+                }
+                self.services.insert(k, svc);
+            }
+            Write::Delete(Kind::Job, name) => {
+                if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
+                    self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&job.name_any()));
+                }
+            }
+            Write::Delete(Kind::Deployment, name) => {
+                let k = format!("{ns}/{name}");
+                self.deployments.remove(&k);
+                self.rollout_started.remove(&k);
+            }
+            Write::Delete(Kind::Service, name) => {
+                self.services.remove(&format!("{ns}/{name}"));
+            }
+            Write::Delete(Kind::ModelVersion, name) => self.delete_version(&format!("{ns}/{name}")),
+            Write::PolicyStatus(name, status) => {
+                if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
+                    p.status = Some((**status).clone());
+                }
+            }
+            Write::ModelStatus(status) => {
+                if let Some(m) = self.models.get_mut(model_key) {
+                    m.status = Some((**status).clone());
+                }
+            }
+            Write::Event(regarding, event) => {
+                emitted.push((regarding.clone(), event.clone()));
+                return;
+            }
         }
-        for name in &plan.delete_jobs {
-            if !spend(budget) {
-                return None;
-            }
-            if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
-                self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&job.name_any()));
-            }
-            self.wrote(model_key);
-        }
-        for name in &plan.delete_deployments {
-            if !spend(budget) {
-                return None;
-            }
-            let k = format!("{ns}/{name}");
-            self.deployments.remove(&k);
-            self.rollout_started.remove(&k);
-            self.wrote(model_key);
-        }
-        for name in &plan.delete_services {
-            if !spend(budget) {
-                return None;
-            }
-            self.services.remove(&format!("{ns}/{name}"));
-            self.wrote(model_key);
-        }
-        for name in &plan.delete_versions {
-            if !spend(budget) {
-                return None;
-            }
-            self.delete_version(&format!("{ns}/{name}"));
-            self.wrote(model_key);
-        }
-        for (name, status) in &plan.policy_statuses {
-            if !spend(budget) {
-                return None;
-            }
-            if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
-                p.status = Some(status.clone());
-            }
-            self.wrote(model_key);
-        }
-        if let Some(status) = &plan.status {
-            if !spend(budget) {
-                return None;
-            }
-            if let Some(m) = self.models.get_mut(model_key) {
-                m.status = Some(status.clone());
-            }
-            self.wrote(model_key);
-        }
-        Some(plan.events.clone())
+        self.wrote(model_key);
     }
 }
 
@@ -284,7 +266,7 @@ impl Cluster {
         // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
         let wanted = model.spec.serving.replicas;
         let ns = model.namespace();
-        let label = crate::build::names::label_value(&model.name_any());
+        let label = crate::objects::names::label_value(&model.name_any());
         let capacity: i32 = self
             .deployments
             .values()

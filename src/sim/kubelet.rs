@@ -9,9 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
-use crate::build::deployment::deployed_version;
-use crate::build::meta::VERSION_LABEL;
 use crate::lifecycle::triggers::after;
+use crate::objects::deployment::deployed_version;
+use crate::objects::meta::VERSION_LABEL;
 
 use super::cluster::Cluster;
 use super::scenario::Scenario;

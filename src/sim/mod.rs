@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use crate::api::Model;
-use crate::lifecycle::model::plan_model;
+use crate::lifecycle::model::{Regarding, plan_model};
 use crate::lifecycle::plan::EventKind;
 use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 use std::collections::BTreeMap;
@@ -31,7 +31,8 @@ pub const CONVERGENCE_LIMIT: usize = 50;
 /// `after_writes` writes of its plan land; the next reconcile is a fresh controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Crash {
-    /// Which reconcile (counted from 0 over the whole run).
+    /// Which reconcile of a Model that acted (counted from 0 over the whole run, as
+    /// [`Simulation::acting_reconciles`] counts them).
     pub at_reconcile: u64,
     /// How many of its writes land.
     pub after_writes: usize,
@@ -207,6 +208,23 @@ impl Simulation {
         }
     }
 
+    /// Every crash a run of this scenario can meet: after each write (Events included) of each
+    /// plan it applies, short of the whole plan. A run with one of these crashes takes the same
+    /// path as this one up to the crash, so each names a real point of a real plan.
+    pub fn crash_points(scenario: &Scenario) -> Vec<Crash> {
+        let mut baseline = Simulation::new(scenario.clone());
+        baseline.plans = Some(vec![]);
+        baseline.run();
+        let plans = baseline.plans.unwrap_or_default();
+        plans
+            .iter()
+            .enumerate()
+            .flat_map(|(n, (_, plan))| {
+                (0..plan.steps.len()).map(move |after_writes| Crash { at_reconcile: n as u64, after_writes })
+            })
+            .collect()
+    }
+
     /// Reconciles every Model until it has nothing left to do at this instant.
     pub fn reconcile_all(&mut self) {
         let keys: Vec<String> = self.cluster.models.keys().cloned().collect();
@@ -238,32 +256,25 @@ impl Simulation {
                     let at = after(self.cluster.now, SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX));
                     self.wake_at.insert(k.clone(), at);
                 }
-                if plan.writes() == 0 && plan.events.is_empty() {
+                if plan.steps.is_empty() {
                     settled = true;
                     break;
                 }
-                let mut budget = self.crash.filter(|c| c.at_reconcile == self.reconciles).map(|c| c.after_writes);
+                let mut budget =
+                    self.crash.filter(|c| c.at_reconcile == self.acting_reconciles).map(|c| c.after_writes);
                 self.reconciles += 1;
                 self.acting_reconciles += 1;
                 let events = self.cluster.apply(&k, &plan, &mut budget);
                 if let Some(plans) = self.plans.as_mut() {
                     plans.push((model.clone(), plan.clone()));
                 }
-                let policy_events = if events.is_some() { plan.policy_events.clone() } else { vec![] };
-                for (policy, e) in policy_events {
+                for (regarding, e) in events {
                     self.timeline.push(TimelineEntry {
                         time: self.cluster.now,
-                        model: format!("{}/{policy}", model.name_any()),
-                        version: None,
-                        reason: e.reason,
-                        message: e.note,
-                        warning: e.kind == EventKind::Warning,
-                    });
-                }
-                for e in events.into_iter().flatten() {
-                    self.timeline.push(TimelineEntry {
-                        time: self.cluster.now,
-                        model: model.name_any(),
+                        model: match regarding {
+                            Regarding::Model => model.name_any(),
+                            Regarding::Policy(policy) => format!("{}/{policy}", model.name_any()),
+                        },
                         version: e.version,
                         reason: e.reason,
                         message: e.note,

@@ -4,7 +4,7 @@
 
 use modelcycle::api::{ModelPhase, VersionPhase};
 use modelcycle::sim::scenario::Scenario;
-use modelcycle::sim::{Crash, Simulation};
+use modelcycle::sim::Simulation;
 
 pub const MODEL: &str = r#"
 apiVersion: modelcycle.io/v1alpha1
@@ -51,7 +51,7 @@ pub fn model_status(sim: &Simulation) -> modelcycle::api::ModelStatus {
 }
 
 pub fn deployed(sim: &Simulation) -> Option<u32> {
-    sim.cluster.deployments.get("ml/churn").and_then(modelcycle::build::deployment::deployed_version)
+    sim.cluster.deployments.get("ml/churn").and_then(modelcycle::objects::deployment::deployed_version)
 }
 
 pub fn dataset_change(at: &str, version: &str) -> String {
@@ -89,16 +89,14 @@ pub fn converges_after_any_crash(model_extra: &str, scenario: &str) {
     let mut baseline = Simulation::new(parsed.clone());
     baseline.run();
     let expected = final_state(&baseline);
-    for reconcile in 0..baseline.acting_reconciles {
-        for after_writes in 0..6 {
-            let mut sim = Simulation::new(parsed.clone());
-            sim.crash = Some(Crash { at_reconcile: reconcile, after_writes });
-            sim.run();
-            let context = format!("crash at reconcile {reconcile} after {after_writes} writes");
-            assert_eq!(final_state(&sim), expected, "{context}");
-            assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
-            assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "{context}");
-            assert!(!sim.cluster.deployments.contains_key("ml/churn-preview"), "{context}");
-        }
+    for crash in Simulation::crash_points(&parsed) {
+        let mut sim = Simulation::new(parsed.clone());
+        sim.crash = Some(crash);
+        sim.run();
+        let context = format!("crash at reconcile {} after {} writes", crash.at_reconcile, crash.after_writes);
+        assert_eq!(final_state(&sim), expected, "{context}");
+        assert!(sim.cluster.violations.is_empty(), "{context}: {:?}", sim.cluster.violations);
+        assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "{context}");
+        assert!(!sim.cluster.deployments.contains_key("ml/churn-preview"), "{context}");
     }
 }
