@@ -406,3 +406,120 @@ fn a_newer_rollout_ends_the_guard_window_of_the_version_it_replaces() {
     assert!(ended.message.contains("v3 is rolling out"), "{}", ended.message);
     assert_eq!(v2.analysis.unwrap().stage, AnalysisStage::Passed);
 }
+
+#[test]
+fn a_canary_that_replaces_a_larger_canary_grows_the_stable_side_first() {
+    // v2's canary is at its 50% step (2 of 3 pods) when v3 is ready and supersedes it: v3's
+    // canary starts at 25% (1 pod), so the stable side grows from 1 to 2 pods. Applying the
+    // smaller canary first would leave 2 pods serving between the two writes.
+    let changes = format!("{}{}", dataset_change("1d", "d2"), dataset_change("1d 1h", "d3"));
+    let scenario = format!(
+        "duration: 2d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions:\n  2: {{trainingTime: 30m, rolloutTime: 1m}}\n  3: {{trainingTime: 5m, rolloutTime: 1m}}\nchanges:\n{changes}"
+    );
+    let sim = run(CANARY, &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Retired), "superseded during its canary");
+    assert_eq!(phase(&sim, 3), Some(VersionPhase::Serving));
+    let superseded = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!(superseded.reason, "Superseded");
+    let v3 = version_status(&sim, 3);
+    assert!(v3.decisions.iter().any(|d| d.reason == "CanaryStarted"), "{:?}", v3.decisions);
+}
+
+mod any_lifecycle {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One version as the simulated trainer and kubelet treat it.
+    fn version() -> impl Strategy<Value = String> {
+        (prop::sample::select(vec![0.7, 0.85, 0.9, 0.95]), 0..10u8, 1..180u32, any::<bool>()).prop_map(
+            |(auc, fate, minutes, faster)| {
+                let fail = if fate == 0 { ", fail: BackoffLimitExceeded" } else { "" };
+                let healthy = if fate == 1 { ", healthy: false" } else { "" };
+                let rollout = if faster { "1m" } else { "20m" };
+                format!("{{metrics: {{auc: {auc}}}, trainingTime: {minutes}m, rolloutTime: {rollout}{fail}{healthy}}}")
+            },
+        )
+    }
+
+    /// A change a person makes, at some hour of the five days.
+    fn change() -> impl Strategy<Value = String> {
+        (1..118u32, 0..8u8, 1..6u32).prop_map(|(hour, kind, n)| match kind {
+            0 => format!("  - {{at: {hour}h, set: {{spec.pinnedVersion: {n}}}}}\n"),
+            1 => format!("  - {{at: {hour}h, set: {{spec.pinnedVersion: null}}}}\n"),
+            2 => format!("  - {{at: {hour}h, annotate: {{modelcycle.io/abort: \"{n}\"}}}}\n"),
+            3 => format!("  - {{at: {hour}h, annotate: {{modelcycle.io/promote: \"{n}\"}}}}\n"),
+            _ => dataset_change(&format!("{hour}h"), &format!("d{hour}")),
+        })
+    }
+
+    /// The error rate from some hour on: good or bad.
+    fn error_rate() -> impl Strategy<Value = String> {
+        (0..118u32, any::<bool>()).prop_map(|(hour, bad)| {
+            format!("    - {{at: {hour}h, metric: error-rate, value: {}}}\n", if bad { 0.2 } else { 0.01 })
+        })
+    }
+
+    fn lifecycle() -> impl Strategy<Value = (String, String)> {
+        (
+            0..3u8,
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(version(), 1..7),
+            prop::collection::vec(change(), 0..8),
+            prop::collection::vec(error_rate(), 0..4),
+        )
+            .prop_map(|(strategy, analysed, manual, versions, changes, rates)| {
+                let mut model = match strategy {
+                    0 => String::new(),
+                    1 => CANARY.to_string(),
+                    _ => BLUE_GREEN.to_string(),
+                };
+                if manual {
+                    model += "    promotion: Manual\n";
+                }
+                if analysed {
+                    model += ANALYSIS;
+                    model += "      guard: 2h\n";
+                }
+                let mut scenario = "duration: 5d\nversions:\n".to_string();
+                for (n, v) in versions.iter().enumerate() {
+                    scenario += &format!("  {}: {v}\n", n + 1);
+                }
+                scenario += &format!("changes:\n{}", changes.concat());
+                scenario += "live:\n  analysis:\n    - {at: 0s, metric: error-rate, value: 0.01}\n    - {at: 0s, metric: latency-p99, value: 0.2}\n";
+                scenario += &rates.concat();
+                (model, scenario)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Whatever the trainer, the kubelet, the live metrics and the person do, every version
+        /// moves only along the transition table (the simulator checks each status it writes
+        /// against it), nothing is left without its serving Deployment, and no reconcile loops.
+        #[test]
+        fn versions_move_only_along_the_transition_table((model, scenario) in lifecycle()) {
+            let mut sim = simulate(&model, &scenario);
+            sim.run();
+            prop_assert!(sim.cluster.violations.is_empty(), "{:?}\n{model}\n{scenario}", sim.cluster.violations);
+            prop_assert!(sim.cluster.versions.values().any(|v| v.status.is_some()), "something happened");
+        }
+
+        /// A controller that stops after any write of any plan of such a lifecycle ends where
+        /// one that never stopped does.
+        #[test]
+        fn a_crash_anywhere_in_any_lifecycle_changes_nothing((model, scenario) in lifecycle(), at in any::<prop::sample::Index>()) {
+            let parsed = simulate(&model, &scenario).scenario;
+            let mut baseline = Simulation::new(parsed.clone());
+            baseline.run();
+            let crashes = Simulation::crash_points(&parsed);
+            let crash = crashes[at.index(crashes.len())];
+            let mut sim = Simulation::new(parsed);
+            sim.crash = Some(crash);
+            sim.run();
+            prop_assert!(sim.cluster.violations.is_empty(), "{crash:?}: {:?}", sim.cluster.violations);
+            prop_assert_eq!(final_state(&sim), final_state(&baseline), "{:?}\n{}\n{}", crash, model, scenario);
+        }
+    }
+}

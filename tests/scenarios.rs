@@ -3,9 +3,9 @@
 
 use modelcycle::api::{ModelPhase, VersionPhase};
 use modelcycle::lifecycle::conditions;
+use modelcycle::sim::Simulation;
 use modelcycle::sim::report::Report;
 use modelcycle::sim::scenario::Scenario;
-use modelcycle::sim::Simulation;
 
 #[path = "support/sim.rs"]
 mod sim_support;

@@ -15,6 +15,7 @@ use crate::api::{
 
 use super::ledger::{Decision, Ledger};
 use super::plan::EventKind;
+use super::transitions::{Action, Reason};
 use super::triggers::{Readings, after, interval_span, span};
 
 /// How many measurements a version keeps (oldest dropped first; the latest tick is kept whole).
@@ -214,8 +215,8 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     match verdict {
         AnalysisVerdict::Fail => {
             let d = Decision {
-                action: "Analyse",
-                reason: "AnalysisFailed",
+                action: Action::Analyse,
+                reason: Reason::AnalysisFailed,
                 message: format!(
                     "failed measurement {failures} (failureLimit {}): {}",
                     spec.failure_limit,
@@ -227,8 +228,8 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
         }
         AnalysisVerdict::Inconclusive if previous != Some(AnalysisVerdict::Inconclusive) => {
             let d = Decision {
-                action: "Analyse",
-                reason: "AnalysisInconclusive",
+                action: Action::Analyse,
+                reason: Reason::AnalysisInconclusive,
                 message: format!("inconclusive, neither promoting nor rolling back: {}", describe(&not_holding)),
                 evidence,
             };
@@ -236,8 +237,8 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
         }
         AnalysisVerdict::Pass if previous == Some(AnalysisVerdict::Inconclusive) => {
             let d = Decision {
-                action: "Analyse",
-                reason: "AnalysisResumed",
+                action: Action::Analyse,
+                reason: Reason::AnalysisResumed,
                 message: "every metric holds again; the rollout goes on".into(),
                 evidence: None,
             };
@@ -426,16 +427,16 @@ pub fn end_guard(ledger: &mut Ledger, n: u32, by: u32) {
     if a.stage == AnalysisStage::Guard {
         let message =
             format!("guard window ended early after {} failed measurements: v{by} is rolling out", a.failures);
-        close_guard(ledger, n, "GuardEnded", message);
+        close_guard(ledger, n, Reason::GuardEnded, message);
     }
 }
 
 /// Marks the guard window of `n` over, with a decision record saying why.
-fn close_guard(ledger: &mut Ledger, n: u32, reason: &'static str, message: String) {
+fn close_guard(ledger: &mut Ledger, n: u32, reason: Reason, message: String) {
     if let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
         a.stage = AnalysisStage::Passed;
     }
-    ledger.push_decision(n, Decision { action: "Analyse", reason, message, evidence: None });
+    ledger.push_decision(n, Decision { action: Action::Analyse, reason, message, evidence: None });
 }
 
 /// When more measurements failed than `failureLimit` allows: what to say (with the latest
@@ -478,7 +479,7 @@ pub fn guard(ledger: &mut Ledger, model: &Model, readings: &Readings, n: u32) ->
     let end = guard_end(spec, &a);
     if now >= end {
         let message = format!("held through its guard window ({} failed measurements)", a.failures);
-        close_guard(ledger, n, "GuardPassed", message);
+        close_guard(ledger, n, Reason::GuardPassed, message);
         return Guard::Watching(None);
     }
     Guard::Watching(Some(next_due(spec, &a).max(now).min(end)))

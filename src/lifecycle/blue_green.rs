@@ -18,6 +18,7 @@ use crate::objects::deployment::{Track, track_deployment};
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, converge};
+use super::transitions::{Action, Reason};
 use super::triggers::{Readings, after, span};
 
 /// Default time the previous version's Deployment is kept after the switch.
@@ -60,15 +61,15 @@ pub fn advance_blue_green(
         let message = format!(
             "v{wanted} starts in Deployment {preview} beside v{stable}; the Service {name} keeps sending traffic to v{stable}"
         );
-        ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "BlueGreenStarted", message));
+        ledger.transition(wanted, Decision::new(Action::Promote, Reason::BlueGreenStarted, message));
     }
     let mut progress = ledger.get(wanted).and_then(|e| e.status.blue_green.clone()).unwrap_or_default();
     match state {
         RolloutState::Progressing => {}
         RolloutState::Failed(reason) => {
             let d = Decision {
-                action: "RollBack",
-                reason: "ProgressDeadlineExceeded",
+                action: Action::RollBack,
+                reason: Reason::ProgressDeadlineExceeded,
                 message: format!(
                     "the preview of v{wanted} did not become available ({reason}); removed it, v{stable} kept serving throughout"
                 ),
@@ -76,7 +77,7 @@ pub fn advance_blue_green(
                     serde_json::json!({"deployment": preview, "reason": "ProgressDeadlineExceeded", "message": reason}),
                 ),
             };
-            ledger.transition(wanted, VersionPhase::RolledBack, d);
+            ledger.transition(wanted, d);
             out.rolled_back = true;
             return out;
         }
@@ -95,9 +96,9 @@ pub fn advance_blue_green(
                     let message = format!(
                         "the Service {name} switched to v{wanted} in Deployment {preview}; v{stable} stays in Deployment {name} for {delay:#}, so a rollback is one selector switch"
                     );
-                    ledger.transition(wanted, VersionPhase::Serving, decision("Serve", "BlueGreenPromoted", message));
-                    let retired = decision("Retire", "Replaced", format!("replaced by v{wanted}"));
-                    ledger.transition(stable, VersionPhase::Retired, retired);
+                    ledger.transition(wanted, Decision::new(Action::Serve, Reason::BlueGreenPromoted, message));
+                    let retired = Decision::new(Action::Retire, Reason::Replaced, format!("replaced by v{wanted}"));
+                    ledger.transition(stable, retired);
                     start_guard(ledger, model, wanted, stable);
                     out.rolling_out = false;
                     out.requeue_after = ledger.until(after(now, delay));
@@ -113,8 +114,12 @@ pub fn advance_blue_green(
                     );
                     ledger.transition(
                         wanted,
-                        VersionPhase::RolledBack,
-                        Decision { action: "RollBack", reason: "AnalysisFailed", message, evidence: Some(evidence) },
+                        Decision {
+                            action: Action::RollBack,
+                            reason: Reason::AnalysisFailed,
+                            message,
+                            evidence: Some(evidence),
+                        },
                     );
                     out.rolled_back = true;
                     return out;
@@ -155,7 +160,7 @@ pub fn hand_off(
             "Deployment {name} runs v{serving} on every replica after the scale-down delay; the Service selects it again and {} goes",
             Track::Preview.name(&name)
         );
-        ledger.push_decision(serving, decision("ScaleDown", "BlueGreenHandedOff", message));
+        ledger.push_decision(serving, Decision::new(Action::ScaleDown, Reason::BlueGreenHandedOff, message));
     }
     out
 }
@@ -172,8 +177,4 @@ pub fn preview_needed(ledger: &Ledger) -> bool {
         (Some(p), VersionPhase::Serving) => p.switched.is_some(),
         _ => false,
     })
-}
-
-fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
-    Decision { action, reason, message, evidence: None }
 }

@@ -16,6 +16,7 @@ use crate::objects::deployment::{Track, track_deployment};
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, converge};
+use super::transitions::{Action, Reason};
 use super::triggers::{Readings, span};
 
 /// What a canary step decided.
@@ -76,12 +77,9 @@ pub fn advance_canary(
             }
             let message =
                 format!("after {} canary steps, Deployment {name} runs v{wanted} on every replica", steps.len());
-            ledger.transition(wanted, VersionPhase::Serving, decision("Serve", "CanaryPromoted", message));
-            ledger.transition(
-                stable,
-                VersionPhase::Retired,
-                decision("Retire", "Replaced", format!("replaced by v{wanted}")),
-            );
+            ledger.transition(wanted, Decision::new(Action::Serve, Reason::CanaryPromoted, message));
+            ledger
+                .transition(stable, Decision::new(Action::Retire, Reason::Replaced, format!("replaced by v{wanted}")));
             start_guard(ledger, model, wanted, stable);
         }
         return out;
@@ -90,8 +88,20 @@ pub fn advance_canary(
     let weight = steps[step].weight;
     let (canary_n, stable_n) = split(total, weight);
     let effective = if total > 0 { canary_n * 100 / total } else { 0 };
-    let canary_state = converge(track_deployment(model, new, Track::Canary, canary_n), deployments, &mut out.apply);
-    let stable_state = converge(track_deployment(model, old, Track::Stable, stable_n), deployments, &mut out.apply);
+    // The side that grows is applied first, so a crash between the two writes never leaves
+    // fewer pods than `replicas` asked for (a new canary may start smaller than the one it
+    // replaces, beside a stable side that has to grow back).
+    let canary_shrinks = observed(Track::Canary).and_then(|d| d.spec.as_ref()?.replicas).is_some_and(|r| r > canary_n);
+    let mut converge_track = |track: Track, version, replicas| {
+        converge(track_deployment(model, version, track, replicas), deployments, &mut out.apply)
+    };
+    let (canary_state, stable_state) = if canary_shrinks {
+        let stable_state = converge_track(Track::Stable, old, stable_n);
+        (converge_track(Track::Canary, new, canary_n), stable_state)
+    } else {
+        let canary_state = converge_track(Track::Canary, new, canary_n);
+        (canary_state, converge_track(Track::Stable, old, stable_n))
+    };
     let mut progress =
         CanaryProgress { step: step as u32, canary_replicas: canary_n, effective_weight: effective, ..progress };
     if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
@@ -101,12 +111,12 @@ pub fn advance_canary(
             String::new()
         };
         let message = format!("canary step 1/{} of v{wanted} beside v{stable}: weight {weight}%{note}", steps.len());
-        ledger.transition(wanted, VersionPhase::RollingOut, decision("Promote", "CanaryStarted", message));
+        ledger.transition(wanted, Decision::new(Action::Promote, Reason::CanaryStarted, message));
     }
     if let RolloutState::Failed(reason) = canary_state {
         let d = Decision {
-            action: "RollBack",
-            reason: "ProgressDeadlineExceeded",
+            action: Action::RollBack,
+            reason: Reason::ProgressDeadlineExceeded,
             message: format!(
                 "the canary of v{wanted} did not become available at step {}/{} ({reason}); removed it, v{stable} takes all replicas again",
                 step + 1,
@@ -139,7 +149,7 @@ pub fn advance_canary(
                 } else {
                     format!("canary steps of v{wanted} done; promoting it to every replica")
                 };
-                ledger.push_decision(wanted, decision("Step", "CanaryStepDone", message));
+                ledger.push_decision(wanted, Decision::new(Action::Step, Reason::CanaryStepDone, message));
             }
             Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
             Gate::Paused(reason, message, wake) => {
@@ -149,7 +159,12 @@ pub fn advance_canary(
             Gate::Failed(message, evidence) => {
                 let message =
                     format!("v{wanted} at {at}: {message}; removed the canary, v{stable} takes all replicas again");
-                let d = Decision { action: "RollBack", reason: "AnalysisFailed", message, evidence: Some(evidence) };
+                let d = Decision {
+                    action: Action::RollBack,
+                    reason: Reason::AnalysisFailed,
+                    message,
+                    evidence: Some(evidence),
+                };
                 roll_back(&mut out, ledger, model, old, wanted, d);
                 return out;
             }
@@ -177,9 +192,5 @@ fn roll_back(
     out.delete_canary = true;
     out.rolling_out = false;
     out.requeue_after = None;
-    ledger.transition(wanted, VersionPhase::RolledBack, d);
-}
-
-fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
-    Decision { action, reason, message, evidence: None }
+    ledger.transition(wanted, d);
 }

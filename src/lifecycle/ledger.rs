@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use crate::api::{DecisionRecord, ModelVersion, ModelVersionStatus, VersionPhase};
 
 use super::plan::{EventKind, EventRecord, truncate};
+use super::transitions::{Action, Reason, allowed};
 
 /// How many decision records a version keeps (oldest dropped first).
 pub const DECISIONS_MAX: usize = 20;
@@ -44,16 +45,31 @@ pub struct Ledger<'a> {
 }
 
 /// What was decided about a version, for its decision record and Event.
-pub struct Decision<'s> {
-    /// What was done, e.g. `Promote`.
-    pub action: &'s str,
-    /// Why, CamelCase.
-    pub reason: &'s str,
+pub struct Decision {
+    /// What was done; for a phase change, it names the new phase.
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
     /// What was observed, in a sentence.
     pub message: String,
     /// Measurements behind it.
     pub evidence: Option<serde_json::Value>,
 }
+
+impl Decision {
+    /// A decision without evidence.
+    pub fn new(action: Action, reason: Reason, message: impl Into<String>) -> Self {
+        Self { action, reason, message: message.into(), evidence: None }
+    }
+
+    /// The same decision with the measurements behind it.
+    pub fn with_evidence(self, evidence: serde_json::Value) -> Self {
+        Self { evidence: Some(evidence), ..self }
+    }
+}
+
+/// The reason of the Warning Event a refused phase change makes (a defect of the controller).
+pub const TRANSITION_REFUSED: &str = "TransitionRefused";
 
 impl<'a> Ledger<'a> {
     /// A ledger of `versions` (any order) at `now`.
@@ -99,13 +115,21 @@ impl<'a> Ledger<'a> {
         self.in_phase(VersionPhase::Serving).last().map(Entry::number)
     }
 
-    /// Moves version `n` to `phase`, recording the decision and an Event; no-op if already there.
-    pub fn transition(&mut self, n: u32, phase: VersionPhase, decision: Decision) {
+    /// Moves version `n` to the phase of the decision's action, recording the decision and an
+    /// Event; no-op if already there. A move the table of [`transitions`](super::transitions)
+    /// does not allow is not made: a Warning Event names it instead (a defect, never a panic).
+    pub fn transition(&mut self, n: u32, decision: Decision) {
         let Some(entry) = self.get_mut(n) else { return };
-        if entry.phase() == phase && entry.status.phase.is_some() {
+        let from = entry.phase();
+        let Some(phase) = decision.action.phase() else {
+            return self.refuse(n, from, None, &decision);
+        };
+        if from == phase && entry.status.phase.is_some() {
             return;
         }
-        let from = entry.phase();
+        if !allowed(from, decision.action) {
+            return self.refuse(n, from, Some(phase), &decision);
+        }
         entry.status.phase = Some(phase);
         entry.status.message = Some(decision.message.clone());
         if phase.is_terminal() {
@@ -128,10 +152,33 @@ impl<'a> Ledger<'a> {
         self.push_decision_as(n, decision, EventKind::Normal);
     }
 
-    /// Records a decision about version `n` that does not change its phase, with an Event of `kind`.
+    /// Records a decision about version `n` that does not change its phase, with an Event of
+    /// `kind`. An action that would change the phase is refused (see [`Ledger::transition`]).
     pub fn push_decision_as(&mut self, n: u32, decision: Decision, kind: EventKind) {
+        if let Some(to) = decision.action.phase() {
+            let from = self.get(n).map_or(VersionPhase::Pending, Entry::phase);
+            return self.refuse(n, from, Some(to), &decision);
+        }
         let (reason, note) = (decision.reason.to_string(), format!("(v{n}): {}", decision.message));
         self.record(n, decision, kind, reason, note);
+    }
+
+    /// Reports a phase change that is not in the table; the version keeps its phase.
+    fn refuse(&mut self, n: u32, from: VersionPhase, to: Option<VersionPhase>, decision: &Decision) {
+        let to = to.map_or("no phase change".to_string(), |p| format!("{p:?}"));
+        self.events.push(EventRecord {
+            kind: EventKind::Warning,
+            reason: TRANSITION_REFUSED.into(),
+            action: decision.action.to_string(),
+            note: truncate(
+                &format!(
+                    "(v{n}) {from:?} → {to} by {} ({}) is not an allowed transition; v{n} stays {from:?}. This is a defect of modelcycle: {}",
+                    decision.action, decision.reason, decision.message
+                ),
+                1024,
+            ),
+            version: Some(n),
+        });
     }
 
     /// Appends the decision record (bounded) and the Event `reason` with `note` after the name.
@@ -140,8 +187,8 @@ impl<'a> Ledger<'a> {
         let Some(entry) = self.get_mut(n) else { return };
         entry.status.decisions.push(DecisionRecord {
             time: Time(now),
-            action: decision.action.into(),
-            reason: decision.reason.into(),
+            action: decision.action.to_string(),
+            reason: decision.reason.to_string(),
             message: decision.message,
             evidence: decision.evidence,
         });
@@ -151,7 +198,7 @@ impl<'a> Ledger<'a> {
         self.events.push(EventRecord {
             kind,
             reason,
-            action: decision.action.into(),
+            action: decision.action.to_string(),
             note: truncate(&format!("{name} {note}"), 1024),
             version: Some(n),
         });

@@ -16,6 +16,7 @@ pub mod report;
 pub mod rollout;
 pub mod serving;
 pub mod training;
+pub mod transitions;
 pub mod triggers;
 pub mod validate;
 

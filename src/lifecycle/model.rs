@@ -24,6 +24,7 @@ use super::plan::{EventKind, EventRecord, health_conditions, stalled_events, wai
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::advance_serving;
 use super::training::{advance_training, inputs_cause};
+use super::transitions::{Action, Reason};
 use super::triggers::{Readings, TriggerInputs, decide};
 use super::validate::{Problem, model_problems};
 
@@ -325,12 +326,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     if let Some(replaced) = decision.replace {
         let by = latest + 1;
         let d = Decision {
-            action: "Replace",
-            reason: "Replaced",
+            action: Action::Replace,
+            reason: Reason::Replaced,
             message: format!("training stopped: v{by} replaces it (concurrencyPolicy Replace)"),
             evidence: None,
         };
-        ledger.transition(replaced, VersionPhase::Failed, d);
+        ledger.transition(replaced, d);
         plan.delete_jobs.push(job_name(&model.name_any(), replaced));
     }
     let version = (!decision.causes.is_empty()).then(|| new_version(model, latest + 1, decision.causes.clone(), now));

@@ -1,5 +1,6 @@
 //! What a finished training Job says: its outcome, and the metrics in its termination message.
 
+use super::transitions::Reason;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -75,7 +76,7 @@ pub struct TrainerReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportError {
     /// CamelCase reason.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What was wrong, quoting the start of what was found.
     pub message: String,
 }
@@ -85,19 +86,19 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
     let text = message.map(str::trim).unwrap_or_default();
     if text.is_empty() {
         return Err(ReportError {
-            reason: "NoTerminationMessage",
+            reason: Reason::NoTerminationMessage,
             message:
                 "the trainer wrote no termination message; write {\"metrics\": {...}} as JSON to /dev/termination-log"
                     .into(),
         });
     }
     let value: Value = serde_json::from_str(text).map_err(|e| ReportError {
-        reason: "InvalidTerminationMessage",
+        reason: Reason::InvalidTerminationMessage,
         message: format!("the termination message is not JSON ({e}); it starts with {:?}", quote_start(text)),
     })?;
     let Some(metrics) = value.get("metrics").and_then(Value::as_object) else {
         return Err(ReportError {
-            reason: "InvalidTerminationMessage",
+            reason: Reason::InvalidTerminationMessage,
             message: format!(
                 "the termination message has no \"metrics\" object; it starts with {:?}",
                 quote_start(text)
@@ -108,7 +109,7 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
     for (name, value) in metrics {
         let Some(number) = value.as_f64().filter(|n| n.is_finite()) else {
             return Err(ReportError {
-                reason: "NonNumericMetric",
+                reason: Reason::NonNumericMetric,
                 message: format!("metric {name:?} is not a finite number: {}", quote_start(&value.to_string())),
             });
         };
@@ -116,7 +117,7 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
     }
     if let Some(reference) = value.get("reference") {
         report.reference = serde_json::from_value(reference.clone()).map_err(|e| ReportError {
-            reason: "InvalidTerminationMessage",
+            reason: Reason::InvalidTerminationMessage,
             message: format!("\"reference\" must map feature names to {{\"bounds\": [...], \"counts\": [...]}}: {e}"),
         })?;
     }
@@ -210,21 +211,21 @@ mod tests {
     #[test]
     fn missing_message_says_what_to_write() {
         let err = parse_termination_message(None).unwrap_err();
-        assert_eq!(err.reason, "NoTerminationMessage");
+        assert_eq!(err.reason, Reason::NoTerminationMessage);
         assert!(err.message.contains("/dev/termination-log"));
     }
 
     #[test]
     fn non_json_message_is_quoted() {
         let err = parse_termination_message(Some("Traceback (most recent call last): boom")).unwrap_err();
-        assert_eq!(err.reason, "InvalidTerminationMessage");
+        assert_eq!(err.reason, Reason::InvalidTerminationMessage);
         assert!(err.message.contains("\"Traceback (most recent call last): boom\""), "{}", err.message);
     }
 
     #[test]
     fn non_numeric_metric_is_named() {
         let err = parse_termination_message(Some(r#"{"metrics": {"auc": "high"}}"#)).unwrap_err();
-        assert_eq!(err.reason, "NonNumericMetric");
+        assert_eq!(err.reason, Reason::NonNumericMetric);
         assert!(err.message.contains("\"auc\"") && err.message.contains("high"), "{}", err.message);
     }
 
@@ -234,11 +235,14 @@ mod tests {
         let report = parse_termination_message(Some(message)).unwrap();
         assert_eq!(report.reference["predictions"].counts, [3.0, 7.0]);
         let bad = r#"{"metrics":{"auc":0.9},"reference":{"predictions":[1,2]}}"#;
-        assert_eq!(parse_termination_message(Some(bad)).unwrap_err().reason, "InvalidTerminationMessage");
+        assert_eq!(parse_termination_message(Some(bad)).unwrap_err().reason, Reason::InvalidTerminationMessage);
     }
 
     #[test]
     fn json_without_metrics_is_refused() {
-        assert_eq!(parse_termination_message(Some(r#"{"auc": 0.9}"#)).unwrap_err().reason, "InvalidTerminationMessage");
+        assert_eq!(
+            parse_termination_message(Some(r#"{"auc": 0.9}"#)).unwrap_err().reason,
+            Reason::InvalidTerminationMessage
+        );
     }
 }

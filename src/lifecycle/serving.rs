@@ -17,6 +17,7 @@ use super::blue_green::{advance_blue_green, hand_off, preview_needed, preview_se
 use super::canary::advance_canary;
 use super::ledger::{Decision, Ledger};
 use super::rollout::{RolloutState, rollout_state};
+use super::transitions::{Action, Reason};
 use super::triggers::Readings;
 use super::validate::Problem;
 
@@ -72,20 +73,23 @@ pub fn advance_serving(
         steps.wanted = wanted;
         let Some(w) = wanted else { return steps };
         supersede_other_rollouts(ledger, w);
-        let serving = ledger.serving();
-        retire_older_serving(ledger, serving);
+        // A promotion a restart interrupted can leave two versions Serving: the one to keep is
+        // the wanted one when it is among them (a pin can want the older), else the newest.
+        let serving = ledger.get(w).filter(|e| e.phase() == VersionPhase::Serving).map(|e| e.number());
+        let serving = serving.or(ledger.serving());
+        retire_other_serving(ledger, serving);
         let pinned = model.spec.pinned_version == Some(w);
         if serving != Some(w) && !pinned && abort_requested(model, w) {
             let d = Decision {
-                action: "RollBack",
-                reason: "Aborted",
+                action: Action::RollBack,
+                reason: Reason::Aborted,
                 message: format!(
                     "aborted by the annotation {ABORT_ANNOTATION}: \"{w}\"; {} keeps serving",
                     serving.map_or("nothing".into(), |s| format!("v{s}"))
                 ),
                 evidence: Some(serde_json::json!({"annotation": ABORT_ANNOTATION, "value": w.to_string()})),
             };
-            ledger.transition(w, VersionPhase::RolledBack, d);
+            ledger.transition(w, d);
             continue;
         }
         if let Some(s) = serving.filter(|s| *s != w) {
@@ -96,9 +100,14 @@ pub fn advance_serving(
                 Guard::Watching(wake) => steps.wake(wake.and_then(|t| ledger.until(t))),
                 Guard::RollBack(back_to, message, evidence) => {
                     let restored = format!("serves again: v{w} failed its guard window");
-                    ledger.transition(back_to, VersionPhase::Serving, decision("Restore", "GuardRollBack", restored));
-                    let d = Decision { action: "RollBack", reason: "GuardFailed", message, evidence: Some(evidence) };
-                    ledger.transition(w, VersionPhase::RolledBack, d);
+                    ledger.transition(back_to, Decision::new(Action::Restore, Reason::GuardRollBack, restored));
+                    let d = Decision {
+                        action: Action::RollBack,
+                        reason: Reason::GuardFailed,
+                        message,
+                        evidence: Some(evidence),
+                    };
+                    ledger.transition(w, d);
                     continue;
                 }
             }
@@ -158,28 +167,20 @@ pub fn advance_serving(
                 if serving != Some(w) {
                     let from = serving.map_or("nothing".to_string(), |s| format!("v{s}"));
                     let message = format!("rolling out v{w} in place of {from}");
-                    ledger.transition(
-                        w,
-                        VersionPhase::RollingOut,
-                        decision("Promote", promote_reason(model, w), message),
-                    );
+                    ledger.transition(w, Decision::new(Action::Promote, promote_reason(model, w), message));
                 }
             }
             Some(RolloutState::Progressing) => {
                 steps.rolling_out = true;
                 if serving != Some(w) {
                     let message = format!("Deployment {name} is rolling out v{w}");
-                    ledger.transition(
-                        w,
-                        VersionPhase::RollingOut,
-                        decision("Promote", promote_reason(model, w), message),
-                    );
+                    ledger.transition(w, Decision::new(Action::Promote, promote_reason(model, w), message));
                 }
             }
             Some(RolloutState::Complete) => {
                 if serving != Some(w) {
                     let message = format!("Deployment {name} runs v{w} on every replica");
-                    ledger.transition(w, VersionPhase::Serving, decision("Serve", "RolloutComplete", message));
+                    ledger.transition(w, Decision::new(Action::Serve, Reason::RolloutComplete, message));
                     if let Some(e) = ledger.get_mut(w) {
                         // A rollout a restart interrupted half-promoted ends here.
                         e.status.canary = None;
@@ -187,7 +188,7 @@ pub fn advance_serving(
                     }
                     if let Some(previous) = serving {
                         let message = format!("replaced by v{w}");
-                        ledger.transition(previous, VersionPhase::Retired, decision("Retire", "Replaced", message));
+                        ledger.transition(previous, Decision::new(Action::Retire, Reason::Replaced, message));
                         start_guard(ledger, model, w, previous);
                         // A guard window just started cannot have failed: only its first wake-up matters.
                         if let Guard::Watching(wake) = guard(ledger, model, readings, w) {
@@ -205,14 +206,14 @@ pub fn advance_serving(
                             format!("restored the pod template of v{s}")
                         });
                     let d = Decision {
-                        action: "RollBack",
-                        reason: "ProgressDeadlineExceeded",
+                        action: Action::RollBack,
+                        reason: Reason::ProgressDeadlineExceeded,
                         message: format!("Deployment {name} did not become available with v{w} ({reason}); {back_to}"),
                         evidence: Some(
                             serde_json::json!({"deployment": name, "condition": "Progressing=False", "reason": "ProgressDeadlineExceeded", "message": reason}),
                         ),
                     };
-                    ledger.transition(w, VersionPhase::RolledBack, d);
+                    ledger.transition(w, d);
                     continue;
                 }
             }
@@ -250,12 +251,8 @@ pub fn advance_serving(
     steps
 }
 
-fn promote_reason(model: &Model, n: u32) -> &'static str {
-    if model.spec.pinned_version == Some(n) { "Pinned" } else { "NewerVersionReady" }
-}
-
-fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
-    Decision { action, reason, message, evidence: None }
+fn promote_reason(model: &Model, n: u32) -> Reason {
+    if model.spec.pinned_version == Some(n) { Reason::Pinned } else { Reason::NewerVersionReady }
 }
 
 /// The version that should serve: the pinned one, else the newest Ready or rolling-out version
@@ -290,13 +287,13 @@ pub fn wanted_version(ledger: &Ledger, model: &Model) -> (Option<u32>, Option<Pr
     (newest_ready.or(serving), None)
 }
 
-/// A promotion a restart interrupted can leave the replaced version Serving beside the new one:
-/// it is retired, as the promotion would have.
-fn retire_older_serving(ledger: &mut Ledger, serving: Option<u32>) {
+/// A promotion a restart interrupted can leave the replaced version Serving beside the one that
+/// replaced it: it is retired, as the promotion would have.
+fn retire_other_serving(ledger: &mut Ledger, serving: Option<u32>) {
     let Some(s) = serving else { return };
     let older: Vec<u32> = ledger.in_phase(VersionPhase::Serving).map(|e| e.number()).filter(|n| *n != s).collect();
     for n in older {
-        ledger.transition(n, VersionPhase::Retired, decision("Retire", "Replaced", format!("replaced by v{s}")));
+        ledger.transition(n, Decision::new(Action::Retire, Reason::Replaced, format!("replaced by v{s}")));
     }
 }
 
@@ -306,6 +303,6 @@ fn supersede_other_rollouts(ledger: &mut Ledger, wanted: u32) {
         ledger.in_phase(VersionPhase::RollingOut).map(|e| e.number()).filter(|n| *n != wanted).collect();
     for n in others {
         let message = format!("superseded by v{wanted} before its rollout completed");
-        ledger.transition(n, VersionPhase::Retired, decision("Retire", "Superseded", message));
+        ledger.transition(n, Decision::new(Action::Retire, Reason::Superseded, message));
     }
 }

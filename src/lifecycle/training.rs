@@ -16,6 +16,7 @@ use super::evaluate::{failures, judge, passed, skipped};
 use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
 use super::report::{JobOutcome, job_outcome, parse_termination_message};
+use super::transitions::{Action, Reason};
 use super::triggers::after;
 
 /// How long to wait for the succeeded pod of a completed Job before failing the version.
@@ -59,7 +60,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
                 let entry = ledger.get_mut(n).expect("exists");
                 entry.status.finished_at = Some(Time(finished.unwrap_or(now)));
                 let message = format!("training Job {name} failed: {reason}: {message}");
-                ledger.transition(n, VersionPhase::Failed, decision("Fail", &reason, message));
+                ledger.transition(n, Decision::new(Action::Fail, Reason::of_job(&reason), message));
             }
             JobOutcome::Succeeded { message, finished } => {
                 let finished = finished.unwrap_or(now);
@@ -70,7 +71,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
                 }
                 ledger.get_mut(n).expect("exists").status.finished_at = Some(Time(finished));
                 match parse_termination_message(message.as_deref()) {
-                    Err(e) => ledger.transition(n, VersionPhase::Failed, decision("Fail", e.reason, e.message)),
+                    Err(e) => ledger.transition(n, Decision::new(Action::Fail, e.reason, e.message)),
                     Ok(report) => {
                         ledger.get_mut(n).expect("exists").status.reference = report.reference;
                         evaluate(ledger, model, n, report.metrics)
@@ -88,11 +89,7 @@ fn start(ledger: &mut Ledger, n: u32, job: &str) {
     if entry.phase() == VersionPhase::Pending {
         entry.status.job_name = Some(job.to_string());
         entry.status.started_at = Some(Time(now));
-        ledger.transition(
-            n,
-            VersionPhase::Training,
-            decision("Train", "JobCreated", format!("training Job {job} started")),
-        );
+        ledger.transition(n, Decision::new(Action::Train, Reason::JobCreated, format!("training Job {job} started")));
     }
 }
 
@@ -111,16 +108,12 @@ fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collection
         } else {
             format!("the gates passed, {} skipped: {} ({metrics_text})", skipped.len(), skipped.join(", "))
         };
-        let d = Decision { action: "Accept", reason: "GatesPassed", message, evidence };
-        ledger.transition(n, VersionPhase::Ready, d);
+        let d = Decision { action: Action::Accept, reason: Reason::GatesPassed, message, evidence };
+        ledger.transition(n, d);
     } else {
-        let d = Decision { action: "Reject", reason: "GateFailed", message: failures(&results), evidence };
-        ledger.transition(n, VersionPhase::Rejected, d);
+        let d = Decision { action: Action::Reject, reason: Reason::GateFailed, message: failures(&results), evidence };
+        ledger.transition(n, d);
     }
-}
-
-fn decision<'s>(action: &'s str, reason: &'s str, message: String) -> Decision<'s> {
-    Decision { action, reason, message, evidence: None }
 }
 
 /// Why the Model's own inputs call for a new version, if they do: `Initial` for a new Model,

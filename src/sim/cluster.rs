@@ -12,8 +12,10 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
+use crate::lifecycle::ledger::TRANSITION_REFUSED;
 use crate::lifecycle::model::{Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::EventRecord;
+use crate::lifecycle::transitions;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{dns_label_problem, dns_subdomain_problem, label_value, serving_name};
 
@@ -145,7 +147,12 @@ impl Cluster {
             }
             Write::VersionStatus(name, status) => {
                 if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
+                    // Every phase change must follow the table, whatever the core's path to it.
+                    let moved = transitions::check(v.status.as_ref(), status);
                     v.status = Some((**status).clone());
+                    if let Err(why) = moved {
+                        self.violate(format!("{ns}/{name} at {}: {why}", self.now));
+                    }
                 }
             }
             Write::Apply(Child::Job(job)) => {
@@ -192,6 +199,9 @@ impl Cluster {
                 }
             }
             Write::Event(regarding, event) => {
+                if event.reason == TRANSITION_REFUSED {
+                    self.violate(format!("{model_key} at {}: {}", self.now, event.note));
+                }
                 emitted.push((regarding.clone(), event.clone()));
                 return;
             }
@@ -244,6 +254,11 @@ impl Cluster {
         }
     }
 
+    /// Records a broken rule once.
+    pub fn violate(&mut self, violation: String) {
+        once(&mut self.violations, violation);
+    }
+
     /// Counts a write and checks that a Model that served still has its serving Deployment.
     fn wrote(&mut self, model_key: &str) {
         self.writes += 1;
@@ -258,9 +273,7 @@ impl Cluster {
         }
         if self.served.contains(model_key) && !self.deployments.contains_key(&deployment) {
             let v = format!("{model_key}: no serving Deployment at {} although a version served", self.now);
-            if !self.violations.contains(&v) {
-                self.violations.push(v);
-            }
+            once(&mut self.violations, v);
         }
         // Capacity: once a version served, the serving Deployments together never ask for
         // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
@@ -276,10 +289,14 @@ impl Cluster {
         let before = self.capacity.insert(model_key.to_string(), capacity).unwrap_or(capacity);
         if self.served.contains(model_key) && capacity < wanted && capacity < before {
             let v = format!("{model_key}: serving capacity {capacity} < {wanted} replicas at {}", self.now);
-            if !self.violations.contains(&v) {
-                self.violations.push(v);
-            }
+            once(&mut self.violations, v);
         }
+    }
+}
+
+fn once(violations: &mut Vec<String>, violation: String) {
+    if !violations.contains(&violation) {
+        violations.push(violation);
     }
 }
 

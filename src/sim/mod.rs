@@ -331,9 +331,7 @@ impl Simulation {
 
     /// Records a broken rule once.
     fn violate(&mut self, violation: String) {
-        if !self.cluster.violations.contains(&violation) {
-            self.cluster.violations.push(violation);
-        }
+        self.cluster.violate(violation);
     }
 }
 

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use modelcycle::api::{ModelPhase, VersionPhase};
-use modelcycle::sim::scenario::Scenario;
 use modelcycle::sim::Simulation;
+use modelcycle::sim::scenario::Scenario;
 
 pub const MODEL: &str = r#"
 apiVersion: modelcycle.io/v1alpha1
