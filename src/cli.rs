@@ -135,7 +135,8 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `modelcycle simulate`: run a scenario and print its report; non-zero if an invariant broke.
+/// `modelcycle simulate`: run a scenario and print its report; non-zero if an invariant broke or
+/// the run missed the scenario's `expect:` block.
 pub fn simulate(args: &SimulateArgs) -> ExitCode {
     let scenario = match crate::sim::scenario::Scenario::load(&args.paths) {
         Ok(s) => s,
@@ -149,9 +150,15 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
     let report = crate::sim::report::Report::of(&sim);
     match args.output {
         Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes")),
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("modelcycle simulate: cannot write the report as JSON: {e}");
+                return ExitCode::from(2);
+            }
+        },
     }
-    if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 #[cfg(test)]

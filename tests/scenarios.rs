@@ -392,3 +392,55 @@ fn the_canary_example_tells_its_story() {
     assert_eq!(v2.spec.as_ref().unwrap().replicas, Some(4), "v2 keeps every replica after v3's canary is removed");
     assert!(!sim.cluster.deployments.keys().any(|k| k.ends_with("-canary")), "the canary Deployment is gone");
 }
+
+#[test]
+fn every_example_scenario_states_its_outcome_and_meets_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut run = vec![];
+    for dir in std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()) {
+        if !dir.join("scenario.yaml").exists() {
+            continue;
+        }
+        let scenario = Scenario::load(&[&dir]).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        assert!(scenario.file.expect.is_some(), "examples/{name} states no `expect:` block");
+        let mut sim = Simulation::new(scenario);
+        sim.run();
+        let report = Report::of(&sim);
+        assert!(report.passed(), "examples/{name}: {:?} {:?}", report.violations, report.misses);
+        run.push(name);
+    }
+    run.sort();
+    assert_eq!(run, ["canary", "progressive", "quickstart", "retraining"]);
+}
+
+#[test]
+fn simulate_exits_non_zero_when_a_run_misses_its_expected_outcome() {
+    let dir = std::env::temp_dir().join(format!("modelcycle-expect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let quickstart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    std::fs::copy(quickstart.join("model.yaml"), dir.join("model.yaml")).unwrap();
+    let scenario = std::fs::read_to_string(quickstart.join("scenario.yaml")).unwrap();
+    let simulate = |scenario: &str| {
+        std::fs::write(dir.join("scenario.yaml"), scenario).unwrap();
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_modelcycle")).arg("simulate").arg(&dir).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    assert_eq!(simulate(&scenario).0, Some(0), "the quickstart as shipped meets its outcome");
+    let (code, out) = simulate(&scenario.replace("      serving: 2\n", "      serving: 4\n"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("NOT AS EXPECTED: Model churn: expected serving v4, got v2"), "{out}");
+    let (code, out) = simulate(&scenario.replace("4: RolledBack}", "4: RolledBack, 5: Serving}"));
+    assert_eq!(code, Some(1), "a version that never existed is a miss: {out}");
+    let (code, out) = simulate(&scenario.replace("  jobs: 4 ", "  jobs: 5 "));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("expected 5 training Jobs, got 4"), "{out}");
+    let (code, out) = simulate(&scenario.replace("  maxWrites: 40 ", "  maxWrites: 10 "));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("expected at most 10 API writes, got 37"), "{out}");
+    let (code, _) = simulate(&scenario.replace("  jobs: 4 ", "  jbos: 4 "));
+    assert_eq!(code, Some(2), "a misspelt expectation is refused, not ignored");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,7 @@
 //! powers `modelcycle simulate` and the end-to-end scenario tests.
 
 pub mod cluster;
+pub mod expect;
 pub mod kubelet;
 pub mod report;
 pub mod scenario;

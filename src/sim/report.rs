@@ -102,6 +102,10 @@ pub struct Report {
     pub writes: u64,
     /// Broken invariants; empty in a healthy run.
     pub violations: Vec<String>,
+    /// Training Jobs created.
+    pub jobs: u64,
+    /// How the run missed the scenario's `expect:` block; empty when it met it (or has none).
+    pub misses: Vec<String>,
 }
 
 impl Report {
@@ -147,7 +151,7 @@ impl Report {
                 }
             })
             .collect();
-        Report {
+        let mut report = Report {
             scenario: sim.scenario.file.name.clone(),
             start: sim.scenario.start(),
             end: sim.end(),
@@ -156,7 +160,16 @@ impl Report {
             acting_reconciles: sim.acting_reconciles,
             writes: sim.cluster.writes,
             violations: sim.cluster.violations.clone(),
-        }
+            jobs: sim.cluster.job_creations.values().map(|n| u64::from(*n)).sum(),
+            misses: vec![],
+        };
+        report.misses = sim.scenario.file.expect.as_ref().map_or(vec![], |e| e.misses(&report, report.jobs));
+        report
+    }
+
+    /// True when no invariant broke and the scenario's `expect:` block was met.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.misses.is_empty()
     }
 
     /// The report for a person.
@@ -208,9 +221,16 @@ impl Report {
                 }
             }
         }
-        let _ = writeln!(out, "\n{} reconciles acted, {} API writes", self.acting_reconciles, self.writes);
+        let _ = writeln!(
+            out,
+            "\n{} reconciles acted, {} API writes, {} training Jobs",
+            self.acting_reconciles, self.writes, self.jobs
+        );
         for v in &self.violations {
             let _ = writeln!(out, "VIOLATION: {v}");
+        }
+        for m in &self.misses {
+            let _ = writeln!(out, "NOT AS EXPECTED: {m}");
         }
         out
     }
