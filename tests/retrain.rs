@@ -53,6 +53,80 @@ fn policy_status(sim: &Simulation) -> modelcycle::api::RetrainPolicyStatus {
     sim.cluster.policies["ml/churn"].status.clone().unwrap_or_default()
 }
 
+/// When the controller's own schedule code retrains under `cron` in `tz`, over `days` from
+/// `start`: the time each scheduled version was created, in UTC, and the local time of the
+/// occurrence it names.
+fn scheduled(cron: &str, tz: &str, start: &str, days: u32) -> Vec<String> {
+    let spec = format!("  schedule: {{cron: \"{cron}\", timeZone: {tz}}}\n  cooldown: 0s\n");
+    let scenario =
+        format!("start: \"{start}\"\nduration: {days}d\ndefaults: {{metrics: {{auc: 0.9}}, trainingTime: 5m}}\n");
+    let sim = run(&spec, &scenario);
+    // From the timeline: old versions are pruned by the history limit, their Events stay.
+    sim.timeline
+        .iter()
+        .filter(|e| e.reason == "VersionCreated" && e.message.contains(": Schedule ("))
+        .map(|e| {
+            let local: Vec<&str> = e.message.trim_end_matches(')').rsplitn(3, ' ').collect();
+            format!("{} {} {}", e.time, local[1], local[0])
+        })
+        .collect()
+}
+
+// The cron semantics across daylight-saving changes (croner's, the same as Vixie cron's):
+// - a daily job whose time falls in the spring-forward gap runs once, at the first valid time
+//   after the gap (02:30 → 03:00);
+// - a daily job whose time occurs twice in the fall-back overlap runs once, at the first;
+// - an hourly job runs once per real hour: the repeated hour twice, the skipped hour not.
+
+#[test]
+fn berlin_daily_run_in_the_spring_gap_runs_once_after_it() {
+    assert_eq!(
+        scheduled("30 2 * * *", "Europe/Berlin", "2026-03-27T12:00:00Z", 3),
+        ["2026-03-28T01:30:00Z 02:30 CET", "2026-03-29T01:00:00Z 03:00 CEST", "2026-03-30T00:30:00Z 02:30 CEST"]
+    );
+}
+
+#[test]
+fn berlin_daily_run_in_the_autumn_overlap_runs_once() {
+    assert_eq!(
+        scheduled("30 2 * * *", "Europe/Berlin", "2026-10-23T12:00:00Z", 3),
+        ["2026-10-24T00:30:00Z 02:30 CEST", "2026-10-25T00:30:00Z 02:30 CEST", "2026-10-26T01:30:00Z 02:30 CET"]
+    );
+}
+
+#[test]
+fn new_york_daily_runs_across_both_changes() {
+    assert_eq!(
+        scheduled("30 2 * * *", "America/New_York", "2026-03-06T12:00:00Z", 3),
+        ["2026-03-07T07:30:00Z 02:30 EST", "2026-03-08T07:00:00Z 03:00 EDT", "2026-03-09T06:30:00Z 02:30 EDT"]
+    );
+    assert_eq!(
+        scheduled("30 1 * * *", "America/New_York", "2026-10-30T12:00:00Z", 3),
+        ["2026-10-31T05:30:00Z 01:30 EDT", "2026-11-01T05:30:00Z 01:30 EDT", "2026-11-02T06:30:00Z 01:30 EST"]
+    );
+}
+
+#[test]
+fn hourly_runs_follow_real_hours() {
+    let new_york = scheduled("0 * * * *", "America/New_York", "2026-11-01T03:30:00Z", 1);
+    assert_eq!(
+        new_york[..4],
+        [
+            "2026-11-01T04:00:00Z 00:00 EDT",
+            "2026-11-01T05:00:00Z 01:00 EDT",
+            "2026-11-01T06:00:00Z 01:00 EST",
+            "2026-11-01T07:00:00Z 02:00 EST"
+        ]
+    );
+    let berlin = scheduled("0 * * * *", "Europe/Berlin", "2026-03-28T23:30:00Z", 1);
+    assert_eq!(
+        berlin[..3],
+        ["2026-03-29T00:00:00Z 01:00 CET", "2026-03-29T01:00:00Z 03:00 CEST", "2026-03-29T02:00:00Z 04:00 CEST"]
+    );
+    assert_eq!(berlin.len(), 24, "once per real hour over the 24 simulated hours");
+    assert!(!berlin.iter().any(|f| f.contains(" 02:00 ")), "02:00 does not exist that night: {berlin:?}");
+}
+
 fn latest(sim: &Simulation) -> u32 {
     sim.cluster.models["ml/churn"].status.as_ref().unwrap().latest_version.unwrap()
 }

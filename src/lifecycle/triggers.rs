@@ -536,19 +536,6 @@ fn schedule_next(cron: &croner::Cron, here: &Zoned, status: &mut RetrainPolicySt
     }
 }
 
-/// Next occurrences of a cron expression in a time zone after `after`, for tests and docs.
-pub fn occurrences(cron: &str, tz: &str, after: Timestamp, count: usize) -> Vec<Zoned> {
-    let (Ok(cron), Ok(tz)) = (cron.parse::<croner::Cron>(), TimeZone::get(tz)) else { return vec![] };
-    let mut out = vec![];
-    let mut at = after.to_zoned(tz);
-    while out.len() < count {
-        let Ok(next) = cron.find_next_occurrence(&at, false) else { break };
-        out.push(next.clone());
-        at = next;
-    }
-    out
-}
-
 fn drift(
     policy: &RetrainPolicy,
     inputs: &TriggerInputs,
