@@ -58,7 +58,8 @@ impl Context {
 
     /// The wait before retrying an object after its `n`-th failure in a row: 5s doubling to 5m.
     pub fn next_backoff(&self, key: &str) -> Duration {
-        let mut map = self.backoff.lock().expect("backoff lock");
+        // A panic elsewhere while holding the lock leaves counts that are still good counts.
+        let mut map = self.backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let failures = map.entry(key.to_string()).or_insert(0);
         *failures = failures.saturating_add(1);
         backoff_after(*failures)
@@ -66,7 +67,7 @@ impl Context {
 
     /// Forgets the failures of an object after it reconciled fine.
     pub fn reset_backoff(&self, key: &str) {
-        self.backoff.lock().expect("backoff lock").remove(key);
+        self.backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
     }
 }
 

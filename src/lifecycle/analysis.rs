@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::reading::{QueryVars, ReadingError};
+use super::reading::{QueryVars, ReadingError, ReadingReason};
 use crate::api::{
     AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, Goal, Measurement, Model,
     NoDataPolicy, Promotion, VersionPhase,
@@ -142,8 +142,8 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     };
     let mut taken = vec![];
     for (i, m) in spec.metrics.iter().enumerate() {
-        let query = &queries.iter().find(|(j, b, _)| *j == i && !b).expect("one query per metric").2.query;
-        let value = answer(i, false).expect("answered");
+        let query = queries.iter().find(|(j, b, _)| *j == i && !b).map(|q| q.2.query.clone()).unwrap_or_default();
+        let Some(value) = answer(i, false) else { continue };
         let record = |bound: &str, value: Option<f64>, threshold: Option<f64>, verdict, why: Option<(&str, String)>| {
             Measurement {
                 time: Time(now),
@@ -211,7 +211,7 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     let overflow = a.measurements.len().saturating_sub(MEASUREMENTS_MAX.max(taken.len()));
     a.measurements.drain(..overflow);
     let not_holding: Vec<&Measurement> = taken.iter().filter(|m| m.verdict != AnalysisVerdict::Pass).collect();
-    let evidence = Some(serde_json::to_value(&not_holding).expect("measurements serialize"));
+    let evidence = serde_json::to_value(&not_holding).ok();
     match verdict {
         AnalysisVerdict::Fail => {
             let d = Decision {
@@ -249,13 +249,10 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     Some(verdict)
 }
 
-/// Whether a measurement's reason is one that only a change of the object (or of the
+/// Whether a measurement's recorded reason is one that only a change of the object (or of the
 /// controller's settings) can clear: the rollout then stalls instead of waiting.
 fn needs_a_fix(reason: &str) -> bool {
-    matches!(
-        reason,
-        "QueryRejected" | "UnexpectedResult" | "NotPrometheus" | "PrometheusAddressNotAllowed" | "BearerTokenRefused"
-    )
+    ReadingReason::parse(reason).is_some_and(ReadingReason::needs_a_fix)
 }
 
 /// The verdict and reason of a query that gave no value.
@@ -265,7 +262,7 @@ fn failure(error: &ReadingError, on_no_data: NoDataPolicy) -> (AnalysisVerdict, 
         (ReadingError::NoData, NoDataPolicy::Fail) => AnalysisVerdict::Fail,
         _ => AnalysisVerdict::Inconclusive,
     };
-    (verdict, (reason, error.to_string()))
+    (verdict, (reason.as_str(), error.to_string()))
 }
 
 /// The worst value allowed when the stable version measures `stable`.
@@ -332,7 +329,9 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
             set_analysis(ledger, n, AnalysisStage::Rollout, baseline, since);
         }
         measure(ledger, model, n, readings);
-        let a = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()).expect("analysis was set");
+        let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) else {
+            return Gate::Wait(wake); // the version left the ledger: nothing to judge
+        };
         if a.started.0 < since {
             a.started = Time(since); // a new step: initialDelay counts again
         }
@@ -449,7 +448,7 @@ fn failed_beyond_limit(spec: &AnalysisSpec, a: &AnalysisStatus) -> Option<(Strin
     let latest: Vec<&Measurement> = failed.iter().rev().take(spec.metrics.len()).rev().copied().collect();
     let message =
         format!("analysis failed {} times (failureLimit {}): {}", a.failures, spec.failure_limit, describe(&latest));
-    Some((message, serde_json::to_value(&failed).expect("measurements serialize")))
+    Some((message, serde_json::to_value(&failed).unwrap_or_default()))
 }
 
 /// What the guard window of the serving version decided.
@@ -469,7 +468,7 @@ pub fn guard(ledger: &mut Ledger, model: &Model, readings: &Readings, n: u32) ->
         return Guard::Watching(None);
     }
     measure(ledger, model, n, readings);
-    let a = ledger.get(n).and_then(|e| e.status.analysis.clone()).expect("in its guard window");
+    let Some(a) = ledger.get(n).and_then(|e| e.status.analysis.clone()) else { return Guard::Watching(None) };
     let baseline = a.baseline.filter(|b| ledger.get(*b).is_some());
     if let Some(b) = baseline
         && let Some((message, evidence)) = failed_beyond_limit(spec, &a)

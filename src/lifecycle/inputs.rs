@@ -5,13 +5,12 @@ use kube::ResourceExt;
 
 use crate::api::{Model, ModelVersion, ModelVersionSpec, TrainingSpec, TriggerCause, TriggerRecord};
 use crate::objects::meta::{controller_ref, labels};
-use crate::objects::names::{short_hash, version_name};
+use crate::objects::names::{json_hash, version_name};
 
 /// SHA-256 of the training inputs: dataset, parameters, trainer template, artifact URI
 /// template, deadline and retries. A change of any of them trains a new version.
 pub fn inputs_hash(training: &TrainingSpec) -> String {
-    let canonical = serde_json::to_string(training).expect("a TrainingSpec always serializes");
-    short_hash(&canonical)
+    json_hash(training)
 }
 
 /// The artifact URI template with its placeholders filled in.

@@ -53,23 +53,51 @@ pub enum ReadingError {
     TokenRefused(String),
 }
 
+names! {
+    /// Why a reading gave no value, as written in a measurement or condition.
+    pub enum ReadingReason {
+        /// Prometheus could not be reached.
+        PrometheusUnreachable,
+        /// Prometheus refused the query.
+        QueryRejected,
+        /// The query returned no series.
+        NoData,
+        /// The result is not of the expected shape.
+        UnexpectedResult,
+        /// The server is not a Prometheus API.
+        NotPrometheus,
+        /// The address is outside the controller's allowlist.
+        PrometheusAddressNotAllowed,
+        /// The bearer token's Secret cannot be used.
+        BearerTokenRefused,
+    }
+}
+
+impl ReadingReason {
+    /// True for reasons that only a change of the object (or of the controller's settings) can
+    /// clear, as opposed to an outage or a query with no data yet.
+    pub fn needs_a_fix(self) -> bool {
+        !matches!(self, ReadingReason::PrometheusUnreachable | ReadingReason::NoData)
+    }
+}
+
 impl ReadingError {
     /// True for errors that only a change of the object (or of the controller's settings) can
     /// fix, as opposed to an outage or a query with no data yet.
     pub fn needs_a_fix(&self) -> bool {
-        !matches!(self, ReadingError::Unreachable { .. } | ReadingError::NoData)
+        self.reason().needs_a_fix()
     }
 
-    /// The CamelCase reason of a condition or measurement caused by this error.
-    pub fn reason(&self) -> &'static str {
+    /// The reason of a condition or measurement caused by this error.
+    pub fn reason(&self) -> ReadingReason {
         match self {
-            ReadingError::Unreachable { .. } => "PrometheusUnreachable",
-            ReadingError::Rejected { .. } => "QueryRejected",
-            ReadingError::NoData => "NoData",
-            ReadingError::Unexpected(_) => "UnexpectedResult",
-            ReadingError::NotPrometheus { .. } => "NotPrometheus",
-            ReadingError::NotAllowed { .. } => "PrometheusAddressNotAllowed",
-            ReadingError::TokenRefused(_) => "BearerTokenRefused",
+            ReadingError::Unreachable { .. } => ReadingReason::PrometheusUnreachable,
+            ReadingError::Rejected { .. } => ReadingReason::QueryRejected,
+            ReadingError::NoData => ReadingReason::NoData,
+            ReadingError::Unexpected(_) => ReadingReason::UnexpectedResult,
+            ReadingError::NotPrometheus { .. } => ReadingReason::NotPrometheus,
+            ReadingError::NotAllowed { .. } => ReadingReason::PrometheusAddressNotAllowed,
+            ReadingError::TokenRefused(_) => ReadingReason::BearerTokenRefused,
         }
     }
 }
@@ -132,6 +160,27 @@ impl QueryVars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_reason_reads_back_as_the_error_that_wrote_it() {
+        let errors = [
+            ReadingError::Unreachable { address: "a".into(), message: "m".into() },
+            ReadingError::Rejected { kind: "bad_data".into(), message: "m".into() },
+            ReadingError::NoData,
+            ReadingError::Unexpected("u".into()),
+            ReadingError::NotPrometheus { address: "a".into(), status: 200, content_type: "t".into(), bytes: 1 },
+            ReadingError::NotAllowed { address: "a".into(), allowed: "b".into() },
+            ReadingError::TokenRefused("t".into()),
+        ];
+        let reasons: Vec<ReadingReason> = errors.iter().map(ReadingError::reason).collect();
+        assert_eq!(reasons, ReadingReason::ALL, "one reason per error, in order");
+        for e in &errors {
+            let written = e.reason().as_str();
+            assert_eq!(ReadingReason::parse(written).map(ReadingReason::needs_a_fix), Some(e.needs_a_fix()));
+        }
+        let waits: Vec<_> = errors.iter().filter(|e| !e.needs_a_fix()).map(ReadingError::reason).collect();
+        assert_eq!(waits, [ReadingReason::PrometheusUnreachable, ReadingReason::NoData], "only these wait");
+    }
 
     #[test]
     fn every_placeholder_validation_accepts_is_filled() {

@@ -145,8 +145,7 @@ pub fn advance_serving(
             steps.wake(b.requeue_after);
             break;
         }
-        let entry = ledger.get(w).expect("wanted exists");
-        let Some(desired) = serving_deployment(model, entry.version) else { return steps };
+        let Some(desired) = ledger.get(w).and_then(|e| serving_deployment(model, e.version)) else { return steps };
         let current = observed.filter(|d| same_spec(*d, &desired)).map(rollout_state);
         if current.is_none()
             && serving.is_some()

@@ -42,8 +42,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
         .map(|e| e.number())
         .collect();
     for n in training {
-        let entry = ledger.get(n).expect("listed above");
-        let version = entry.version;
+        let Some(version) = ledger.get(n).map(|e| e.version) else { continue };
         let name = job_name(&version.spec.model, n);
         let Some(job) = jobs.iter().find(|j| j.name_any() == name) else {
             // Not there yet (or deleted by a person while training): apply it; applying the same Job twice is a no-op.
@@ -57,8 +56,9 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
         match job_outcome(job, pods) {
             JobOutcome::Running => {}
             JobOutcome::Failed { reason, message, finished } => {
-                let entry = ledger.get_mut(n).expect("exists");
-                entry.status.finished_at = Some(Time(finished.unwrap_or(now)));
+                if let Some(entry) = ledger.get_mut(n) {
+                    entry.status.finished_at = Some(Time(finished.unwrap_or(now)));
+                }
                 let message = format!("training Job {name} failed: {reason}: {message}");
                 ledger.transition(n, Decision::new(Action::Fail, Reason::of_job(&reason), message));
             }
@@ -69,11 +69,15 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
                     steps.requeue_after = wait.try_into().ok();
                     continue;
                 }
-                ledger.get_mut(n).expect("exists").status.finished_at = Some(Time(finished));
+                if let Some(entry) = ledger.get_mut(n) {
+                    entry.status.finished_at = Some(Time(finished));
+                }
                 match parse_termination_message(message.as_deref()) {
                     Err(e) => ledger.transition(n, Decision::new(Action::Fail, e.reason, e.message)),
                     Ok(report) => {
-                        ledger.get_mut(n).expect("exists").status.reference = report.reference;
+                        if let Some(entry) = ledger.get_mut(n) {
+                            entry.status.reference = report.reference;
+                        }
                         evaluate(ledger, model, n, report.metrics)
                     }
                 }
@@ -85,7 +89,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: 
 
 fn start(ledger: &mut Ledger, n: u32, job: &str) {
     let now = ledger.now();
-    let entry = ledger.get_mut(n).expect("exists");
+    let Some(entry) = ledger.get_mut(n) else { return };
     if entry.phase() == VersionPhase::Pending {
         entry.status.job_name = Some(job.to_string());
         entry.status.started_at = Some(Time(now));
@@ -97,7 +101,7 @@ fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collection
     let champion = ledger.serving().and_then(|s| ledger.get(s)).map(|e| e.status.metrics.clone());
     let results = judge(&model.spec.evaluation.gates, &metrics, champion.as_ref());
     let evidence = serde_json::to_value(&results).ok();
-    let entry = ledger.get_mut(n).expect("exists");
+    let Some(entry) = ledger.get_mut(n) else { return };
     entry.status.metrics = metrics;
     entry.status.gate_results = results.clone();
     let metrics_text = entry.status.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");

@@ -7,35 +7,6 @@
 
 use crate::api::{DecisionRecord, ModelVersionStatus, VersionPhase};
 
-macro_rules! names {
-    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$doc:meta])* $variant:ident,)* }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        $vis enum $name { $($(#[$doc])* $variant,)* }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &[$name] = &[$($name::$variant,)*];
-
-            /// The CamelCase name written in decision records and Events.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant),)* }
-            }
-
-            /// The value a decision record names, if it is one.
-            pub fn parse(text: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == text)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 names! {
     /// What the controller does to a version. An action either moves the version to one phase
     /// ([`Action::phase`]) or records a decision that keeps its phase.

@@ -11,7 +11,7 @@ use crate::api::{Model, ModelVersion};
 
 use super::job::{env_var, inject_env};
 use super::meta::{MODEL_LABEL, SPEC_HASH_ANNOTATION, VERSION_ANNOTATION, controller_ref, labels};
-use super::names::{JOB_NAME_MAX, bounded, label_value, serving_name, short_hash};
+use super::names::{JOB_NAME_MAX, bounded, json_hash, label_value, serving_name};
 
 /// Label the Service selects on, so every serving pod of a Model (stable or canary) gets traffic.
 pub const SERVING_LABEL: &str = "modelcycle.io/serving";
@@ -99,7 +99,7 @@ pub fn track_deployment(model: &Model, version: &ModelVersion, track: Track, rep
         template,
         ..Default::default()
     };
-    let hash = short_hash(&serde_json::to_string(&spec).expect("a DeploymentSpec serializes"))[..16].to_string();
+    let hash = json_hash(&spec)[..16].to_string();
     Some(Deployment {
         metadata: ObjectMeta {
             name: Some(track.name(&name)),

@@ -80,6 +80,13 @@ pub fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// Hex SHA-256 of a value's JSON. The values hashed here (specs of string-keyed maps, numbers
+/// and strings) always serialize; were one ever not to, its hash would be that of an empty text
+/// and the object merely applied again, never a panic.
+pub fn json_hash(value: &impl serde::Serialize) -> String {
+    short_hash(&serde_json::to_string(value).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::api::Model;
 
 use super::deployment::{Track, serving_selector};
 use super::meta::{SPEC_HASH_ANNOTATION, controller_ref, labels};
-use super::names::{serving_name, short_hash};
+use super::names::{json_hash, serving_name};
 
 /// The Service `<model>`: every serving pod (Rolling, Canary), or with blue-green only the
 /// pods of the `active` track. `None` until the Model has a uid to own it.
@@ -44,7 +44,7 @@ fn service(model: &Model, service_name: String, selector: BTreeMap<String, Strin
         }]),
         ..Default::default()
     };
-    let hash = short_hash(&serde_json::to_string(&spec).expect("a ServiceSpec serializes"))[..16].to_string();
+    let hash = json_hash(&spec)[..16].to_string();
     Some(Service {
         metadata: ObjectMeta {
             name: Some(service_name),

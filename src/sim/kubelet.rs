@@ -74,7 +74,7 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
         if due > now {
             continue;
         }
-        let job = cluster.jobs.get_mut(&k).expect("listed");
+        let Some(job) = cluster.jobs.get_mut(&k) else { continue };
         let script = scenario.script(job_version(job.labels()));
         let status = job.status.get_or_insert_with(JobStatus::default);
         let condition = |type_: &str, reason: &str, message: &str| JobCondition {
@@ -103,7 +103,7 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
                 }
             }
             if !reference.is_empty() {
-                report["reference"] = serde_json::to_value(&reference).expect("histograms serialize");
+                report["reference"] = serde_json::to_value(&reference).unwrap_or_default();
             }
             report.to_string()
         });
@@ -143,7 +143,7 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
         if due > now {
             continue;
         }
-        let d = cluster.deployments.get_mut(&k).expect("listed");
+        let Some(d) = cluster.deployments.get_mut(&k) else { continue };
         let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let (available, total, condition) = if healthy {
             (replicas, replicas, ("True", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed."))

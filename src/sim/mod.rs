@@ -180,7 +180,7 @@ impl Simulation {
             self.cluster.violations.push(format!("change at {}: no RetrainPolicy {name}", change.at.0));
             return;
         };
-        let mut value = serde_json::to_value(&policy).expect("a policy serializes");
+        let mut value = serde_json::to_value(&policy).unwrap_or_default();
         for (path, new) in &change.set {
             set_path(&mut value, path, new);
         }

@@ -224,7 +224,8 @@ impl Scenario {
 
     /// When the simulation starts.
     pub fn start(&self) -> Timestamp {
-        self.file.start.unwrap_or_else(|| "2026-01-01T00:00:00Z".parse().expect("a valid timestamp"))
+        // 2026-01-01T00:00:00Z
+        self.file.start.unwrap_or(Timestamp::constant(1_767_225_600, 0))
     }
 
     /// Reads a scenario from a directory (every `*.yaml`) or from files: documents of kind
