@@ -5,8 +5,6 @@
 //! `<model>` is handed the new version and, once it runs it on every replica, the Service
 //! selects `<model>` again and the preview goes.
 
-use std::time::Duration;
-
 use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,31 +15,35 @@ use crate::objects::deployment::{Track, track_deployment};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{RolloutState, converge};
+use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge};
 use super::transitions::{Action, Reason};
 use super::triggers::{Readings, after, span};
 
 /// Default time the previous version's Deployment is kept after the switch.
 pub const DEFAULT_SCALE_DOWN_DELAY: SignedDuration = SignedDuration::from_secs(30);
 
-/// What a blue-green rollout decided.
-#[derive(Default)]
-pub struct BlueGreenSteps {
-    /// Deployments to apply.
-    pub apply: Vec<Deployment>,
-    /// Wake up after this long.
-    pub requeue_after: Option<Duration>,
-    /// The rollout is still going on (before the switch).
-    pub rolling_out: bool,
-    /// The rollout is paused: (condition reason, message).
-    pub paused: Option<(&'static str, String)>,
-    /// The new version was rolled back; serving must be decided again.
-    pub rolled_back: bool,
+/// The BlueGreen strategy of a Model, before the switch.
+pub struct BlueGreen<'s>(pub &'s BlueGreenStrategy);
+
+impl Strategy for BlueGreen<'_> {
+    fn advance(&self, r: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome {
+        let Some(stable) = serving.filter(|s| *s != wanted) else { return Outcome::default() };
+        advance_blue_green(r.ledger, r.model, self.0, stable, wanted, r.deployments, r.readings)
+    }
+}
+
+/// After a blue-green switch, while the preview serves: the hand-off to `<model>`.
+pub struct HandOff<'s>(pub Option<&'s BlueGreenStrategy>);
+
+impl Strategy for HandOff<'_> {
+    fn advance(&self, r: &mut Rollout, _serving: Option<u32>, wanted: u32) -> Outcome {
+        hand_off(r.ledger, r.model, self.0, wanted, r.deployments)
+    }
 }
 
 /// Before the switch: runs `wanted` in the preview beside `stable` and promotes it when its
 /// checks (analysis, manual gate) hold.
-pub fn advance_blue_green(
+fn advance_blue_green(
     ledger: &mut Ledger,
     model: &Model,
     strategy: &BlueGreenStrategy,
@@ -49,8 +51,8 @@ pub fn advance_blue_green(
     wanted: u32,
     deployments: &[Deployment],
     readings: &Readings,
-) -> BlueGreenSteps {
-    let mut out = BlueGreenSteps { rolling_out: true, ..Default::default() };
+) -> Outcome {
+    let mut out = Outcome::rolling();
     let now = ledger.now();
     let name = model.name_any();
     let preview = Track::Preview.name(&name);
@@ -78,7 +80,7 @@ pub fn advance_blue_green(
                 ),
             };
             ledger.transition(wanted, d);
-            out.rolled_back = true;
+            out.rolling_out = false;
             return out;
         }
         RolloutState::Complete => {
@@ -121,7 +123,7 @@ pub fn advance_blue_green(
                             evidence: Some(evidence),
                         },
                     );
-                    out.rolled_back = true;
+                    out.rolling_out = false;
                     return out;
                 }
             }
@@ -135,14 +137,14 @@ pub fn advance_blue_green(
 
 /// After the switch: keeps the previous version's Deployment for `scaleDownDelay`, then hands
 /// `<model>` the serving version; once it runs on every replica the preview is no longer needed.
-pub fn hand_off(
+fn hand_off(
     ledger: &mut Ledger,
     model: &Model,
     strategy: Option<&BlueGreenStrategy>,
     serving: u32,
     deployments: &[Deployment],
-) -> BlueGreenSteps {
-    let mut out = BlueGreenSteps::default();
+) -> Outcome {
+    let mut out = Outcome::default();
     let Some(entry) = ledger.get(serving) else { return out };
     let Some(switched) = entry.status.blue_green.as_ref().and_then(|p| p.switched.clone()) else { return out };
     let delay = span(strategy.and_then(|s| s.scale_down_delay.as_ref()), DEFAULT_SCALE_DOWN_DELAY);

@@ -3,8 +3,6 @@
 //! last step the stable Deployment takes the new version and then the canary is removed, in
 //! that order, so capacity never drops. A canary that cannot become available is rolled back.
 
-use std::time::Duration;
-
 use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,23 +13,18 @@ use crate::objects::deployment::{Track, track_deployment};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{RolloutState, converge};
+use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge};
 use super::transitions::{Action, Reason};
 use super::triggers::{Readings, span};
 
-/// What a canary step decided.
-#[derive(Default)]
-pub struct CanarySteps {
-    /// Deployments to apply (stable and/or canary).
-    pub apply: Vec<Deployment>,
-    /// Delete the canary Deployment.
-    pub delete_canary: bool,
-    /// Wake up after this long (the end of a pause).
-    pub requeue_after: Option<Duration>,
-    /// The rollout is still going on.
-    pub rolling_out: bool,
-    /// The rollout is paused: (condition reason, message).
-    pub paused: Option<(&'static str, String)>,
+/// The Canary strategy of a Model.
+pub struct Canary<'s>(pub &'s CanaryStrategy);
+
+impl Strategy for Canary<'_> {
+    fn advance(&self, r: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome {
+        let Some(stable) = serving.filter(|s| *s != wanted) else { return Outcome::default() };
+        advance_canary(r.ledger, r.model, self.0, stable, wanted, r.deployments, r.readings)
+    }
 }
 
 /// Canary and stable replicas for a step of `weight` percent of `total`: at least one canary
@@ -45,7 +38,7 @@ pub fn split(total: i32, weight: i32) -> (i32, i32) {
 }
 
 /// Moves the canary rollout of `wanted` (replacing `stable`) one step on, if it can.
-pub fn advance_canary(
+fn advance_canary(
     ledger: &mut Ledger,
     model: &Model,
     strategy: &CanaryStrategy,
@@ -53,8 +46,8 @@ pub fn advance_canary(
     wanted: u32,
     deployments: &[Deployment],
     readings: &Readings,
-) -> CanarySteps {
-    let mut out = CanarySteps { rolling_out: true, ..Default::default() };
+) -> Outcome {
+    let mut out = Outcome::rolling();
     let now = ledger.now();
     let name = model.name_any();
     let total = model.spec.serving.replicas;
@@ -70,7 +63,9 @@ pub fn advance_canary(
         // Promotion: the stable Deployment takes the new version, then the canary goes.
         let state = converge(track_deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
         if state == RolloutState::Complete {
-            out.delete_canary = observed(Track::Canary).is_some();
+            if observed(Track::Canary).is_some() {
+                out.delete.push(Track::Canary.name(&name));
+            }
             out.rolling_out = false;
             if let Some(e) = ledger.get_mut(wanted) {
                 e.status.canary = None;
@@ -179,7 +174,7 @@ pub fn advance_canary(
 /// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied
 /// before the canary is deleted, so capacity never drops).
 fn roll_back(
-    out: &mut CanarySteps,
+    out: &mut Outcome,
     ledger: &mut Ledger,
     model: &Model,
     stable: &crate::api::ModelVersion,
@@ -189,7 +184,7 @@ fn roll_back(
     let name = model.name_any();
     out.apply.retain(|a| a.name_any() != Track::Canary.name(&name) && a.name_any() != Track::Stable.name(&name));
     out.apply.extend(track_deployment(model, stable, Track::Stable, model.spec.serving.replicas));
-    out.delete_canary = true;
+    out.delete.push(Track::Canary.name(&name));
     out.rolling_out = false;
     out.requeue_after = None;
     ledger.transition(wanted, d);

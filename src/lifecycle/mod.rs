@@ -44,6 +44,7 @@ pub mod plan;
 pub mod policy;
 pub mod reading;
 pub mod report;
+pub mod rolling;
 pub mod rollout;
 pub mod serving;
 pub mod training;

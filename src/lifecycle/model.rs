@@ -22,10 +22,10 @@ use super::ledger::Ledger;
 pub use super::plan::{Child, Kind, Regarding, Write};
 use super::plan::{EventKind, EventRecord, health_conditions, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
-use super::serving::advance_serving;
+use super::serving::{ServingSteps, advance_serving};
 use super::training::{advance_training, inputs_cause};
 use super::transitions::{Action, Reason};
-use super::triggers::{Readings, TriggerInputs, decide};
+use super::triggers::{Readings, TriggerDecision, TriggerInputs, decide};
 use super::validate::{Problem, model_problems};
 
 /// Everything the core reads about one Model. The shells fill it from their caches.
@@ -300,28 +300,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     if let Some(value) = &decision.model_request {
         status.last_retrain_request = Some(value.clone());
     }
-    if let (Some(policy), Some(new)) = (policy, decision.status.clone()) {
-        let (name, old, mut new) = policy_status(policy, new, &decision.problems, now);
-        let degraded = match &decision.ineffective {
-            Some(why) => Desired::yes(conditions::DEGRADED, "DriftRetrainsIneffective", why.clone()),
-            None => Desired::no(conditions::DEGRADED, "RetrainsEffective", "retraining removes what triggers it"),
-        };
-        conditions::set_all(&mut new.conditions, &[degraded], policy.metadata.generation, now);
-        if !conditions::is_true(&old.conditions, conditions::DEGRADED)
-            && let Some(why) = &decision.ineffective
-        {
-            plan.policy_events.push((
-                name.clone(),
-                EventRecord {
-                    kind: EventKind::Warning,
-                    reason: "DriftRetrainsIneffective".into(),
-                    action: "BackOff".into(),
-                    note: why.clone(),
-                    version: None,
-                },
-            ));
-        }
-        policy_statuses.push((name, old, new));
+    if let Some(policy) = policy {
+        policy_statuses.extend(judged_policy(policy, &decision, now, &mut plan.policy_events));
     }
     if let Some(replaced) = decision.replace {
         let by = latest + 1;
@@ -354,9 +334,9 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
     plan.version_statuses = ledger.changed_statuses();
     plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
-    plan.apply.extend(serving.deployments.iter().cloned().map(|d| Child::Deployment(Box::new(d))));
-    plan.delete_deployments = serving.delete_deployments.clone();
-    if let Some(after) = serving.requeue_after {
+    plan.apply.extend(serving.rollout.apply.iter().cloned().map(|d| Child::Deployment(Box::new(d))));
+    plan.delete_deployments = serving.rollout.delete.clone();
+    if let Some(after) = serving.rollout.requeue_after {
         plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
     }
     plan.requeue_after = plan.requeue_after.map(|d| d.max(SOONEST_WAKE));
@@ -372,11 +352,18 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         }
     }
 
-    let serving_version = ledger.serving();
     let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
     let trains = trains.filter(|e| Some(e.number()) != decision.replace);
     let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
-    let rolling = serving.rolling_out.then_some(serving.wanted).flatten();
+    let desired = summarise(&mut status, &ledger, &serving, trains);
+    finish(model, &old, status, &desired, plan, now)
+}
+
+/// The Model's serving and candidate versions, phase and conditions, from where its versions
+/// are (`trains`: the version training or about to) and what serving decided.
+fn summarise(status: &mut ModelStatus, ledger: &Ledger, serving: &ServingSteps, trains: Option<u32>) -> Vec<Desired> {
+    let serving_version = ledger.serving();
+    let rolling = serving.rollout.rolling_out.then_some(serving.wanted).flatten();
     let degraded_by = ledger
         .in_phase(VersionPhase::RolledBack)
         .map(|e| e.number())
@@ -387,19 +374,18 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
     let mut desired = vec![];
     let query_problem = serving
+        .rollout
         .paused
         .as_ref()
         .filter(|(reason, _)| *reason == "AnalysisQueryFailed")
         .map(|(_, message)| Problem { reason: "AnalysisQueryFailed", message: message.clone() });
     let stall: Option<Problem> = serving.pin_problem.clone().or(query_problem).or_else(|| {
-        (serving_version.is_none() && trains.is_none() && rolling.is_none())
-            .then(|| nothing_to_serve(&ledger))
-            .flatten()
+        (serving_version.is_none() && trains.is_none() && rolling.is_none()).then(|| nothing_to_serve(ledger)).flatten()
     });
     let (phase, working) = match (rolling, trains) {
         (Some(w), _) => (ModelPhase::RollingOut, Some(("RollingOut", format!("rolling out v{w}")))),
         (None, Some(t)) => (ModelPhase::Training, Some(("Training", format!("v{t} is training")))),
-        (None, None) if degraded_by.is_some() || serving.unhealthy.is_some() => (ModelPhase::Degraded, None),
+        (None, None) if degraded_by.is_some() || serving.rollout.unhealthy.is_some() => (ModelPhase::Degraded, None),
         (None, None) if serving_version.is_some() => (ModelPhase::Serving, None),
         (None, None) => (ModelPhase::Pending, None),
     };
@@ -417,12 +403,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         Some(t) => Desired::yes(conditions::TRAINING, "JobRunning", format!("v{t} is training")),
         None => Desired::no(conditions::TRAINING, "Idle", "no version is training"),
     };
-    let rollout_condition = match (rolling, &serving.paused) {
+    let rollout_condition = match (rolling, &serving.rollout.paused) {
         (Some(_), Some((reason, message))) => Desired::yes(conditions::ROLLING_OUT, *reason, message.clone()),
         (Some(w), None) => Desired::yes(conditions::ROLLING_OUT, "RollingOut", format!("rolling out v{w}")),
         (None, _) => Desired::no(conditions::ROLLING_OUT, "Idle", "no rollout in progress"),
     };
-    let degraded_condition = match (degraded_by, &serving.unhealthy) {
+    let degraded_condition = match (degraded_by, &serving.rollout.unhealthy) {
         (_, Some(reason)) => Desired::yes(conditions::DEGRADED, "ServingUnhealthy", reason.clone()),
         (Some(n), None) => Desired::yes(
             conditions::DEGRADED,
@@ -432,7 +418,35 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         (None, None) => Desired::no(conditions::DEGRADED, "Healthy", "no rollback since the serving version"),
     };
     desired.extend([training_condition, rollout_condition, degraded_condition]);
-    finish(model, &old, status, &desired, plan, now)
+    desired
+}
+/// The status of the policy that drives the Model after its triggers were decided, with its
+/// Degraded condition (drift retrains that do not help) and a Warning Event when that starts.
+fn judged_policy(
+    policy: &RetrainPolicy,
+    decision: &TriggerDecision,
+    now: Timestamp,
+    events: &mut Vec<(String, EventRecord)>,
+) -> Option<(String, RetrainPolicyStatus, RetrainPolicyStatus)> {
+    let (name, old, mut new) = policy_status(policy, decision.status.clone()?, &decision.problems, now);
+    let degraded = match &decision.ineffective {
+        Some(why) => Desired::yes(conditions::DEGRADED, "DriftRetrainsIneffective", why.clone()),
+        None => Desired::no(conditions::DEGRADED, "RetrainsEffective", "retraining removes what triggers it"),
+    };
+    conditions::set_all(&mut new.conditions, &[degraded], policy.metadata.generation, now);
+    if !conditions::is_true(&old.conditions, conditions::DEGRADED)
+        && let Some(why) = &decision.ineffective
+    {
+        let event = EventRecord {
+            kind: EventKind::Warning,
+            reason: "DriftRetrainsIneffective".into(),
+            action: "BackOff".into(),
+            note: why.clone(),
+            version: None,
+        };
+        events.push((name.clone(), event));
+    }
+    Some((name, old, new))
 }
 
 /// The policy that drives the Model (if any can), and the statuses of the policies that cannot:

@@ -1,6 +1,67 @@
-//! Where a serving Deployment's rollout is, read from its status.
+//! What every rollout strategy shares: the one outcome type they return, the trait each
+//! implements, and where a Deployment's rollout is, read from its status. A new strategy is one
+//! new module implementing [`Strategy`]; `serving` picks it.
+
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::api::Model;
+
+use super::ledger::Ledger;
+use super::triggers::Readings;
+
+/// What one reconcile of a rollout decided, whatever the strategy.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Deployments to apply, in order (the side that grows first).
+    pub apply: Vec<Deployment>,
+    /// Deployments to delete, after those are applied.
+    pub delete: Vec<String>,
+    /// Wake up after this long (the end of a pause, the next measurement).
+    pub requeue_after: Option<Duration>,
+    /// The rollout towards the wanted version is not complete.
+    pub rolling_out: bool,
+    /// The rollout is paused: (condition reason, message).
+    pub paused: Option<(&'static str, String)>,
+    /// The serving version's own Deployment fails to progress (there is nothing to roll back to).
+    pub unhealthy: Option<String>,
+}
+
+impl Outcome {
+    /// An outcome of a rollout still in progress.
+    pub fn rolling() -> Self {
+        Self { rolling_out: true, ..Self::default() }
+    }
+
+    /// Wakes up at the sooner of the current wake and `after`.
+    pub fn wake(&mut self, after: Option<Duration>) {
+        if let Some(after) = after {
+            self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
+        }
+    }
+}
+
+/// What a strategy reads and changes: the versions (whose phases it moves), the Model, its
+/// observed Deployments and the live readings taken for this reconcile.
+pub struct Rollout<'r, 'a> {
+    /// The versions as decided so far.
+    pub ledger: &'r mut Ledger<'a>,
+    /// The Model.
+    pub model: &'r Model,
+    /// Its observed Deployments.
+    pub deployments: &'r [Deployment],
+    /// Live readings.
+    pub readings: &'r Readings,
+}
+
+/// A way of moving traffic from the serving version to the wanted one.
+pub trait Strategy {
+    /// One reconcile's step of the rollout of `wanted` while `serving` serves (`None`: nothing
+    /// serves yet; equal to `wanted`: keep it served). Moves version phases in the ledger and
+    /// says which Deployments to apply and delete.
+    fn advance(&self, rollout: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome;
+}
 
 /// The state of a Deployment's current rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
