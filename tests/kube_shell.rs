@@ -565,10 +565,17 @@ async fn a_secret_is_sent_as_a_bearer_token_only_when_it_opted_in() {
     assert!(why.contains("not labelled modelcycle.io/secret-type=prometheus-token"), "{why}");
     assert!(!why.contains("hunter2"), "{why}");
     assert!(modelcycle::kube::readings::connect(&ctx, "ml", &source).await.is_ok(), "the labelled Secret is used");
-    let Err(ReadingError::TokenRefused(why)) = modelcycle::kube::readings::connect(&ctx, "ml", &source).await else {
+    // The token and the client are kept: the next readings read no Secret and share one client.
+    assert!(modelcycle::kube::readings::connect(&ctx, "ml", &source).await.is_ok());
+    let elsewhere = PrometheusSource { address: "http://127.0.0.1:10".into(), ..source.clone() };
+    assert!(modelcycle::kube::readings::connect(&ctx, "ml", &elsewhere).await.is_ok());
+    assert_eq!(ctx.readings.clients(), 2, "one client per address");
+    // A controller that has no token kept reads the Secret again (here: it may not).
+    let fresh = Context::new(ctx.client.clone(), Arc::default());
+    let Err(ReadingError::TokenRefused(why)) = modelcycle::kube::readings::connect(&fresh, "ml", &source).await else {
         panic!("a forbidden Secret read is refused with a reason");
     };
     assert!(why.contains("prometheus.bearerTokenSecrets=true"), "{why}");
-    drop(ctx);
+    drop((ctx, fresh));
     server.await.unwrap();
 }

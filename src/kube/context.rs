@@ -39,6 +39,8 @@ pub struct Context {
     pub resync: Duration,
     /// URL prefixes of the Prometheus servers objects may name; empty allows any.
     pub prometheus_allowed: Vec<String>,
+    /// Prometheus clients and bearer tokens kept between reconciles.
+    pub readings: super::readings::ReadingClients,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
@@ -52,6 +54,7 @@ impl Context {
             metrics,
             resync: DEFAULT_RESYNC,
             prometheus_allowed: vec![],
+            readings: Default::default(),
             backoff: Mutex::default(),
         }
     }

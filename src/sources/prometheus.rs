@@ -61,6 +61,11 @@ impl Prometheus {
         Ok(Self { http, address, bearer_token })
     }
 
+    /// The same client (one connection pool) sending `bearer_token` with every query.
+    pub fn with_token(&self, bearer_token: Option<String>) -> Self {
+        Self { bearer_token, ..self.clone() }
+    }
+
     /// The samples of an instant query: each series' labels and value.
     pub async fn query(&self, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, ReadingError> {
         let url = format!("{}/api/v1/query", self.address);
