@@ -49,14 +49,16 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     let now = Timestamp::now();
     let mut children = model_ctx.children.observe(model);
     fill_latest_version(&ctx.client, model, &mut children).await?;
-    if let Some((policy, due)) = children.due_checks(model, now) {
-        children.readings = take(ctx, policy, &due).await;
+    let due = children.due(model, now);
+    let mut readings = match &due.checks {
+        Some((policy, checks)) => take(ctx, policy, checks).await,
+        None => Default::default(),
+    };
+    if !due.analysis.is_empty() {
+        readings.analysis = take_analysis(ctx, model, &due.analysis).await;
+        readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
-    let analysis = children.due_analysis(model, now);
-    if !analysis.is_empty() {
-        children.readings.analysis = take_analysis(ctx, model, &analysis).await;
-        children.readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
-    }
+    children.readings = readings;
     let plan = plan_model(children.observed(model), now);
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);

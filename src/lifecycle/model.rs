@@ -51,6 +51,15 @@ pub struct Observed<'a> {
     pub readings: &'a Readings,
 }
 
+/// The live readings a reconcile needs before it can plan.
+#[derive(Debug, Default)]
+pub struct Due<'a> {
+    /// The policy that drives the Model and its checks due now.
+    pub checks: Option<(&'a RetrainPolicy, super::triggers::DueChecks)>,
+    /// The rollout analysis queries due now.
+    pub analysis: Vec<super::analysis::AnalysisQuery>,
+}
+
 /// Owned copies of one Model's children, as a shell gathers them from its caches.
 #[derive(Clone, Debug, Default)]
 pub struct Children {
@@ -74,21 +83,19 @@ pub struct Children {
 }
 
 impl Children {
-    /// The policy that drives the Model and the live checks it has due now, if any: the shell
-    /// runs those queries and puts the results in `readings` before asking for a plan.
-    pub fn due_checks(&self, model: &Model, now: Timestamp) -> Option<(&RetrainPolicy, super::triggers::DueChecks)> {
-        let policy = driving_policy(&self.policies)?;
-        let due = super::triggers::due_checks(policy, model, &Ledger::new(&self.versions, now), now);
-        Some((policy, due))
-    }
-
-    /// The rollout analysis queries due now: the shell runs them and puts the answers in
-    /// `readings.analysis` before asking for a plan.
-    pub fn due_analysis(&self, model: &Model, now: Timestamp) -> Vec<super::analysis::AnalysisQuery> {
-        if model.spec.serving.analysis.is_none() {
-            return vec![]; // no need to build a ledger
+    /// The live readings due now, which the shell takes and puts in `readings` before asking
+    /// for a plan: the checks of the policy that drives the Model, and the rollout analysis
+    /// queries. One look at the versions serves both (and none is taken without either).
+    pub fn due(&self, model: &Model, now: Timestamp) -> Due<'_> {
+        let policy = driving_policy(&self.policies);
+        if policy.is_none() && model.spec.serving.analysis.is_none() {
+            return Due::default();
         }
-        super::analysis::due_queries(model, &Ledger::new(&self.versions, now), now)
+        let ledger = Ledger::new(&self.versions, now);
+        Due {
+            checks: policy.map(|p| (p, super::triggers::due_checks(p, model, &ledger, now))),
+            analysis: super::analysis::due_queries(model, &ledger, now),
+        }
     }
 
     /// The view the core decides from.

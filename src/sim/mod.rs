@@ -238,16 +238,16 @@ impl Simulation {
                     break;
                 };
                 let mut children = self.cluster.children_of(&model);
-                if let Some((_, due)) = children.due_checks(&model, self.cluster.now) {
-                    children.readings = self.live_readings(&due);
-                }
-                let analysis = children.due_analysis(&model, self.cluster.now);
-                if !analysis.is_empty() {
-                    children.readings.analysis = match self.analysis_source.as_mut() {
-                        Some(source) => source(&model, &analysis),
-                        None => self.analysis_readings(&analysis),
+                let due = children.due(&model, self.cluster.now);
+                let mut readings =
+                    due.checks.as_ref().map(|(_, checks)| self.live_readings(checks)).unwrap_or_default();
+                if !due.analysis.is_empty() {
+                    readings.analysis = match self.analysis_source.as_mut() {
+                        Some(source) => source(&model, &due.analysis),
+                        None => self.analysis_readings(&due.analysis),
                     };
                 }
+                children.readings = readings;
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if let Some(wait) = plan.requeue_after {
                     if wait.is_zero() {
