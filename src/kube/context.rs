@@ -40,7 +40,7 @@ pub struct Context {
     /// URL prefixes of the Prometheus servers objects may name; empty allows any.
     pub prometheus_allowed: Vec<String>,
     /// Prometheus clients and bearer tokens kept between reconciles.
-    pub readings: super::readings::ReadingClients,
+    pub readings: super::reading_clients::ReadingClients,
     backoff: Mutex<HashMap<String, u32>>,
 }
 

@@ -9,6 +9,7 @@ pub mod invalid;
 pub mod metrics;
 pub mod model_controller;
 pub mod policy_controller;
+pub mod reading_clients;
 pub mod readings;
 pub mod run;
 pub mod startup;

@@ -20,7 +20,7 @@ use super::inputs::new_version;
 use super::ledger::Decision;
 use super::ledger::Ledger;
 pub use super::plan::{Child, Kind, Regarding, Write};
-use super::plan::{EventKind, EventRecord, health_conditions, stalled_events, waiting_events};
+use super::plan::{EventKind, EventRecord, health_conditions, sooner, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::{ServingSteps, advance_serving};
 use super::training::{advance_training, inputs_cause};
@@ -223,14 +223,6 @@ impl ModelPlan {
         self.steps.iter().filter_map(|w| if let Write::Apply(c) = w { Some(c) } else { None }).collect()
     }
 
-    /// Objects the plan deletes.
-    pub fn deletes(&self) -> Vec<(Kind, &str)> {
-        self.steps
-            .iter()
-            .filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None })
-            .collect()
-    }
-
     /// RetrainPolicy statuses the plan writes, by name.
     pub fn policy_statuses(&self) -> Vec<(&str, &RetrainPolicyStatus)> {
         self.steps
@@ -299,10 +291,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
                 now,
             },
         );
-    if let Some(wake) = decision.wake_at {
-        let after = std::time::Duration::try_from(wake.duration_since(now)).unwrap_or_default();
-        plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
-    }
+    let policy_wake = decision.wake_at.map(|t| Duration::try_from(t.duration_since(now)).unwrap_or_default());
+    plan.requeue_after = sooner(plan.requeue_after, policy_wake);
     plan.events.extend(decision.events.iter().cloned());
     if let Some(value) = &decision.model_request {
         status.last_retrain_request = Some(value.clone());
@@ -343,9 +333,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
     plan.apply.extend(serving.rollout.apply.iter().cloned().map(|d| Child::Deployment(Box::new(d))));
     plan.delete_deployments = serving.rollout.delete.clone();
-    if let Some(after) = serving.rollout.requeue_after {
-        plan.requeue_after = Some(plan.requeue_after.map_or(after, |r| r.min(after)));
-    }
+    plan.requeue_after = sooner(plan.requeue_after, serving.rollout.requeue_after);
     plan.requeue_after = plan.requeue_after.map(|d| d.max(SOONEST_WAKE));
     plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
     plan.delete_services = serving.delete_services.clone();

@@ -225,6 +225,14 @@ pub fn waiting_events(
     }]
 }
 
+/// The sooner of two wake-ups, either of which may be absent.
+pub fn sooner(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Cuts a note to at most `max` bytes on a character boundary (Events refuse longer notes).
 pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use crate::api::Model;
 
 use super::ledger::Ledger;
+use super::plan::sooner;
 use super::triggers::Readings;
 
 /// What one reconcile of a rollout decided, whatever the strategy.
@@ -36,9 +37,7 @@ impl Outcome {
 
     /// Wakes up at the sooner of the current wake and `after`.
     pub fn wake(&mut self, after: Option<Duration>) {
-        if let Some(after) = after {
-            self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
-        }
+        self.requeue_after = sooner(self.requeue_after, after);
     }
 }
 
