@@ -20,10 +20,14 @@ pub async fn policy(cluster: &Cluster, steps: &mut Steps<'_>) {
     let ns = steps.ns().to_string();
     let ns = ns.as_str();
     let name = "demand";
+    // Daily, twelve hours from now: the schedule never fires while the suite runs, whatever the
+    // time of day (a fixed 03:00 fired inside the steady-state window of a run at 03:00 UTC).
+    let far = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(12)).to_zoned(jiff::tz::TimeZone::UTC);
+    let cron = format!("{} {} * * *", far.minute(), far.hour());
     let policy = json!({
         "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
         "metadata": {"name": name},
-        "spec": {"modelRef": {"name": name}, "manual": true, "schedule": {"cron": "0 3 * * *", "timeZone": "UTC"}}
+        "spec": {"modelRef": {"name": name}, "manual": true, "schedule": {"cron": cron, "timeZone": "UTC"}}
     });
     steps
         .step("a Model with a manual RetrainPolicy serves v1; the policy shows its next scheduled run", async {
