@@ -1,12 +1,36 @@
 //! Benchmarks of the lifecycle core in the simulator: the quickstart, a simulated year of daily
 //! retraining for one Model, a year of hourly drift checks, and a year of weekly canaries judged
-//! on live metrics every minute. `cargo bench --bench lifecycle` prints the figures;
+//! on live metrics every minute; and the kube shell's selection of one Model's children from
+//! caches that hold those of many Models. `cargo bench --bench lifecycle` prints the figures;
 //! under `cargo test` it runs each once as a smoke test.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
+
+/// The system allocator, counting the bytes it hands out (to report what a step allocates).
+struct Counting;
+
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract, which is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn quickstart() -> Scenario {
     Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).expect("quickstart loads")
@@ -119,6 +143,61 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
     );
 }
 
+/// The kube shell's caches holding the children of `models` Models (each a copy of the
+/// quickstart's after it converged, in a namespace of its own), and one of those Models.
+fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcycle::api::Model) {
+    use modelcycle::kube::decoded::Decoded;
+    use modelcycle::kube::index::{Indexed, Owned};
+    fn store<K: Owned>(objects: impl Iterator<Item = K>) -> Indexed<K> {
+        Indexed::listed(objects.collect())
+    }
+    fn copies<K: kube::Resource + Clone>(of: &[std::sync::Arc<K>], models: usize) -> impl Iterator<Item = K> {
+        (0..models).flat_map(move |i| {
+            of.iter().map(move |o| {
+                let mut o = (**o).clone();
+                o.meta_mut().namespace = Some(format!("team-{i}"));
+                o
+            })
+        })
+    }
+    let mut sim = Simulation::new(quickstart());
+    sim.run();
+    let model = (**sim.cluster.models.values().next().expect("the quickstart has a Model")).clone();
+    let c = sim.cluster.children_of(&model);
+    let stores = modelcycle::kube::children::ChildStores {
+        versions: store(copies(&c.versions, models).map(Decoded::from)),
+        jobs: store(copies(&c.jobs, models)),
+        pods: store(copies(&c.pods, models)),
+        deployments: store(copies(&c.deployments, models)),
+        services: store(copies(&c.services, models)),
+        policies: store(copies(&c.policies, models).map(Decoded::from)),
+    };
+    let mut one = model;
+    one.metadata.namespace = Some(format!("team-{}", models / 2));
+    (stores, one)
+}
+
+/// What selecting one Model's children from the caches costs, with the caches holding those of
+/// `models` Models: time per selection and bytes allocated by it.
+fn select_children(models: usize, runs: u32) {
+    let (stores, model) = caches_of(models);
+    let iterations = if runs > 1 { 2_000_000 / models as u32 } else { 2 };
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let mut held = 0;
+    for _ in 0..iterations {
+        let children = stores.observe(std::hint::black_box(&model));
+        held += children.versions.len() + children.jobs.len() + children.deployments.len();
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
+    let bytes = (ALLOCATED.load(Ordering::Relaxed) - before) / u64::from(iterations);
+    assert!(held > 0, "the Model's children were found");
+    println!(
+        "{:<26} {per:>9.1} µs and {bytes:>8} bytes allocated per reconcile's selection",
+        format!("children of 1 in {models}")
+    );
+}
+
 /// A benchmark: its name, its scenario (given the weeks to simulate where that applies), its runs.
 type Bench = (String, fn(u32) -> Scenario, u32);
 
@@ -143,5 +222,10 @@ fn main() {
     }
     if wanted("drift check") {
         drift_check(runs);
+    }
+    for models in [100, 1_000, 10_000] {
+        if wanted("children") && (benchmarking || models == 100) {
+            select_children(models, runs);
+        }
     }
 }

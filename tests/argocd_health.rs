@@ -143,12 +143,12 @@ fn the_controllers_own_status_reads_healthy_once_it_serves() {
             .unwrap();
     let mut sim = modelcycle::sim::Simulation::new(scenario);
     sim.run_until("2026-11-01T00:10:00Z".parse().unwrap());
-    let training = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    let training = serde_json::to_value(&**sim.cluster.models.values().next().unwrap()).unwrap();
     assert_eq!(health("model-health.lua", &training).0, "Progressing");
     sim.run_until("2026-11-02T00:00:00Z".parse().unwrap());
-    let serving = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    let serving = serde_json::to_value(&**sim.cluster.models.values().next().unwrap()).unwrap();
     assert_eq!(health("model-health.lua", &serving), ("Healthy".into(), "v1 serves".into()));
     sim.run();
-    let degraded = serde_json::to_value(sim.cluster.models.values().next().unwrap()).unwrap();
+    let degraded = serde_json::to_value(&**sim.cluster.models.values().next().unwrap()).unwrap();
     assert_eq!(health("model-health.lua", &degraded).0, "Degraded", "v4 was rolled back");
 }

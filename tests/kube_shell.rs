@@ -16,7 +16,7 @@ use modelcycle::kube::model_controller::ModelContext;
 use modelcycle::kube::startup::{CrdCheck, StartupError, check_crds_once};
 use modelcycle::kube::{model_controller, policy_controller};
 use modelcycle::lifecycle::model::Children;
-use support::{Expect, mock_api, status};
+use support::{Expect, mock_api, shared, status};
 
 const MODEL_STATUS: &str = "/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn/status?";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ml/events";
@@ -68,7 +68,7 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let action = model_controller::reconcile(Arc::new(Decoded(Ok(model()))), ctx(client)).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::from(model())), ctx(client)).await.unwrap();
     assert_eq!(
         action,
         Action::requeue(modelcycle::kube::context::DEFAULT_RESYNC),
@@ -110,7 +110,7 @@ fn observed_version(n: u32) -> ModelVersion {
 
 #[tokio::test]
 async fn a_new_version_gets_its_training_job_by_server_side_apply() {
-    let children = Children { versions: vec![observed_version(1)], ..Default::default() };
+    let children = Children { versions: shared([observed_version(1)]), ..Default::default() };
     let (client, server) = mock_api(vec![
         Expect::status_apply(
             "/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/churn-v1/status?",
@@ -120,7 +120,7 @@ async fn a_new_version_gets_its_training_job_by_server_side_apply() {
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    model_controller::reconcile(Arc::new(Decoded(Ok(model()))), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::from(model())), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(seen[0].body["status"]["phase"], "Training");
     assert_eq!(seen[0].body["status"]["jobName"], "churn-v1-train");
@@ -149,7 +149,7 @@ fn converged_world() -> (Model, Children) {
     let scenario = modelcycle::sim::scenario::Scenario::parse(&[("s.yaml".into(), yaml)]).unwrap();
     let mut sim = modelcycle::sim::Simulation::new(scenario);
     sim.run();
-    let model = sim.cluster.models.values().next().unwrap().clone();
+    let model = (**sim.cluster.models.values().next().unwrap()).clone();
     assert_eq!(model.status.as_ref().unwrap().serving_version, Some(1), "the simulation converged with v1 serving");
     let children = sim.cluster.children_of(&model);
     (model, children)
@@ -159,7 +159,7 @@ fn converged_world() -> (Model, Children) {
 async fn reconciling_a_converged_model_sends_no_request() {
     let (model, children) = converged_world();
     let (client, server) = mock_api(vec![]);
-    model_controller::reconcile(Arc::new(Decoded(Ok(model))), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::from(model)), ctx_with(client, children)).await.unwrap();
     assert!(server.await.unwrap().is_empty());
 }
 
@@ -170,11 +170,11 @@ async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     let (model, children) = converged_world();
     let mut stores = support::child_stores(children);
     let (unlisted, writer) = kube::runtime::reflector::store();
-    stores.versions = unlisted;
+    stores.versions = modelcycle::kube::index::Indexed { store: unlisted, by_model: Default::default() };
     assert!(!stores.synced());
     let (client, server) = mock_api(vec![]);
     let context = Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: stores });
-    let action = model_controller::reconcile(Arc::new(Decoded(Ok(model))), context).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::from(model)), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
     assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");
     drop(writer);
@@ -190,8 +190,8 @@ async fn a_newest_version_missing_from_the_cache_is_read_and_not_made_again() {
     let path =
         format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/{}", newest.metadata.name.clone().unwrap());
     let (client, server) =
-        mock_api(vec![Expect::answer(Method::GET, path, 200, serde_json::to_value(&newest).unwrap())]);
-    model_controller::reconcile(Arc::new(Decoded(Ok(model))), ctx_with(client, children)).await.unwrap();
+        mock_api(vec![Expect::answer(Method::GET, path, 200, serde_json::to_value(&*newest).unwrap())]);
+    model_controller::reconcile(Arc::new(Decoded::from(model)), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(
         seen.len(),
@@ -219,7 +219,7 @@ async fn invalid_model_is_stalled_with_a_warning_event() {
     let mut m = model();
     m.spec.training.template.spec.as_mut().unwrap().containers.clear();
     let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
-    model_controller::reconcile(Arc::new(Decoded(Ok(m))), ctx(client)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::from(m)), ctx(client)).await.unwrap();
     // (nothing is created while the spec is invalid: the script above has no ModelVersion POST)
     let seen = server.await.unwrap();
     let stalled = seen[0].body["status"]["conditions"]
@@ -267,7 +267,7 @@ async fn transient_api_errors_back_off_and_are_counted() {
         status(500, "InternalError", "etcd is sad"),
     )]);
     let context = ctx(client);
-    let guard = Arc::new(Decoded(Ok(model())));
+    let guard = Arc::new(Decoded::from(model()));
     let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
     assert_eq!(error.metric_label(), "api_error");
     let first = model_controller::error_policy(guard.clone(), &error, context.clone());
@@ -300,10 +300,10 @@ spec: {modelRef: {name: ghost}, manual: true}
     ]);
     let stores = policy_controller::PolicyStores {
         models: support::listed_store(vec![]),
-        policies: support::listed_store(vec![]),
+        policies: modelcycle::kube::index::Indexed::listed(vec![]),
     };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    policy_controller::reconcile(Arc::new(Decoded(Ok(policy.clone()))), context).await.unwrap();
+    policy_controller::reconcile(Arc::new(Decoded::from(policy.clone())), context).await.unwrap();
     let seen = server.await.unwrap();
     assert!(seen[0].path.contains("fieldManager=modelcycle"));
     let conditions = seen[0].body["status"]["conditions"].as_array().unwrap();
@@ -327,9 +327,9 @@ spec: {modelRef: {name: churn}, manual: true}
     .unwrap();
     let (client, server) = mock_api(vec![]);
     let (models, writer) = kube::runtime::reflector::store();
-    let stores = policy_controller::PolicyStores { models, policies: support::listed_store(vec![]) };
+    let stores = policy_controller::PolicyStores { models, policies: modelcycle::kube::index::Indexed::listed(vec![]) };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    let action = policy_controller::reconcile(Arc::new(Decoded(Ok(policy))), context).await.unwrap();
+    let action = policy_controller::reconcile(Arc::new(Decoded::from(policy)), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT));
     assert!(server.await.unwrap().is_empty(), "nothing is written while the Model cache lists");
     drop(writer);
@@ -461,9 +461,9 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
         available(track_deployment(&m, &v2, Track::Canary, 1).unwrap()),
     ];
     let children = Children {
-        versions: vec![v1, v2.clone()],
-        deployments,
-        services: serving_service(&m, None).into_iter().collect(),
+        versions: shared([v1, v2.clone()]),
+        deployments: shared(deployments),
+        services: shared(serving_service(&m, None)),
         ..Default::default()
     };
     let (client, server) = mock_api(vec![
@@ -472,7 +472,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
         Expect::echo(Method::POST, EVENTS),
     ]);
     let context = ctx_with(client, children);
-    let action = model_controller::reconcile(Arc::new(Decoded(Ok(m))), context.clone()).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::from(m)), context.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "measure again after the interval");
     let seen = server.await.unwrap();
     let measurement = &seen[0].body["status"]["analysis"]["measurements"][0];

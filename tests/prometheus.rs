@@ -70,7 +70,7 @@ async fn drift_in_a_real_prometheus_histogram_retrains() {
     // The predictions shift: the next check retrains.
     prom.exposition.set(prediction_histogram("churn", &[0, 0, 50, 100, 200, 300, 200, 100, 50, 0]));
     prom.wait_until_scraped("model_prediction_bucket{le=\"0.3\"} == 50").await;
-    children.policies[0].status = Some((*checked).clone());
+    std::sync::Arc::make_mut(&mut children.policies[0]).status = Some((*checked).clone());
     let later = now + jiff::SignedDuration::from_mins(6);
     let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, later), later);
     children.readings = modelcycle::kube::readings::take(&client, &children.policies[0], &due).await;
@@ -104,12 +104,12 @@ fn serving_world(prometheus: &str) -> (modelcycle::api::Model, modelcycle::lifec
             .unwrap();
     let mut sim = modelcycle::sim::Simulation::new(sim_scenario);
     sim.run();
-    let model = sim.cluster.models.values().next().unwrap().clone();
+    let model = (**sim.cluster.models.values().next().unwrap()).clone();
     let mut children = sim.cluster.children_of(&model);
     let policy = format!(
         "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {{name: churn, namespace: ml, creationTimestamp: '2026-01-01T00:00:00Z'}}\nspec:\n  modelRef: {{name: churn}}\n  prometheus: {{address: '{prometheus}'}}\n  drift: {{query: 'sum by (le) (model_prediction_bucket{{model=\"{{{{model}}}}\"}})', method: PSI, threshold: 0.2, window: 6h}}\n"
     );
-    children.policies = vec![serde_yaml::from_str(&policy).unwrap()];
+    children.policies = vec![std::sync::Arc::new(serde_yaml::from_str(&policy).unwrap())];
     (model, children)
 }
 
@@ -118,7 +118,8 @@ async fn a_drift_query_that_returns_no_histogram_stalls_the_policy_and_retrains_
     use modelcycle::lifecycle::{conditions, ledger::Ledger, model::plan_model, triggers::due_checks};
     let prom = TestPrometheus::start("model_prediction_count{model=\"churn\"} 1000\n").await;
     let (model, mut children) = serving_world(&prom.address);
-    children.policies[0].spec.drift.as_mut().unwrap().query = "sum(model_prediction_count)".into();
+    std::sync::Arc::make_mut(&mut children.policies[0]).spec.drift.as_mut().unwrap().query =
+        "sum(model_prediction_count)".into();
     let client = offline_context(&[]);
     let now = jiff::Timestamp::now();
     let due = due_checks(&children.policies[0], &model, &Ledger::new(&children.versions, now), now);
@@ -289,7 +290,8 @@ fn stalled(plan: &modelcycle::lifecycle::model::ModelPlan) -> (String, String) {
 async fn a_drift_query_prometheus_refuses_stalls_the_policy_with_prometheus_words() {
     let prom = TestPrometheus::start(&prediction_histogram("churn", &[50, 100, 200, 300, 200, 100, 50, 0, 0, 0])).await;
     let (model, mut children) = serving_world(&prom.address);
-    children.policies[0].spec.drift.as_mut().unwrap().query = "sum by (le) (rate(x[5m]".into();
+    std::sync::Arc::make_mut(&mut children.policies[0]).spec.drift.as_mut().unwrap().query =
+        "sum by (le) (rate(x[5m]".into();
     let plan = plan_with_drift_due(&offline_context(&[]), &model, &mut children).await;
     let (reason, message) = stalled(&plan);
     assert_eq!(reason, "DriftQueryRejected");

@@ -1,6 +1,9 @@
 //! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
 
 use crate::kube::decoded::Decoded;
+use crate::kube::index::Indexed;
+use std::sync::Arc;
+
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -9,25 +12,24 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
-use crate::lifecycle::model::Children;
-use crate::objects::meta::MODEL_LABEL;
+use crate::lifecycle::model::{Cached, Children};
 use crate::objects::names::{label_value, version_name};
 
-/// The reflector stores of everything a Model owns.
+/// The reflector stores of everything a Model owns, each with its index by Model.
 #[derive(Clone)]
 pub struct ChildStores {
     /// ModelVersions.
-    pub versions: Store<Decoded<ModelVersion>>,
+    pub versions: Indexed<Decoded<ModelVersion>>,
     /// Training Jobs.
-    pub jobs: Store<Job>,
+    pub jobs: Indexed<Job>,
     /// Training pods.
-    pub pods: Store<Pod>,
+    pub pods: Indexed<Pod>,
     /// Serving Deployments.
-    pub deployments: Store<Deployment>,
+    pub deployments: Indexed<Deployment>,
     /// Services.
-    pub services: Store<Service>,
+    pub services: Indexed<Service>,
     /// RetrainPolicies.
-    pub policies: Store<Decoded<RetrainPolicy>>,
+    pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
 
 /// Whether `store` has listed its objects once (without waiting).
@@ -43,74 +45,52 @@ impl ChildStores {
     /// Model without its versions and number a new one as if none existed (the real API server
     /// showed it: a restart during training made a second version).
     pub fn synced(&self) -> bool {
-        listed(&self.versions)
-            && listed(&self.jobs)
-            && listed(&self.pods)
-            && listed(&self.deployments)
-            && listed(&self.services)
-            && listed(&self.policies)
+        listed(&self.versions.store)
+            && listed(&self.jobs.store)
+            && listed(&self.pods.store)
+            && listed(&self.deployments.store)
+            && listed(&self.services.store)
+            && listed(&self.policies.store)
     }
 
     /// Waits until every cache has listed its objects once; false if a cache's writer is gone.
     pub async fn wait_until_synced(&self) -> bool {
-        self.versions.wait_until_ready().await.is_ok()
-            && self.jobs.wait_until_ready().await.is_ok()
-            && self.pods.wait_until_ready().await.is_ok()
-            && self.deployments.wait_until_ready().await.is_ok()
-            && self.services.wait_until_ready().await.is_ok()
-            && self.policies.wait_until_ready().await.is_ok()
+        self.versions.store.wait_until_ready().await.is_ok()
+            && self.jobs.store.wait_until_ready().await.is_ok()
+            && self.pods.store.wait_until_ready().await.is_ok()
+            && self.deployments.store.wait_until_ready().await.is_ok()
+            && self.services.store.wait_until_ready().await.is_ok()
+            && self.policies.store.wait_until_ready().await.is_ok()
     }
 
-    /// Everything the caches hold for `model`.
+    /// Everything the caches hold for `model`, found through the indexes (without looking at
+    /// other Models' objects) and shared with the caches (no object is copied).
     pub fn observe(&self, model: &Model) -> Children {
-        let ns = model.namespace();
-        let name = model.name_any();
+        let (ns, name) = (model.namespace().unwrap_or_default(), model.name_any());
         let label = label_value(&name);
-        let versions = self
-            .versions
-            .state()
+        let decoded = |found: Vec<Arc<Decoded<_>>>| found.into_iter().filter_map(|g| g.0.as_ref().ok().cloned());
+        let policies = self.policies.of(&ns, Some(&name));
+        let mut children = Children::select(
+            model,
+            Cached {
+                versions: decoded(self.versions.of(&ns, Some(&name))),
+                jobs: self.jobs.of(&ns, Some(&label)),
+                pods: self.pods.of(&ns, Some(&label)),
+                deployments: self.deployments.of(&ns, Some(&label)),
+                services: self.services.of(&ns, Some(&label)),
+                policies: policies.iter().filter_map(|g| g.0.as_ref().ok().cloned()),
+            },
+        );
+        // A policy that does not decode may name this Model, or say nothing readable about its
+        // Model at all: either holds this Model's retraining.
+        children.unreadable_policies = policies
             .iter()
-            .filter_map(|g| g.0.as_ref().ok())
-            .filter(|v| v.namespace() == ns && v.spec.model == name)
-            .cloned()
+            .chain(&self.policies.of(&ns, None))
+            .filter_map(|g| g.0.as_ref().err())
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
             .collect();
-        Children {
-            versions,
-            jobs: of_model(&self.jobs, &ns, &label),
-            pods: of_model(&self.pods, &ns, &label),
-            deployments: of_model(&self.deployments, &ns, &label),
-            services: of_model(&self.services, &ns, &label),
-            policies: self
-                .policies
-                .state()
-                .iter()
-                .filter_map(|g| g.0.as_ref().ok())
-                .filter(|p| p.namespace() == ns && p.spec.model_ref.name == name)
-                .cloned()
-                .collect(),
-            unreadable_policies: self
-                .policies
-                .state()
-                .iter()
-                .filter_map(|g| g.0.as_ref().err())
-                .filter(|p| p.metadata.namespace == ns && p.model.as_ref().is_none_or(|m| *m == name))
-                .map(|p| p.metadata.name.clone().unwrap_or_default())
-                .collect(),
-            readings: Default::default(),
-        }
+        children
     }
-}
-
-fn of_model<K>(store: &Store<K>, ns: &Option<String>, label: &str) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    store
-        .state()
-        .iter()
-        .filter(|o| &o.namespace() == ns && o.labels().get(MODEL_LABEL).map(String::as_str) == Some(label))
-        .map(|o| (**o).clone())
-        .collect()
 }
 
 /// A watch can lag the API server (after an outage the ModelVersion watch was refused with 429
@@ -126,7 +106,76 @@ pub async fn fill_latest_version(client: &Client, model: &Model, children: &mut 
     let api: Api<ModelVersion> = Api::namespaced(client.clone(), &model.namespace().unwrap_or_default());
     if let Some(version) = api.get_opt(&version_name(&model.name_any(), latest)).await? {
         tracing::info!(version = latest, "the ModelVersion cache lags; read the newest version from the API server");
-        children.versions.push(version);
+        children.versions.push(Arc::new(version));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::meta::MODEL_LABEL;
+    use serde_json::json;
+
+    fn decoded<K: kube::Resource + serde::de::DeserializeOwned>(value: serde_json::Value) -> Decoded<K> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn version(ns: &str, model: &str, n: u32) -> Decoded<ModelVersion> {
+        decoded(json!({
+            "apiVersion": "modelcycle.io/v1alpha1", "kind": "ModelVersion",
+            "metadata": {"name": format!("{model}-v{n}"), "namespace": ns},
+            "spec": {"model": model, "version": n, "trigger": {"reason": "Initial", "message": "", "time": "2026-01-01T00:00:00Z"},
+                     "training": crate::lifecycle::testing::model(model).spec.training,
+                     "inputsHash": "h", "artifactUri": "s3://m"}
+        }))
+    }
+
+    fn policy(ns: &str, name: &str, spec: serde_json::Value) -> Decoded<RetrainPolicy> {
+        decoded(json!({
+            "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec
+        }))
+    }
+
+    fn job(ns: &str, name: &str, model: &str) -> Job {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns, "labels": {MODEL_LABEL: model}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_model_sees_its_own_children_and_the_unreadable_policies_that_may_name_it() {
+        let model: Model = crate::lifecycle::testing::model("churn");
+        assert!(version("ml", "churn", 1).0.is_ok(), "the versions here decode");
+        assert_eq!(model.namespace().as_deref(), Some("ml"));
+        let stores = ChildStores {
+            versions: Indexed::listed(vec![
+                version("ml", "churn", 1),
+                version("ml", "fraud", 1),
+                version("other", "churn", 1),
+            ]),
+            jobs: Indexed::listed(vec![job("ml", "churn-v1-train", "churn"), job("ml", "fraud-v1-train", "fraud")]),
+            pods: Indexed::listed(vec![]),
+            deployments: Indexed::listed(vec![]),
+            services: Indexed::listed(vec![]),
+            policies: Indexed::listed(vec![
+                policy("ml", "nightly", json!({"modelRef": {"name": "churn"}})),
+                policy("ml", "fraud-nightly", json!({"modelRef": {"name": "fraud"}})),
+                policy("ml", "broken-churn", json!({"modelRef": {"name": "churn"}, "cooldown": 3})),
+                policy("ml", "broken-fraud", json!({"modelRef": {"name": "fraud"}, "cooldown": 3})),
+                policy("ml", "broken-anything", json!({"modelRef": 7})),
+                policy("other", "broken-anything", json!({"modelRef": 7})),
+            ]),
+        };
+        let children = stores.observe(&model);
+        assert_eq!(children.versions.iter().map(|v| v.name_any()).collect::<Vec<_>>(), ["churn-v1"]);
+        assert_eq!(children.versions[0].namespace().as_deref(), Some("ml"));
+        assert_eq!(children.jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>(), ["churn-v1-train"]);
+        assert_eq!(children.policies.iter().map(|p| p.name_any()).collect::<Vec<_>>(), ["nightly"]);
+        let mut unreadable = children.unreadable_policies.clone();
+        unreadable.sort();
+        assert_eq!(unreadable, ["broken-anything", "broken-churn"], "not the other Model's, not the other namespace's");
+    }
 }

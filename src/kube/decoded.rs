@@ -4,14 +4,22 @@
 //! the Model a broken RetrainPolicy names, so retraining of that Model can fail closed).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
-/// An object as watched: decoded, or why not.
+/// An object as watched: decoded, or why not. A decoded object is shared: a reconcile reads
+/// it from the cache without copying it.
 #[derive(Clone, Debug)]
-pub struct Decoded<K>(pub Result<K, InvalidObject>);
+pub struct Decoded<K>(pub Result<Arc<K>, InvalidObject>);
+
+impl<K> From<K> for Decoded<K> {
+    fn from(object: K) -> Self {
+        Decoded(Ok(Arc::new(object)))
+    }
+}
 
 /// An object that does not decode as its type.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -32,7 +40,7 @@ where
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
         match serde_path_to_error::deserialize::<_, K>(&value) {
-            Ok(object) => Ok(Decoded(Ok(object))),
+            Ok(object) => Ok(Decoded::from(object)),
             Err(e) => {
                 let metadata = value
                     .get("metadata")
@@ -52,7 +60,7 @@ where
     }
 }
 
-impl<K: Resource> Resource for Decoded<K> {
+impl<K: Resource + Clone> Resource for Decoded<K> {
     type DynamicType = K::DynamicType;
     type Scope = K::Scope;
 
@@ -73,11 +81,12 @@ impl<K: Resource> Resource for Decoded<K> {
     }
 
     fn meta(&self) -> &ObjectMeta {
-        self.0.as_ref().map_or_else(|e| &e.metadata, K::meta)
+        self.0.as_ref().map_or_else(|e| &e.metadata, |k| k.meta())
     }
 
+    /// Copies a shared object before changing it (the watch never does).
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        self.0.as_mut().map_or_else(|e| &mut e.metadata, K::meta_mut)
+        self.0.as_mut().map_or_else(|e| &mut e.metadata, |k| Arc::make_mut(k).meta_mut())
     }
 }
 

@@ -5,6 +5,7 @@ pub mod children;
 pub mod context;
 pub mod decoded;
 pub mod http;
+pub mod index;
 pub mod invalid;
 pub mod metrics;
 pub mod model_controller;

@@ -16,6 +16,7 @@ use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 use super::apply::{apply_status, publish_events};
 use super::children::listed;
 use super::context::Context;
+use super::index::Indexed;
 use super::invalid::report_invalid;
 use super::model_controller::CACHE_WAIT;
 
@@ -26,20 +27,20 @@ pub const NAME: &str = "retrainpolicy";
 pub struct PolicyStores {
     /// Every Model the controller watches.
     pub models: Store<Decoded<Model>>,
-    /// Every RetrainPolicy the controller watches.
-    pub policies: Store<Decoded<RetrainPolicy>>,
+    /// Every RetrainPolicy the controller watches, by the Model it names.
+    pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
 
 /// The world of one policy, read from the caches.
 pub fn world_of<'a>(
     policy: &RetrainPolicy,
     stores: &'a PolicyStores,
-    others: &'a [Arc<Decoded<RetrainPolicy>>],
+    same_model: &'a [Arc<Decoded<RetrainPolicy>>],
 ) -> PolicyWorld<'a> {
     let ns = policy.namespace().unwrap_or_default();
     let model = &policy.spec.model_ref.name;
     let model_exists = stores.models.get(&ObjectRef::new(model).within(&ns)).is_some();
-    let policies_for_model = others
+    let policies_for_model = same_model
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && &p.spec.model_ref.name == model)
@@ -62,8 +63,9 @@ pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, Po
         // them all and write their statuses twice (the e2e suite's restart showed it).
         return Ok(Action::requeue(CACHE_WAIT));
     }
-    let all = stores.policies.state();
-    let world = world_of(policy, stores, &all);
+    let ns = policy.namespace().unwrap_or_default();
+    let same_model = stores.policies.of(&ns, Some(&policy.spec.model_ref.name));
+    let world = world_of(policy, stores, &same_model);
     if world.model_exists {
         // The Model's reconcile owns the status of the policies that name it (one writer per
         // status, since server-side apply under one manager replaces what that manager set).

@@ -21,11 +21,12 @@ use crate::cli::{LogFormat, RunArgs};
 use super::children::ChildStores;
 use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
+use super::index::{ByModel, Indexed};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
 use super::startup::{StartupError, wait_for_crds};
-use super::watches::{cached, probe_while_unreachable, shared, watch_name};
+use super::watches::{self, cached_by_model, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
 use crate::objects::meta::MODEL_LABEL;
 
@@ -233,25 +234,29 @@ pub async fn run_controllers(
     let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
     let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
     let (h, w) = named("ModelVersions");
-    let (versions, versions_stream) = cached(scoped::<Decoded<ModelVersion>>(&client, &scope), owned.clone(), h, w);
+    let (versions, versions_stream) =
+        cached_by_model(scoped::<Decoded<ModelVersion>>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Jobs");
-    let (jobs, jobs_stream) = cached(scoped::<Job>(&client, &scope), owned.clone(), h, w);
+    let (jobs, jobs_stream) = cached_by_model(scoped::<Job>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Pods");
-    let (pods, pods_stream) = cached(scoped::<Pod>(&client, &scope), trainer_pods, h, w);
+    let (pods, pods_stream) = cached_by_model(scoped::<Pod>(&client, &scope), trainer_pods, h, w);
     let (h, w) = named("Deployments");
-    let (deployments, deployments_stream) = cached(scoped::<Deployment>(&client, &scope), owned.clone(), h, w);
+    let (deployments, deployments_stream) = cached_by_model(scoped::<Deployment>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Services");
-    let (services, services_stream) = cached(scoped::<Service>(&client, &scope), owned, h, w);
+    let (services, services_stream) = cached_by_model(scoped::<Service>(&client, &scope), owned, h, w);
     let (h, w) = named("Models");
-    let models = shared(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w);
+    let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w));
     let (h, w) = named("RetrainPolicies");
-    let policies = shared(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w);
+    let policies_by_model = ByModel::default();
+    let policies =
+        shared(policies_by_model.follow(watches::watch(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w)));
     let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
     };
 
-    let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies.store.clone() };
+    let policies_indexed = Indexed { store: policies.store.clone(), by_model: policies_by_model };
+    let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies_indexed.clone() };
     let model_controller = Controller::for_shared_stream(models.first, models.store.clone())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
@@ -265,14 +270,14 @@ pub async fn run_controllers(
         .trigger_backoff(super::watches::backoff())
         .graceful_shutdown_on(on(shutdown.clone()));
 
-    let mapper_store = policies.store.clone();
+    let naming = policies_indexed.clone();
     let policy_controller = Controller::for_shared_stream(policies.second, policies.store.clone())
         .watches_shared_stream(models.second, move |model| {
-            let (name, ns) = (model.name_any(), model.namespace());
-            mapper_store
-                .state()
+            let (name, ns) = (model.name_any(), model.namespace().unwrap_or_default());
+            naming
+                .of(&ns, Some(&name))
                 .into_iter()
-                .filter(|p| p.namespace() == ns && p.0.as_ref().is_ok_and(|p| p.spec.model_ref.name == name))
+                .filter(|p| p.0.is_ok())
                 .map(|p| ObjectRef::from(p.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -285,7 +290,7 @@ pub async fn run_controllers(
     let ctx = Arc::new(ModelContext { shared: context, children });
     let policy_ctx = Arc::new((
         Context::new(client, metrics),
-        PolicyStores { models: models.store.clone(), policies: policies.store.clone() },
+        PolicyStores { models: models.store.clone(), policies: policies_indexed.clone() },
     ));
     let (model_store, children_synced) = (models.store.clone(), ctx.children.clone());
     let ready = async move {

@@ -20,6 +20,7 @@ use kube::{Api, Client};
 use tokio::sync::watch as signal;
 
 use super::http::Health;
+use super::index::{ByModel, Indexed, Owned};
 
 /// Objects a shared watch may hold back for a slow subscriber before the watch waits for it.
 pub const SHARED_BUFFER: usize = 1024;
@@ -69,22 +70,33 @@ where
         .backoff(backoff())
 }
 
-/// A watch kept in a store the reconciler reads, as the stream of changed objects a controller
-/// is woken by (without errors: they end in [`watch`]).
+/// The events of a [`watch`] kept in a store the reconciler reads, as the stream of changed
+/// objects a controller is woken by (without errors: they end in [`watch`]).
 pub fn cached<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream =
+        reflector::reflector(writer, events).applied_objects().filter_map(|item| future::ready(item.ok().map(Ok)));
+    (store, stream)
+}
+
+/// A [`cached`] watch of a kind whose objects belong to Models, with its index by Model.
+pub fn cached_by_model<K>(
     api: Api<K>,
     config: watcher::Config,
     health: Arc<Health>,
     what: String,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+) -> (Indexed<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: Owned + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
 {
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watch(api, config, health, what))
-        .applied_objects()
-        .filter_map(|item| future::ready(item.ok().map(Ok)));
-    (store, stream)
+    let by_model = ByModel::default();
+    let (store, changes) = cached(by_model.follow(watch(api, config, health, what)));
+    (Indexed { store, by_model }, changes)
 }
 
 /// A watch whose store and changes two controllers share: the store, two subscriptions, and the
@@ -98,19 +110,17 @@ pub struct Shared<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     pub second: reflector::ReflectHandle<K>,
 }
 
-/// One watch of `api` for two controllers; `None` if the store cannot be shared (it always can).
+/// One watch's `events` for two controllers; `None` if the store cannot be shared (it always
+/// can).
 pub fn shared<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    health: Arc<Health>,
-    what: String,
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 ) -> Option<(Shared<K>, impl Future<Output = ()> + Send + 'static)>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store_shared(SHARED_BUFFER);
     let (first, second) = (writer.subscribe()?, writer.subscribe()?);
-    let feed = watch(api, config, health, what).reflect_shared(writer).for_each(|_| future::ready(()));
+    let feed = events.reflect_shared(writer).for_each(|_| future::ready(()));
     Some((Shared { store, first, second }, feed))
 }
 

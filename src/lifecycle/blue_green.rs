@@ -5,6 +5,8 @@
 //! `<model>` is handed the new version and, once it runs it on every replica, the Service
 //! selects `<model>` again and the preview goes.
 
+use std::sync::Arc;
+
 use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -49,7 +51,7 @@ fn advance_blue_green(
     strategy: &BlueGreenStrategy,
     stable: u32,
     wanted: u32,
-    deployments: &[Deployment],
+    deployments: &[Arc<Deployment>],
     readings: &Readings,
 ) -> Outcome {
     let mut out = Outcome::rolling();
@@ -142,7 +144,7 @@ fn hand_off(
     model: &Model,
     strategy: Option<&BlueGreenStrategy>,
     serving: u32,
-    deployments: &[Deployment],
+    deployments: &[Arc<Deployment>],
 ) -> Outcome {
     let mut out = Outcome::default();
     let Some(entry) = ledger.get(serving) else { return out };

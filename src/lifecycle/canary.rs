@@ -3,6 +3,8 @@
 //! last step the stable Deployment takes the new version and then the canary is removed, in
 //! that order, so capacity never drops. A canary that cannot become available is rolled back.
 
+use std::sync::Arc;
+
 use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -44,7 +46,7 @@ fn advance_canary(
     strategy: &CanaryStrategy,
     stable: u32,
     wanted: u32,
-    deployments: &[Deployment],
+    deployments: &[Arc<Deployment>],
     readings: &Readings,
 ) -> Outcome {
     let mut out = Outcome::rolling();

@@ -1,5 +1,7 @@
 //! The working copy of a Model's versions during one decision: phase changes, decision records and Events.
 
+use std::borrow::Borrow;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -73,9 +75,12 @@ pub const TRANSITION_REFUSED: &str = "TransitionRefused";
 
 impl<'a> Ledger<'a> {
     /// A ledger of `versions` (any order) at `now`.
-    pub fn new(versions: &'a [ModelVersion], now: Timestamp) -> Self {
-        let mut entries: Vec<_> =
-            versions.iter().map(|v| Entry { version: v, status: v.status.clone().unwrap_or_default() }).collect();
+    pub fn new<V: Borrow<ModelVersion>>(versions: &'a [V], now: Timestamp) -> Self {
+        let mut entries: Vec<_> = versions
+            .iter()
+            .map(Borrow::borrow)
+            .map(|v| Entry { version: v, status: v.status.clone().unwrap_or_default() })
+            .collect();
         entries.sort_by_key(|e| e.number());
         Self { entries, events: vec![], now, moved: vec![] }
     }

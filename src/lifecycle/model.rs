@@ -1,6 +1,7 @@
 //! The decision for one Model: validate, train, judge, serve, prune, and report — from the
 //! Model, its observed versions and children, and `now`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,7 +12,9 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use crate::api::{
     Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
 };
-use crate::objects::names::job_name;
+use crate::objects::meta::MODEL_LABEL;
+use crate::objects::names::{job_name, label_value};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use super::conditions::{self, Desired};
@@ -34,17 +37,17 @@ pub struct Observed<'a> {
     /// The Model.
     pub model: &'a Model,
     /// Its ModelVersions.
-    pub versions: &'a [ModelVersion],
+    pub versions: &'a [Arc<ModelVersion>],
     /// Its training Jobs.
-    pub jobs: &'a [Job],
+    pub jobs: &'a [Arc<Job>],
     /// The pods of its training Jobs (for termination messages).
-    pub pods: &'a [Pod],
+    pub pods: &'a [Arc<Pod>],
     /// Its Deployments.
-    pub deployments: &'a [Deployment],
+    pub deployments: &'a [Arc<Deployment>],
     /// Its Services.
-    pub services: &'a [Service],
+    pub services: &'a [Arc<Service>],
     /// The RetrainPolicies that name it.
-    pub policies: &'a [RetrainPolicy],
+    pub policies: &'a [Arc<RetrainPolicy>],
     /// RetrainPolicies that may name the Model but cannot be read: retraining fails closed.
     pub unreadable_policies: &'a [String],
     /// Live readings for the policy's checks that were due.
@@ -60,21 +63,22 @@ pub struct Due<'a> {
     pub analysis: Vec<super::analysis::AnalysisQuery>,
 }
 
-/// Owned copies of one Model's children, as a shell gathers them from its caches.
+/// One Model's children, as a shell selects them from its caches with [`Children::select`]:
+/// shared with the cache, never copied.
 #[derive(Clone, Debug, Default)]
 pub struct Children {
     /// ModelVersions of the Model.
-    pub versions: Vec<ModelVersion>,
+    pub versions: Vec<Arc<ModelVersion>>,
     /// Its training Jobs.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<Arc<Job>>,
     /// Its training pods.
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     /// Its Deployments.
-    pub deployments: Vec<Deployment>,
+    pub deployments: Vec<Arc<Deployment>>,
     /// Its Services.
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     /// The RetrainPolicies that name it.
-    pub policies: Vec<RetrainPolicy>,
+    pub policies: Vec<Arc<RetrainPolicy>>,
     /// RetrainPolicies in the namespace that name this Model (or whose Model cannot be read)
     /// and do not decode.
     pub unreadable_policies: Vec<String>,
@@ -82,7 +86,55 @@ pub struct Children {
     pub readings: Readings,
 }
 
+/// The objects of each kind a shell holds, from which [`Children::select`] picks a Model's.
+pub struct Cached<V, J, P, D, S, R> {
+    /// ModelVersions.
+    pub versions: V,
+    /// Jobs.
+    pub jobs: J,
+    /// Pods.
+    pub pods: P,
+    /// Deployments.
+    pub deployments: D,
+    /// Services.
+    pub services: S,
+    /// RetrainPolicies.
+    pub policies: R,
+}
+
 impl Children {
+    /// What of `cached` belongs to `model`, the one selection both shells make: versions and
+    /// policies by the Model they name, children by the Model's label, all in its namespace.
+    pub fn select<V, J, P, D, S, R>(model: &Model, cached: Cached<V, J, P, D, S, R>) -> Self
+    where
+        V: IntoIterator<Item = Arc<ModelVersion>>,
+        J: IntoIterator<Item = Arc<Job>>,
+        P: IntoIterator<Item = Arc<Pod>>,
+        D: IntoIterator<Item = Arc<Deployment>>,
+        S: IntoIterator<Item = Arc<Service>>,
+        R: IntoIterator<Item = Arc<RetrainPolicy>>,
+    {
+        let (ns, name) = (model.metadata.namespace.as_deref(), model.name_any());
+        let label = label_value(&name);
+        let in_ns = |meta: &ObjectMeta| meta.namespace.as_deref() == ns;
+        let labelled =
+            |meta: &ObjectMeta| in_ns(meta) && meta.labels.as_ref().and_then(|l| l.get(MODEL_LABEL)) == Some(&label);
+        Children {
+            versions: cached.versions.into_iter().filter(|v| in_ns(&v.metadata) && v.spec.model == name).collect(),
+            jobs: cached.jobs.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            pods: cached.pods.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            deployments: cached.deployments.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            services: cached.services.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            policies: cached
+                .policies
+                .into_iter()
+                .filter(|p| in_ns(&p.metadata) && p.spec.model_ref.name == name)
+                .collect(),
+            unreadable_policies: vec![],
+            readings: Readings::default(),
+        }
+    }
+
     /// The live readings due now, which the shell takes and puts in `readings` before asking
     /// for a plan: the checks of the policy that drives the Model, and the rollout analysis
     /// queries. One look at the versions serves both (and none is taken without either).
@@ -448,7 +500,7 @@ fn judged_policy(
 /// a second policy for the Model, or one whose schedule cannot be read.
 fn policies_of<'a>(
     model: &Model,
-    policies: &'a [RetrainPolicy],
+    policies: &'a [Arc<RetrainPolicy>],
     now: Timestamp,
 ) -> (Option<&'a RetrainPolicy>, Vec<(String, RetrainPolicyStatus, RetrainPolicyStatus)>) {
     let world = PolicyWorld::of_existing_model(policies);

@@ -3,7 +3,7 @@
 use super::*;
 use crate::api::{ModelVersionStatus, VersionPhase};
 use crate::lifecycle::inputs::new_version;
-use crate::lifecycle::testing::model;
+use crate::lifecycle::testing::{model, shared};
 use crate::objects::deployment::{deployed_version, serving_deployment};
 use crate::objects::job::training_job;
 use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
@@ -126,7 +126,7 @@ fn a_new_model_gets_v1_with_an_initial_trigger() {
 
 #[test]
 fn pending_version_gets_its_job_and_starts_training() {
-    let children = Children { versions: vec![version(1, None)], ..Default::default() };
+    let children = Children { versions: shared([version(1, None)]), ..Default::default() };
     let p = plan(&model("churn"), &children);
     assert_eq!(applied_jobs(&p), 1);
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::Training));
@@ -135,7 +135,7 @@ fn pending_version_gets_its_job_and_starts_training() {
 
 #[test]
 fn training_version_whose_job_vanished_gets_the_same_job_again() {
-    let children = Children { versions: vec![version(1, Some(VersionPhase::Training))], ..Default::default() };
+    let children = Children { versions: shared([version(1, Some(VersionPhase::Training))]), ..Default::default() };
     let p = plan(&model("churn"), &children);
     assert_eq!(applied_jobs(&p), 1);
     assert_eq!(new_phase(&p, 1), None, "the phase does not change");
@@ -144,7 +144,7 @@ fn training_version_whose_job_vanished_gets_the_same_job_again() {
 #[test]
 fn a_running_job_changes_nothing() {
     let v1 = version(1, Some(VersionPhase::Training));
-    let children = Children { jobs: vec![job(&v1, None)], versions: vec![v1], ..Default::default() };
+    let children = Children { jobs: shared([job(&v1, None)]), versions: shared([v1]), ..Default::default() };
     let mut m = model("churn");
     m.status = plan(&m, &children).status().cloned();
     let p = plan(&m, &children);
@@ -155,7 +155,7 @@ fn a_running_job_changes_nothing() {
 #[test]
 fn a_failed_job_fails_the_version_with_the_jobs_reason() {
     let v1 = version(1, Some(VersionPhase::Training));
-    let children = Children { jobs: vec![job(&v1, Some("Failed"))], versions: vec![v1], ..Default::default() };
+    let children = Children { jobs: shared([job(&v1, Some("Failed"))]), versions: shared([v1]), ..Default::default() };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 1), Some(VersionPhase::Failed));
     let (_, status) = &p.version_statuses()[0];
@@ -168,9 +168,9 @@ fn a_succeeded_job_with_passing_metrics_is_ready_and_rolls_out_at_once() {
     let v1 = version(1, Some(VersionPhase::Training));
     let j = job(&v1, Some("Complete"));
     let children = Children {
-        pods: vec![pod(&j, r#"{"metrics":{"auc":0.9}}"#)],
-        jobs: vec![j],
-        versions: vec![v1],
+        pods: shared([pod(&j, r#"{"metrics":{"auc":0.9}}"#)]),
+        jobs: shared([j]),
+        versions: shared([v1]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -187,9 +187,9 @@ fn a_succeeded_job_with_failing_metrics_is_rejected() {
     let v1 = version(1, Some(VersionPhase::Training));
     let j = job(&v1, Some("Complete"));
     let children = Children {
-        pods: vec![pod(&j, r#"{"metrics":{"auc":0.5}}"#)],
-        jobs: vec![j],
-        versions: vec![v1],
+        pods: shared([pod(&j, r#"{"metrics":{"auc":0.5}}"#)]),
+        jobs: shared([j]),
+        versions: shared([v1]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -201,7 +201,7 @@ fn a_succeeded_job_with_failing_metrics_is_rejected() {
 fn a_completed_job_without_its_pod_is_waited_for_then_failed() {
     let v1 = version(1, Some(VersionPhase::Training));
     let j = job(&v1, Some("Complete"));
-    let children = Children { jobs: vec![j], versions: vec![v1], ..Default::default() };
+    let children = Children { jobs: shared([j]), versions: shared([v1]), ..Default::default() };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 1), None);
     assert_eq!(p.requeue_after, Some(std::time::Duration::from_secs(240)), "wake when the grace ends, not before");
@@ -214,8 +214,8 @@ fn a_completed_job_without_its_pod_is_waited_for_then_failed() {
 #[test]
 fn a_complete_rollout_serves_the_new_version_and_retires_the_old() {
     let children = Children {
-        versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))],
-        deployments: vec![deployment(2, true)],
+        versions: shared([version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))]),
+        deployments: shared([deployment(2, true)]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -229,8 +229,8 @@ fn a_complete_rollout_serves_the_new_version_and_retires_the_old() {
 #[test]
 fn a_rollout_past_its_deadline_is_rolled_back_to_the_serving_template() {
     let children = Children {
-        versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))],
-        deployments: vec![deployment(2, false)],
+        versions: shared([version(1, Some(VersionPhase::Serving)), version(2, Some(VersionPhase::RollingOut))]),
+        deployments: shared([deployment(2, false)]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -244,17 +244,17 @@ fn a_rollout_past_its_deadline_is_rolled_back_to_the_serving_template() {
 #[test]
 fn a_version_still_rolling_out_is_superseded_by_a_newer_ready_one() {
     let children = Children {
-        versions: vec![
+        versions: shared([
             version(1, Some(VersionPhase::Serving)),
             version(2, Some(VersionPhase::RollingOut)),
             version(3, Some(VersionPhase::Ready)),
-        ],
-        deployments: vec![deployment(2, true)],
+        ]),
+        deployments: shared([deployment(2, true)]),
         ..Default::default()
     };
-    let mut d2 = children.deployments[0].clone();
+    let mut d2 = (*children.deployments[0]).clone();
     d2.status.as_mut().unwrap().updated_replicas = Some(1);
-    let children = Children { deployments: vec![d2], ..children };
+    let children = Children { deployments: shared([d2]), ..children };
     let p = plan(&model("churn"), &children);
     assert_eq!(new_phase(&p, 2), Some(VersionPhase::Retired));
     assert_eq!(new_phase(&p, 3), Some(VersionPhase::RollingOut));
@@ -264,11 +264,11 @@ fn a_version_still_rolling_out_is_superseded_by_a_newer_ready_one() {
 #[test]
 fn unchanged_inputs_after_a_rejection_do_not_retrain() {
     let children = Children {
-        versions: vec![
+        versions: shared([
             with_metrics(version(1, Some(VersionPhase::Serving)), 0.9),
             version(2, Some(VersionPhase::Rejected)),
-        ],
-        deployments: vec![deployment(1, true)],
+        ]),
+        deployments: shared([deployment(1, true)]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -281,8 +281,8 @@ fn changed_inputs_train_the_next_number_never_a_reused_one() {
     m.spec.training.dataset.version = "2026-12-01".into();
     m.status = Some(ModelStatus { latest_version: Some(5), ..Default::default() });
     let children = Children {
-        versions: vec![version(2, Some(VersionPhase::Serving))],
-        deployments: vec![deployment(2, true)],
+        versions: shared([version(2, Some(VersionPhase::Serving))]),
+        deployments: shared([deployment(2, true)]),
         ..Default::default()
     };
     let p = plan(&m, &children);
@@ -295,8 +295,8 @@ fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its
     let mut m = model("churn");
     m.spec.training.dataset.version = "2026-12-01".into();
     let serving = Children {
-        versions: vec![with_metrics(version(1, Some(VersionPhase::Serving)), 0.9)],
-        deployments: vec![deployment(1, true)],
+        versions: shared([with_metrics(version(1, Some(VersionPhase::Serving)), 0.9)]),
+        deployments: shared([deployment(1, true)]),
         ..Default::default()
     };
     assert_eq!(plan(&m, &serving).created_versions().len(), 1, "without any policy the new dataset trains");
@@ -309,8 +309,8 @@ fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its
 #[test]
 fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
     let children = Children {
-        versions: vec![version(1, Some(VersionPhase::Serving))],
-        deployments: vec![deployment(1, false)],
+        versions: shared([version(1, Some(VersionPhase::Serving))]),
+        deployments: shared([deployment(1, false)]),
         ..Default::default()
     };
     let p = plan(&model("churn"), &children);
@@ -324,7 +324,7 @@ fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
 fn a_stalled_model_plans_no_writes_but_its_status() {
     let mut m = model("churn");
     m.spec.training.artifact_uri = "s3://{bucket}/x".into();
-    let children = Children { versions: vec![version(1, None)], ..Default::default() };
+    let children = Children { versions: shared([version(1, None)]), ..Default::default() };
     let p = plan(&m, &children);
     assert_eq!(p.writes(), 1, "only the Model status");
     assert!(p.created_versions().is_empty() && p.children().is_empty());
@@ -340,8 +340,8 @@ fn a_finished_version_whose_job_was_deleted_never_gets_it_again() {
         VersionPhase::RolledBack,
     ] {
         let children = Children {
-            versions: vec![version(1, Some(VersionPhase::Serving)), version(2, Some(phase))],
-            deployments: vec![deployment(1, true)],
+            versions: shared([version(1, Some(VersionPhase::Serving)), version(2, Some(phase))]),
+            deployments: shared([deployment(1, true)]),
             ..Default::default()
         };
         let p = plan(&model("churn"), &children);

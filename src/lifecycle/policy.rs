@@ -1,5 +1,7 @@
 //! Checks of a RetrainPolicy that only the controller can make: its Model, its uniqueness, its schedule.
 
+use std::sync::Arc;
+
 use std::str::FromStr;
 
 use crate::api::{RetrainPolicy, RetrainPolicyStatus};
@@ -31,7 +33,7 @@ pub struct PolicyWorld<'a> {
 
 impl<'a> PolicyWorld<'a> {
     /// The world of policies that all name one Model, which exists.
-    pub fn of_existing_model(policies: &'a [RetrainPolicy]) -> Self {
+    pub fn of_existing_model(policies: &'a [Arc<RetrainPolicy>]) -> Self {
         let policies_for_model = policies
             .iter()
             .map(|p| {
@@ -85,9 +87,9 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
 }
 
 /// The policy that drives `model` among those that name it: the oldest that has no problem.
-pub fn driving_policy(policies: &[RetrainPolicy]) -> Option<&RetrainPolicy> {
+pub fn driving_policy(policies: &[Arc<RetrainPolicy>]) -> Option<&RetrainPolicy> {
     let world = PolicyWorld::of_existing_model(policies);
-    policies.iter().find(|p| policy_problems(p, &world).is_empty())
+    policies.iter().map(AsRef::as_ref).find(|p| policy_problems(p, &world).is_empty())
 }
 
 /// The policy that drives a Model when several name it: the oldest, ties broken by name.

@@ -1,5 +1,7 @@
 //! What a finished training Job says: its outcome, and the metrics in its termination message.
 
+use std::sync::Arc;
+
 use super::transitions::Reason;
 use std::collections::BTreeMap;
 
@@ -36,7 +38,7 @@ pub enum JobOutcome {
 }
 
 /// The outcome of `job`, reading the termination message from its pods.
-pub fn job_outcome(job: &Job, pods: &[Pod]) -> JobOutcome {
+pub fn job_outcome(job: &Job, pods: &[Arc<Pod>]) -> JobOutcome {
     let status = job.status.as_ref();
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     let is_true = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
@@ -197,7 +199,8 @@ mod tests {
             pod("churn-v1-train", "Failed", "oom"),
             pod("other-train", "Succeeded", "{}"),
             pod("churn-v1-train", "Succeeded", r#"{"metrics":{"auc":0.9}}"#),
-        ];
+        ]
+        .map(Arc::new);
         let JobOutcome::Succeeded { message, .. } = job_outcome(&job(Some(("Complete", ""))), &pods) else { panic!() };
         assert_eq!(message.as_deref(), Some(r#"{"metrics":{"auc":0.9}}"#));
     }

@@ -24,7 +24,7 @@ impl Strategy for Rolling {
         let name = serving_name(&model.name_any());
         let pinned = model.spec.pinned_version == Some(w);
         let Some(desired) = r.ledger.get(w).and_then(|e| serving_deployment(model, e.version)) else { return out };
-        let observed = r.deployments.iter().find(|d| d.name_any() == name);
+        let observed = r.deployments.iter().map(AsRef::as_ref).find(|d| d.name_any() == name);
         let current = observed.filter(|d| same_spec(*d, &desired)).map(rollout_state);
         let replaces = serving.is_some_and(|s| s != w);
         if current.is_none()

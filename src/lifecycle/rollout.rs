@@ -2,6 +2,8 @@
 //! implements, and where a Deployment's rollout is, read from its status. A new strategy is one
 //! new module implementing [`Strategy`]; `serving` picks it.
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -49,7 +51,7 @@ pub struct Rollout<'r, 'a> {
     /// The Model.
     pub model: &'r Model,
     /// Its observed Deployments.
-    pub deployments: &'r [Deployment],
+    pub deployments: &'r [Arc<Deployment>],
     /// Live readings.
     pub readings: &'r Readings,
 }
@@ -75,11 +77,15 @@ pub enum RolloutState {
 
 /// Moves a Deployment towards `desired`: queued in `apply` if what runs differs (then it is
 /// Progressing), else the state of its rollout.
-pub fn converge(desired: Option<Deployment>, deployments: &[Deployment], apply: &mut Vec<Deployment>) -> RolloutState {
+pub fn converge(
+    desired: Option<Deployment>,
+    deployments: &[Arc<Deployment>],
+    apply: &mut Vec<Deployment>,
+) -> RolloutState {
     use crate::objects::deployment::same_spec;
     use kube::ResourceExt;
     let Some(desired) = desired else { return RolloutState::Progressing };
-    match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(*d, &desired)) {
+    match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(d.as_ref(), &desired)) {
         Some(d) => rollout_state(d),
         None => {
             apply.push(desired);

@@ -3,6 +3,8 @@
 //! guard window asks for come first; then the wanted version is decided once and its strategy
 //! takes one step.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
@@ -42,8 +44,8 @@ pub struct ServingSteps {
 pub fn advance_serving(
     ledger: &mut Ledger,
     model: &Model,
-    deployments: &[Deployment],
-    services: &[Service],
+    deployments: &[Arc<Deployment>],
+    services: &[Arc<Service>],
     readings: &Readings,
 ) -> ServingSteps {
     let mut steps = ServingSteps::default();
@@ -129,7 +131,7 @@ fn rollbacks(ledger: &mut Ledger, model: &Model, readings: &Readings, steps: &mu
 
 /// A canary or preview left behind by a rollout that no longer is one (rolled back, its
 /// strategy removed, its version pinned away from) goes once nothing needs it.
-fn remove_leftovers(ledger: &Ledger, model: &Model, deployments: &[Deployment], steps: &mut ServingSteps) {
+fn remove_leftovers(ledger: &Ledger, model: &Model, deployments: &[Arc<Deployment>], steps: &mut ServingSteps) {
     let model_name = model.name_any();
     let in_canary = ledger.entries.iter().any(|e| e.status.canary.is_some() && e.phase() == VersionPhase::RollingOut);
     let leftovers = [(Track::Canary, in_canary), (Track::Preview, preview_needed(ledger))];
@@ -143,7 +145,7 @@ fn remove_leftovers(ledger: &Ledger, model: &Model, deployments: &[Deployment], 
 
 /// The Services that select the serving pods (and a blue-green preview), applied when missing
 /// or different, and a preview Service no longer needed deleted.
-fn match_services(ledger: &Ledger, model: &Model, services: &[Service], steps: &mut ServingSteps) {
+fn match_services(ledger: &Ledger, model: &Model, services: &[Arc<Service>], steps: &mut ServingSteps) {
     let strategy = &model.spec.serving.strategy;
     let active =
         strategy.blue_green.as_ref().map(|_| if preview_serves(ledger) { Track::Preview } else { Track::Stable });
@@ -158,7 +160,7 @@ fn match_services(ledger: &Ledger, model: &Model, services: &[Service], steps: &
     }
     steps.services = desired
         .into_iter()
-        .filter(|d| !services.iter().any(|s| s.name_any() == d.name_any() && same_spec(s, d)))
+        .filter(|d| !services.iter().any(|s| s.name_any() == d.name_any() && same_spec(s.as_ref(), d)))
         .collect();
 }
 

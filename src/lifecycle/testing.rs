@@ -1,9 +1,16 @@
 //! Values for tests of the pure core: a complete Model and friends.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use kube::api::ObjectMeta;
 
 use crate::api::*;
+
+/// Objects shared as a shell's cache shares them.
+pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<Arc<T>> {
+    objects.into_iter().map(Arc::new).collect()
+}
 
 /// A pod template with one container of the given image.
 pub fn template(name: &str, image: &str) -> PodTemplateSpec {

@@ -1,6 +1,8 @@
 //! Training: starting one version's Job at a time, reading its outcome, judging it, and deciding
 //! when the Model's inputs call for a new version.
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -32,7 +34,7 @@ pub struct TrainingSteps {
 }
 
 /// Advances the version that trains: starts its Job, or reads and judges its outcome.
-pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Job], pods: &[Pod]) -> TrainingSteps {
+pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], pods: &[Arc<Pod>]) -> TrainingSteps {
     let mut steps = TrainingSteps::default();
     let now = ledger.now();
     let training: Vec<u32> = ledger

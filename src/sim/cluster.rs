@@ -2,6 +2,7 @@
 //! way the kube shell applies it, write by write.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,14 +14,15 @@ use kube::api::ObjectMeta;
 
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::ledger::TRANSITION_REFUSED;
-use crate::lifecycle::model::{Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
+use crate::lifecycle::model::{Cached, Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::EventRecord;
 use crate::lifecycle::transitions;
 use crate::objects::meta::MODEL_LABEL;
-use crate::objects::names::{dns_label_problem, dns_subdomain_problem, label_value, serving_name};
+use crate::objects::names::{dns_label_problem, dns_subdomain_problem, serving_name};
 
-/// Objects by `namespace/name`.
-pub type Objects<K> = BTreeMap<String, K>;
+/// Objects by `namespace/name`, shared with the reconciles that read them (a write copies an
+/// object only while a reader still holds it).
+pub type Objects<K> = BTreeMap<String, Arc<K>>;
 
 /// Everything in the simulated cluster, and what the simulation watches for.
 #[derive(Clone, Debug, Default)]
@@ -74,34 +76,21 @@ impl Cluster {
         meta.resource_version = Some(self.next_uid.to_string());
     }
 
-    /// Everything of `model` in its namespace.
+    /// Everything of `model` in its namespace, selected as the kube shell selects it and shared
+    /// with the cluster. (A scenario's policies are typed: one that does not decode fails the
+    /// scenario's load, so none is unreadable.)
     pub fn children_of(&self, model: &Model) -> Children {
-        let ns = model.namespace();
-        let label = label_value(&model.name_any());
-        let of_model = |meta: &ObjectMeta| {
-            meta.namespace == ns && meta.labels.as_ref().and_then(|l| l.get(MODEL_LABEL)) == Some(&label)
-        };
-        Children {
-            versions: self
-                .versions
-                .values()
-                .filter(|v| v.namespace() == ns && v.spec.model == model.name_any())
-                .cloned()
-                .collect(),
-            jobs: self.jobs.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
-            pods: self.pods.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
-            deployments: self.deployments.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
-            services: self.services.values().filter(|o| of_model(&o.metadata)).cloned().collect(),
-            policies: self
-                .policies
-                .values()
-                .filter(|p| p.namespace() == ns && p.spec.model_ref.name == model.name_any())
-                .cloned()
-                .collect(),
-            // A scenario's policies are typed: one that does not decode fails the scenario's load.
-            unreadable_policies: vec![],
-            readings: Default::default(),
-        }
+        Children::select(
+            model,
+            Cached {
+                versions: self.versions.values().cloned(),
+                jobs: self.jobs.values().cloned(),
+                pods: self.pods.values().cloned(),
+                deployments: self.deployments.values().cloned(),
+                services: self.services.values().cloned(),
+                policies: self.policies.values().cloned(),
+            },
+        )
     }
 
     /// Applies `plan` for the Model at `model_key` write by write, as the kube shell does. With a
@@ -142,14 +131,14 @@ impl Cluster {
                 if !self.versions.contains_key(&k) {
                     let mut v = (**version).clone();
                     self.admit(&mut v.metadata);
-                    self.versions.insert(k, v);
+                    self.versions.insert(k, Arc::new(v));
                 }
             }
             Write::VersionStatus(name, status) => {
                 if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
                     // Every phase change must follow the table, whatever the core's path to it.
                     let moved = transitions::check(v.status.as_ref(), status);
-                    v.status = Some((**status).clone());
+                    Arc::make_mut(v).status = Some((**status).clone());
                     if let Err(why) = moved {
                         self.violate(format!("{ns}/{name} at {}: {why}", self.now));
                     }
@@ -161,7 +150,7 @@ impl Cluster {
                     let mut j = (**job).clone();
                     self.admit(&mut j.metadata);
                     *self.job_creations.entry(k.clone()).or_default() += 1;
-                    self.jobs.insert(k, j);
+                    self.jobs.insert(k, Arc::new(j));
                 }
             }
             Write::Apply(Child::Deployment(d)) => self.apply_deployment(d),
@@ -172,7 +161,7 @@ impl Cluster {
                     Some(old) => svc.metadata = merged_meta(&old.metadata, &svc.metadata),
                     None => self.admit(&mut svc.metadata),
                 }
-                self.services.insert(k, svc);
+                self.services.insert(k, Arc::new(svc));
             }
             Write::Delete(Kind::Job, name) => {
                 if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
@@ -190,12 +179,12 @@ impl Cluster {
             Write::Delete(Kind::ModelVersion, name) => self.delete_version(&format!("{ns}/{name}")),
             Write::PolicyStatus(name, status) => {
                 if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
-                    p.status = Some((**status).clone());
+                    Arc::make_mut(p).status = Some((**status).clone());
                 }
             }
             Write::ModelStatus(status) => {
                 if let Some(m) = self.models.get_mut(model_key) {
-                    m.status = Some((**status).clone());
+                    Arc::make_mut(m).status = Some((**status).clone());
                 }
             }
             Write::Event(regarding, event) => {
@@ -239,7 +228,7 @@ impl Cluster {
                 self.rollout_started.insert(k.clone(), self.now);
             }
         }
-        self.deployments.insert(k, d);
+        self.deployments.insert(k, Arc::new(d));
     }
 
     /// Deletes a ModelVersion and, as the garbage collector would, its Jobs and their pods.

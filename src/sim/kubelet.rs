@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, Conta
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use std::sync::Arc;
 
 use crate::lifecycle::triggers::after;
 use crate::objects::deployment::deployed_version;
@@ -74,7 +75,7 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
         if due > now {
             continue;
         }
-        let Some(job) = cluster.jobs.get_mut(&k) else { continue };
+        let Some(job) = cluster.jobs.get_mut(&k).map(Arc::make_mut) else { continue };
         let script = scenario.script(job_version(job.labels()));
         let status = job.status.get_or_insert_with(JobStatus::default);
         let condition = |type_: &str, reason: &str, message: &str| JobCondition {
@@ -137,13 +138,13 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
             }),
         };
         let pod_key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
-        cluster.pods.insert(pod_key, pod);
+        cluster.pods.insert(pod_key, Arc::new(pod));
     }
     for (k, due, healthy) in rollout_deadlines(cluster, scenario) {
         if due > now {
             continue;
         }
-        let Some(d) = cluster.deployments.get_mut(&k) else { continue };
+        let Some(d) = cluster.deployments.get_mut(&k).map(Arc::make_mut) else { continue };
         let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let (available, total, condition) = if healthy {
             (replicas, replicas, ("True", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed."))

@@ -9,6 +9,7 @@ pub mod scenario;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use std::sync::Arc;
 
 use crate::api::Model;
 use crate::lifecycle::model::{Regarding, plan_model};
@@ -73,13 +74,13 @@ impl Simulation {
             let mut m = model.clone();
             m.metadata.namespace.get_or_insert_with(|| "default".into());
             cluster.admit(&mut m.metadata);
-            cluster.models.insert(key(&m), m);
+            cluster.models.insert(key(&m), Arc::new(m));
         }
         for policy in &scenario.policies {
             let mut p = policy.clone();
             p.metadata.namespace.get_or_insert_with(|| "default".into());
             cluster.admit(&mut p.metadata);
-            cluster.policies.insert(key(&p), p);
+            cluster.policies.insert(key(&p), Arc::new(p));
         }
         Self {
             scenario,
@@ -167,7 +168,7 @@ impl Simulation {
                     message: describe_change(change),
                     warning: false,
                 });
-                self.cluster.models.insert(key(&updated), updated);
+                self.cluster.models.insert(key(&updated), Arc::new(updated));
             }
             self.changes_done += 1;
         }
@@ -180,7 +181,7 @@ impl Simulation {
             self.cluster.violations.push(format!("change at {}: no RetrainPolicy {name}", change.at.0));
             return;
         };
-        let mut value = serde_json::to_value(&policy).unwrap_or_default();
+        let mut value = serde_json::to_value(&*policy).unwrap_or_default();
         for (path, new) in &change.set {
             set_path(&mut value, path, new);
         }
@@ -200,7 +201,7 @@ impl Simulation {
                     message: describe_change(change),
                     warning: false,
                 });
-                self.cluster.policies.insert(k, updated);
+                self.cluster.policies.insert(k, Arc::new(updated));
             }
             Err(e) => self
                 .cluster
@@ -249,6 +250,8 @@ impl Simulation {
                 }
                 children.readings = readings;
                 let plan = plan_model(children.observed(&model), self.cluster.now);
+                // Let go of the shared objects so that applying the plan changes them in place.
+                drop(children);
                 if let Some(wait) = plan.requeue_after {
                     if wait.is_zero() {
                         // On a cluster this is a reconcile loop with no pause: a defect, never a plan.
@@ -267,7 +270,7 @@ impl Simulation {
                 self.acting_reconciles += 1;
                 let events = self.cluster.apply(&k, &plan, &mut budget);
                 if let Some(plans) = self.plans.as_mut() {
-                    plans.push((model.clone(), plan.clone()));
+                    plans.push(((*model).clone(), plan.clone()));
                 }
                 for (regarding, e) in events {
                     self.timeline.push(TimelineEntry {
@@ -296,7 +299,7 @@ impl Simulation {
     /// Judges the RetrainPolicies whose Model does not exist, as the policy controller does on a
     /// cluster (a Model's own reconciles judge the others).
     fn reconcile_orphan_policies(&mut self) {
-        let orphans: Vec<(String, crate::api::RetrainPolicy)> = self
+        let orphans: Vec<(String, Arc<crate::api::RetrainPolicy>)> = self
             .cluster
             .policies
             .iter()
@@ -314,7 +317,7 @@ impl Simulation {
             let world = PolicyWorld { model_exists: false, policies_for_model: vec![(name.as_str(), None)] };
             let plan = plan_policy(&policy, &world, self.cluster.now);
             if let (Some(status), Some(p)) = (plan.status, self.cluster.policies.get_mut(&k)) {
-                p.status = Some(status);
+                Arc::make_mut(p).status = Some(status);
                 self.reconciles += 1;
             }
             for e in plan.events {

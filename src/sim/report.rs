@@ -140,7 +140,7 @@ impl Report {
                     .policies
                     .values()
                     .filter(|p| p.spec.model_ref.name == m.name_any() && p.namespace() == m.namespace())
-                    .map(policy_summary)
+                    .map(|p| policy_summary(p))
                     .collect();
                 ModelSummary {
                     name: m.name_any(),

@@ -117,16 +117,27 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+/// Objects shared as a shell's cache shares them.
+pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<std::sync::Arc<T>> {
+    objects.into_iter().map(std::sync::Arc::new).collect()
+}
+
+/// The objects themselves, for a store to hold.
+pub fn unshared<T: Clone>(objects: Vec<std::sync::Arc<T>>) -> Vec<T> {
+    objects.into_iter().map(std::sync::Arc::unwrap_or_clone).collect()
+}
+
 /// Reflector stores holding the given children, as the kube shell's watches would.
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
     use modelcycle::kube::decoded::Decoded;
+    use modelcycle::kube::index::Indexed;
     modelcycle::kube::children::ChildStores {
-        versions: listed_store(children.versions.into_iter().map(|v| Decoded(Ok(v))).collect()),
-        jobs: listed_store(children.jobs),
-        pods: listed_store(children.pods),
-        deployments: listed_store(children.deployments),
-        services: listed_store(children.services),
-        policies: listed_store(children.policies.into_iter().map(|p| Decoded(Ok(p))).collect()),
+        versions: Indexed::listed(unshared(children.versions).into_iter().map(Decoded::from).collect()),
+        jobs: Indexed::listed(unshared(children.jobs)),
+        pods: Indexed::listed(unshared(children.pods)),
+        deployments: Indexed::listed(unshared(children.deployments)),
+        services: Indexed::listed(unshared(children.services)),
+        policies: Indexed::listed(unshared(children.policies).into_iter().map(Decoded::from).collect()),
     }
 }
 

@@ -51,7 +51,7 @@ pub fn model_status(sim: &Simulation) -> modelcycle::api::ModelStatus {
 }
 
 pub fn deployed(sim: &Simulation) -> Option<u32> {
-    sim.cluster.deployments.get("ml/churn").and_then(modelcycle::objects::deployment::deployed_version)
+    sim.cluster.deployments.get("ml/churn").and_then(|d| modelcycle::objects::deployment::deployed_version(d))
 }
 
 pub fn dataset_change(at: &str, version: &str) -> String {
