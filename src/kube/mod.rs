@@ -14,6 +14,7 @@ pub mod reading_clients;
 pub mod readings;
 pub mod run;
 pub mod startup;
+pub mod trim;
 pub mod watch_health;
 pub mod watches;
 

@@ -21,6 +21,7 @@ use tokio::sync::watch as signal;
 
 use super::http::Health;
 use super::index::{ByModel, Indexed, Owned};
+use super::trim::Trim;
 
 /// Objects a shared watch may hold back for a slow subscriber before the watch waits for it.
 pub const SHARED_BUFFER: usize = 1024;
@@ -54,7 +55,8 @@ pub fn watch_name(kind: &str, scope: &Option<String>) -> String {
 }
 
 /// A watch of `api` that relists at once after `410 Expired`, reports its failures and
-/// recoveries to `health` as `what`, and waits [`backoff`] after a failure.
+/// recoveries to `health` as `what`, waits [`backoff`] after a failure, and trims each object
+/// to what the controller reads ([`Trim`]) before anything keeps it.
 pub fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -62,9 +64,17 @@ pub fn watch<K>(
     what: String,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Trim
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     watch_of(api, config)
+        .modify(Trim::trim)
         .filter(|item| future::ready(!expired(item)))
         .inspect(move |item| health.watches.observe(&what, item))
         .backoff(backoff())
@@ -92,7 +102,7 @@ pub fn cached_by_model<K>(
     what: String,
 ) -> (Indexed<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Owned + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
+    K: Owned + Trim + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
 {
     let by_model = ByModel::default();
     let (store, changes) = cached(by_model.follow(watch(api, config, health, what)));

@@ -127,17 +127,29 @@ pub fn unshared<T: Clone>(objects: Vec<std::sync::Arc<T>>) -> Vec<T> {
     objects.into_iter().map(std::sync::Arc::unwrap_or_clone).collect()
 }
 
-/// Reflector stores holding the given children, as the kube shell's watches would.
+/// Reflector stores holding the given children, trimmed as the kube shell's watches trim them.
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
     use modelcycle::kube::decoded::Decoded;
-    use modelcycle::kube::index::Indexed;
+    use modelcycle::kube::index::{Indexed, Owned};
+    use modelcycle::kube::trim::Trim;
+    fn cached<K: Owned + Trim>(objects: impl IntoIterator<Item = K>) -> Indexed<K> {
+        Indexed::listed(
+            objects
+                .into_iter()
+                .map(|mut o| {
+                    o.trim();
+                    o
+                })
+                .collect(),
+        )
+    }
     modelcycle::kube::children::ChildStores {
-        versions: Indexed::listed(unshared(children.versions).into_iter().map(Decoded::from).collect()),
-        jobs: Indexed::listed(unshared(children.jobs)),
-        pods: Indexed::listed(unshared(children.pods)),
-        deployments: Indexed::listed(unshared(children.deployments)),
-        services: Indexed::listed(unshared(children.services)),
-        policies: Indexed::listed(unshared(children.policies).into_iter().map(Decoded::from).collect()),
+        versions: cached(unshared(children.versions).into_iter().map(Decoded::from)),
+        jobs: cached(unshared(children.jobs)),
+        pods: cached(unshared(children.pods)),
+        deployments: cached(unshared(children.deployments)),
+        services: cached(unshared(children.services)),
+        policies: cached(unshared(children.policies).into_iter().map(Decoded::from)),
     }
 }
 

@@ -1,0 +1,130 @@
+//! What the caches keep of each watched object: only what a decision reads.
+//!
+//! A watched object arrives whole, with its `managedFields` (the server-side apply bookkeeping,
+//! often larger than the object) and, for pods, Jobs and Deployments, a pod spec the controller
+//! wrote itself and never reads back. The scale benchmark (`e2e/scale.sh`) showed the caches
+//! growing by about 150 KiB per Model; the controller keeps these instead:
+//!
+//! - every kind: everything but `metadata.managedFields`;
+//! - pods (of training Jobs): metadata and status (the trainer's termination message);
+//! - Jobs: metadata and status (the outcome);
+//! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
+//!   deployed is the spec-hash annotation).
+//!
+//! The core never reads what is dropped; `tests/kube_shell.rs` runs whole reconciles on trimmed
+//! objects.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Resource;
+
+use crate::api::{Model, ModelVersion, RetrainPolicy};
+use crate::kube::decoded::Decoded;
+
+/// Drops what the controller never reads from a watched object, before it is cached.
+pub trait Trim {
+    /// Trims `self` in place.
+    fn trim(&mut self);
+}
+
+fn no_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+impl Trim for Pod {
+    fn trim(&mut self) {
+        no_managed_fields(self);
+        self.spec = None;
+    }
+}
+
+impl Trim for Job {
+    fn trim(&mut self) {
+        no_managed_fields(self);
+        self.spec = None;
+    }
+}
+
+impl Trim for Deployment {
+    fn trim(&mut self) {
+        no_managed_fields(self);
+        let replicas = self.spec.as_ref().and_then(|s| s.replicas);
+        self.spec = Some(DeploymentSpec { replicas, ..DeploymentSpec::default() });
+    }
+}
+
+impl Trim for Service {
+    fn trim(&mut self) {
+        no_managed_fields(self);
+    }
+}
+
+macro_rules! decoded {
+    ($($kind:ty),*) => {$(
+        impl Trim for Decoded<$kind> {
+            fn trim(&mut self) {
+                // A watched object is owned by the watch alone here, so this copies nothing.
+                no_managed_fields(self);
+            }
+        }
+    )*};
+}
+decoded!(Model, ModelVersion, RetrainPolicy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use serde_json::json;
+
+    fn managed() -> Option<Vec<ManagedFieldsEntry>> {
+        Some(vec![ManagedFieldsEntry { manager: Some("modelcycle".into()), ..Default::default() }])
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_replicas_status_and_spec_hash_and_loses_its_pod_spec() {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "churn", "annotations": {"modelcycle.io/spec-hash": "abc"}, "labels": {"modelcycle.io/model": "churn"}},
+            "spec": {"replicas": 3, "selector": {}, "template": {"spec": {"containers": [{"name": "server", "image": "i"}]}}},
+            "status": {"availableReplicas": 2}
+        }))
+        .unwrap();
+        d.metadata.managed_fields = managed();
+        d.trim();
+        assert_eq!(d.metadata.managed_fields, None);
+        assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(3));
+        assert_eq!(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()), None);
+        assert_eq!(d.status.and_then(|s| s.available_replicas), Some(2));
+        assert_eq!(d.metadata.annotations.unwrap()["modelcycle.io/spec-hash"], "abc");
+        assert_eq!(d.metadata.labels.unwrap()["modelcycle.io/model"], "churn");
+    }
+
+    #[test]
+    fn a_training_pod_keeps_its_termination_message() {
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "churn-v1-train-x", "labels": {"job-name": "churn-v1-train"}},
+            "spec": {"containers": [{"name": "trainer", "image": "i"}]},
+            "status": {"phase": "Succeeded", "containerStatuses": [{"name": "trainer", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                       "state": {"terminated": {"exitCode": 0, "message": "{\"metrics\":{\"auc\":0.9}}"}}}]}
+        }))
+        .unwrap();
+        p.metadata.managed_fields = managed();
+        p.trim();
+        assert_eq!(p.spec, None);
+        assert_eq!(p.metadata.managed_fields, None);
+        let terminated = p.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        assert_eq!(terminated.message.as_deref(), Some("{\"metrics\":{\"auc\":0.9}}"));
+    }
+
+    #[test]
+    fn a_decoded_object_loses_only_its_managed_fields() {
+        let mut m = crate::lifecycle::testing::model("churn");
+        m.metadata.managed_fields = managed();
+        let mut decoded = Decoded::from(m.clone());
+        decoded.trim();
+        m.metadata.managed_fields = None;
+        let json = |m: &Model| serde_json::to_value(m).unwrap();
+        assert_eq!(decoded.0.ok().map(|d| json(&d)), Some(json(&m)));
+    }
+}
