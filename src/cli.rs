@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Reconcile every Model at least this often, even when nothing changed (between 1s and 24h).
     #[arg(long, env = "MODELCYCLE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
+    /// Models reconciled at the same time (1 to 1024); a changed Model waits for a free slot,
+    /// never for the whole queue.
+    #[arg(long, env = "MODELCYCLE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
     /// URL prefixes of the Prometheus servers that Models and RetrainPolicies may name
     /// (comma-separated); empty allows any. An address outside them stalls the object.
     #[arg(long, env = "MODELCYCLE_PROMETHEUS_ALLOWED_ADDRESSES", value_delimiter = ',')]
@@ -164,6 +168,25 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::parse_resync_period;
+    use super::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn concurrency_defaults_to_16_and_is_bounded() {
+        let concurrency = |extra: &[&str]| {
+            let args = ["modelcycle", "run"].iter().chain(extra).copied();
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Run(run) => run.concurrency,
+                _ => 0,
+            })
+        };
+        assert_eq!(concurrency(&[]).unwrap(), 16);
+        assert_eq!(concurrency(&["--concurrency=64"]).unwrap(), 64);
+        for refused in ["--concurrency=0", "--concurrency=1025", "--concurrency=many"] {
+            let error = concurrency(&[refused]).unwrap_err().to_string();
+            assert!(error.contains("--concurrency"), "{error}");
+        }
+    }
     use std::time::Duration;
 
     #[test]

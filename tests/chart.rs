@@ -143,6 +143,16 @@ fn a_typo_or_wrong_type_in_values_is_refused_naming_the_key() {
 }
 
 #[test]
+fn the_concurrency_reaches_the_controller_within_its_bounds() {
+    assert!(args(&template(&[]).unwrap()).contains(&"--concurrency=16".to_string()));
+    assert!(args(&template(&["--set", "concurrency=64"]).unwrap()).contains(&"--concurrency=64".to_string()));
+    for out_of_bounds in ["concurrency=0", "concurrency=5000"] {
+        let refused = template(&["--set", out_of_bounds]).unwrap_err();
+        assert!(refused.contains("concurrency"), "{refused}");
+    }
+}
+
+#[test]
 fn the_resync_period_reaches_the_controller() {
     assert!(args(&template(&[]).unwrap()).contains(&"--resync-period=10m".to_string()));
     assert!(args(&template(&["--set", "resyncPeriod=90s"]).unwrap()).contains(&"--resync-period=90s".to_string()));

@@ -19,11 +19,13 @@ pub struct Settings {
     pub resync: Duration,
     /// URL prefixes of the Prometheus servers objects may name; empty allows any.
     pub prometheus_allowed: Vec<String>,
+    /// Reconciles of each controller in progress at once.
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![] }
+        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16 }
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -153,8 +153,11 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let pending = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
         let ready = Readiness { health: health.clone(), pending: pending.clone() };
-        let settings =
-            Settings { resync: args.resync_period, prometheus_allowed: args.prometheus_allowed_addresses.clone() };
+        let settings = Settings {
+            resync: args.resync_period,
+            prometheus_allowed: args.prometheus_allowed_addresses.clone(),
+            concurrency: args.concurrency,
+        };
         run_controllers(client.clone(), scope, metrics.clone(), ready, settings, shutdown.clone())
     }));
     let controllers = async move {
@@ -257,7 +260,9 @@ pub async fn run_controllers(
 
     let policies_indexed = Indexed { store: policies.store.clone(), by_model: policies_by_model };
     let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies_indexed.clone() };
+    let config = || controller::Config::default().concurrency(settings.concurrency);
     let model_controller = Controller::for_shared_stream(models.first, models.store.clone())
+        .with_config(config())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
@@ -272,6 +277,7 @@ pub async fn run_controllers(
 
     let naming = policies_indexed.clone();
     let policy_controller = Controller::for_shared_stream(policies.second, policies.store.clone())
+        .with_config(config())
         .watches_shared_stream(models.second, move |model| {
             let (name, ns) = (model.name_any(), model.namespace().unwrap_or_default());
             naming
