@@ -48,6 +48,7 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
+    decide: Histogram,
     analysis_queries: Family<QueryLabels, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge<i64, AtomicI64>,
@@ -61,18 +62,25 @@ impl Default for Metrics {
         let duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 15))
         });
+        // 10 µs to 0.33 s: the decision alone is CPU time, far below a reconcile's requests.
+        let decide = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let leader = Gauge::<i64, AtomicI64>::default();
         let analysis_queries = Family::<QueryLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by controller and error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", duration.clone());
+        registry.register(
+            "model_decide_duration_seconds",
+            "Time a Model reconcile spends deciding: reading its objects from the caches and planning, no request",
+            decide.clone(),
+        );
         registry.register("leader", "1 while this replica is the leader", leader.clone());
         registry.register(
             "analysis_queries",
             "Rollout analysis queries sent to Prometheus, by outcome",
             analysis_queries.clone(),
         );
-        Self { registry, reconciles, failures, duration, analysis_queries, leader }
+        Self { registry, reconciles, failures, duration, decide, analysis_queries, leader }
     }
 }
 
@@ -83,6 +91,11 @@ impl Metrics {
             start: Instant::now(),
             histogram: self.duration.get_or_create(&ControllerLabels { controller: controller.into() }).clone(),
         }
+    }
+
+    /// Records how long a Model reconcile spent deciding.
+    pub fn decided(&self, took: std::time::Duration) {
+        self.decide.observe(took.as_secs_f64());
     }
 
     /// Counts one reconcile outcome.
@@ -153,6 +166,7 @@ mod tests {
             },
         );
         drop(m.reconcile_timer("model"));
+        m.decided(std::time::Duration::from_micros(30));
         m.leader.set(1);
         m.analysis_query(&Ok(0.1));
         m.analysis_query(&Err(crate::sources::prometheus::ReadingError::NoData));
@@ -163,6 +177,8 @@ mod tests {
         assert!(text.contains(r#"modelcycle_reconciles_total{controller="model",result="success"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_reconcile_failures_total{controller="model",error="invalid_object"} 1"#));
         assert!(text.contains(r#"modelcycle_reconcile_duration_seconds_count{controller="model"} 1"#));
+        assert!(text.contains("modelcycle_model_decide_duration_seconds_count 1"), "{text}");
+        assert!(text.contains("modelcycle_model_decide_duration_seconds_sum 0.00003"), "{text}");
         assert!(text.contains("modelcycle_leader 1"));
         assert!(text.ends_with("# EOF\n"));
     }

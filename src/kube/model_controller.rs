@@ -1,6 +1,7 @@
 //! The Model controller: observe a Model, ask the core for a plan, apply it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::kube::decoded::Decoded;
 use jiff::Timestamp;
@@ -47,9 +48,13 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
         return Ok(Action::requeue(CACHE_WAIT));
     }
     let now = Timestamp::now();
+    let deciding = Instant::now();
     let mut children = model_ctx.children.observe(model);
+    let mut decided = deciding.elapsed();
     fill_latest_version(&ctx.client, model, &mut children).await?;
+    let deciding = Instant::now();
     let due = children.due(model, now);
+    decided += deciding.elapsed();
     let mut readings = match &due.checks {
         Some((policy, checks)) => take(ctx, policy, checks).await,
         None => Default::default(),
@@ -59,7 +64,9 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
         readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
     children.readings = readings;
+    let deciding = Instant::now();
     let plan = plan_model(children.observed(model), now);
+    ctx.metrics.decided(decided + deciding.elapsed());
     apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));
