@@ -40,6 +40,11 @@ async fn watch_until(cluster: &Cluster, ns: &str, name: &str, n: u32, phase: &st
     let mut seen = Watched { fewest_ready: usize::MAX, ..Default::default() };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
+        // The version first: a phase read after the objects could be newer than them (the real
+        // API server showed it: the preview Deployment read as absent just before it was made,
+        // then v2 read as Serving just after the switch, and the switch went unseen).
+        let all = versions(cluster, ns, name).await?;
+        let current = all.get(&n).and_then(|v| v.status.as_ref()?.phase).map(|p| format!("{p:?}"));
         let canary = deployment(cluster, ns, &format!("{name}-canary")).await?;
         if let Some((_, replicas, _)) = canary {
             seen.canary_replicas.insert(replicas);
@@ -53,8 +58,6 @@ async fn watch_until(cluster: &Cluster, ns: &str, name: &str, n: u32, phase: &st
         seen.preview_service |=
             services.get_opt(&format!("{name}-preview")).await.map_err(|e| e.to_string())?.is_some();
         seen.fewest_ready = seen.fewest_ready.min(ready_endpoints(&cluster.client, ns, name).await?.0);
-        let all = versions(cluster, ns, name).await?;
-        let current = all.get(&n).and_then(|v| v.status.as_ref()?.phase).map(|p| format!("{p:?}"));
         if current.as_deref() == Some(phase) && canary.is_none() && preview.is_none() {
             return Ok(seen);
         }
