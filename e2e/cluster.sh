@@ -113,8 +113,8 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "${E2E_NODE_PODS:-110}"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "${E2E_NODE_PODS:-110}"}
 EOF
   done
 }
@@ -167,7 +167,8 @@ up() {
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
-    --use-service-account-credentials --concurrent-deployment-syncs 10 --concurrent-gc-syncs 40
+    --use-service-account-credentials --concurrent-deployment-syncs 10 --concurrent-gc-syncs 40 \
+    --kube-api-qps "${E2E_CONTROL_PLANE_QPS:-20}" --kube-api-burst "$((2 * ${E2E_CONTROL_PLANE_QPS:-20}))"
   launch scheduler "$bin/kube-scheduler" \
     --kubeconfig "$dir/scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/scheduler.kubeconfig" \

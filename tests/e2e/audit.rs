@@ -74,8 +74,17 @@ impl AuditLog {
     }
 }
 
+/// One entry per request: a watch when its answer starts (it completes only when the watch
+/// ends, minutes later), or when it is refused; everything else when its answer is complete.
 fn entry(event: &Value) -> Option<Entry> {
-    if event["stage"] != "ResponseComplete" {
+    let watch = event["verb"] == "watch";
+    let refused = event["responseStatus"]["code"].as_u64().is_some_and(|c| c >= 300);
+    let counted = match event["stage"].as_str() {
+        Some("ResponseStarted") => watch,
+        Some("ResponseComplete") => !watch || refused,
+        _ => false,
+    };
+    if !counted {
         return None;
     }
     let object = &event["objectRef"];

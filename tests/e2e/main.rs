@@ -13,6 +13,7 @@ mod cluster;
 mod controller;
 mod faults;
 mod report;
+mod scale;
 mod steady;
 mod stories;
 
@@ -65,11 +66,14 @@ async fn run(cluster: &Cluster, report: &Report) {
         }
         main.stop().await;
     }
+    if wanted("scale") {
+        scale::run(cluster, report, &install).await;
+    }
     if wanted("faults") {
         faults::run(cluster, report, &install).await;
     }
     let what = "the real RBAC authorizer refused none of the chart's controller's requests";
-    let ran_the_controller = wanted("stories") || wanted("steady") || wanted("faults");
+    let ran_the_controller = wanted("stories") || wanted("steady") || wanted("scale") || wanted("faults");
     match audit::AuditLog::read(&cluster.env.audit_log) {
         Ok(_) if !ran_the_controller => {}
         Ok(log) => {
