@@ -224,7 +224,12 @@ async fn leader_election(cluster: &Cluster, report: &Report, install: &Install) 
             Ok(la)
         })
         .await?;
-        apply(cluster, ns, &kwok_model(name, &Behaviour::default())).await?;
+        let mut model = kwok_model(name, &Behaviour::default());
+        // The API server's outage later in this story pauses the cluster's own controllers and
+        // kwok as well; the rollout right after it may need longer than the suite's usual 10 s
+        // progress deadline (a cold CI run showed v3 rolled back for it).
+        model["spec"]["serving"]["progressDeadlineSeconds"] = json!(120);
+        apply(cluster, ns, &model).await?;
         wait_phase(cluster, ns, name, 1, "Serving", 90).await?;
         let log = AuditLog::read(&cluster.env.audit_log)?;
         let mut writers: BTreeMap<String, usize> = BTreeMap::new();
