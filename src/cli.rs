@@ -92,8 +92,8 @@ pub struct RunArgs {
     /// Reconcile every Model at least this often, even when nothing changed (between 1s and 24h).
     #[arg(long, env = "MODELCYCLE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
-    /// Models reconciled at the same time (1 to 1024); a changed Model waits for a free slot,
-    /// never for the whole queue.
+    /// Models reconciled at the same time (1 to 1024); more brings a fleet to serving sooner, at
+    /// the cost of more concurrent requests to the API server.
     #[arg(long, env = "MODELCYCLE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// URL prefixes of the Prometheus servers that Models and RetrainPolicies may name
