@@ -68,17 +68,16 @@ impl ChildStores {
     pub fn observe(&self, model: &Model) -> Children {
         let (ns, name) = (model.namespace().unwrap_or_default(), model.name_any());
         let label = label_value(&name);
-        let decoded = |found: Vec<Arc<Decoded<_>>>| found.into_iter().filter_map(|g| g.0.as_ref().ok().cloned());
         let policies = self.policies.of(&ns, Some(&name));
         let mut children = Children::select(
             model,
             Cached {
-                versions: decoded(self.versions.of(&ns, Some(&name))),
+                versions: decoded(&self.versions.of(&ns, Some(&name))),
                 jobs: self.jobs.of(&ns, Some(&label)),
                 pods: self.pods.of(&ns, Some(&label)),
                 deployments: self.deployments.of(&ns, Some(&label)),
                 services: self.services.of(&ns, Some(&label)),
-                policies: policies.iter().filter_map(|g| g.0.as_ref().ok().cloned()),
+                policies: decoded(&policies),
             },
         );
         // A policy that does not decode may name this Model, or say nothing readable about its
@@ -91,6 +90,11 @@ impl ChildStores {
             .collect();
         children
     }
+}
+
+/// The objects of `found` that decoded, shared.
+fn decoded<K>(found: &[Arc<Decoded<K>>]) -> impl Iterator<Item = Arc<K>> + '_ {
+    found.iter().filter_map(|g| g.0.as_ref().ok().cloned())
 }
 
 /// A watch can lag the API server (after an outage the ModelVersion watch was refused with 429

@@ -209,7 +209,6 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let clock = Instant::now();
     let mut controller = Controller::spawn(cluster, install, 1, &name, &args)?;
     let pid = controller.pid().ok_or("the controller has no process")?;
-    let sampler = Sampler::start(pid);
     controller.wait_ready(Duration::from_secs(120)).await?;
     // A Model created while the fleet converges must not wait for the whole queue.
     let late = Instant::now();
@@ -241,7 +240,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         .collect::<Check>()?;
     let retrain_s = wait_serving(cluster, ns, n, 2, timeout).await.map(|_| retrain_clock.elapsed().as_secs_f64())?;
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let settled_rss = sampler.now_mib();
+    let settled_rss = memory_mib(pid, "VmRSS:");
 
     let steady_from = Timestamp::now();
     tokio::time::sleep(Duration::from_secs(steady)).await;
@@ -261,7 +260,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let (p50, p99, reconciles) = quantiles(&metrics, "modelcycle_reconcile_duration_seconds", "controller=\"model\"");
     let (decide_p50, decide_p99, _) = quantiles(&metrics, "modelcycle_model_decide_duration_seconds", "");
     let cpu = cpu_seconds(pid)?;
-    let peak_rss = sampler.peak_mib();
+    let peak_rss = memory_mib(pid, "VmHWM:");
 
     controller.stop().await;
     let restart_from = Timestamp::now();
@@ -451,27 +450,11 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Reads a process's resident memory, current and peak.
-struct Sampler {
-    pid: u32,
-}
-
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Self {
-        Self { pid }
-    }
-
-    fn now_mib(&self) -> f64 {
-        status_kib(self.pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0
-    }
-
-    /// The kernel's high-water mark of resident memory, MiB.
-    fn peak_mib(&self) -> f64 {
-        status_kib(self.pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0
-    }
+/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the
+/// kernel's high-water mark), MiB; 0 when it cannot be read.
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    let kib = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|status| {
+        status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    kib.unwrap_or(0) as f64 / 1024.0
 }
