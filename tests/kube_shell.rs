@@ -513,10 +513,10 @@ async fn a_child_the_api_server_refuses_stalls_the_model_with_its_words_and_an_e
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let recorder = Context::new(client.clone(), Arc::default()).recorder;
-    let error = modelcycle::kube::apply::apply_model_plan(&client, &recorder, &model(), &plan).await.unwrap_err();
+    let events = Context::new(client.clone(), Arc::default()).events;
+    let error = modelcycle::kube::apply::apply_model_plan(&client, &events, &model(), &plan).await.unwrap_err();
     assert!(error.to_string().contains("422") || error.to_string().contains("invalid"), "{error}");
-    drop(recorder);
+    drop(events);
     let seen = server.await.unwrap();
     let stalled = condition(&seen[1].body, "Stalled");
     assert_eq!(stalled["status"], "True");
@@ -578,4 +578,44 @@ async fn a_secret_is_sent_as_a_bearer_token_only_when_it_opted_in() {
     assert!(why.contains("prometheus.bearerTokenSecrets=true"), "{why}");
     drop((ctx, fresh));
     server.await.unwrap();
+}
+
+/// Every Event is its own object with its own note: "v2 started training" soon after "v1
+/// started training" is not folded into a repeat of the v1 Event, and a long note or an
+/// oversized reason is cut to the API server's limits instead of being refused.
+#[tokio::test]
+async fn events_are_created_one_per_record_within_the_servers_limits() {
+    use modelcycle::lifecycle::plan::{EventKind, EventRecord};
+    let record = |note: String, reason: &str| EventRecord {
+        kind: EventKind::Normal,
+        reason: reason.into(),
+        action: "Train".into(),
+        note,
+        version: None,
+    };
+    let (client, server) = mock_api(vec![
+        Expect::echo(Method::POST, EVENTS),
+        Expect::echo(Method::POST, EVENTS),
+        Expect::echo(Method::POST, EVENTS),
+    ]);
+    let events = modelcycle::kube::events::Events::new(client, "modelcycle", "modelcycle-0");
+    let regarding = kube::Resource::object_ref(&model(), &());
+    events.publish(&regarding, &record("v1 started training".into(), "VersionTraining")).await;
+    events.publish(&regarding, &record("v2 started training".into(), "VersionTraining")).await;
+    events.publish(&regarding, &record("é".repeat(2000), &"R".repeat(300))).await;
+    drop(events);
+    let seen = server.await.unwrap();
+    assert!(seen.iter().all(|s| s.method == Method::POST), "created, never patched into a series: {seen:?}");
+    let notes: Vec<_> = seen.iter().map(|s| s.body["note"].as_str().unwrap().to_string()).collect();
+    assert_eq!(notes[..2], ["v1 started training", "v2 started training"]);
+    for s in &seen {
+        assert_eq!(s.body["metadata"]["generateName"], "churn.");
+        assert_eq!(s.body["regarding"]["name"], "churn");
+        assert_eq!(s.body["reportingController"], "modelcycle");
+        assert_eq!(s.body["reportingInstance"], "modelcycle-0");
+        assert_eq!(s.body["type"], "Normal");
+        assert!(s.body["eventTime"].is_string());
+    }
+    assert!(notes[2].len() <= 1024 && notes[2].ends_with("..."), "{} bytes", notes[2].len());
+    assert!(seen[2].body["reason"].as_str().unwrap().len() <= 128);
 }

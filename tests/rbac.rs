@@ -84,7 +84,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     sim.run();
     let ctx = Context::new(client.clone(), Arc::default());
     for (model, plan) in sim.plans.take().unwrap() {
-        apply_model_plan(&client, &ctx.recorder, &model, &plan).await.unwrap();
+        apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
     }
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
     // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
@@ -100,8 +100,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         steps: deletes.into_iter().map(|(kind, name)| Write::Delete(kind, name.into())).collect(),
         ..Default::default()
     };
-    apply_model_plan(&client, &ctx.recorder, &scenario_model(), &pruning).await.unwrap();
-    // The same Event twice in a row is sent as a series update (a patch).
+    apply_model_plan(&client, &ctx.events, &scenario_model(), &pruning).await.unwrap();
+    // Events: each one is created (never patched into a series).
     let (model, plan) = {
         let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart")]).unwrap();
         let mut sim = Simulation::new(scenario);
@@ -110,7 +110,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         sim.plans.unwrap().remove(0)
     };
     let events: Vec<_> = plan.events().into_iter().cloned().collect();
-    publish_events(&ctx.recorder, &kube::Resource::object_ref(&model, &()), &events).await;
+    publish_events(&ctx.events, &kube::Resource::object_ref(&model, &()), &events).await;
     // The newest version, read from the API server when the cache lags behind the Model's status.
     let mut ahead = scenario_model();
     ahead.status = Some(modelcycle::api::ModelStatus { latest_version: Some(9), ..Default::default() });

@@ -4,7 +4,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +11,9 @@ use serde::de::DeserializeOwned;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
 use crate::lifecycle::model::{Child, Kind, ModelPlan, Regarding, Write, child_refused};
-use crate::lifecycle::plan::{EventKind, EventRecord};
+use crate::lifecycle::plan::EventRecord;
+
+use super::events::Events;
 
 /// The one field manager every write of the controller uses.
 pub const FIELD_MANAGER: &str = "modelcycle";
@@ -32,34 +33,17 @@ where
 }
 
 /// Publishes Events about an object; a failure is logged, never fails the reconcile.
-pub async fn publish_events(recorder: &Recorder, regarding: &ObjectReference, events: &[EventRecord]) {
-    for e in events {
-        let event = Event {
-            type_: match e.kind {
-                EventKind::Normal => EventType::Normal,
-                EventKind::Warning => EventType::Warning,
-            },
-            reason: e.reason.clone(),
-            note: Some(e.note.clone()),
-            action: e.action.clone(),
-            secondary: None,
-        };
-        if let Err(err) = recorder.publish(&event, regarding).await {
-            tracing::warn!(reason = %e.reason, error = %err, "could not publish an Event");
-        }
+pub async fn publish_events(events: &Events, regarding: &ObjectReference, records: &[EventRecord]) {
+    for record in records {
+        events.publish(regarding, record).await;
     }
 }
 
 /// Applies a Model's plan write by write, in the plan's order, stopping at the first error (the
 /// next reconcile decides again from what landed). A child the API server refuses for good
 /// stalls the Model with the server's own words instead.
-pub async fn apply_model_plan(
-    client: &kube::Client,
-    recorder: &Recorder,
-    model: &Model,
-    plan: &ModelPlan,
-) -> Result<()> {
-    let target = Target::of(client, recorder, model);
+pub async fn apply_model_plan(client: &kube::Client, events: &Events, model: &Model, plan: &ModelPlan) -> Result<()> {
+    let target = Target::of(client, events, model);
     for write in &plan.steps {
         if let Err(error) = target.write(write).await {
             if let (Write::Apply(child), Some(why)) = (write, refusal(&error)) {
@@ -74,17 +58,17 @@ pub async fn apply_model_plan(
     Ok(())
 }
 
-/// Where a Model's writes go: its namespace, its client and Event recorder.
+/// Where a Model's writes go: its namespace, its client and Event publisher.
 struct Target<'a> {
     client: &'a kube::Client,
-    recorder: &'a Recorder,
+    events: &'a Events,
     model: &'a Model,
     ns: String,
 }
 
 impl<'a> Target<'a> {
-    fn of(client: &'a kube::Client, recorder: &'a Recorder, model: &'a Model) -> Self {
-        Self { client, recorder, model, ns: model.namespace().unwrap_or_default() }
+    fn of(client: &'a kube::Client, events: &'a Events, model: &'a Model) -> Self {
+        Self { client, events, model, ns: model.namespace().unwrap_or_default() }
     }
 
     fn api<K>(&self) -> Api<K>
@@ -117,7 +101,7 @@ impl<'a> Target<'a> {
             Write::PolicyStatus(name, status) => apply_status(&self.api::<RetrainPolicy>(), name, status).await,
             Write::ModelStatus(status) => apply_status(&self.api::<Model>(), &self.model.name_any(), status).await,
             Write::Event(Regarding::Model, event) => {
-                publish_events(self.recorder, &self.model.object_ref(&()), std::slice::from_ref(event)).await;
+                self.events.publish(&self.model.object_ref(&()), event).await;
                 Ok(())
             }
             Write::Event(Regarding::Policy(name), event) => {
@@ -128,7 +112,7 @@ impl<'a> Target<'a> {
                     namespace: Some(self.ns.clone()),
                     ..Default::default()
                 };
-                publish_events(self.recorder, &regarding, std::slice::from_ref(event)).await;
+                self.events.publish(&regarding, event).await;
                 Ok(())
             }
         }

@@ -1,12 +1,12 @@
-//! What every reconcile shares: the client, the Event recorder, metrics and per-object backoff.
+//! What every reconcile shares: the client, the Event publisher, metrics and per-object backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
+use super::events::Events;
 use super::metrics::Metrics;
 
 /// The resync period unless `--resync-period` says otherwise.
@@ -34,7 +34,7 @@ pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
     /// Publishes Events as `modelcycle`.
-    pub recorder: Recorder,
+    pub events: Events,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
     /// The longest a Model goes without a reconcile, even when nothing changed.
@@ -49,9 +49,9 @@ pub struct Context {
 impl Context {
     /// A context for `client`, reporting Events as this pod.
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter { controller: "modelcycle".into(), instance: std::env::var("POD_NAME").ok() };
+        let instance = std::env::var("POD_NAME").unwrap_or_else(|_| "modelcycle".into());
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), "modelcycle", &instance),
             client,
             metrics,
             resync: DEFAULT_RESYNC,

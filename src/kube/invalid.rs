@@ -7,7 +7,6 @@ use kube::Resource;
 use crate::error::Error;
 use crate::lifecycle::plan::{EventKind, EventRecord, truncate};
 
-use super::apply::publish_events;
 use super::context::Context;
 
 /// What the Event on an unreadable object says: the field at fault, and for a RetrainPolicy that
@@ -50,6 +49,6 @@ pub async fn report_invalid<K: Resource<DynamicType = ()>>(invalid: &InvalidObje
         note: truncate(&invalid_note(K::kind(&()).as_ref(), invalid), 1024),
         version: None,
     };
-    publish_events(&ctx.recorder, &regarding, &[event]).await;
+    ctx.events.publish(&regarding, &event).await;
     error
 }

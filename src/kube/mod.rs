@@ -4,6 +4,7 @@ pub mod apply;
 pub mod children;
 pub mod context;
 pub mod decoded;
+pub mod events;
 pub mod http;
 pub mod index;
 pub mod invalid;

@@ -21,7 +21,7 @@ use super::invalid::report_invalid;
 
 /// What the Model controller shares between reconciles.
 pub struct ModelContext {
-    /// Client, recorder, metrics.
+    /// Client, Event publisher, metrics.
     pub shared: Context,
     /// Caches of the children.
     pub children: ChildStores,
@@ -67,7 +67,7 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     let deciding = Instant::now();
     let plan = plan_model(children.observed(model), now);
     ctx.metrics.decided(decided + deciding.elapsed());
-    apply_model_plan(&ctx.client, &ctx.recorder, model, &plan).await?;
+    apply_model_plan(&ctx.client, &ctx.events, model, &plan).await?;
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));
     // Level-based: even with nothing to wait for, look again after the resync period.

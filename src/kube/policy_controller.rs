@@ -77,7 +77,7 @@ pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, Po
         let api: Api<RetrainPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
         apply_status(&api, &policy.name_any(), status).await?;
     }
-    publish_events(&ctx.recorder, &policy.object_ref(&()), &plan.events).await;
+    publish_events(&ctx.events, &policy.object_ref(&()), &plan.events).await;
     ctx.metrics.reconciled(NAME, true);
     Ok(Action::await_change())
 }
