@@ -221,6 +221,9 @@ where
     }
 }
 
+/// Objects per page of a watch's list: what is decoded at once before the caches trim it.
+pub const LIST_PAGE: u32 = 250;
+
 /// Runs the Model and RetrainPolicy controllers over one namespace, or all, until shutdown. One
 /// watch per kind: Models and RetrainPolicies feed both controllers through shared stores.
 pub async fn run_controllers(
@@ -232,9 +235,14 @@ pub async fn run_controllers(
     shutdown: watch::Receiver<bool>,
 ) {
     let health = ready.health.clone();
-    let all = watcher::Config::default().any_semantic();
-    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR).any_semantic();
-    let trainer_pods = watcher::Config::default().labels(TRAINER_POD_SELECTOR).any_semantic();
+    // Lists come in pages of at most LIST_PAGE objects (the newest state, read in pages), not
+    // as one answer from the API server's watch cache (`resourceVersion=0` ignores the page
+    // size): at 10,000 Models one answer for the Jobs alone was hundreds of megabytes to hold
+    // and decode at once, however little of each Job the caches keep.
+    let paged = || watcher::Config::default().page_size(LIST_PAGE);
+    let all = paged();
+    let owned = paged().labels(MANAGED_BY_SELECTOR);
+    let trainer_pods = paged().labels(TRAINER_POD_SELECTOR);
     let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
     let (h, w) = named("ModelVersions");
     let (versions, versions_stream) =
