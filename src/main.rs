@@ -5,7 +5,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use modelcycle::cli::{Cli, Command};
 
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "heap-profile")]
+    let _profiler = dhat::Profiler::builder().file_name(format!("dhat-heap-{}.json", std::process::id())).build();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd(args) => modelcycle::cli::crd(&args),
