@@ -93,7 +93,8 @@ pub struct RunArgs {
     #[arg(long, env = "MODELCYCLE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
     /// Models reconciled at the same time (1 to 1024); more brings a fleet to serving sooner, at
-    /// the cost of more concurrent requests to the API server.
+    /// the cost of more concurrent requests to the API server. A Model created or changed after
+    /// the start has a lane of its own besides (a quarter of this, at least one).
     #[arg(long, env = "MODELCYCLE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// URL prefixes of the Prometheus servers that Models and RetrainPolicies may name

@@ -54,7 +54,7 @@ fn ctx(client: kube::Client) -> Arc<ModelContext> {
 }
 
 fn ctx_with(client: kube::Client, children: Children) -> Arc<ModelContext> {
-    Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: support::child_stores(children) })
+    Arc::new(ModelContext::new(Context::new(client, Arc::default()), support::child_stores(children)))
 }
 
 fn condition(body: &serde_json::Value, type_: &str) -> serde_json::Value {
@@ -173,7 +173,7 @@ async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     stores.versions = modelcycle::kube::index::Indexed { store: unlisted, by_model: Default::default() };
     assert!(!stores.synced());
     let (client, server) = mock_api(vec![]);
-    let context = Arc::new(ModelContext { shared: Context::new(client, Arc::default()), children: stores });
+    let context = Arc::new(ModelContext::new(Context::new(client, Arc::default()), stores));
     let action = model_controller::reconcile(Arc::new(Decoded::from(model)), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
     assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");

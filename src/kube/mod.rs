@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod index;
 pub mod invalid;
+pub mod lanes;
 pub mod metrics;
 pub mod model_controller;
 pub mod policy_controller;

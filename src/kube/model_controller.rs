@@ -18,6 +18,7 @@ use super::apply::apply_model_plan;
 use super::children::{ChildStores, fill_latest_version};
 use super::context::Context;
 use super::invalid::report_invalid;
+use super::lanes::Turns;
 
 /// What the Model controller shares between reconciles.
 pub struct ModelContext {
@@ -25,6 +26,15 @@ pub struct ModelContext {
     pub shared: Context,
     /// Caches of the children.
     pub children: ChildStores,
+    /// Which Models a lane reconciles now.
+    turns: Turns,
+}
+
+impl ModelContext {
+    /// The context of both lanes.
+    pub fn new(shared: Context, children: ChildStores) -> Self {
+        Self { shared, children, turns: Turns::default() }
+    }
 }
 
 /// How long a reconcile that found the caches still listing waits before it looks again.
@@ -37,6 +47,7 @@ pub const NAME: &str = "model";
 #[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
 pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
     let ctx = &model_ctx.shared;
+    let _turn = model_ctx.turns.take(&key(&guard)).await;
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let model = match &guard.0 {
         Ok(model) => model,
@@ -87,6 +98,15 @@ pub fn error_policy(guard: Arc<Decoded<Model>>, error: &Error, model_ctx: Arc<Mo
         tracing::warn!(%error, retry_in = ?wait, "reconcile failed");
         Action::requeue(wait)
     }
+}
+
+/// The pickup lane's reconcile: the same work, but what comes next (a requeue, a retry after
+/// an error) is left to the main lane, which saw the same change.
+pub async fn pick_up(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+    if let Err(error) = reconcile(guard, model_ctx).await {
+        tracing::debug!(%error, "the main lane retries");
+    }
+    Ok(Action::await_change())
 }
 
 fn key(guard: &Decoded<Model>) -> String {

@@ -22,6 +22,7 @@ use super::children::ChildStores;
 use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
 use super::index::{ByModel, Indexed};
+use super::lanes::{newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
@@ -256,12 +257,25 @@ pub async fn run_controllers(
     let (h, w) = named("Services");
     let (services, services_stream) = cached_by_model(scoped::<Service>(&client, &scope), owned, h, w);
     let (h, w) = named("Models");
-    let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w));
+    let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
     let (h, w) = named("RetrainPolicies");
     let policies_by_model = ByModel::default();
-    let policies =
-        shared(policies_by_model.follow(watches::watch(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w)));
-    let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
+    let policies = shared(
+        policies_by_model.follow(watches::watch(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w)),
+        2,
+    );
+    let (Some((mut models, models_feed)), Some((mut policies, policies_feed))) = (models, policies) else {
+        tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
+        return;
+    };
+    let (Some(models_pickup), Some(models_to_policies), Some(models_main)) =
+        (models.readers.pop(), models.readers.pop(), models.readers.pop())
+    else {
+        tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
+        return;
+    };
+    let (Some(policies_to_policies), Some(policies_to_models)) = (policies.readers.pop(), policies.readers.pop())
+    else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
     };
@@ -269,14 +283,14 @@ pub async fn run_controllers(
     let policies_indexed = Indexed { store: policies.store.clone(), by_model: policies_by_model };
     let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies_indexed.clone() };
     let config = || controller::Config::default().concurrency(settings.concurrency);
-    let model_controller = Controller::for_shared_stream(models.first, models.store.clone())
+    let model_controller = Controller::for_shared_stream(models_main, models.store.clone())
         .with_config(config())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
-        .watches_shared_stream(policies.first, |guard| {
+        .watches_shared_stream(policies_to_models, |guard| {
             let ns = guard.namespace();
             guard.0.as_ref().ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
         })
@@ -284,9 +298,23 @@ pub async fn run_controllers(
         .graceful_shutdown_on(on(shutdown.clone()));
 
     let naming = policies_indexed.clone();
-    let policy_controller = Controller::for_shared_stream(policies.second, policies.store.clone())
+    // The pickup lane (see `lanes`): Models changed after the first list that the controller
+    // has not acted on yet, in a queue of their own.
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let changed = {
+        let listed = listed.clone();
+        models_pickup.filter(move |model| {
+            let after_list = listed.load(Ordering::Acquire);
+            futures::future::ready(after_list && model.0.as_ref().is_ok_and(|m| newly_changed(m)))
+        })
+    };
+    let pickup = Controller::for_shared_stream(changed, models.store.clone())
+        .with_config(controller::Config::default().concurrency(pickup_concurrency(settings.concurrency)))
+        .graceful_shutdown_on(on(shutdown.clone()));
+
+    let policy_controller = Controller::for_shared_stream(policies_to_policies, policies.store.clone())
         .with_config(config())
-        .watches_shared_stream(models.second, move |model| {
+        .watches_shared_stream(models_to_policies, move |model| {
             let (name, ns) = (model.name_any(), model.namespace().unwrap_or_default());
             naming
                 .of(&ns, Some(&name))
@@ -301,17 +329,23 @@ pub async fn run_controllers(
     let mut context = Context::new(client.clone(), metrics.clone());
     context.resync = settings.resync;
     context.prometheus_allowed = settings.prometheus_allowed;
-    let ctx = Arc::new(ModelContext { shared: context, children });
+    let ctx = Arc::new(ModelContext::new(context, children));
     let policy_ctx = Arc::new((
         Context::new(client, metrics),
         PolicyStores { models: models.store.clone(), policies: policies_indexed.clone() },
     ));
     let (model_store, children_synced) = (models.store.clone(), ctx.children.clone());
     let ready = async move {
-        if model_store.wait_until_ready().await.is_ok() && children_synced.wait_until_synced().await {
-            ready.synced();
+        if model_store.wait_until_ready().await.is_ok() {
+            listed.store(true, Ordering::Release);
+            if children_synced.wait_until_synced().await {
+                ready.synced();
+            }
         }
     };
+    let pickup_loop = pickup
+        .run(model_controller::pick_up, model_controller::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
     let model_loop =
         model_controller.run(model_controller::reconcile, model_controller::error_policy, ctx).for_each(|result| {
             if let Err(e) = result {
@@ -334,7 +368,7 @@ pub async fn run_controllers(
             () = on(shutdown) => {}
         }
     };
-    futures::join!(ready, model_loop, policy_loop, feeds);
+    futures::join!(ready, model_loop, pickup_loop, policy_loop, feeds);
 }
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,

@@ -114,24 +114,24 @@ where
 pub struct Shared<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     /// The store.
     pub store: Store<K>,
-    /// Changed objects, for the first controller.
-    pub first: reflector::ReflectHandle<K>,
-    /// Changed objects, for the second controller.
-    pub second: reflector::ReflectHandle<K>,
+    /// Changed objects, one stream for each reader asked for. Every one must be read: the
+    /// watch waits for the slowest.
+    pub readers: Vec<reflector::ReflectHandle<K>>,
 }
 
-/// One watch's `events` for two controllers; `None` if the store cannot be shared (it always
-/// can).
+/// One watch's `events` for `readers` controllers; `None` if the store cannot be shared (it
+/// always can).
 pub fn shared<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    readers: usize,
 ) -> Option<(Shared<K>, impl Future<Output = ()> + Send + 'static)>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store_shared(SHARED_BUFFER);
-    let (first, second) = (writer.subscribe()?, writer.subscribe()?);
+    let readers = (0..readers).map(|_| writer.subscribe()).collect::<Option<Vec<_>>>()?;
     let feed = events.reflect_shared(writer).for_each(|_| future::ready(()));
-    Some((Shared { store, first, second }, feed))
+    Some((Shared { store, readers }, feed))
 }
 
 /// While a watch fails because the API server cannot be reached, asks the server for its version

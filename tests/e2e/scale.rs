@@ -84,6 +84,14 @@ pub struct Figures {
     pub late_model_s: f64,
     /// How many of the others served v1 by then.
     pub late_model_while_serving: usize,
+    /// A Model created once every other Model acted on new data (they train and roll out):
+    /// until it has a version, s.
+    pub late_retrain_model_s: f64,
+    /// How many of the others served v2 by then.
+    pub late_retrain_while_serving: usize,
+    /// A Model created right after every other one got new data, all of them equally new: until
+    /// it has a version, s.
+    pub late_burst_model_s: f64,
     /// From the start until the controller's last write of the first convergence, s.
     pub to_quiet_s: f64,
     /// From new data for every Model until every Model serves v2, s.
@@ -164,11 +172,11 @@ pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
 /// The table, one row per size.
 pub fn render(table: &[Figures]) -> String {
     let mut text = String::from(
-        "| Models | peak MiB | settled MiB | to serving s (controller CPU s) | late Model s | to quiet s | retrain s | first: get/list/watch/write per Model | retrain: writes per Model | steady writes | reconcile p50/p99 ms | deciding p50/p99 ms | CPU ms/reconcile | restart ready s | restart writes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| Models | peak MiB | settled MiB | to serving s (controller CPU s) | late Model s: converging, retraining, after a burst | to quiet s | retrain s | first: get/list/watch/write per Model | retrain: writes per Model | steady writes | reconcile p50/p99 ms | deciding p50/p99 ms | CPU ms/reconcile | restart ready s | restart writes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in table {
         text += &format!(
-            "| {} | {:.1} | {:.1} | {:.1} ({:.1}) | {:.1} ({} serving) | {:.1} | {:.1} | {:.2}/{:.3}/{:.3}/{:.2} | {:.2} | {} in {}s | {:.1}/{:.1} | {:.3}/{:.3} | {:.2} | {:.1} | {} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} ({:.1}) | {:.1} ({} serving), {:.1} ({} serving), {:.1} | {:.1} | {:.1} | {:.2}/{:.3}/{:.3}/{:.2} | {:.2} | {} in {}s | {:.1}/{:.1} | {:.3}/{:.3} | {:.2} | {:.1} | {} |\n",
             f.models,
             f.peak_rss_mib,
             f.settled_rss_mib,
@@ -176,6 +184,9 @@ pub fn render(table: &[Figures]) -> String {
             f.to_serving_cpu_s,
             f.late_model_s,
             f.late_model_while_serving,
+            f.late_retrain_model_s,
+            f.late_retrain_while_serving,
+            f.late_burst_model_s,
             f.to_quiet_s,
             f.retrain_s,
             f.first.gets,
@@ -216,6 +227,11 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let timeout = Duration::from_secs(120 + n as u64 / 5);
     let late_s = picked_up(cluster, ns, "late", timeout).await.map(|()| late.elapsed().as_secs_f64())?;
     let late_while = serving_count(cluster, ns, 1).await?;
+    let in_time = late_s <= LATE_MODEL_BOUND_S;
+    ensure!(
+        in_time,
+        "a Model created while {n} converge waited {late_s:.1}s for its first version ({late_while} serving by then)"
+    );
     wait_serving(cluster, ns, n + 1, 1, timeout).await?;
     let served_at = clock.elapsed().as_secs_f64();
     let serving_cpu = cpu_seconds(pid)?;
@@ -238,6 +254,24 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         .await
         .into_iter()
         .collect::<Check>()?;
+    // A Model created right after every other one changed: it takes its turn among the changed
+    // ones (reported, not bounded: all of them are as new as it is).
+    let late = Instant::now();
+    apply(cluster, ns, &scale_model("late-burst")).await?;
+    let late_burst_s = picked_up(cluster, ns, "late-burst", timeout).await.map(|()| late.elapsed().as_secs_f64())?;
+    // Once every Model acted on its new data, they train and roll out: a Model created now must
+    // not wait for that.
+    wait_latest(cluster, ns, n, 2, timeout).await?;
+    let late = Instant::now();
+    apply(cluster, ns, &scale_model("late-retrain")).await?;
+    let late_retrain_s =
+        picked_up(cluster, ns, "late-retrain", timeout).await.map(|()| late.elapsed().as_secs_f64())?;
+    let late_retrain_while = serving_count(cluster, ns, 2).await?;
+    let in_time = late_retrain_s <= LATE_MODEL_BOUND_S;
+    ensure!(
+        in_time,
+        "a Model created while {n} retrain waited {late_retrain_s:.1}s for its first version ({late_retrain_while} serving v2 by then)"
+    );
     let retrain_s = wait_serving(cluster, ns, n, 2, timeout).await.map(|_| retrain_clock.elapsed().as_secs_f64())?;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let settled_rss = memory_mib(pid, "VmRSS:");
@@ -289,6 +323,9 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         to_serving_s: served_at,
         to_serving_cpu_s: serving_cpu,
         late_model_s: late_s,
+        late_retrain_model_s: late_retrain_s,
+        late_retrain_while_serving: late_retrain_while,
+        late_burst_model_s: late_burst_s,
         late_model_while_serving: late_while,
         to_quiet_s: to_quiet,
         retrain_s,
@@ -306,6 +343,10 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         restart_writes: 0,
     })
 }
+
+/// The longest a Model created during a fleet's convergence may wait for its first version: the
+/// pickup lane (`src/kube/lanes.rs`) reaches it without waiting for the fleet's queue.
+const LATE_MODEL_BOUND_S: f64 = 10.0;
 
 /// A Model of the suite's kind with one replica and ten minutes for a rollout to progress: with
 /// a thousand rollouts at once, the suite's 10 s deadline measures the fake nodes, not us.
@@ -353,6 +394,21 @@ async fn picked_up(cluster: &Cluster, ns: &str, name: &str, timeout: Duration) -
         }
         ensure!(start.elapsed() < timeout, "{name} has no version after {}s", timeout.as_secs());
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until at least `n` Models of `ns` have `version` as their latest (acted on the change).
+async fn wait_latest(cluster: &Cluster, ns: &str, n: usize, version: u32, timeout: Duration) -> Check {
+    let api = Api::<Model>::namespaced(cluster.client.clone(), ns);
+    let start = Instant::now();
+    loop {
+        let list = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let count = list.iter().filter(|m| m.status.as_ref().and_then(|s| s.latest_version) == Some(version)).count();
+        if count >= n {
+            return Ok(());
+        }
+        ensure!(start.elapsed() < timeout, "{count} of {n} Models have v{version} after {}s", timeout.as_secs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
