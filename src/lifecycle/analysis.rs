@@ -201,7 +201,7 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
     };
     let previous = status.last_verdict;
     let entry = ledger.get_mut(n)?;
-    let a = entry.status.analysis.as_mut()?;
+    let a = entry.status_mut().analysis.as_mut()?;
     a.last_measured = Some(Time(now));
     a.last_verdict = Some(verdict);
     a.failures += u32::from(verdict == AnalysisVerdict::Fail);
@@ -329,7 +329,7 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
             set_analysis(ledger, n, AnalysisStage::Rollout, baseline, since);
         }
         measure(ledger, model, n, readings);
-        let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) else {
+        let Some(a) = ledger.get_mut(n).and_then(|e| e.status_mut().analysis.as_mut()) else {
             return Gate::Wait(wake); // the version left the ledger: nothing to judge
         };
         if a.started.0 < since {
@@ -402,8 +402,8 @@ pub fn is_manual(model: &Model) -> bool {
 
 fn set_analysis(ledger: &mut Ledger, n: u32, stage: AnalysisStage, baseline: u32, since: Timestamp) {
     if let Some(e) = ledger.get_mut(n) {
-        let measurements = e.status.analysis.take().map(|a| a.measurements).unwrap_or_default();
-        e.status.analysis =
+        let measurements = e.status_mut().analysis.take().map(|a| a.measurements).unwrap_or_default();
+        e.status_mut().analysis =
             Some(AnalysisStatus { measurements, ..AnalysisStatus::starting(stage, Time(since), Some(baseline)) });
     }
 }
@@ -414,7 +414,7 @@ pub fn start_guard(ledger: &mut Ledger, model: &Model, n: u32, previous: u32) {
     if guarded {
         let now = ledger.now();
         set_analysis(ledger, n, AnalysisStage::Guard, previous, now);
-    } else if let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
+    } else if let Some(a) = ledger.get_mut(n).and_then(|e| e.status_mut().analysis.as_mut()) {
         a.stage = AnalysisStage::Passed;
     }
 }
@@ -432,7 +432,7 @@ pub fn end_guard(ledger: &mut Ledger, n: u32, by: u32) {
 
 /// Marks the guard window of `n` over, with a decision record saying why.
 fn close_guard(ledger: &mut Ledger, n: u32, reason: Reason, message: String) {
-    if let Some(a) = ledger.get_mut(n).and_then(|e| e.status.analysis.as_mut()) {
+    if let Some(a) = ledger.get_mut(n).and_then(|e| e.status_mut().analysis.as_mut()) {
         a.stage = AnalysisStage::Passed;
     }
     ledger.push_decision(n, Decision { action: Action::Analyse, reason, message, evidence: None });

@@ -132,7 +132,7 @@ fn advance_blue_green(
         }
     }
     if let Some(e) = ledger.get_mut(wanted) {
-        e.status.blue_green = Some(progress);
+        e.status_mut().blue_green = Some(progress);
     }
     out
 }
@@ -157,7 +157,7 @@ fn hand_off(
     let desired = track_deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);
     if converge(desired, deployments, &mut out.apply) == RolloutState::Complete {
         if let Some(e) = ledger.get_mut(serving) {
-            e.status.blue_green = None;
+            e.status_mut().blue_green = None;
         }
         let name = model.name_any();
         let message = format!(

@@ -70,7 +70,7 @@ fn advance_canary(
             }
             out.rolling_out = false;
             if let Some(e) = ledger.get_mut(wanted) {
-                e.status.canary = None;
+                e.status_mut().canary = None;
             }
             let message =
                 format!("after {} canary steps, Deployment {name} runs v{wanted} on every replica", steps.len());
@@ -168,7 +168,7 @@ fn advance_canary(
         }
     }
     if let Some(e) = ledger.get_mut(wanted) {
-        e.status.canary = Some(progress);
+        e.status_mut().canary = Some(progress);
     }
     out
 }

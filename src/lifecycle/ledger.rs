@@ -1,6 +1,6 @@
 //! The working copy of a Model's versions during one decision: phase changes, decision records and Events.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -19,11 +19,17 @@ pub const DECISIONS_MAX: usize = 20;
 pub struct Entry<'a> {
     /// The observed ModelVersion.
     pub version: &'a ModelVersion,
-    /// Its status as decided so far.
-    pub status: ModelVersionStatus,
+    /// Its status as decided so far: the observed one until a decision changes it, so that a
+    /// long history costs no copies (most versions are done and never change again).
+    pub status: Cow<'a, ModelVersionStatus>,
 }
 
 impl Entry<'_> {
+    /// The status, to change (copied from the observed one on the first change).
+    pub fn status_mut(&mut self) -> &mut ModelVersionStatus {
+        self.status.to_mut()
+    }
+
     /// Version number.
     pub fn number(&self) -> u32 {
         self.version.spec.version
@@ -79,7 +85,10 @@ impl<'a> Ledger<'a> {
         let mut entries: Vec<_> = versions
             .iter()
             .map(Borrow::borrow)
-            .map(|v| Entry { version: v, status: v.status.clone().unwrap_or_default() })
+            .map(|v| Entry {
+                version: v,
+                status: v.status.as_ref().map_or_else(|| Cow::Owned(ModelVersionStatus::default()), Cow::Borrowed),
+            })
             .collect();
         entries.sort_by_key(|e| e.number());
         Self { entries, events: vec![], now, moved: vec![] }
@@ -135,12 +144,13 @@ impl<'a> Ledger<'a> {
         if !allowed(from, decision.action) {
             return self.refuse(n, from, Some(phase), &decision);
         }
-        entry.status.phase = Some(phase);
-        entry.status.message = Some(decision.message.clone());
+        let status = entry.status_mut();
+        status.phase = Some(phase);
+        status.message = Some(decision.message.clone());
         if phase.is_terminal() {
             // A version that is done has no rollout in progress, however it ended.
-            entry.status.canary = None;
-            entry.status.blue_green = None;
+            status.canary = None;
+            status.blue_green = None;
         }
         self.moved.retain(|m| *m != n);
         self.moved.push(n);
@@ -190,15 +200,16 @@ impl<'a> Ledger<'a> {
     fn record(&mut self, n: u32, decision: Decision, kind: EventKind, reason: String, note: String) {
         let now = self.now;
         let Some(entry) = self.get_mut(n) else { return };
-        entry.status.decisions.push(DecisionRecord {
+        let decisions = &mut entry.status_mut().decisions;
+        decisions.push(DecisionRecord {
             time: Time(now),
             action: decision.action.to_string(),
             reason: decision.reason.to_string(),
             message: decision.message,
             evidence: decision.evidence,
         });
-        let overflow = entry.status.decisions.len().saturating_sub(DECISIONS_MAX);
-        entry.status.decisions.drain(..overflow);
+        let overflow = decisions.len().saturating_sub(DECISIONS_MAX);
+        decisions.drain(..overflow);
         let name = entry.version.name_any();
         self.events.push(EventRecord {
             kind,
@@ -214,9 +225,13 @@ impl<'a> Ledger<'a> {
     /// old one's Retired, a rollback the restored version's Serving before the RolledBack, so a
     /// crash between the two never leaves nothing serving.
     pub fn changed_statuses(&self) -> Vec<(String, ModelVersionStatus)> {
-        let mut changed: Vec<&Entry> =
-            self.entries.iter().filter(|e| e.version.status.as_ref() != Some(&e.status)).collect();
+        // A status still borrowed from the observed version is unchanged by construction.
+        let mut changed: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| matches!(e.status, Cow::Owned(_)) && e.version.status.as_ref() != Some(&*e.status))
+            .collect();
         changed.sort_by_key(|e| self.moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1));
-        changed.into_iter().map(|e| (e.version.name_any(), e.status.clone())).collect()
+        changed.into_iter().map(|e| (e.version.name_any(), e.status.clone().into_owned())).collect()
     }
 }

@@ -60,8 +60,9 @@ impl Strategy for Rolling {
                 r.ledger.transition(w, Decision::new(Action::Serve, Reason::RolloutComplete, message));
                 if let Some(e) = r.ledger.get_mut(w) {
                     // A rollout a restart interrupted half-promoted ends here.
-                    e.status.canary = None;
-                    e.status.blue_green = None;
+                    let status = e.status_mut();
+                    status.canary = None;
+                    status.blue_green = None;
                 }
                 if let Some(previous) = serving {
                     let message = format!("replaced by v{w}");

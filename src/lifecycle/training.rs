@@ -59,7 +59,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], p
             JobOutcome::Running => {}
             JobOutcome::Failed { reason, message, finished } => {
                 if let Some(entry) = ledger.get_mut(n) {
-                    entry.status.finished_at = Some(Time(finished.unwrap_or(now)));
+                    entry.status_mut().finished_at = Some(Time(finished.unwrap_or(now)));
                 }
                 let message = format!("training Job {name} failed: {reason}: {message}");
                 ledger.transition(n, Decision::new(Action::Fail, Reason::of_job(&reason), message));
@@ -72,13 +72,13 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], p
                     continue;
                 }
                 if let Some(entry) = ledger.get_mut(n) {
-                    entry.status.finished_at = Some(Time(finished));
+                    entry.status_mut().finished_at = Some(Time(finished));
                 }
                 match parse_termination_message(message.as_deref()) {
                     Err(e) => ledger.transition(n, Decision::new(Action::Fail, e.reason, e.message)),
                     Ok(report) => {
                         if let Some(entry) = ledger.get_mut(n) {
-                            entry.status.reference = report.reference;
+                            entry.status_mut().reference = report.reference;
                         }
                         evaluate(ledger, model, n, report.metrics)
                     }
@@ -93,8 +93,8 @@ fn start(ledger: &mut Ledger, n: u32, job: &str) {
     let now = ledger.now();
     let Some(entry) = ledger.get_mut(n) else { return };
     if entry.phase() == VersionPhase::Pending {
-        entry.status.job_name = Some(job.to_string());
-        entry.status.started_at = Some(Time(now));
+        entry.status_mut().job_name = Some(job.to_string());
+        entry.status_mut().started_at = Some(Time(now));
         ledger.transition(n, Decision::new(Action::Train, Reason::JobCreated, format!("training Job {job} started")));
     }
 }
@@ -104,8 +104,8 @@ fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collection
     let results = judge(&model.spec.evaluation.gates, &metrics, champion.as_ref());
     let evidence = serde_json::to_value(&results).ok();
     let Some(entry) = ledger.get_mut(n) else { return };
-    entry.status.metrics = metrics;
-    entry.status.gate_results = results.clone();
+    entry.status_mut().metrics = metrics;
+    entry.status_mut().gate_results = results.clone();
     let metrics_text = entry.status.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     if passed(&results) {
         let skipped = skipped(&results);
