@@ -608,8 +608,18 @@ async fn events_are_created_one_per_record_within_the_servers_limits() {
     assert!(seen.iter().all(|s| s.method == Method::POST), "created, never patched into a series: {seen:?}");
     let notes: Vec<_> = seen.iter().map(|s| s.body["note"].as_str().unwrap().to_string()).collect();
     assert_eq!(notes[..2], ["v1 started training", "v2 started training"]);
+    let names: std::collections::BTreeSet<_> = seen.iter().map(|s| s.body["metadata"]["name"].to_string()).collect();
+    assert_eq!(names.len(), 3, "every Event has a name of its own: {names:?}");
     for s in &seen {
-        assert_eq!(s.body["metadata"]["generateName"], "churn.");
+        // A DNS subdomain, as the API server checks it: lowercase, digits, '-' and '.', and
+        // starting and ending with a letter or digit.
+        let name = s.body["metadata"]["name"].as_str().unwrap();
+        let (object, suffix) = name.split_once('.').unwrap();
+        assert_eq!(object, "churn");
+        assert!(
+            !suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{name}"
+        );
         assert_eq!(s.body["regarding"]["name"], "churn");
         assert_eq!(s.body["reportingController"], "modelcycle");
         assert_eq!(s.body["reportingInstance"], "modelcycle-0");

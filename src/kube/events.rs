@@ -44,11 +44,13 @@ impl Events {
         }
     }
 
-    /// The Event object: a generated name after the object it regards, as `kubectl` shows it.
+    /// The Event object, named as client-go names Events: the regarded object's name and the
+    /// time in hex nanoseconds. (`generateName` cannot be used: the API server checks the
+    /// prefix itself as a DNS subdomain, and `name.` ends in a dot.)
     pub fn event(&self, regarding: &ObjectReference, record: &EventRecord, now: jiff::Timestamp) -> Event {
         Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", regarding.name.as_deref().unwrap_or("object"))),
+                name: Some(format!("{}.{:x}", regarding.name.as_deref().unwrap_or("object"), now.as_nanosecond())),
                 namespace: regarding.namespace.clone(),
                 ..Default::default()
             },
