@@ -11,7 +11,9 @@
 //! Both lanes take the Model's [`Turn`] first, so one Model is never reconciled twice at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use kube::ResourceExt;
 
 use tokio::sync::OwnedMutexGuard;
 
@@ -21,6 +23,30 @@ use crate::api::Model;
 pub fn newly_changed(model: &Model) -> bool {
     let observed = model.status.as_ref().and_then(|s| s.observed_generation);
     observed.is_none() || observed < model.metadata.generation
+}
+
+/// The Models of the first list, by key, with the resourceVersion they were listed at. The
+/// objects of the first list keep reaching the lanes for a while after the cache says it has
+/// listed; those are not "changed after the start", a newer resourceVersion of them is.
+#[derive(Default)]
+pub struct FirstList {
+    listed: OnceLock<HashMap<String, Option<String>>>,
+}
+
+impl FirstList {
+    /// Records the cache's content once it has listed.
+    pub fn record<'a, K: ResourceExt + 'a>(&self, objects: impl IntoIterator<Item = &'a K>) {
+        let _ = self.listed.set(objects.into_iter().map(|o| (key_of(o), o.resource_version())).collect());
+    }
+
+    /// Whether `object` is newer than the first list: `false` until it was recorded.
+    pub fn after<K: ResourceExt>(&self, object: &K) -> bool {
+        self.listed.get().is_some_and(|listed| listed.get(&key_of(object)) != Some(&object.resource_version()))
+    }
+}
+
+fn key_of<K: ResourceExt>(object: &K) -> String {
+    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
 /// The reconciles of the pickup lane at once: a quarter of the main lane's, at least one.
@@ -95,6 +121,24 @@ mod tests {
         assert!(newly_changed(&model(Some(3), Some(2))), "spec changed since");
         assert!(!newly_changed(&model(Some(3), Some(3))), "acted on this spec");
         assert!(!newly_changed(&model(None, Some(1))), "no generation: nothing newer to see");
+    }
+
+    #[test]
+    fn only_what_changed_after_the_first_list_is_after_it() {
+        let at = |name: &str, rv: &str| {
+            let mut m = model(Some(1), None);
+            m.metadata.name = Some(name.into());
+            m.metadata.resource_version = Some(rv.into());
+            m
+        };
+        let first = FirstList::default();
+        assert!(!first.after(&at("a", "1")), "nothing is after a list that has not ended");
+        first.record([&at("a", "1"), &at("b", "2")]);
+        assert!(!first.after(&at("a", "1")), "a listed object reaching the lane late");
+        assert!(first.after(&at("a", "7")), "changed since");
+        assert!(first.after(&at("c", "8")), "created since");
+        first.record([&at("a", "7")]);
+        assert!(first.after(&at("a", "7")), "the first list is recorded once");
     }
 
     #[test]

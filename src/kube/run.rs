@@ -22,7 +22,7 @@ use super::children::ChildStores;
 use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
 use super::index::{ByModel, Indexed};
-use super::lanes::{newly_changed, pickup_concurrency};
+use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
@@ -300,12 +300,11 @@ pub async fn run_controllers(
     let naming = policies_indexed.clone();
     // The pickup lane (see `lanes`): Models changed after the first list that the controller
     // has not acted on yet, in a queue of their own.
-    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first_list = Arc::new(FirstList::default());
     let changed = {
-        let listed = listed.clone();
+        let first_list = first_list.clone();
         models_pickup.filter(move |model| {
-            let after_list = listed.load(Ordering::Acquire);
-            futures::future::ready(after_list && model.0.as_ref().is_ok_and(|m| newly_changed(m)))
+            futures::future::ready(first_list.after(&**model) && model.0.as_ref().is_ok_and(|m| newly_changed(m)))
         })
     };
     let pickup = Controller::for_shared_stream(changed, models.store.clone())
@@ -337,7 +336,7 @@ pub async fn run_controllers(
     let (model_store, children_synced) = (models.store.clone(), ctx.children.clone());
     let ready = async move {
         if model_store.wait_until_ready().await.is_ok() {
-            listed.store(true, Ordering::Release);
+            first_list.record(model_store.state().iter().map(|m| &**m));
             if children_synced.wait_until_synced().await {
                 ready.synced();
             }
