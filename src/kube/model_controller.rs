@@ -103,7 +103,10 @@ pub fn error_policy(guard: Arc<Decoded<Model>>, error: &Error, model_ctx: Arc<Mo
 /// The pickup lane's reconcile: the same work, but what comes next (a requeue, a retry after
 /// an error) is left to the main lane, which saw the same change.
 pub async fn pick_up(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
-    if let Err(error) = reconcile(guard, model_ctx).await {
+    if let Err(error) = reconcile(guard, model_ctx.clone()).await {
+        // Counted as the main lane counts its failures; the retry is the main lane's.
+        model_ctx.shared.metrics.reconciled(NAME, false);
+        model_ctx.shared.metrics.failed(NAME, &error);
         tracing::debug!(%error, "the main lane retries");
     }
     Ok(Action::await_change())
