@@ -264,26 +264,22 @@ pub async fn run_controllers(
         policies_by_model.follow(watches::watch(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w)),
         2,
     );
-    let (Some((mut models, models_feed)), Some((mut policies, policies_feed))) = (models, policies) else {
+    let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
     };
-    let (Some(models_pickup), Some(models_to_policies), Some(models_main)) =
-        (models.readers.pop(), models.readers.pop(), models.readers.pop())
-    else {
-        tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
-        return;
-    };
-    let (Some(policies_to_policies), Some(policies_to_models)) = (policies.readers.pop(), policies.readers.pop())
+    let (models_store, policies_store) = (models.store, policies.store);
+    let (Ok([models_main, models_to_policies, models_pickup]), Ok([policies_to_models, policies_to_policies])) =
+        (<[_; 3]>::try_from(models.readers), <[_; 2]>::try_from(policies.readers))
     else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
     };
 
-    let policies_indexed = Indexed { store: policies.store.clone(), by_model: policies_by_model };
+    let policies_indexed = Indexed { store: policies_store.clone(), by_model: policies_by_model };
     let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies_indexed.clone() };
     let config = || controller::Config::default().concurrency(settings.concurrency);
-    let model_controller = Controller::for_shared_stream(models_main, models.store.clone())
+    let model_controller = Controller::for_shared_stream(models_main, models_store.clone())
         .with_config(config())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
@@ -307,11 +303,11 @@ pub async fn run_controllers(
             futures::future::ready(first_list.after(&**model) && model.0.as_ref().is_ok_and(|m| newly_changed(m)))
         })
     };
-    let pickup = Controller::for_shared_stream(changed, models.store.clone())
+    let pickup = Controller::for_shared_stream(changed, models_store.clone())
         .with_config(controller::Config::default().concurrency(pickup_concurrency(settings.concurrency)))
         .graceful_shutdown_on(on(shutdown.clone()));
 
-    let policy_controller = Controller::for_shared_stream(policies_to_policies, policies.store.clone())
+    let policy_controller = Controller::for_shared_stream(policies_to_policies, policies_store.clone())
         .with_config(config())
         .watches_shared_stream(models_to_policies, move |model| {
             let (name, ns) = (model.name_any(), model.namespace().unwrap_or_default());
@@ -331,9 +327,9 @@ pub async fn run_controllers(
     let ctx = Arc::new(ModelContext::new(context, children));
     let policy_ctx = Arc::new((
         Context::new(client, metrics),
-        PolicyStores { models: models.store.clone(), policies: policies_indexed.clone() },
+        PolicyStores { models: models_store.clone(), policies: policies_indexed.clone() },
     ));
-    let (model_store, children_synced) = (models.store.clone(), ctx.children.clone());
+    let (model_store, children_synced) = (models_store.clone(), ctx.children.clone());
     let ready = async move {
         if model_store.wait_until_ready().await.is_ok() {
             first_list.record(model_store.state().iter().map(|m| &**m));
