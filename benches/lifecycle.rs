@@ -170,6 +170,7 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         pods: store(copies(&c.pods, models)),
         deployments: store(copies(&c.deployments, models)),
         services: store(copies(&c.services, models)),
+        routes: None,
         policies: store(copies(&c.policies, models).map(Decoded::from)),
     };
     let mut one = model;

@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// (comma-separated); empty allows any. An address outside them stalls the object.
     #[arg(long, env = "MODELCYCLE_PROMETHEUS_ALLOWED_ADDRESSES", value_delimiter = ',')]
     pub prometheus_allowed_addresses: Vec<String>,
+    /// Manage Gateway API `HTTPRoute`s for Models that set `spec.serving.trafficRouting.gatewayAPI`
+    /// (needs Gateway API's CRDs and access to HTTPRoutes). Without it such a Model is Stalled.
+    #[arg(long, env = "MODELCYCLE_GATEWAY_API", default_value_t = false, action = clap::ArgAction::Set)]
+    pub gateway_api: bool,
 }
 
 /// A resync period: a duration such as `10m` or `30s`, at least a second (a shorter one would

@@ -88,7 +88,7 @@ fn the_offline_judge_catches_a_broken_case() {
         old: None,
         expect: Expect::Accepted,
     };
-    assert!(judge(&broken).unwrap_err().contains("canary weight must be between 1 and 100"));
+    assert!(judge(&broken).unwrap_err().contains("a canary step needs a weight from 1 to 100, or headers"));
     let too_long = support::admission_cases::with(&policy(), "/spec/cooldown", json!("1h".repeat(20)));
     assert!(errors("RetrainPolicy", &too_long, None).iter().any(|e| e.contains("Too long: may not be more than 32")));
 }
@@ -339,7 +339,7 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut checked = 0;
     let mut wrong = vec![];
-    for example in ["quickstart", "canary", "progressive", "retraining"] {
+    for example in ["quickstart", "canary", "progressive", "retraining", "gateway-canary"] {
         let mut sim = Simulation::new(Scenario::load(&[root.join(example)]).unwrap());
         sim.plans = Some(vec![]);
         sim.run();

@@ -421,7 +421,8 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut m = model();
     m.spec.serving.replicas = 2;
-    m.spec.serving.strategy.canary = Some(CanaryStrategy { steps: vec![CanaryStep { weight: 50, pause: None }] });
+    m.spec.serving.strategy.canary =
+        Some(CanaryStrategy { steps: vec![CanaryStep { weight: 50, pause: None, headers: vec![] }] });
     m.spec.serving.analysis = Some(
         serde_json::from_value(serde_json::json!({
             "prometheus": {"address": format!("http://127.0.0.1:{port}"), "timeout": "2s"},

@@ -58,8 +58,13 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {name: p, namespace: ml}\nspec: {modelRef: {name: ghost}, manual: true}\n",
     )
     .unwrap();
+    let routed = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gateway-canary")]).unwrap();
     let (client, seen) = recording_api(vec![
         ("/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn".into(), model),
+        (
+            "/apis/modelcycle.io/v1alpha1/namespaces/ml/models/ranker".into(),
+            serde_json::to_value(&routed.models[0]).unwrap(),
+        ),
         ("/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/p".into(), serde_json::to_value(&policy).unwrap()),
     ]);
     // Startup: the CRD check and leader election.
@@ -72,8 +77,9 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     for scope in [None, Some("ml".to_string())] {
         let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
-        let controllers =
-            run_controllers(client.clone(), scope, Arc::default(), ready, Default::default(), shutdown.clone());
+        // With Gateway API enabled: the HTTPRoute watch as well.
+        let settings = modelcycle::kube::context::Settings { gateway_api: true, ..Default::default() };
+        let controllers = run_controllers(client.clone(), scope, Arc::default(), ready, settings, shutdown.clone());
         let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
     }
     let _ = stop.send(true);
@@ -86,6 +92,19 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     for (model, plan) in sim.plans.take().unwrap() {
         apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
     }
+    // A canary through Gateway API writes the Model's HTTPRoute.
+    let mut sim = Simulation::new(routed);
+    sim.plans = Some(vec![]);
+    sim.run();
+    let plans = sim.plans.take().unwrap();
+    assert!(
+        plans
+            .iter()
+            .any(|(_, p)| p.children().iter().any(|c| c.kind() == modelcycle::lifecycle::model::Kind::HttpRoute))
+    );
+    for (model, plan) in plans {
+        apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
+    }
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
     // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
     // preview Deployment and its preview Service are deleted.
@@ -95,6 +114,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         (Kind::Job, "churn-v2-train"),
         (Kind::Deployment, "churn-canary"),
         (Kind::Service, "churn-preview"),
+        (Kind::HttpRoute, "churn"),
     ];
     let pruning = modelcycle::lifecycle::model::ModelPlan {
         steps: deletes.into_iter().map(|(kind, name)| Write::Delete(kind, name.into())).collect(),
@@ -167,14 +187,22 @@ async fn the_chart_grants_exactly_what_the_controller_uses() {
     let used_with_tokens = everything_the_controller_sends().await;
     let read_secret = (String::new(), "secrets".to_string(), "get".to_string());
     assert!(used_with_tokens.contains(&read_secret), "the run reads a bearer token Secret");
+    let routes = |g: &Grant| g.0 == "gateway.networking.k8s.io" && g.1 == "httproutes";
+    assert_eq!(used_with_tokens.iter().filter(|g| routes(g)).count(), 5, "list, watch, create, patch, delete");
+    let with_gateway = used_with_tokens.clone();
+    let used_with_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| !routes(g)).cloned().collect();
     let mut without_tokens = used_with_tokens.clone();
     without_tokens.remove(&read_secret);
+    let gateway_without_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| **g != read_secret).cloned().collect();
     let tokens = "prometheus.bearerTokenSecrets=true";
+    let gateway = "gatewayAPI.enabled=true";
     for (values, used) in [
         (vec![], &without_tokens),
         (vec!["--set", "watchNamespaces={ml,fraud}"], &without_tokens),
         (vec!["--set", tokens], &used_with_tokens),
         (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &used_with_tokens),
+        (vec!["--set", gateway], &gateway_without_tokens),
+        (vec!["--set", gateway, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &with_gateway),
     ] {
         let rendered = template(&values).unwrap();
         let granted = granted(&rendered);

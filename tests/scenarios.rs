@@ -411,7 +411,7 @@ fn every_example_scenario_states_its_outcome_and_meets_it() {
         run.push(name);
     }
     run.sort();
-    assert_eq!(run, ["canary", "progressive", "quickstart", "retraining"]);
+    assert_eq!(run, ["canary", "gateway-canary", "progressive", "quickstart", "retraining"]);
 }
 
 #[test]
@@ -443,4 +443,66 @@ fn simulate_exits_non_zero_when_a_run_misses_its_expected_outcome() {
     let (code, _) = simulate(&scenario.replace("  jobs: 4 ", "  jbos: 4 "));
     assert_eq!(code, Some(2), "a misspelt expectation is refused, not ignored");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const ROUTED: &str = "    trafficRouting:\n      gatewayAPI:\n        parentRefs: [{name: public}]\n";
+
+#[test]
+fn a_routed_canary_keeps_every_stable_replica_and_gets_pods_for_its_share() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let mut sim = simulate(&format!("{ROUTED}{CANARY}"), &scenario);
+    sim.run_until("2026-01-02T01:00:00Z".parse().unwrap());
+    // 25% of 3 replicas by route weight: one canary pod, the stable side keeps all three.
+    assert_eq!(sim.cluster.deployments["ml/churn-canary"].spec.as_ref().unwrap().replicas, Some(1));
+    assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(3));
+    let progress = sim.cluster.versions["ml/churn-v2"].status.as_ref().unwrap().canary.clone().unwrap();
+    assert_eq!(
+        (progress.canary_replicas, progress.effective_weight),
+        (1, 25),
+        "the weight is the route's, not the pods'"
+    );
+    let route = &sim.cluster.routes["ml/churn"];
+    let weights: Vec<_> = route.spec.rules[0].backend_refs.iter().map(|b| (b.name.as_str(), b.weight)).collect();
+    assert_eq!(weights, [("churn-stable", Some(75)), ("churn-canary", Some(25))]);
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    let report = Report::of(&sim);
+    assert_eq!(report.models[0].traffic, ["0", "25", "50", "0"]);
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"));
+    assert!(
+        sim.cluster.services.contains_key("ml/churn-canary"),
+        "the backend Service stays while the Model is routed"
+    );
+}
+
+#[test]
+fn a_routed_blue_green_switches_the_route_to_the_preview_and_back_after_the_hand_off() {
+    let scenario =
+        format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{}", dataset_change("1d", "d2"));
+    let blue_green = "    strategy:\n      blueGreen: {scaleDownDelay: 10m}\n";
+    let sim = run(&format!("{ROUTED}{blue_green}"), &scenario);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    assert_eq!(Report::of(&sim).models[0].traffic, ["0", "100", "0"]);
+    assert!(sim.cluster.services.contains_key("ml/churn-preview"), "the preview backend stays while routed");
+    let route = &sim.cluster.routes["ml/churn"];
+    let backends: Vec<_> = route.spec.rules[0].backend_refs.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(backends, ["churn-stable", "churn-preview"]);
+}
+
+#[test]
+fn removing_gateway_api_routing_deletes_the_route_and_its_backend_services() {
+    let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.serving.trafficRouting: null}}\n";
+    let mut sim = simulate(&format!("{ROUTED}{CANARY}"), scenario);
+    sim.run_until("2026-01-01T12:00:00Z".parse().unwrap());
+    assert!(sim.cluster.routes.contains_key("ml/churn"));
+    assert!(sim.cluster.services.contains_key("ml/churn-stable"));
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert!(!sim.cluster.routes.contains_key("ml/churn"), "the route goes with the routing");
+    assert!(
+        !sim.cluster.services.contains_key("ml/churn-stable") && !sim.cluster.services.contains_key("ml/churn-canary")
+    );
+    assert!(sim.cluster.services.contains_key("ml/churn"), "the Model's own Service stays");
 }

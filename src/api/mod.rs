@@ -3,6 +3,7 @@
 pub mod common;
 pub mod crd;
 pub mod duration;
+pub mod gateway;
 pub mod model;
 pub mod policy;
 pub mod version;

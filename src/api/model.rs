@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
+use super::gateway::{HeaderMatch, TrafficRouting};
 
 /// CEL rule on a Model's name: it names the Model's Service, which must be a DNS-1035 label
 /// (`churn.v2` and `2fa-risk` are valid object names but not Service names). Length needs no
@@ -152,6 +153,7 @@ pub struct Gate {
 /// How versions are served.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.headers) || size(s.headers) == 0) || has(self.trafficRouting)").message("canary steps with headers need trafficRouting.gatewayAPI: only a route can send a cohort to the new version"))]
 pub struct ServingSpec {
     /// Pod template of the model server. modelcycle injects `MODELCYCLE_MODEL_URI` and
     /// `MODELCYCLE_VERSION` into every container.
@@ -180,6 +182,10 @@ pub struct ServingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("progressDeadlineSeconds must be between 10 and 86400 (a day)"))]
     pub progress_deadline_seconds: Option<i32>,
+    /// How requests reach the versions. Empty: through the Service `<model>`, where a canary's
+    /// share of requests is its share of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
 }
 
 fn default_replicas() -> i32 {
@@ -216,10 +222,18 @@ pub struct CanaryStrategy {
 /// One canary step.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.weight >= 1 || has(self.headers) && size(self.headers) > 0").message("a canary step needs a weight from 1 to 100, or headers (a weight of 0 sends only that cohort to the new version)"))]
 pub struct CanaryStep {
-    /// Share of replicas (percent) running the new version during this step.
-    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("canary weight must be between 1 and 100"))]
+    /// Share (percent) of requests sent to the new version during this step: through Gateway
+    /// API its route weight, else its share of the replicas. 0 only with `headers`.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("canary weight must be between 0 and 100"))]
     pub weight: i32,
+    /// A cohort (needs `trafficRouting.gatewayAPI`): requests carrying all of these headers go to
+    /// the new version during this step, whatever the weight; the others are split by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub headers: Vec<HeaderMatch>,
     /// How long to hold this step (from when its pods are available) while analysis runs.
     /// Empty: with promotion Manual, wait for the promote annotation; otherwise hold one
     /// analysis interval, or move on at once without analysis. At most 168h.

@@ -8,6 +8,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
 use crate::lifecycle::model::{Child, Kind, ModelPlan, Regarding, Write, child_refused};
@@ -94,6 +95,8 @@ impl<'a> Target<'a> {
             Write::Apply(Child::Job(job)) => apply_object(&self.api::<Job>(), job).await,
             Write::Apply(Child::Deployment(d)) => apply_object(&self.api::<Deployment>(), d).await,
             Write::Apply(Child::Service(s)) => apply_object(&self.api::<Service>(), s).await,
+            Write::Apply(Child::Route(r)) => apply_object(&self.api::<HttpRoute>(), r).await,
+            Write::Delete(Kind::HttpRoute, name) => delete(&self.api::<HttpRoute>(), name).await,
             Write::Delete(Kind::Job, name) => delete(&self.api::<Job>(), name).await,
             Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::model::{Cached, Children};
 use crate::objects::names::{label_value, version_name};
@@ -28,6 +29,8 @@ pub struct ChildStores {
     pub deployments: Indexed<Deployment>,
     /// Services.
     pub services: Indexed<Service>,
+    /// Gateway API `HTTPRoute`s, when the controller manages them.
+    pub routes: Option<Indexed<HttpRoute>>,
     /// RetrainPolicies.
     pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
@@ -50,6 +53,7 @@ impl ChildStores {
             && listed(&self.pods.store)
             && listed(&self.deployments.store)
             && listed(&self.services.store)
+            && self.routes.as_ref().is_none_or(|r| listed(&r.store))
             && listed(&self.policies.store)
     }
 
@@ -60,6 +64,10 @@ impl ChildStores {
             && self.pods.store.wait_until_ready().await.is_ok()
             && self.deployments.store.wait_until_ready().await.is_ok()
             && self.services.store.wait_until_ready().await.is_ok()
+            && match &self.routes {
+                Some(r) => r.store.wait_until_ready().await.is_ok(),
+                None => true,
+            }
             && self.policies.store.wait_until_ready().await.is_ok()
     }
 
@@ -77,6 +85,7 @@ impl ChildStores {
                 pods: self.pods.of(&ns, Some(&label)),
                 deployments: self.deployments.of(&ns, Some(&label)),
                 services: self.services.of(&ns, Some(&label)),
+                routes: self.routes.as_ref().map(|r| r.of(&ns, Some(&label))),
                 policies: decoded(&policies),
             },
         );
@@ -164,6 +173,7 @@ mod tests {
             pods: Indexed::listed(vec![]),
             deployments: Indexed::listed(vec![]),
             services: Indexed::listed(vec![]),
+            routes: None,
             policies: Indexed::listed(vec![
                 policy("ml", "nightly", json!({"modelRef": {"name": "churn"}})),
                 policy("ml", "fraud-nightly", json!({"modelRef": {"name": "fraud"}})),

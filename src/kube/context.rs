@@ -21,11 +21,13 @@ pub struct Settings {
     pub prometheus_allowed: Vec<String>,
     /// Reconciles of each controller in progress at once.
     pub concurrency: u16,
+    /// Watch and write Gateway API `HTTPRoute`s.
+    pub gateway_api: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16 }
+        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16, gateway_api: false }
     }
 }
 

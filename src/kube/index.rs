@@ -17,6 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
 use crate::objects::meta::MODEL_LABEL;
@@ -49,7 +50,7 @@ macro_rules! labelled {
         }
     )*};
 }
-labelled!(Job, Pod, Deployment, Service);
+labelled!(Job, Pod, Deployment, Service, HttpRoute);
 
 /// Namespace and owner: where a name is filed.
 type Shelf = (String, Option<String>);

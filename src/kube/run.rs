@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
@@ -158,6 +159,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             resync: args.resync_period,
             prometheus_allowed: args.prometheus_allowed_addresses.clone(),
             concurrency: args.concurrency,
+            gateway_api: args.gateway_api,
         };
         run_controllers(client.clone(), scope, metrics.clone(), ready, settings, shutdown.clone())
     }));
@@ -255,7 +257,15 @@ pub async fn run_controllers(
     let (h, w) = named("Deployments");
     let (deployments, deployments_stream) = cached_by_model(scoped::<Deployment>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Services");
-    let (services, services_stream) = cached_by_model(scoped::<Service>(&client, &scope), owned, h, w);
+    let (services, services_stream) = cached_by_model(scoped::<Service>(&client, &scope), owned.clone(), h, w);
+    // HTTPRoutes only when asked for: without Gateway API's CRDs their watch could never list.
+    let (routes, routes_stream) = if settings.gateway_api {
+        let (h, w) = named("HTTPRoutes");
+        let (routes, stream) = cached_by_model(scoped::<HttpRoute>(&client, &scope), owned, h, w);
+        (Some(routes), stream.boxed())
+    } else {
+        (None, futures::stream::empty().boxed())
+    };
     let (h, w) = named("Models");
     let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
     let (h, w) = named("RetrainPolicies");
@@ -277,13 +287,15 @@ pub async fn run_controllers(
     };
 
     let policies_indexed = Indexed { store: policies_store.clone(), by_model: policies_by_model };
-    let children = ChildStores { versions, jobs, pods, deployments, services, policies: policies_indexed.clone() };
+    let children =
+        ChildStores { versions, jobs, pods, deployments, services, routes, policies: policies_indexed.clone() };
     let config = || controller::Config::default().concurrency(settings.concurrency);
     let model_controller = Controller::for_shared_stream(models_main, models_store.clone())
         .with_config(config())
         .owns_stream(versions_stream)
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
+        .owns_stream(routes_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
         .watches_shared_stream(policies_to_models, |guard| {

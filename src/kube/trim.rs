@@ -19,6 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Resource;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
 
@@ -56,6 +57,13 @@ impl Trim for Deployment {
 
 impl Trim for Service {
     fn trim(&mut self) {
+        no_managed_fields(self);
+    }
+}
+
+impl Trim for HttpRoute {
+    fn trim(&mut self) {
+        // Its spec is read back: rules others added to it are written back unchanged.
         no_managed_fields(self);
     }
 }

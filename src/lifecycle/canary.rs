@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{CanaryProgress, CanaryStrategy, Model, VersionPhase};
+use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, Model, VersionPhase};
 use crate::objects::deployment::{Track, track_deployment};
+use crate::objects::route::{Traffic, gateway_routing};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
@@ -39,6 +40,34 @@ pub fn split(total: i32, weight: i32) -> (i32, i32) {
     (canary, total - canary)
 }
 
+/// Canary and stable replicas for a step of `weight` percent when a route sets the share: the
+/// stable side keeps every replica, the canary gets enough for its share (at least one).
+pub fn routed_split(total: i32, weight: i32) -> (i32, i32) {
+    if total <= 0 {
+        return (0, 0);
+    }
+    let canary = ((i64::from(total) * i64::from(weight.clamp(0, 100)) + 99) / 100) as i32;
+    (canary.clamp(1, total), total)
+}
+
+/// A step as a decision names it: `weight 10%`, `requests with x-cohort=beta and weight 10%`.
+fn describe(step: &CanaryStep) -> String {
+    let weight = format!("weight {}%", step.weight);
+    if step.headers.is_empty() {
+        return weight;
+    }
+    let cohort: Vec<String> = step.headers.iter().map(|h| format!("{}={}", h.name, h.value)).collect();
+    format!("requests with {} and {weight}", cohort.join(", "))
+}
+
+/// What the route carries at canary step `step`: that step's weight and cohort once its canary
+/// pods are available, the step before's until then (nothing before the first).
+fn step_traffic(steps: &[CanaryStep], step: usize, canary_available: bool) -> Option<Traffic> {
+    let shown = if canary_available { Some(step) } else { step.checked_sub(1) };
+    let s = steps.get(shown?)?;
+    Some(Traffic { candidate: Track::Canary, weight: s.weight, cohort: s.headers.clone() })
+}
+
 /// Moves the canary rollout of `wanted` (replacing `stable`) one step on, if it can.
 fn advance_canary(
     ledger: &mut Ledger,
@@ -64,7 +93,9 @@ fn advance_canary(
     if step >= steps.len() {
         // Promotion: the stable Deployment takes the new version, then the canary goes.
         let state = converge(track_deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
+        out.traffic = step_traffic(steps, steps.len().saturating_sub(1), true);
         if state == RolloutState::Complete {
+            out.traffic = None;
             if observed(Track::Canary).is_some() {
                 out.delete.push(Track::Canary.name(&name));
             }
@@ -83,8 +114,15 @@ fn advance_canary(
     }
 
     let weight = steps[step].weight;
-    let (canary_n, stable_n) = split(total, weight);
-    let effective = if total > 0 { canary_n * 100 / total } else { 0 };
+    let routed = gateway_routing(model).is_some();
+    let (canary_n, stable_n) = if routed { routed_split(total, weight) } else { split(total, weight) };
+    let effective = if routed {
+        weight
+    } else if total > 0 {
+        canary_n * 100 / total
+    } else {
+        0
+    };
     // The side that grows is applied first, so a crash between the two writes never leaves
     // fewer pods than `replicas` asked for (a new canary may start smaller than the one it
     // replaces, beside a stable side that has to grow back).
@@ -107,9 +145,11 @@ fn advance_canary(
         } else {
             String::new()
         };
-        let message = format!("canary step 1/{} of v{wanted} beside v{stable}: weight {weight}%{note}", steps.len());
+        let message =
+            format!("canary step 1/{} of v{wanted} beside v{stable}: {}{note}", steps.len(), describe(&steps[0]));
         ledger.transition(wanted, Decision::new(Action::Promote, Reason::CanaryStarted, message));
     }
+    out.traffic = step_traffic(steps, step, canary_state == RolloutState::Complete);
     if let RolloutState::Failed(reason) = canary_state {
         let d = Decision {
             action: Action::RollBack,
@@ -142,7 +182,7 @@ fn advance_canary(
                 let next = step + 1;
                 progress = CanaryProgress { step: next as u32, step_started: None, ..progress };
                 let message = if next < steps.len() {
-                    format!("canary step {}/{} of v{wanted}: weight {}%", next + 1, steps.len(), steps[next].weight)
+                    format!("canary step {}/{} of v{wanted}: {}", next + 1, steps.len(), describe(&steps[next]))
                 } else {
                     format!("canary steps of v{wanted} done; promoting it to every replica")
                 };
@@ -189,5 +229,6 @@ fn roll_back(
     out.delete.push(Track::Canary.name(&name));
     out.rolling_out = false;
     out.requeue_after = None;
+    out.traffic = None;
     ledger.transition(wanted, d);
 }

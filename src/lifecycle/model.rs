@@ -9,11 +9,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{
     Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
 };
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{job_name, label_value};
+use crate::objects::route::gateway_routing;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
@@ -46,6 +48,8 @@ pub struct Observed<'a> {
     pub deployments: &'a [Arc<Deployment>],
     /// Its Services.
     pub services: &'a [Arc<Service>],
+    /// Its `HTTPRoute`s; `None` when the shell does not watch them (Gateway API not enabled).
+    pub routes: Option<&'a [Arc<HttpRoute>]>,
     /// The RetrainPolicies that name it.
     pub policies: &'a [Arc<RetrainPolicy>],
     /// RetrainPolicies that may name the Model but cannot be read: retraining fails closed.
@@ -77,6 +81,8 @@ pub struct Children {
     pub deployments: Vec<Arc<Deployment>>,
     /// Its Services.
     pub services: Vec<Arc<Service>>,
+    /// Its `HTTPRoute`s; `None` when the shell does not watch them (Gateway API not enabled).
+    pub routes: Option<Vec<Arc<HttpRoute>>>,
     /// The RetrainPolicies that name it.
     pub policies: Vec<Arc<RetrainPolicy>>,
     /// RetrainPolicies in the namespace that name this Model (or whose Model cannot be read)
@@ -87,7 +93,7 @@ pub struct Children {
 }
 
 /// The objects of each kind a shell holds, from which [`Children::select`] picks a Model's.
-pub struct Cached<V, J, P, D, S, R> {
+pub struct Cached<V, J, P, D, S, R, T> {
     /// ModelVersions.
     pub versions: V,
     /// Jobs.
@@ -98,6 +104,8 @@ pub struct Cached<V, J, P, D, S, R> {
     pub deployments: D,
     /// Services.
     pub services: S,
+    /// `HTTPRoute`s, if the shell watches them.
+    pub routes: Option<T>,
     /// RetrainPolicies.
     pub policies: R,
 }
@@ -105,7 +113,7 @@ pub struct Cached<V, J, P, D, S, R> {
 impl Children {
     /// What of `cached` belongs to `model`, the one selection both shells make: versions and
     /// policies by the Model they name, children by the Model's label, all in its namespace.
-    pub fn select<V, J, P, D, S, R>(model: &Model, cached: Cached<V, J, P, D, S, R>) -> Self
+    pub fn select<V, J, P, D, S, R, T>(model: &Model, cached: Cached<V, J, P, D, S, R, T>) -> Self
     where
         V: IntoIterator<Item = Arc<ModelVersion>>,
         J: IntoIterator<Item = Arc<Job>>,
@@ -113,6 +121,7 @@ impl Children {
         D: IntoIterator<Item = Arc<Deployment>>,
         S: IntoIterator<Item = Arc<Service>>,
         R: IntoIterator<Item = Arc<RetrainPolicy>>,
+        T: IntoIterator<Item = Arc<HttpRoute>>,
     {
         let (ns, name) = (model.metadata.namespace.as_deref(), model.name_any());
         let label = label_value(&name);
@@ -125,6 +134,7 @@ impl Children {
             pods: cached.pods.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             deployments: cached.deployments.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             services: cached.services.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            routes: cached.routes.map(|r| r.into_iter().filter(|o| labelled(&o.metadata)).collect()),
             policies: cached
                 .policies
                 .into_iter()
@@ -159,6 +169,7 @@ impl Children {
             pods: &self.pods,
             deployments: &self.deployments,
             services: &self.services,
+            routes: self.routes.as_deref(),
             policies: &self.policies,
             unreadable_policies: &self.unreadable_policies,
             readings: &self.readings,
@@ -201,6 +212,7 @@ struct Decided {
     version_statuses: Vec<(String, ModelVersionStatus)>,
     apply: Vec<Child>,
     delete_jobs: Vec<String>,
+    delete_routes: Vec<String>,
     delete_deployments: Vec<String>,
     delete_services: Vec<String>,
     delete_versions: Vec<String>,
@@ -231,6 +243,7 @@ impl Decided {
         steps.extend(self.apply.into_iter().map(Write::Apply));
         let deletes = [
             (Kind::Job, self.delete_jobs),
+            (Kind::HttpRoute, self.delete_routes),
             (Kind::Deployment, self.delete_deployments),
             (Kind::Service, self.delete_services),
             (Kind::ModelVersion, self.delete_versions),
@@ -311,7 +324,13 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let old = model.status.clone().unwrap_or_default();
     let mut status = old.clone();
     status.observed_generation = model.metadata.generation;
-    let problems = model_problems(model);
+    let mut problems = model_problems(model);
+    if gateway_routing(model).is_some() && observed.routes.is_none() {
+        problems.push(Problem::new(
+            "GatewayAPINotEnabled",
+            "spec.serving.trafficRouting.gatewayAPI asks for an HTTPRoute, but this controller does not manage HTTPRoutes; start it with --gateway-api (chart: gatewayAPI.enabled=true, which also grants it access to HTTPRoutes), or remove trafficRouting".to_string(),
+        ));
+    }
     if !problems.is_empty() {
         // Nothing that trains or serves is touched until the spec is fixed.
         status.phase = Some(ModelPhase::Stalled);
@@ -321,7 +340,14 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
     let mut ledger = Ledger::new(observed.versions, now);
     let training = advance_training(&mut ledger, model, observed.jobs, observed.pods);
-    let serving = advance_serving(&mut ledger, model, observed.deployments, observed.services, observed.readings);
+    let serving = advance_serving(
+        &mut ledger,
+        model,
+        observed.deployments,
+        observed.services,
+        observed.routes.unwrap_or_default(),
+        observed.readings,
+    );
 
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
@@ -389,6 +415,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.requeue_after = plan.requeue_after.map(|d| d.max(SOONEST_WAKE));
     plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
     plan.delete_services = serving.delete_services.clone();
+    plan.apply.extend(serving.route.clone().map(|r| Child::Route(Box::new(r))));
+    plan.delete_routes.extend(serving.delete_route.clone());
     plan.events.splice(0..0, ledger.events.drain(..));
     for (name, old_status, new_status) in policy_statuses {
         plan.policy_events.extend(

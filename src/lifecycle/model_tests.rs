@@ -348,3 +348,26 @@ fn a_finished_version_whose_job_was_deleted_never_gets_it_again() {
         assert_eq!(applied_jobs(&p), 0, "{phase:?}: no Job for a version past training");
     }
 }
+
+#[test]
+fn a_model_routed_through_gateway_api_is_stalled_by_a_controller_that_does_not_manage_routes() {
+    use crate::api::gateway::{GatewayApiRouting, GatewayRef, TrafficRouting};
+    let mut m = model("churn");
+    m.spec.serving.traffic_routing = Some(TrafficRouting {
+        gateway_api: Some(GatewayApiRouting {
+            parent_refs: vec![GatewayRef { name: "public".into(), ..Default::default() }],
+            ..Default::default()
+        }),
+    });
+    let without_routes = Children { routes: None, ..Default::default() };
+    let p = plan(&m, &without_routes);
+    assert!(p.created_versions().is_empty() && p.children().is_empty(), "nothing is trained or served");
+    let status = p.status().cloned().unwrap();
+    assert_eq!(status.phase, Some(ModelPhase::Stalled));
+    let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.reason, "GatewayAPINotEnabled");
+    assert!(stalled.message.contains("--gateway-api"), "{}", stalled.message);
+    assert!(p.events().iter().any(|e| e.reason == "GatewayAPINotEnabled"), "{:?}", p.events());
+    let with_routes = Children { routes: Some(vec![]), ..Default::default() };
+    assert_eq!(plan(&m, &with_routes).created_versions().len(), 1, "a controller that manages routes starts training");
+}

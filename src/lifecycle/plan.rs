@@ -7,6 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicyStatus};
 
 use super::conditions::{self, Desired};
@@ -21,6 +22,8 @@ pub enum Child {
     Deployment(Box<Deployment>),
     /// A Service.
     Service(Box<Service>),
+    /// A Gateway API `HTTPRoute`.
+    Route(Box<HttpRoute>),
 }
 
 impl Child {
@@ -35,6 +38,7 @@ impl Child {
             Child::Job(_) => Kind::Job,
             Child::Deployment(_) => Kind::Deployment,
             Child::Service(_) => Kind::Service,
+            Child::Route(_) => Kind::HttpRoute,
         }
     }
 
@@ -44,6 +48,7 @@ impl Child {
             Child::Job(j) => j.name_any(),
             Child::Deployment(d) => d.name_any(),
             Child::Service(s) => s.name_any(),
+            Child::Route(r) => r.name_any(),
         }
     }
 }
@@ -59,6 +64,8 @@ pub enum Kind {
     Deployment,
     /// A Service.
     Service,
+    /// A Gateway API `HTTPRoute`.
+    HttpRoute,
 }
 
 /// The object an Event is about.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 
 use crate::api::Model;
+use crate::objects::route::Traffic;
 
 use super::ledger::Ledger;
 use super::plan::sooner;
@@ -29,6 +30,9 @@ pub struct Outcome {
     pub paused: Option<(&'static str, String)>,
     /// The serving version's own Deployment fails to progress (there is nothing to roll back to).
     pub unhealthy: Option<String>,
+    /// Where a route sends requests (`None`: all to the stable track). Only a Model routed
+    /// through Gateway API has a route; without one, traffic follows the pods.
+    pub traffic: Option<Traffic>,
 }
 
 impl Outcome {

@@ -9,9 +9,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{Track, same_spec};
 use crate::objects::names::serving_name;
+use crate::objects::route::{Traffic, backend_name, backend_services, desired_route, gateway_routing, route_current};
 use crate::objects::service::{preview_service, serving_service};
 
 use super::analysis::{ABORT_ANNOTATION, Guard, abort_requested, end_guard, guard};
@@ -38,6 +40,10 @@ pub struct ServingSteps {
     pub wanted: Option<u32>,
     /// `spec.pinnedVersion` cannot be served.
     pub pin_problem: Option<Problem>,
+    /// The Model's `HTTPRoute` to apply, when missing or its weights must change.
+    pub route: Option<HttpRoute>,
+    /// Its route to delete (Gateway API routing was removed from the spec).
+    pub delete_route: Option<String>,
 }
 
 /// Decides which version serves and moves the serving objects towards it.
@@ -46,6 +52,7 @@ pub fn advance_serving(
     model: &Model,
     deployments: &[Arc<Deployment>],
     services: &[Arc<Service>],
+    routes: &[Arc<HttpRoute>],
     readings: &Readings,
 ) -> ServingSteps {
     let mut steps = ServingSteps::default();
@@ -73,8 +80,26 @@ pub fn advance_serving(
     let name = serving_name(&model.name_any());
     if steps.wanted.is_some() || deployments.iter().any(|d| d.name_any() == name) {
         match_services(ledger, model, services, &mut steps);
+        match_route(ledger, model, routes, &mut steps);
     }
     steps
+}
+
+/// The Model's `HTTPRoute`: the weights its strategy decided (a blue-green switch sends every
+/// request to the preview), written only when they change; deleted when routing is removed.
+fn match_route(ledger: &Ledger, model: &Model, routes: &[Arc<HttpRoute>], steps: &mut ServingSteps) {
+    let name = serving_name(&model.name_any());
+    let observed = routes.iter().find(|r| r.name_any() == name).map(AsRef::as_ref);
+    if gateway_routing(model).is_none() {
+        steps.delete_route = observed.map(|_| name);
+        return;
+    }
+    let traffic =
+        steps.rollout.traffic.clone().or_else(|| preview_serves(ledger).then(|| Traffic::all_to(Track::Preview)));
+    let Some(desired) = desired_route(model, traffic.as_ref(), observed) else { return };
+    if !observed.is_some_and(|o| route_current(o, &desired)) {
+        steps.route = Some(desired);
+    }
 }
 
 /// The strategy that takes the next step towards `wanted`: the Model's own for a rollout that
@@ -150,13 +175,23 @@ fn match_services(ledger: &Ledger, model: &Model, services: &[Arc<Service>], ste
     let active =
         strategy.blue_green.as_ref().map(|_| if preview_serves(ledger) { Track::Preview } else { Track::Stable });
     let mut desired: Vec<Service> = serving_service(model, active).into_iter().collect();
-    let wants_preview = strategy.blue_green.as_ref().is_some_and(|bg| bg.preview_service) && preview_needed(ledger);
+    let routed = gateway_routing(model).is_some();
+    if routed {
+        // The route's backends, one per track, kept while the Model is routed.
+        desired.extend(backend_services(model));
+    }
+    let wants_preview =
+        !routed && strategy.blue_green.as_ref().is_some_and(|bg| bg.preview_service) && preview_needed(ledger);
     if wants_preview {
         desired.extend(preview_service(model));
     }
-    let preview_name = Track::Preview.name(&model.name_any());
-    if !wants_preview && services.iter().any(|s| s.name_any() == preview_name) {
-        steps.delete_services.push(preview_name);
+    let name = model.name_any();
+    let leftovers = [Track::Preview, Track::Stable, Track::Canary].map(|t| backend_name(&name, t));
+    for left in leftovers {
+        let observed = services.iter().any(|s| s.name_any() == left);
+        if observed && !desired.iter().any(|d| d.name_any() == left) && !steps.delete_services.contains(&left) {
+            steps.delete_services.push(left);
+        }
     }
     steps.services = desired
         .into_iter()

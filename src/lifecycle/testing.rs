@@ -55,6 +55,7 @@ pub fn model(name: &str) -> Model {
                 promotion: Promotion::Automatic,
                 analysis: None,
                 progress_deadline_seconds: None,
+                traffic_routing: None,
             },
             pinned_version: None,
             version_history_limit: 10,

@@ -21,7 +21,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    /// A problem with `reason` (a condition reason) and `message`.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
         Self { reason, message: message.into() }
     }
 }
@@ -55,6 +56,21 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
         let path = format!("spec.serving.analysis.metrics[{}].query", metric.name);
         problems.extend(unknown_placeholder(&path, &metric.query, &QUERY_PLACEHOLDERS, "InvalidAnalysisQuery"));
     }
+    let routed = spec.serving.traffic_routing.as_ref().is_some_and(|r| r.gateway_api.is_some());
+    let steps = spec.serving.strategy.canary.iter().flat_map(|c| c.steps.iter().enumerate());
+    for (i, step) in steps {
+        if !step.headers.is_empty() && !routed {
+            problems.push(Problem::new(
+                "InvalidCanaryStep",
+                format!("spec.serving.strategy.canary.steps[{i}] sends a header cohort to the new version, which only a route can do; set spec.serving.trafficRouting.gatewayAPI or remove its headers"),
+            ));
+        } else if step.weight < 1 && step.headers.is_empty() {
+            problems.push(Problem::new(
+                "InvalidCanaryStep",
+                format!("spec.serving.strategy.canary.steps[{i}] has weight {} and no headers: it would send nothing to the new version", step.weight),
+            ));
+        }
+    }
     let known = || ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");
     match artifact_placeholders(&spec.training.artifact_uri) {
         Ok(_) => {}
@@ -78,6 +94,7 @@ pub fn child_name_problems(model: &str) -> Vec<String> {
         ("Service and Deployment", serving_name(model)),
         ("Deployment", Track::Canary.name(model)),
         ("Service and Deployment", Track::Preview.name(model)),
+        ("Service", crate::objects::route::backend_name(model, Track::Stable)),
         ("Job", job_name(model, 1)),
     ];
     let labels = labels.into_iter().map(|(kind, name)| (kind, dns_label_problem(&name)));

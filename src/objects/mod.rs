@@ -4,4 +4,5 @@ pub mod deployment;
 pub mod job;
 pub mod meta;
 pub mod names;
+pub mod route;
 pub mod service;

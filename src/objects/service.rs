@@ -30,6 +30,14 @@ pub fn preview_service(model: &Model) -> Option<Service> {
     service(model, Track::Preview.name(&name), Track::Preview.selector(&name))
 }
 
+/// A Service `service_name` selecting the serving pods of one track (a Gateway API backend).
+pub fn track_service(model: &Model, service_name: String, track: Track) -> Option<Service> {
+    let name = model.name_any();
+    let mut selector = serving_selector(&name);
+    selector.extend(track.selector(&name));
+    service(model, service_name, selector)
+}
+
 fn service(model: &Model, service_name: String, selector: BTreeMap<String, String>) -> Option<Service> {
     let owner = controller_ref(model)?;
     let name = model.name_any();

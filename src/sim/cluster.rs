@@ -12,13 +12,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
+use crate::api::gateway::HttpRoute;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::ledger::TRANSITION_REFUSED;
 use crate::lifecycle::model::{Cached, Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::EventRecord;
 use crate::lifecycle::transitions;
+use crate::objects::deployment::Track;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{dns_label_problem, dns_subdomain_problem, serving_name};
+use crate::objects::route::{COHORT_RULE, WEIGHTED_RULE, backend_name};
 
 /// Objects by `namespace/name`, shared with the reconciles that read them (a write copies an
 /// object only while a reader still holds it).
@@ -41,12 +44,17 @@ pub struct Cluster {
     pub deployments: Objects<Deployment>,
     /// Services.
     pub services: Objects<Service>,
+    /// Gateway API `HTTPRoute`s.
+    pub routes: Objects<HttpRoute>,
     /// RetrainPolicies.
     pub policies: Objects<RetrainPolicy>,
     /// When each Deployment's current generation was applied.
     pub rollout_started: BTreeMap<String, Timestamp>,
     /// How often each Job name was created (a second creation is a bug).
     pub job_creations: BTreeMap<String, u32>,
+    /// What each Model's route sent to the version rolling out, each time that changed
+    /// ([`route_share`]), by `namespace/model`.
+    pub traffic: BTreeMap<String, Vec<String>>,
     /// Writes applied so far.
     pub writes: u64,
     /// Broken invariants, each said once when first seen.
@@ -88,6 +96,7 @@ impl Cluster {
                 pods: self.pods.values().cloned(),
                 deployments: self.deployments.values().cloned(),
                 services: self.services.values().cloned(),
+                routes: Some(self.routes.values().cloned()),
                 policies: self.policies.values().cloned(),
             },
         )
@@ -155,13 +164,21 @@ impl Cluster {
             }
             Write::Apply(Child::Deployment(d)) => self.apply_deployment(d),
             Write::Apply(Child::Service(s)) => {
-                let k = key(s.as_ref());
-                let mut svc = (**s).clone();
-                match self.services.get(&k) {
-                    Some(old) => svc.metadata = merged_meta(&old.metadata, &svc.metadata),
-                    None => self.admit(&mut svc.metadata),
+                let svc = self.applied(self.services.get(&key(s.as_ref())).cloned(), s);
+                self.services.insert(key(&svc), Arc::new(svc));
+            }
+            Write::Apply(Child::Route(r)) => {
+                let route = self.applied(self.routes.get(&key(r.as_ref())).cloned(), r);
+                let k = key(&route);
+                let share = route_share(&route);
+                let seen = self.traffic.entry(model_key.to_string()).or_default();
+                if seen.last() != Some(&share) {
+                    seen.push(share);
                 }
-                self.services.insert(k, Arc::new(svc));
+                self.routes.insert(k, Arc::new(route));
+            }
+            Write::Delete(Kind::HttpRoute, name) => {
+                self.routes.remove(&format!("{ns}/{name}"));
             }
             Write::Delete(Kind::Job, name) => {
                 if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
@@ -206,6 +223,7 @@ fn refused_name(child: &Child) -> Option<String> {
         Child::Service(s) => dns_label_problem(&s.name_any()),
         Child::Deployment(d) => dns_subdomain_problem(&d.name_any()),
         Child::Job(j) => dns_subdomain_problem(&j.name_any()),
+        Child::Route(r) => dns_subdomain_problem(&r.name_any()),
     }
     .map(|why| format!("metadata.name: Invalid value: {why}"))
 }
@@ -241,6 +259,17 @@ impl Cluster {
             let name = self.jobs.remove(&job).map(|j| j.name_any()).unwrap_or_default();
             self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&name));
         }
+    }
+
+    /// `desired` as a server-side apply leaves it over `old`: created (admitted) if there was
+    /// none, else with the metadata the API server keeps.
+    fn applied<K: kube::Resource + Clone>(&mut self, old: Option<Arc<K>>, desired: &K) -> K {
+        let mut object = desired.clone();
+        match old {
+            Some(old) => *object.meta_mut() = merged_meta(old.meta(), desired.meta()),
+            None => self.admit(object.meta_mut()),
+        }
+        object
     }
 
     /// Records a broken rule once.
@@ -280,7 +309,39 @@ impl Cluster {
             let v = format!("{model_key}: serving capacity {capacity} < {wanted} replicas at {}", self.now);
             once(&mut self.violations, v);
         }
+        // A route never sends requests to a new version before its pods are available.
+        let name = model.name_any();
+        let route = self.routes.get(&format!("{}/{}", ns.clone().unwrap_or_default(), serving_name(&name)));
+        for track in [Track::Canary, Track::Preview] {
+            let backend = backend_name(&name, track);
+            let sent = route.is_some_and(|r| {
+                r.spec
+                    .rules
+                    .iter()
+                    .flat_map(|rule| &rule.backend_refs)
+                    .any(|b| b.name == backend && b.weight != Some(0))
+            });
+            let deployment = self.deployments.get(&format!("{}/{}", ns.clone().unwrap_or_default(), track.name(&name)));
+            let available = deployment.and_then(|d| d.status.as_ref()?.available_replicas).unwrap_or(0);
+            if sent && available == 0 {
+                let v = format!(
+                    "{model_key}: the route sends requests to {backend} at {}, which has no available pod",
+                    self.now
+                );
+                once(&mut self.violations, v);
+            }
+        }
     }
+}
+
+/// What a route sends to the version rolling out, as the report shows it: the candidate
+/// backend's weight in the weighted rule (`0` while nothing rolls out), `+cohort` while a header
+/// cohort goes to it.
+pub fn route_share(route: &HttpRoute) -> String {
+    let rule = |name: &str| route.spec.rules.iter().find(|r| r.name.as_deref() == Some(name));
+    let weight = rule(WEIGHTED_RULE).and_then(|r| r.backend_refs.get(1)).and_then(|b| b.weight).unwrap_or(0);
+    let cohort = if rule(COHORT_RULE).is_some() { "+cohort" } else { "" };
+    format!("{weight}{cohort}")
 }
 
 fn once(violations: &mut Vec<String>, violation: String) {

@@ -36,6 +36,9 @@ pub struct ModelExpect {
     /// The trigger reason of some versions, e.g. `3: Drift`.
     #[serde(default)]
     pub triggers: BTreeMap<u32, String>,
+    /// With Gateway API routing: every share its route sent to new versions, in order, each
+    /// time it changed (e.g. `["0", "10", "50", "0"]`; `0+cohort`: only a header cohort).
+    pub traffic: Option<Vec<String>>,
 }
 
 /// Tells a field written as `null` from one left out.
@@ -74,6 +77,14 @@ impl Expect {
                 if wanted != phases {
                     out.push(format!("Model {name}: expected versions {wanted:?}, got {phases:?}"));
                 }
+            }
+            if let Some(traffic) = &want.traffic
+                && traffic != &got.traffic
+            {
+                out.push(format!(
+                    "Model {name}: expected its route to send {traffic:?} to new versions, got {:?}",
+                    got.traffic
+                ));
             }
             for (n, trigger) in &want.triggers {
                 let got = got.versions.iter().find(|v| v.version == *n).map(|v| v.trigger.as_str());

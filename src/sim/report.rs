@@ -62,6 +62,10 @@ pub struct ModelSummary {
     pub versions: Vec<VersionSummary>,
     /// The RetrainPolicies that name it.
     pub policies: Vec<PolicySummary>,
+    /// With Gateway API routing: what its route sent to the version rolling out, each time
+    /// that changed (`10` percent, `0+cohort`: only a header cohort).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<String>,
 }
 
 /// Where one RetrainPolicy ended.
@@ -148,6 +152,12 @@ impl Report {
                     serving_version: status.serving_version,
                     versions,
                     policies,
+                    traffic: sim
+                        .cluster
+                        .traffic
+                        .get(&crate::sim::cluster::key(m.as_ref()))
+                        .cloned()
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -149,12 +149,53 @@ pub fn cases() -> Vec<Case> {
     t.accepts("a minimal Model is accepted with defaults", "Model", minimal);
 
     let steps = "/spec/serving/strategy/canary/steps";
-    let weight_range = "canary weight must be between 1 and 100";
+    let weight_range = "canary weight must be between 0 and 100";
     t.refuses(
-        "a canary weight of 0 is refused",
+        "a canary weight of 0 without a header cohort is refused",
         "Model",
         with(&m, &format!("{steps}/0/weight"), json!(0)),
-        weight_range,
+        "a canary step needs a weight from 1 to 100, or headers",
+    );
+    let gateway = json!({"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
+                                         "hostnames": ["churn.example.com", "*.models.example.com"],
+                                         "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}, "headers": [{"name": "x-tenant", "value": "a"}], "method": "POST"}]}});
+    let routed = with(&m, "/spec/serving/trafficRouting", gateway.clone());
+    let beta = json!([{"name": "x-cohort", "value": "beta"}]);
+    t.accepts("a Model routed through Gateway API is accepted", "Model", routed.clone());
+    t.accepts(
+        "a canary step of weight 0 for a header cohort is accepted with Gateway API routing",
+        "Model",
+        with(&with(&routed, &format!("{steps}/0/weight"), json!(0)), &format!("{steps}/0/headers"), beta.clone()),
+    );
+    t.refuses(
+        "a header cohort without Gateway API routing is refused",
+        "Model",
+        with(&m, &format!("{steps}/0/headers"), beta),
+        "canary steps with headers need trafficRouting.gatewayAPI",
+    );
+    t.refuses(
+        "trafficRouting without gatewayAPI is refused",
+        "Model",
+        with(&m, "/spec/serving/trafficRouting", json!({})),
+        "trafficRouting needs gatewayAPI",
+    );
+    t.refuses(
+        "Gateway API routing without a parent Gateway is refused",
+        "Model",
+        with(&routed, "/spec/serving/trafficRouting/gatewayAPI/parentRefs", json!([])),
+        "gatewayAPI.parentRefs needs at least one Gateway",
+    );
+    t.refuses(
+        "a hostname that is no DNS name is refused",
+        "Model",
+        with(&routed, "/spec/serving/trafficRouting/gatewayAPI/hostnames/0", json!("Churn_Model")),
+        "gatewayAPI.hostnames must be lowercase DNS names",
+    );
+    t.refuses(
+        "a header match with a space in its name is refused",
+        "Model",
+        with(&routed, "/spec/serving/trafficRouting/gatewayAPI/matches/0/headers/0/name", json!("x cohort")),
+        "a header name holds only the characters HTTP allows",
     );
     t.refuses(
         "a canary weight of 101 is refused",

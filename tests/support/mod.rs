@@ -149,6 +149,7 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         pods: cached(unshared(children.pods)),
         deployments: cached(unshared(children.deployments)),
         services: cached(unshared(children.services)),
+        routes: children.routes.map(|r| cached(unshared(r))),
         policies: cached(unshared(children.policies).into_iter().map(Decoded::from)),
     }
 }
