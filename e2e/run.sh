@@ -23,6 +23,11 @@ fi
 e2e/cluster.sh up "$@"
 # shellcheck disable=SC1091
 source .e2e/cluster/env
+# Gateway API's CRDs come with its Go module; the e2e suite installs the standard channel.
+GATEWAY_API_VERSION=v1.4.1
+gateway_api_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+export E2E_GATEWAY_API_CRDS="$gateway_api_dir/config/crd/standard"
 echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS"))"
 status=0
 cargo test --locked --test e2e || status=$?

@@ -19,7 +19,18 @@ pub fn install_crds(cluster: &Cluster, report: &Report) -> bool {
     let crds = cluster.kubectl(&["apply", "--server-side", "-f", "crds/"]).and_then(|_| {
         cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "-f", "crds/"]).map(|_| ())
     });
-    report.check("kubectl apply --server-side -f crds/ is accepted and every CRD is Established", crds, None)
+    if !report.check("kubectl apply --server-side -f crds/ is accepted and every CRD is Established", crds, None) {
+        return false;
+    }
+    // Gateway API's own CRDs (standard channel), from its Go module: e2e/run.sh names the folder.
+    let what = "Gateway API's CRDs (from the sigs.k8s.io/gateway-api Go module) are installed and Established";
+    let gateway = match std::env::var("E2E_GATEWAY_API_CRDS") {
+        Ok(dir) => cluster.kubectl(&["apply", "--server-side", "-f", &dir]).and_then(|_| {
+            cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "-f", &dir]).map(|_| ())
+        }),
+        Err(_) => Err("E2E_GATEWAY_API_CRDS is not set (e2e/run.sh sets it)".into()),
+    };
+    report.check(what, gateway, None)
 }
 
 /// Sends the examples and every admission case to the API server.

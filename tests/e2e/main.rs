@@ -55,9 +55,13 @@ async fn run(cluster: &Cluster, report: &Report) {
     if wanted("admission") {
         admission::run(cluster, report).await;
     }
-    let Some(install) = controller::install_chart(cluster, report, "modelcycle", &[]).await else { return };
+    let Some(install) = controller::install_chart(cluster, report, "modelcycle", &["gatewayAPI.enabled=true"]).await
+    else {
+        return;
+    };
     if wanted("stories") || wanted("steady") {
-        let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &[]).await else {
+        let gateway = ["--gateway-api=true"];
+        let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &gateway).await else {
             return;
         };
         let stories = stories::run(cluster, report, &main).await;

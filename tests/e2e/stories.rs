@@ -267,6 +267,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-policy", "policy"),
         ("e2e-pinned", "pinned"),
         ("e2e-pruning", "pruning"),
+        ("e2e-gateway", "gateway"),
     ];
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
@@ -285,6 +286,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "manual" => crate::stories::progressive::manual(cluster, &mut steps).await,
                 "policy" => crate::stories::history::policy(cluster, &mut steps).await,
                 "pinned" => crate::stories::history::pinned(cluster, &mut steps).await,
+                "gateway" => crate::stories::traffic::gateway(cluster, &mut steps).await,
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok
@@ -368,3 +370,4 @@ fn printer_columns(cluster: &Cluster) -> Check {
 pub mod history;
 pub mod progressive;
 pub mod quickstart;
+pub mod traffic;

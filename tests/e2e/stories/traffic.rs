@@ -1,0 +1,183 @@
+//! Traffic through Gateway API on the real API server with Gateway API's own CRDs: the Model's
+//! `HTTPRoute` carries a header cohort, then real weights, then all to the new version; a rule a
+//! person added to that route and a route of their own on the same Gateway survive every write.
+//! (No gateway data plane runs here: the routes themselves are what is checked.)
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use modelcycle::api::gateway::HttpRoute;
+use serde_json::json;
+
+use super::{Behaviour, Steps, apply, deployment, kwok_model, new_data, versions, wait_phase, wait_quiet};
+use crate::cluster::{Check, Cluster};
+use crate::ensure;
+
+fn gateways(cluster: &Cluster, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway");
+    Api::namespaced_with(cluster.client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+fn routes(cluster: &Cluster, ns: &str) -> Api<HttpRoute> {
+    Api::namespaced(cluster.client.clone(), ns)
+}
+
+/// The share the route `name` sends to the canary (`None` without a route), `+cohort` while a
+/// cohort rule exists, and whether the rule named `docs` (a person's) is still there.
+async fn route_state(cluster: &Cluster, ns: &str, name: &str) -> Check<Option<(String, bool, String)>> {
+    let Some(route) = routes(cluster, ns).get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let share = modelcycle::sim::cluster::route_share(&route);
+    let docs = route.spec.rules.iter().any(|r| r.name.as_deref() == Some("docs"));
+    let stable = route
+        .spec
+        .rules
+        .iter()
+        .find(|r| r.name.as_deref() == Some("modelcycle"))
+        .and_then(|r| r.backend_refs.first())
+        .map(|b| format!("{}={}", b.name, b.weight.unwrap_or(1)))
+        .unwrap_or_default();
+    Ok(Some((share, docs, stable)))
+}
+
+/// A two-step canary through the route: the `x-cohort: beta` cohort alone, then 20% of requests.
+pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
+    let ns = steps.ns().to_string();
+    let ns = ns.as_str();
+    let name = "ranker";
+    let mut model_json = kwok_model(name, &Behaviour::default());
+    model_json["spec"]["serving"]["trafficRouting"] = json!({"gatewayAPI": {
+        "parentRefs": [{"name": "public"}],
+        "hostnames": ["ranker.example.com"],
+        "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}}]
+    }});
+    model_json["spec"]["serving"]["strategy"] = json!({"canary": {"steps": [
+        {"weight": 0, "headers": [{"name": "x-cohort", "value": "beta"}], "pause": "6s"},
+        {"weight": 20, "pause": "6s"}
+    ]}});
+    let theirs = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "team-docs"},
+        "spec": {"parentRefs": [{"name": "public"}], "hostnames": ["docs.example.com"],
+                 "rules": [{"backendRefs": [{"name": "docs", "port": 80}]}]}
+    });
+    let mut their_version = String::new();
+    steps
+        .step(
+            "a Gateway and a person's own HTTPRoute on it; v1 serves behind the Model's HTTPRoute, all to stable",
+            async {
+                let gateway = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "public"},
+                "spec": {"gatewayClassName": "e2e", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}});
+                let obj: DynamicObject = serde_json::from_value(gateway).map_err(|e| e.to_string())?;
+                gateways(cluster, ns)
+                    .patch("public", &PatchParams::apply("team").force(), &Patch::Apply(&obj))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let route: HttpRoute = serde_json::from_value(theirs.clone()).map_err(|e| e.to_string())?;
+                let created = routes(cluster, ns)
+                    .patch("team-docs", &PatchParams::apply("team").force(), &Patch::Apply(&route))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                their_version = created.metadata.resource_version.unwrap_or_default();
+                apply(cluster, ns, &model_json).await?;
+                wait_phase(cluster, ns, name, 1, "Serving", 90).await?;
+                let state = wait_route(cluster, ns, name, |s| s.0 == "0", 30).await?;
+                ensure!(state.2 == "ranker-stable=100", "the weighted rule sends {}", state.2);
+                let route = routes(cluster, ns).get(name).await.map_err(|e| e.to_string())?;
+                let owner = route.metadata.owner_references.clone().unwrap_or_default();
+                ensure!(owner.first().is_some_and(|o| o.kind == "Model" && o.name == name), "owner: {owner:?}");
+                ensure!(
+                    route.spec.parent_refs.first().is_some_and(|p| p["name"] == "public"),
+                    "parentRefs: {:?}",
+                    route.spec.parent_refs
+                );
+                for svc in ["ranker-stable", "ranker-canary"] {
+                    let found = Api::<k8s_openapi::api::core::v1::Service>::namespaced(cluster.client.clone(), ns)
+                        .get_opt(svc)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ensure!(found.is_some(), "no backend Service {svc}");
+                }
+                Ok(())
+            },
+        )
+        .await;
+    steps
+        .step("a person adds a rule of their own to the Model's HTTPRoute", async {
+            let mut route = routes(cluster, ns).get(name).await.map_err(|e| e.to_string())?;
+            route.metadata.managed_fields = None;
+            route.spec.rules.push(
+                serde_json::from_value(json!({"name": "docs",
+                "matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}],
+                "backendRefs": [{"name": "docs", "port": 80}]}))
+                .map_err(|e| e.to_string())?,
+            );
+            let params = PostParams { field_manager: Some("team".into()), ..Default::default() };
+            routes(cluster, ns).replace(name, &params, &route).await.map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .await;
+    steps
+        .measure("v2: the route sends the beta cohort, then 20% by weight, then nothing to the canary; only to available canary pods; the person's rule and route survive", async {
+            new_data(cluster, ns, name, "d2").await?;
+            let mut shares: Vec<String> = vec![];
+            let mut canary_replicas = std::collections::BTreeSet::new();
+            let mut fewest_stable = i32::MAX;
+            let deadline = Instant::now() + Duration::from_secs(150);
+            loop {
+                let all = versions(cluster, ns, name).await?;
+                let v2 = all.get(&2).and_then(|v| v.status.as_ref()?.phase).map(|p| format!("{p:?}"));
+                let canary = deployment(cluster, ns, "ranker-canary").await?;
+                let stable = deployment(cluster, ns, name).await?;
+                let (share, docs, _) = route_state(cluster, ns, name).await?.ok_or("the Model's HTTPRoute is gone")?;
+                ensure!(docs, "the person's rule was removed from the route; shares so far {shares:?}");
+                if share != "0" {
+                    let ready = canary.as_ref().map_or(0, |c| c.2);
+                    ensure!(ready >= 1, "the route sends {share} to the canary, which has {ready} ready pods");
+                }
+                if let Some((_, replicas, _)) = canary {
+                    canary_replicas.insert(replicas);
+                }
+                fewest_stable = fewest_stable.min(stable.map_or(0, |s| s.1));
+                if shares.last() != Some(&share) {
+                    shares.push(share);
+                }
+                if v2.as_deref() == Some("Serving") && canary.is_none() {
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "v2 is {v2:?} after 150 s; route shares seen {shares:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            ensure!(shares.contains(&"0+cohort".to_string()) && shares.contains(&"20".to_string()), "route shares seen: {shares:?}");
+            ensure!(shares.last().map(String::as_str) == Some("0"), "after promotion the route still sends {shares:?}");
+            ensure!(canary_replicas == [1].into(), "canary replicas seen: {canary_replicas:?} (20% of 2 is one pod)");
+            ensure!(fewest_stable == 2, "the stable side dropped to {fewest_stable} replicas during the canary");
+            wait_quiet(cluster, ns, name, 30).await?;
+            let after = routes(cluster, ns).get("team-docs").await.map_err(|e| e.to_string())?;
+            ensure!(after.metadata.resource_version.as_deref() == Some(their_version.as_str()), "the person's own HTTPRoute was written to");
+            let d = deployment(cluster, ns, name).await?;
+            ensure!(d.as_ref().is_some_and(|(v, r, _)| v == "2" && *r == 2), "stable Deployment: {d:?}");
+            Ok(format!("route shares {}", shares.join(" → ")))
+        })
+        .await;
+}
+
+/// Waits until the Model's route satisfies `ok`.
+async fn wait_route(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    ok: impl Fn(&(String, bool, String)) -> bool,
+    seconds: u64,
+) -> Check<(String, bool, String)> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let state = route_state(cluster, ns, name).await?;
+        if let Some(s) = state.as_ref().filter(|s| ok(s)) {
+            return Ok(s.clone());
+        }
+        ensure!(Instant::now() < deadline, "the route of {ns}/{name} is {state:?} after {seconds} s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
