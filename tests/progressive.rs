@@ -523,3 +523,57 @@ mod any_lifecycle {
         }
     }
 }
+
+#[test]
+fn aborting_the_serving_version_brings_back_the_one_it_replaced_at_once_without_steps_or_analysis() {
+    // v2 is promoted through the canary by 1d 01:36; at 2d it is aborted while it serves.
+    let changes = "  - {at: 2d, annotate: {modelcycle.io/abort: \"2\"}}\n";
+    let extra = format!("{ANALYSIS}{CANARY}    rollbackWindow: 48h\n");
+    let sim = run(&extra, &scenario(changes));
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1));
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"), "no canary: it goes back in place");
+    let aborted = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!(
+        (aborted.action.as_str(), aborted.reason.as_str(), aborted.time.0),
+        ("RollBack", "Aborted", at("3T00:00:00"))
+    );
+    assert!(aborted.message.contains("v1 serves again at once"), "{}", aborted.message);
+    let restored = version_status(&sim, 1).decisions.last().cloned().unwrap();
+    assert_eq!((restored.action.as_str(), restored.reason.as_str()), ("Restore", "EmergencyRollBack"));
+    // Both at the moment of the annotation; the Deployment runs v1 again in place.
+    let after: Vec<_> =
+        sim.timeline.iter().filter(|e| e.time >= at("3T00:00:00")).map(|e| (e.reason.as_str(), e.version)).collect();
+    assert_eq!(after, [("UserChange", None), ("VersionServing", Some(1)), ("VersionRolledBack", Some(2))]);
+    assert!(
+        version_status(&sim, 1).analysis.is_none_or(|a| a.measurements.iter().all(|m| m.time.0 < at("3T00:00:00")))
+    );
+    assert!(conditions::is_true(&model_status(&sim).conditions, conditions::DEGRADED));
+}
+
+#[test]
+fn an_emergency_rollback_outside_the_rollback_window_changes_nothing_and_says_why() {
+    let changes = "  - {at: 2d 12h, annotate: {modelcycle.io/abort: \"2\"}}\n";
+    let extra = format!("{CANARY}    rollbackWindow: 12h\n");
+    let sim = run(&extra, &scenario(changes));
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving), "v1 stopped serving 1d 01:36, over 12h before");
+    assert_eq!(deployed(&sim), Some(2));
+    let status = model_status(&sim);
+    let stalled = conditions::find(&status.conditions, conditions::STALLED).cloned().unwrap();
+    assert_eq!(stalled.reason, "NothingToRollBackTo");
+    assert!(stalled.message.contains("longer ago than rollbackWindow"), "{}", stalled.message);
+}
+
+#[test]
+fn a_pin_back_within_the_rollback_window_is_direct_and_outside_it_goes_through_the_canary() {
+    for (window, canary) in [("48h", false), ("6h", true)] {
+        let changes = "  - {at: 2d, set: {spec.pinnedVersion: 1}}\n";
+        let extra = format!("{CANARY}    rollbackWindow: {window}\n");
+        let sim = run(&extra, &scenario(changes));
+        assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving), "window {window}");
+        assert_eq!(deployed(&sim), Some(1));
+        let reasons = reasons(&sim, 1);
+        assert_eq!(reasons.contains(&"CanaryStarted".to_string()), canary, "window {window}: {reasons:?}");
+    }
+}

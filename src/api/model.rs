@@ -186,6 +186,14 @@ pub struct ServingSpec {
     /// share of requests is its share of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
+    /// How long after a version stopped serving it can be returned to at once, skipping the
+    /// strategy's steps and analysis: by the abort annotation on the serving version (an
+    /// emergency rollback) or by `pinnedVersion`. A pin to a version that stopped serving longer
+    /// ago rolls out by the strategy, judged like a new version. Empty: no limit. At most 2160h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
+    #[x_kube(validation = duration_rule("0s", "2160h"))]
+    pub rollback_window: Option<Duration>,
 }
 
 fn default_replicas() -> i32 {

@@ -5,14 +5,17 @@
 
 use kube::ResourceExt;
 
-use crate::api::Model;
+use jiff::SignedDuration;
+
+use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{same_spec, serving_deployment};
 use crate::objects::names::serving_name;
 
 use super::analysis::{Gate, Guard, guard, is_manual, manual_gate, start_guard};
-use super::ledger::Decision;
+use super::ledger::{Decision, Ledger};
 use super::rollout::{Outcome, Rollout, RolloutState, Strategy, rollout_state};
 use super::transitions::{Action, Reason};
+use super::triggers::{after, span};
 
 /// The Rolling strategy.
 pub struct Rolling;
@@ -106,8 +109,23 @@ fn promote_reason(model: &Model, n: u32) -> Reason {
     if model.spec.pinned_version == Some(n) { Reason::Pinned } else { Reason::NewerVersionReady }
 }
 
-/// True when `wanted` replaces a serving version by a progressive strategy (not by a pin, which
-/// takes the plain rolling update).
-pub fn progressive(model: &Model, serving: Option<u32>, wanted: u32) -> bool {
-    serving.is_some_and(|s| s != wanted) && model.spec.pinned_version != Some(wanted)
+/// True when `wanted` replaces a serving version by a progressive strategy: not by a pin, which
+/// takes the plain rolling update, unless it pins a version that stopped serving longer ago than
+/// `rollbackWindow` (that one is judged like a new version).
+pub fn progressive(model: &Model, ledger: &Ledger, serving: Option<u32>, wanted: u32) -> bool {
+    let replaces = serving.is_some_and(|s| s != wanted);
+    let pinned = model.spec.pinned_version == Some(wanted);
+    replaces && (!pinned || !within_rollback_window(ledger, model, wanted))
+}
+
+/// Whether version `n` may be returned to at once: it never served, serves, or stopped serving
+/// within `spec.serving.rollbackWindow` (no window: always).
+pub fn within_rollback_window(ledger: &Ledger, model: &Model, n: u32) -> bool {
+    let Some(window) = model.spec.serving.rollback_window.as_ref() else { return true };
+    let Some(entry) = ledger.get(n) else { return false };
+    if entry.phase() != VersionPhase::Retired {
+        return true;
+    }
+    let retired = entry.status.decisions.iter().rev().find(|d| d.action == Action::Retire.as_str()).map(|d| d.time.0);
+    retired.is_some_and(|t| ledger.now() <= after(t, span(Some(window), SignedDuration::ZERO)))
 }

@@ -20,7 +20,7 @@ use super::analysis::{ABORT_ANNOTATION, Guard, abort_requested, end_guard, guard
 use super::blue_green::{BlueGreen, HandOff, preview_needed, preview_serves};
 use super::canary::Canary;
 use super::ledger::{Decision, Ledger};
-use super::rolling::{Rolling, progressive};
+use super::rolling::{Rolling, progressive, within_rollback_window};
 use super::rollout::{Outcome, Rollout, Strategy};
 use super::transitions::{Action, Reason};
 use super::triggers::Readings;
@@ -58,7 +58,7 @@ pub fn advance_serving(
     let mut steps = ServingSteps::default();
     rollbacks(ledger, model, readings, &mut steps);
     let (wanted, pin_problem) = wanted_version(ledger, model);
-    steps.pin_problem = pin_problem;
+    steps.pin_problem = pin_problem.or(steps.pin_problem.take());
     steps.wanted = wanted;
     if let Some(w) = wanted {
         supersede_other_rollouts(ledger, w);
@@ -107,7 +107,7 @@ fn match_route(ledger: &Ledger, model: &Model, routes: &[Arc<HttpRoute>], steps:
 /// (a first version, a pinned one, keeping the serving one served).
 fn strategy_for<'m>(model: &'m Model, ledger: &Ledger, serving: Option<u32>, wanted: u32) -> Box<dyn Strategy + 'm> {
     let strategy = &model.spec.serving.strategy;
-    if progressive(model, serving, wanted) {
+    if progressive(model, ledger, serving, wanted) {
         if let Some(canary) = &strategy.canary {
             return Box::new(Canary(canary));
         }
@@ -140,6 +140,15 @@ fn rollbacks(ledger: &mut Ledger, model: &Model, readings: &Readings, steps: &mu
         .with_evidence(serde_json::json!({"annotation": ABORT_ANNOTATION, "value": w.to_string()}));
         ledger.transition(w, d);
     }
+    if let Some(s) = serving.filter(|s| Some(*s) == wanted_version(ledger, model).0)
+        && model.spec.pinned_version != Some(s)
+        && abort_requested(model, s)
+    {
+        emergency_rollback(ledger, model, s, steps);
+        if ledger.serving() != Some(s) {
+            return;
+        }
+    }
     if serving.is_some() && wanted_version(ledger, model).0 == serving {
         let Some(s) = serving else { return };
         match guard(ledger, model, readings, s) {
@@ -150,6 +159,36 @@ fn rollbacks(ledger: &mut Ledger, model: &Model, readings: &Readings, steps: &mu
                 let d = Decision::new(Action::RollBack, Reason::GuardFailed, message).with_evidence(evidence);
                 ledger.transition(s, d);
             }
+        }
+    }
+}
+
+/// The abort annotation names the serving version `s`: the version it replaced serves again at
+/// once (in place, without steps or analysis) if it stopped serving within `rollbackWindow`;
+/// otherwise nothing changes and the Model says why.
+fn emergency_rollback(ledger: &mut Ledger, model: &Model, s: u32, steps: &mut ServingSteps) {
+    let back_to = ledger.in_phase(VersionPhase::Retired).map(|e| e.number()).filter(|n| *n < s).last();
+    match back_to {
+        Some(b) if within_rollback_window(ledger, model, b) => {
+            let restored = format!("serves again at once: v{s} was aborted by the annotation {ABORT_ANNOTATION}");
+            ledger.transition(b, Decision::new(Action::Restore, Reason::EmergencyRollBack, restored));
+            let message = format!(
+                "aborted by the annotation {ABORT_ANNOTATION}: \"{s}\" while serving; v{b} serves again at once, without steps or analysis"
+            );
+            let evidence = serde_json::json!({"annotation": ABORT_ANNOTATION, "value": s.to_string(), "restored": b});
+            ledger.transition(s, Decision::new(Action::RollBack, Reason::Aborted, message).with_evidence(evidence));
+        }
+        found => {
+            let why = match found {
+                Some(b) => format!("v{b}, the version before it, stopped serving longer ago than rollbackWindow"),
+                None => "no version before it is kept".to_string(),
+            };
+            steps.pin_problem = Some(Problem::new(
+                "NothingToRollBackTo",
+                format!(
+                    "{ABORT_ANNOTATION}: \"{s}\" asks to roll back the serving version, but {why}; v{s} keeps serving. Pin a version with spec.pinnedVersion, or remove the annotation"
+                ),
+            ));
         }
     }
 }

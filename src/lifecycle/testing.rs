@@ -56,6 +56,7 @@ pub fn model(name: &str) -> Model {
                 analysis: None,
                 progress_deadline_seconds: None,
                 traffic_routing: None,
+                rollback_window: None,
             },
             pinned_version: None,
             version_history_limit: 10,

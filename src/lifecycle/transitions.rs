@@ -99,6 +99,9 @@ names! {
         GuardFailed,
         /// It serves again because the version after it failed its guard window.
         GuardRollBack,
+        /// The serving version was aborted by the annotation: the version it replaced serves
+        /// again at once, without steps or analysis.
+        EmergencyRollBack,
         /// Its guard window passed.
         GuardPassed,
         /// Its guard window ended because a newer rollout started.

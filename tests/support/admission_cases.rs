@@ -156,6 +156,13 @@ pub fn cases() -> Vec<Case> {
         with(&m, &format!("{steps}/0/weight"), json!(0)),
         "a canary step needs a weight from 1 to 100, or headers",
     );
+    t.accepts("a rollbackWindow of 24h is accepted", "Model", with(&m, "/spec/serving/rollbackWindow", json!("24h")));
+    t.refuses(
+        "a rollbackWindow over 2160h is refused",
+        "Model",
+        with(&m, "/spec/serving/rollbackWindow", json!("2161h")),
+        "must be a duration from 0s to 2160h",
+    );
     let gateway = json!({"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
                                          "hostnames": ["churn.example.com", "*.models.example.com"],
                                          "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}, "headers": [{"name": "x-tenant", "value": "a"}], "method": "POST"}]}});

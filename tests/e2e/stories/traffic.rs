@@ -161,6 +161,24 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
             Ok(format!("route shares {}", shares.join(" → ")))
         })
         .await;
+    steps
+        .step("the abort annotation on the serving v2 brings v1 back at once, in place, and the route keeps everything on stable", async {
+            let patch = json!({"metadata": {"annotations": {"modelcycle.io/abort": "2"}}});
+            super::patch_model(cluster, ns, name, patch).await?;
+            wait_phase(cluster, ns, name, 1, "Serving", 60).await?;
+            wait_phase(cluster, ns, name, 2, "RolledBack", 30).await?;
+            wait_quiet(cluster, ns, name, 30).await?;
+            let d = deployment(cluster, ns, name).await?;
+            ensure!(d.as_ref().is_some_and(|(v, r, _)| v == "1" && *r == 2), "stable Deployment: {d:?}");
+            ensure!(deployment(cluster, ns, "ranker-canary").await?.is_none(), "a canary was started for the rollback");
+            let v2 = versions(cluster, ns, name).await?.remove(&2).ok_or("no v2")?;
+            let last = v2.status.and_then(|s| s.decisions.last().cloned()).ok_or("v2 has no decision")?;
+            ensure!(last.reason == "Aborted", "v2's last decision: {last:?}");
+            let (share, docs, stable) = route_state(cluster, ns, name).await?.ok_or("the route is gone")?;
+            ensure!(share == "0" && docs && stable == "ranker-stable=100", "route: {share} {docs} {stable}");
+            Ok(())
+        })
+        .await;
 }
 
 /// Waits until the Model's route satisfies `ok`.
