@@ -422,7 +422,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
     let mut m = model();
     m.spec.serving.replicas = 2;
     m.spec.serving.strategy.canary =
-        Some(CanaryStrategy { steps: vec![CanaryStep { weight: 50, pause: None, headers: vec![] }] });
+        Some(CanaryStrategy { steps: vec![CanaryStep { weight: 50, pause: None, headers: vec![] }], shadow: None });
     m.spec.serving.analysis = Some(
         serde_json::from_value(serde_json::json!({
             "prometheus": {"address": format!("http://127.0.0.1:{port}"), "timeout": "2s"},
@@ -442,6 +442,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
             step_started: Some(started.clone()),
             canary_replicas: 1,
             effective_weight: 50,
+            shadow_passed: false,
         }),
         analysis: Some(AnalysisStatus::starting(AnalysisStage::Rollout, started, Some(1))),
         ..Default::default()

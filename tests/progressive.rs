@@ -577,3 +577,58 @@ fn a_pin_back_within_the_rollback_window_is_direct_and_outside_it_goes_through_t
         assert_eq!(reasons.contains(&"CanaryStarted".to_string()), canary, "window {window}: {reasons:?}");
     }
 }
+
+const ROUTED: &str = "    trafficRouting:\n      gatewayAPI:\n        parentRefs: [{name: public}]\n";
+const SHADOWED: &str = "    strategy:\n      canary:\n        shadow: {duration: 30m, percent: 50}\n        steps: [{weight: 25, pause: 30m}, {weight: 50, pause: 30m}]\n";
+
+#[test]
+fn a_shadow_whose_metrics_hold_mirrors_requests_then_hands_over_to_the_canary_steps() {
+    let mut sim = simulate(&format!("{ROUTED}{SHADOWED}{ANALYSIS}"), &scenario(""));
+    sim.run_until(at("2T00:40:00"));
+    // A copy of 50% of requests: 2 of 3 pods, no weight, the stable side keeps every replica.
+    assert_eq!(sim.cluster.deployments["ml/churn-canary"].spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(sim.cluster.deployments["ml/churn"].spec.as_ref().unwrap().replicas, Some(3));
+    let rule = &sim.cluster.routes["ml/churn"].spec.rules[0];
+    assert_eq!(rule.backend_refs.iter().map(|b| b.weight).collect::<Vec<_>>(), [Some(100), Some(0)]);
+    assert_eq!(rule.filters[0]["requestMirror"]["backendRef"]["name"], "churn-canary");
+    assert_eq!(rule.filters[0]["requestMirror"]["percent"], 50);
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
+    assert_eq!(
+        reasons(&sim, 2),
+        [
+            "JobCreated",
+            "GatesPassed",
+            "CanaryStarted",
+            "ShadowPassed",
+            "CanaryStepDone",
+            "CanaryStepDone",
+            "CanaryPromoted"
+        ]
+    );
+    assert_eq!(modelcycle::sim::report::Report::of(&sim).models[0].traffic, ["0", "0+mirror", "25", "50", "0"]);
+    let shadow_measured =
+        version_status(&sim, 2).analysis.unwrap().measurements.iter().any(|m| m.time.0 < at("2T01:02:00"));
+    assert!(shadow_measured, "the shadow was judged by analysis");
+}
+
+#[test]
+fn a_shadow_that_fails_its_analysis_is_rolled_back_before_any_request_was_shifted() {
+    let s = with_metrics("", &["{at: 1d, metric: error-rate, version: 2, value: 0.3}"]);
+    let sim = run(&format!("{ROUTED}{SHADOWED}{ANALYSIS}"), &s);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Serving));
+    assert_eq!(deployed(&sim), Some(1));
+    assert!(!sim.cluster.deployments.contains_key("ml/churn-canary"));
+    let record = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!((record.action.as_str(), record.reason.as_str()), ("RollBack", "AnalysisFailed"));
+    assert!(
+        record.message.contains("in its shadow stage") && record.message.contains("before any request was shifted"),
+        "{}",
+        record.message
+    );
+    assert_eq!(record.evidence.unwrap()[0]["metric"], "error-rate");
+    let traffic = modelcycle::sim::report::Report::of(&sim).models[0].traffic.clone();
+    assert_eq!(traffic, ["0", "0+mirror", "0"], "no weight was ever given to v2");
+}

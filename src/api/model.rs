@@ -154,6 +154,7 @@ pub struct Gate {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.headers) || size(s.headers) == 0) || has(self.trafficRouting)").message("canary steps with headers need trafficRouting.gatewayAPI: only a route can send a cohort to the new version"))]
+#[x_kube(validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.shadow) || has(self.trafficRouting)").message("a shadow stage needs trafficRouting.gatewayAPI: only a route can mirror requests to the new version"))]
 pub struct ServingSpec {
     /// Pod template of the model server. modelcycle injects `MODELCYCLE_MODEL_URI` and
     /// `MODELCYCLE_VERSION` into every container.
@@ -225,6 +226,32 @@ pub struct CanaryStrategy {
     #[schemars(length(min = 1, max = 20))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.weight == a.weight)) && self.map(s, s.weight).isSorted()").message("canary step weights must be strictly increasing"))]
     pub steps: Vec<CanaryStep>,
+    /// A shadow stage before the first step (needs `trafficRouting.gatewayAPI`): the route
+    /// mirrors a copy of requests to the new version, whose answers are discarded, while
+    /// analysis judges it; no user sees its answers, and a failure rolls it back before any
+    /// request was shifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStage>,
+}
+
+/// The shadow stage of a canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowStage {
+    /// How long the stage holds (from when the new version's pods are available) while analysis
+    /// runs; from 10s to 168h.
+    #[schemars(length(max = DURATION_MAX_LENGTH))]
+    #[x_kube(validation = duration_rule("10s", "168h"))]
+    pub duration: Duration,
+    /// The share (percent) of requests copied to the new version; its pods are sized for it.
+    /// Default 100.
+    #[serde(default = "default_shadow_percent")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("shadow percent must be between 1 and 100"))]
+    pub percent: i32,
+}
+
+fn default_shadow_percent() -> i32 {
+    100
 }
 
 /// One canary step.

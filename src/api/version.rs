@@ -114,6 +114,9 @@ pub struct CanaryProgress {
     /// The share of replicas (percent) that runs the new version: the weight asked for,
     /// rounded to whole pods.
     pub effective_weight: i32,
+    /// The shadow stage before the steps passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow_passed: bool,
 }
 
 /// Where a blue-green rollout is.

@@ -10,13 +10,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, Model, VersionPhase};
+use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, Model, ShadowStage, VersionPhase};
 use crate::objects::deployment::{Track, track_deployment};
 use crate::objects::route::{Traffic, gateway_routing};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge};
+use super::shadow::{Shadowed, advance_shadow};
 use super::transitions::{Action, Reason};
 use super::triggers::{Readings, span};
 
@@ -62,10 +63,20 @@ fn describe(step: &CanaryStep) -> String {
 
 /// What the route carries at canary step `step`: that step's weight and cohort once its canary
 /// pods are available, the step before's until then (nothing before the first).
-fn step_traffic(steps: &[CanaryStep], step: usize, canary_available: bool) -> Option<Traffic> {
+/// Before the first step's pods are available after a shadow stage, the shadow's mirror stays.
+fn step_traffic(
+    steps: &[CanaryStep],
+    step: usize,
+    canary_available: bool,
+    shadow: Option<&ShadowStage>,
+) -> Option<Traffic> {
     let shown = if canary_available { Some(step) } else { step.checked_sub(1) };
-    let s = steps.get(shown?)?;
-    Some(Traffic { candidate: Track::Canary, weight: s.weight, cohort: s.headers.clone() })
+    let Some(shown) = shown else {
+        let percent = shadow?.percent;
+        return Some(Traffic { candidate: Track::Canary, weight: 0, cohort: vec![], mirror: Some(percent) });
+    };
+    let s = steps.get(shown)?;
+    Some(Traffic { candidate: Track::Canary, weight: s.weight, cohort: s.headers.clone(), mirror: None })
 }
 
 /// Moves the canary rollout of `wanted` (replacing `stable`) one step on, if it can.
@@ -89,11 +100,16 @@ fn advance_canary(
     let progress = ledger.get(wanted).and_then(|e| e.status.canary.clone()).unwrap_or_default();
     let steps = &strategy.steps;
     let step = progress.step as usize;
+    if let Some(shadow) = strategy.shadow.as_ref().filter(|_| step == 0 && !progress.shadow_passed) {
+        let first = steps.first().map(describe).unwrap_or_default();
+        let ctx = Shadowed { ledger, model, stable, wanted, steps: steps.len(), first, deployments, readings };
+        return advance_shadow(ctx, shadow, progress);
+    }
 
     if step >= steps.len() {
         // Promotion: the stable Deployment takes the new version, then the canary goes.
         let state = converge(track_deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
-        out.traffic = step_traffic(steps, steps.len().saturating_sub(1), true);
+        out.traffic = step_traffic(steps, steps.len().saturating_sub(1), true, None);
         if state == RolloutState::Complete {
             out.traffic = None;
             if observed(Track::Canary).is_some() {
@@ -149,7 +165,7 @@ fn advance_canary(
             format!("canary step 1/{} of v{wanted} beside v{stable}: {}{note}", steps.len(), describe(&steps[0]));
         ledger.transition(wanted, Decision::new(Action::Promote, Reason::CanaryStarted, message));
     }
-    out.traffic = step_traffic(steps, step, canary_state == RolloutState::Complete);
+    out.traffic = step_traffic(steps, step, canary_state == RolloutState::Complete, strategy.shadow.as_ref());
     if let RolloutState::Failed(reason) = canary_state {
         let d = Decision {
             action: Action::RollBack,
@@ -215,7 +231,7 @@ fn advance_canary(
 
 /// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied
 /// before the canary is deleted, so capacity never drops).
-fn roll_back(
+pub(super) fn roll_back(
     out: &mut Outcome,
     ledger: &mut Ledger,
     model: &Model,

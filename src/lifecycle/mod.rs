@@ -47,6 +47,7 @@ pub mod report;
 pub mod rolling;
 pub mod rollout;
 pub mod serving;
+pub mod shadow;
 pub mod training;
 pub mod transitions;
 pub mod triggers;

@@ -108,6 +108,8 @@ names! {
         GuardEnded,
         /// Its canary started.
         CanaryStarted,
+        /// Its shadow stage passed: the canary steps begin.
+        ShadowPassed,
         /// A canary step passed.
         CanaryStepDone,
         /// Its canary completed.

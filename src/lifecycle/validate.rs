@@ -57,6 +57,12 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
         problems.extend(unknown_placeholder(&path, &metric.query, &QUERY_PLACEHOLDERS, "InvalidAnalysisQuery"));
     }
     let routed = spec.serving.traffic_routing.as_ref().is_some_and(|r| r.gateway_api.is_some());
+    if spec.serving.strategy.canary.as_ref().is_some_and(|c| c.shadow.is_some()) && !routed {
+        problems.push(Problem::new(
+            "InvalidShadowStage",
+            "spec.serving.strategy.canary.shadow mirrors requests to the new version, which only a route can do; set spec.serving.trafficRouting.gatewayAPI or remove the shadow stage",
+        ));
+    }
     let steps = spec.serving.strategy.canary.iter().flat_map(|c| c.steps.iter().enumerate());
     for (i, step) in steps {
         if !step.headers.is_empty() && !routed {

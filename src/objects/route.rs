@@ -38,12 +38,14 @@ pub struct Traffic {
     pub weight: i32,
     /// Requests with all of these headers go to it.
     pub cohort: Vec<HeaderMatch>,
+    /// A copy of this percent of requests goes to it, its answers discarded (a shadow).
+    pub mirror: Option<i32>,
 }
 
 impl Traffic {
     /// Every request to `candidate`.
     pub fn all_to(candidate: Track) -> Self {
-        Self { candidate, weight: 100, cohort: vec![] }
+        Self { candidate, weight: 100, cohort: vec![], mirror: None }
     }
 }
 
@@ -144,9 +146,12 @@ fn our_rules(model: &Model, routing: &GatewayApiRouting, traffic: Option<&Traffi
     if let Some(track) = candidate_track(model) {
         backends.push(backend(&backend_name(&name, track), port, 100 - stable_share));
     }
+    let mirrors = traffic.and_then(|t| Some((t.candidate, t.mirror?)));
+    let filters = mirrors.map(|(track, percent)| mirror_filter(&backend_name(&name, track), port, percent));
     let weighted = HttpRouteRule {
         name: Some(WEIGHTED_RULE.into()),
         matches: matches.clone(),
+        filters: filters.into_iter().collect(),
         backend_refs: backends,
         ..Default::default()
     };
@@ -181,7 +186,9 @@ fn our_rules(model: &Model, routing: &GatewayApiRouting, traffic: Option<&Traffi
 /// other fields (timeouts, …) and the backends that are not the Model's.
 fn keep_what_others_added(ours: &mut HttpRouteRule, theirs: &HttpRouteRule, model: &str) {
     let mine = [Track::Stable, Track::Canary, Track::Preview].map(|t| backend_name(model, t));
-    ours.filters = theirs.filters.clone();
+    let own_mirror = |f: &Value| mirrored_to(f).is_some_and(|to| mine.iter().any(|m| m == to));
+    let others: Vec<Value> = theirs.filters.iter().filter(|f| !own_mirror(f)).cloned().collect();
+    ours.filters = others.into_iter().chain(ours.filters.drain(..)).collect();
     ours.rest = theirs.rest.clone();
     for b in &theirs.backend_refs {
         let is_service =
@@ -198,6 +205,22 @@ fn keep_what_others_added(ours: &mut HttpRouteRule, theirs: &HttpRouteRule, mode
             }
         }
     }
+}
+
+/// Gateway API's `RequestMirror` filter: a copy of `percent` of the rule's requests to `service`.
+fn mirror_filter(service: &str, port: i32, percent: i32) -> Value {
+    json!({"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"group": "", "kind": "Service", "name": service, "port": port},
+        "percent": percent
+    }})
+}
+
+/// The Service a `RequestMirror` filter copies requests to, if `filter` is one.
+pub fn mirrored_to(filter: &Value) -> Option<&str> {
+    if filter["type"] != "RequestMirror" {
+        return None;
+    }
+    filter["requestMirror"]["backendRef"]["name"].as_str()
 }
 
 fn backend(service: &str, port: i32, weight: i32) -> BackendRef {
@@ -238,7 +261,7 @@ mod tests {
     fn routed(name: &str) -> Model {
         let mut m = model(name);
         m.spec.serving.strategy.canary =
-            Some(CanaryStrategy { steps: vec![CanaryStep { weight: 10, pause: None, headers: vec![] }] });
+            Some(CanaryStrategy { steps: vec![CanaryStep { weight: 10, pause: None, headers: vec![] }], shadow: None });
         m.spec.serving.traffic_routing = Some(TrafficRouting {
             gateway_api: Some(GatewayApiRouting {
                 parent_refs: vec![GatewayRef {
@@ -278,7 +301,7 @@ mod tests {
         assert_eq!(idle.spec.hostnames, ["churn.example.com"]);
         let rule = &idle.spec.rules[0];
         assert_eq!(rule.matches, [json!({"path": {"type": "PathPrefix", "value": "/"}})]);
-        let ten = Traffic { candidate: Track::Canary, weight: 10, cohort: vec![] };
+        let ten = Traffic { candidate: Track::Canary, weight: 10, cohort: vec![], mirror: None };
         let stepped = desired_route(&m, Some(&ten), Some(&idle)).unwrap();
         assert_eq!(
             weights(&stepped, WEIGHTED_RULE),
@@ -300,7 +323,7 @@ mod tests {
         if let Some(r) = m.spec.serving.traffic_routing.as_mut().and_then(|t| t.gateway_api.as_mut()) {
             r.matches = vec![serde_json::from_value(json!({"path": {"value": "/predict"}})).unwrap()];
         }
-        let cohort = Traffic { candidate: Track::Canary, weight: 0, cohort: vec![beta()] };
+        let cohort = Traffic { candidate: Track::Canary, weight: 0, cohort: vec![beta()], mirror: None };
         let route = desired_route(&m, Some(&cohort), None).unwrap();
         assert_eq!(route.spec.rules.len(), 2);
         assert_eq!(route.spec.rules[0].name.as_deref(), Some(COHORT_RULE));
@@ -339,7 +362,7 @@ mod tests {
             ..Default::default()
         };
         observed.spec.rules.push(theirs.clone());
-        let ten = Traffic { candidate: Track::Canary, weight: 10, cohort: vec![beta()] };
+        let ten = Traffic { candidate: Track::Canary, weight: 10, cohort: vec![beta()], mirror: None };
         let route = desired_route(&m, Some(&ten), Some(&observed)).unwrap();
         let names: Vec<_> = route.spec.rules.iter().map(|r| r.name.clone().unwrap_or_default()).collect();
         assert_eq!(names, [COHORT_RULE, WEIGHTED_RULE, "docs"]);

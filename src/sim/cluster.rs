@@ -21,7 +21,7 @@ use crate::lifecycle::transitions;
 use crate::objects::deployment::Track;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{dns_label_problem, dns_subdomain_problem, serving_name};
-use crate::objects::route::{COHORT_RULE, WEIGHTED_RULE, backend_name};
+use crate::objects::route::{COHORT_RULE, WEIGHTED_RULE, backend_name, mirrored_to};
 
 /// Objects by `namespace/name`, shared with the reconciles that read them (a write copies an
 /// object only while a reader still holds it).
@@ -315,11 +315,11 @@ impl Cluster {
         for track in [Track::Canary, Track::Preview] {
             let backend = backend_name(&name, track);
             let sent = route.is_some_and(|r| {
-                r.spec
-                    .rules
-                    .iter()
-                    .flat_map(|rule| &rule.backend_refs)
-                    .any(|b| b.name == backend && b.weight != Some(0))
+                let rules = || r.spec.rules.iter();
+                let weighted =
+                    rules().flat_map(|rule| &rule.backend_refs).any(|b| b.name == backend && b.weight != Some(0));
+                let mirrored = rules().flat_map(|rule| &rule.filters).any(|f| mirrored_to(f) == Some(backend.as_str()));
+                weighted || mirrored
             });
             let deployment = self.deployments.get(&format!("{}/{}", ns.clone().unwrap_or_default(), track.name(&name)));
             let available = deployment.and_then(|d| d.status.as_ref()?.available_replicas).unwrap_or(0);
@@ -341,7 +341,12 @@ pub fn route_share(route: &HttpRoute) -> String {
     let rule = |name: &str| route.spec.rules.iter().find(|r| r.name.as_deref() == Some(name));
     let weight = rule(WEIGHTED_RULE).and_then(|r| r.backend_refs.get(1)).and_then(|b| b.weight).unwrap_or(0);
     let cohort = if rule(COHORT_RULE).is_some() { "+cohort" } else { "" };
-    format!("{weight}{cohort}")
+    let mirror = if rule(WEIGHTED_RULE).is_some_and(|r| r.filters.iter().any(|f| mirrored_to(f).is_some())) {
+        "+mirror"
+    } else {
+        ""
+    };
+    format!("{weight}{cohort}{mirror}")
 }
 
 fn once(violations: &mut Vec<String>, violation: String) {

@@ -180,6 +180,24 @@ pub fn cases() -> Vec<Case> {
         with(&m, &format!("{steps}/0/headers"), beta),
         "canary steps with headers need trafficRouting.gatewayAPI",
     );
+    let shadow = json!({"duration": "10m", "percent": 50});
+    t.accepts(
+        "a shadow stage is accepted with Gateway API routing",
+        "Model",
+        with(&routed, "/spec/serving/strategy/canary/shadow", shadow.clone()),
+    );
+    t.refuses(
+        "a shadow stage without Gateway API routing is refused",
+        "Model",
+        with(&m, "/spec/serving/strategy/canary/shadow", shadow),
+        "a shadow stage needs trafficRouting.gatewayAPI",
+    );
+    t.refuses(
+        "a shadow stage mirroring 0% is refused",
+        "Model",
+        with(&routed, "/spec/serving/strategy/canary/shadow", json!({"duration": "10m", "percent": 0})),
+        "shadow percent must be between 1 and 100",
+    );
     t.refuses(
         "trafficRouting without gatewayAPI is refused",
         "Model",

@@ -51,7 +51,7 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
         "hostnames": ["ranker.example.com"],
         "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}}]
     }});
-    model_json["spec"]["serving"]["strategy"] = json!({"canary": {"steps": [
+    model_json["spec"]["serving"]["strategy"] = json!({"canary": {"shadow": {"duration": "10s", "percent": 50}, "steps": [
         {"weight": 0, "headers": [{"name": "x-cohort", "value": "beta"}], "pause": "6s"},
         {"weight": 20, "pause": "6s"}
     ]}});
@@ -119,7 +119,7 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
         })
         .await;
     steps
-        .measure("v2: the route sends the beta cohort, then 20% by weight, then nothing to the canary; only to available canary pods; the person's rule and route survive", async {
+        .measure("v2: the route mirrors half the requests to v2 (shadow), then sends it the beta cohort, then 20% by weight, then nothing; only to available canary pods; the person's rule and route survive", async {
             new_data(cluster, ns, name, "d2").await?;
             let mut shares: Vec<String> = vec![];
             let mut canary_replicas = std::collections::BTreeSet::new();
@@ -149,7 +149,8 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
                 ensure!(Instant::now() < deadline, "v2 is {v2:?} after 150 s; route shares seen {shares:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            ensure!(shares.contains(&"0+cohort".to_string()) && shares.contains(&"20".to_string()), "route shares seen: {shares:?}");
+            let order: Vec<&str> = shares.iter().map(String::as_str).filter(|s| ["0+mirror", "0+cohort", "20"].contains(s)).collect();
+            ensure!(order == ["0+mirror", "0+cohort", "20"], "route shares seen: {shares:?}");
             ensure!(shares.last().map(String::as_str) == Some("0"), "after promotion the route still sends {shares:?}");
             ensure!(canary_replicas == [1].into(), "canary replicas seen: {canary_replicas:?} (20% of 2 is one pod)");
             ensure!(fewest_stable == 2, "the stable side dropped to {fewest_stable} replicas during the canary");
