@@ -204,22 +204,13 @@ fn advance_canary(
                 };
                 ledger.push_decision(wanted, Decision::new(Action::Step, Reason::CanaryStepDone, message));
             }
-            Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
-            Gate::Paused(reason, message, wake) => {
-                out.paused = Some((reason, format!("{message} (at {at})")));
-                out.requeue_after = wake.and_then(|t| ledger.until(t));
-            }
-            Gate::Failed(message, evidence) => {
-                let message =
-                    format!("v{wanted} at {at}: {message}; removed the canary, v{stable} takes all replicas again");
-                let d = Decision {
-                    action: Action::RollBack,
-                    reason: Reason::AnalysisFailed,
-                    message,
-                    evidence: Some(evidence),
+            held => {
+                let failed = |m: String| {
+                    format!("v{wanted} at {at}: {m}; removed the canary, v{stable} takes all replicas again")
                 };
-                roll_back(&mut out, ledger, model, old, wanted, d);
-                return out;
+                if settle(&mut out, ledger, (model, old, wanted), held, &format!("at {at}"), failed) {
+                    return out;
+                }
             }
         }
     }
@@ -227,6 +218,40 @@ fn advance_canary(
         e.status_mut().canary = Some(progress);
     }
     out
+}
+
+/// What a step's gate other than open does: waits, pauses (saying `where_`), or rolls `wanted`
+/// back to `stable` with the failure `failed` words; true when it rolled back.
+pub(super) fn settle(
+    out: &mut Outcome,
+    ledger: &mut Ledger,
+    (model, stable, wanted): (&Model, &crate::api::ModelVersion, u32),
+    gate: Gate,
+    where_: &str,
+    failed: impl FnOnce(String) -> String,
+) -> bool {
+    match gate {
+        Gate::Open => false,
+        Gate::Wait(wake) => {
+            out.requeue_after = wake.and_then(|t| ledger.until(t));
+            false
+        }
+        Gate::Paused(reason, message, wake) => {
+            out.paused = Some((reason, format!("{message} ({where_})")));
+            out.requeue_after = wake.and_then(|t| ledger.until(t));
+            false
+        }
+        Gate::Failed(message, evidence) => {
+            let d = Decision {
+                action: Action::RollBack,
+                reason: Reason::AnalysisFailed,
+                message: failed(message),
+                evidence: Some(evidence),
+            };
+            roll_back(out, ledger, model, stable, wanted, d);
+            true
+        }
+    }
 }
 
 /// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied

@@ -15,7 +15,7 @@ use crate::objects::deployment::{Track, track_deployment};
 use crate::objects::route::Traffic;
 
 use super::analysis::{Gate, Step, step_gate};
-use super::canary::{roll_back, routed_split};
+use super::canary::{roll_back, routed_split, settle};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{Outcome, RolloutState, converge};
 use super::transitions::{Action, Reason};
@@ -94,23 +94,15 @@ pub fn advance_shadow(ctx: Shadowed, shadow: &ShadowStage, progress: CanaryProgr
                 let message = format!("shadow of v{wanted} passed; canary step 1/{steps}: {first}");
                 ledger.push_decision(wanted, Decision::new(Action::Step, Reason::ShadowPassed, message));
             }
-            Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| ledger.until(t)),
-            Gate::Paused(reason, message, wake) => {
-                out.paused = Some((reason, format!("{message} (in its shadow stage)")));
-                out.requeue_after = wake.and_then(|t| ledger.until(t));
-            }
-            Gate::Failed(message, evidence) => {
-                let message = format!(
-                    "v{wanted} in its shadow stage: {message}; removed it before any request was shifted to it, v{stable} answered every request"
-                );
-                let d = Decision {
-                    action: Action::RollBack,
-                    reason: Reason::AnalysisFailed,
-                    message,
-                    evidence: Some(evidence),
+            held => {
+                let failed = |m: String| {
+                    format!(
+                        "v{wanted} in its shadow stage: {m}; removed it before any request was shifted to it, v{stable} answered every request"
+                    )
                 };
-                roll_back(&mut out, ledger, model, old, wanted, d);
-                return out;
+                if settle(&mut out, ledger, (model, old, wanted), held, "in its shadow stage", failed) {
+                    return out;
+                }
             }
         }
     }
