@@ -69,6 +69,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     ]);
     // Startup: the CRD check and leader election.
     assert!(matches!(check_crds_once(&client).await, modelcycle::kube::startup::CrdCheck::Installed));
+    let _ = modelcycle::kube::startup::check_crds(&client, true).await;
     let (mut leader, _lease) =
         start_lease(&client, "modelcycle-leader", "modelcycle-system", "rbac-test").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l)).await.expect("becomes leader").unwrap();

@@ -105,7 +105,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let api_url = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| StartupError::Config(e.to_string()))?;
     tokio::select! {
-        checked = wait_for_crds(&client, &api_url) => checked?,
+        checked = wait_for_crds(&client, &api_url, args.gateway_api) => checked?,
         _ = on(shutdown.clone()) => return Ok(()),
     }
     health.api_ok.store(true, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! Startup checks: the API server answers and the three CRDs are installed.
+//! Startup checks: the API server answers and the three CRDs are installed (and Gateway API's
+//! HTTPRoute CRD when the controller is to manage routes).
 
 use std::time::Duration;
 
@@ -16,6 +17,11 @@ pub enum StartupError {
     /// CRDs are not installed.
     #[error("the CustomResourceDefinition {} is not installed; install the CRDs with `kubectl apply -f crds/`", .0.join(", "))]
     MissingCrds(Vec<String>),
+    /// `--gateway-api` was given but Gateway API's HTTPRoute CRD is not installed.
+    #[error(
+        "--gateway-api asks the controller to manage HTTPRoutes, but the CustomResourceDefinition {HTTPROUTE_CRD} is not installed; install Gateway API's CRDs (standard channel) or start without --gateway-api (chart: gatewayAPI.enabled=false)"
+    )]
+    MissingGatewayApi,
     /// The controller may not read CRDs or the API refused otherwise.
     #[error("the Kubernetes API refused to show CustomResourceDefinitions ({0}); check the controller's RBAC")]
     Refused(String),
@@ -43,12 +49,21 @@ pub enum CrdCheck {
     Unreachable(String),
 }
 
+/// Gateway API's HTTPRoute CRD, needed with `--gateway-api`.
+pub const HTTPROUTE_CRD: &str = "httproutes.gateway.networking.k8s.io";
+
 /// Looks once for every CRD modelcycle needs.
 pub async fn check_crds_once(client: &Client) -> CrdCheck {
+    check_crds(client, false).await
+}
+
+/// Looks once for every CRD modelcycle needs, and for the HTTPRoute CRD with `gateway_api`.
+pub async fn check_crds(client: &Client, gateway_api: bool) -> CrdCheck {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut missing = vec![];
-    for wanted in crd::all() {
-        let name = wanted.metadata.name.clone().unwrap_or_default();
+    let ours = crd::all().into_iter().map(|c| c.metadata.name.unwrap_or_default());
+    let routes = gateway_api.then(|| HTTPROUTE_CRD.to_string());
+    for name in ours.chain(routes) {
         match api.get_opt(&name).await {
             Ok(Some(_)) => {}
             Ok(None) => missing.push(name),
@@ -58,14 +73,20 @@ pub async fn check_crds_once(client: &Client) -> CrdCheck {
             Err(e) => return CrdCheck::Unreachable(e.to_string()),
         }
     }
+    if missing.iter().any(|m| m == HTTPROUTE_CRD) {
+        missing.retain(|m| m != HTTPROUTE_CRD);
+        if missing.is_empty() {
+            return CrdCheck::Fatal(StartupError::MissingGatewayApi);
+        }
+    }
     if missing.is_empty() { CrdCheck::Installed } else { CrdCheck::Fatal(StartupError::MissingCrds(missing)) }
 }
 
 /// Looks for the CRDs until the API answers, waiting 1s doubling to 30s between tries.
-pub async fn wait_for_crds(client: &Client, api_url: &str) -> Result<(), StartupError> {
+pub async fn wait_for_crds(client: &Client, api_url: &str, gateway_api: bool) -> Result<(), StartupError> {
     let mut wait = Duration::from_secs(1);
     loop {
-        match check_crds_once(client).await {
+        match check_crds(client, gateway_api).await {
             CrdCheck::Installed => return Ok(()),
             CrdCheck::Fatal(e) => return Err(e),
             CrdCheck::Unreachable(error) => {
