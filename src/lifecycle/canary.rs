@@ -16,7 +16,7 @@ use crate::objects::route::{Traffic, gateway_routing};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge};
+use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge, roll_back, routed_split, settle};
 use super::shadow::{Shadowed, advance_shadow};
 use super::transitions::{Action, Reason};
 use super::triggers::{Readings, span};
@@ -39,16 +39,6 @@ pub fn split(total: i32, weight: i32) -> (i32, i32) {
     }
     let canary = ((f64::from(total) * f64::from(weight) / 100.0).round() as i32).clamp(1, total);
     (canary, total - canary)
-}
-
-/// Canary and stable replicas for a step of `weight` percent when a route sets the share: the
-/// stable side keeps every replica, the canary gets enough for its share (at least one).
-pub fn routed_split(total: i32, weight: i32) -> (i32, i32) {
-    if total <= 0 {
-        return (0, 0);
-    }
-    let canary = ((i64::from(total) * i64::from(weight.clamp(0, 100)) + 99) / 100) as i32;
-    (canary.clamp(1, total), total)
 }
 
 /// A step as a decision names it: `weight 10%`, `requests with x-cohort=beta and weight 10%`.
@@ -218,58 +208,4 @@ fn advance_canary(
         e.status_mut().canary = Some(progress);
     }
     out
-}
-
-/// What a step's gate other than open does: waits, pauses (saying `where_`), or rolls `wanted`
-/// back to `stable` with the failure `failed` words; true when it rolled back.
-pub(super) fn settle(
-    out: &mut Outcome,
-    ledger: &mut Ledger,
-    (model, stable, wanted): (&Model, &crate::api::ModelVersion, u32),
-    gate: Gate,
-    where_: &str,
-    failed: impl FnOnce(String) -> String,
-) -> bool {
-    match gate {
-        Gate::Open => false,
-        Gate::Wait(wake) => {
-            out.requeue_after = wake.and_then(|t| ledger.until(t));
-            false
-        }
-        Gate::Paused(reason, message, wake) => {
-            out.paused = Some((reason, format!("{message} ({where_})")));
-            out.requeue_after = wake.and_then(|t| ledger.until(t));
-            false
-        }
-        Gate::Failed(message, evidence) => {
-            let d = Decision {
-                action: Action::RollBack,
-                reason: Reason::AnalysisFailed,
-                message: failed(message),
-                evidence: Some(evidence),
-            };
-            roll_back(out, ledger, model, stable, wanted, d);
-            true
-        }
-    }
-}
-
-/// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied
-/// before the canary is deleted, so capacity never drops).
-pub(super) fn roll_back(
-    out: &mut Outcome,
-    ledger: &mut Ledger,
-    model: &Model,
-    stable: &crate::api::ModelVersion,
-    wanted: u32,
-    d: Decision,
-) {
-    let name = model.name_any();
-    out.apply.retain(|a| a.name_any() != Track::Canary.name(&name) && a.name_any() != Track::Stable.name(&name));
-    out.apply.extend(track_deployment(model, stable, Track::Stable, model.spec.serving.replicas));
-    out.delete.push(Track::Canary.name(&name));
-    out.rolling_out = false;
-    out.requeue_after = None;
-    out.traffic = None;
-    ledger.transition(wanted, d);
 }

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
 
-use crate::api::Model;
+use crate::api::{Model, ModelVersion};
+use crate::objects::deployment::{Track, track_deployment};
 use crate::objects::route::Traffic;
 
-use super::ledger::Ledger;
+use super::analysis::Gate;
+use super::ledger::{Decision, Ledger};
 use super::plan::sooner;
+use super::transitions::{Action, Reason};
 use super::triggers::Readings;
 
 /// What one reconcile of a rollout decided, whatever the strategy.
@@ -87,7 +91,6 @@ pub fn converge(
     apply: &mut Vec<Deployment>,
 ) -> RolloutState {
     use crate::objects::deployment::same_spec;
-    use kube::ResourceExt;
     let Some(desired) = desired else { return RolloutState::Progressing };
     match deployments.iter().find(|d| d.name_any() == desired.name_any()).filter(|d| same_spec(d.as_ref(), &desired)) {
         Some(d) => rollout_state(d),
@@ -121,6 +124,70 @@ pub fn rollout_state(deployment: &Deployment) -> RolloutState {
     } else {
         RolloutState::Progressing
     }
+}
+
+/// Canary and stable replicas for a step of `weight` percent when a route sets the share: the
+/// stable side keeps every replica, the canary gets enough for its share (at least one).
+pub fn routed_split(total: i32, weight: i32) -> (i32, i32) {
+    if total <= 0 {
+        return (0, 0);
+    }
+    let canary = ((i64::from(total) * i64::from(weight.clamp(0, 100)) + 99) / 100) as i32;
+    (canary.clamp(1, total), total)
+}
+
+/// What a step's gate other than open does: waits, pauses (saying `where_`), or rolls `wanted`
+/// back to `stable` with the failure `failed` words; true when it rolled back.
+pub fn settle(
+    out: &mut Outcome,
+    ledger: &mut Ledger,
+    (model, stable, wanted): (&Model, &ModelVersion, u32),
+    gate: Gate,
+    where_: &str,
+    failed: impl FnOnce(String) -> String,
+) -> bool {
+    match gate {
+        Gate::Open => false,
+        Gate::Wait(wake) => {
+            out.requeue_after = wake.and_then(|t| ledger.until(t));
+            false
+        }
+        Gate::Paused(reason, message, wake) => {
+            out.paused = Some((reason, format!("{message} ({where_})")));
+            out.requeue_after = wake.and_then(|t| ledger.until(t));
+            false
+        }
+        Gate::Failed(message, evidence) => {
+            let d = Decision {
+                action: Action::RollBack,
+                reason: Reason::AnalysisFailed,
+                message: failed(message),
+                evidence: Some(evidence),
+            };
+            roll_back(out, ledger, model, stable, wanted, d);
+            true
+        }
+    }
+}
+
+/// Rolls the canary of `wanted` back: the stable Deployment takes every replica again (applied
+/// before the canary is deleted, so capacity never drops).
+pub fn roll_back(
+    out: &mut Outcome,
+    ledger: &mut Ledger,
+    model: &Model,
+    stable: &crate::api::ModelVersion,
+    wanted: u32,
+    d: Decision,
+) {
+    let name = model.name_any();
+    out.apply.retain(|a| a.name_any() != Track::Canary.name(&name) && a.name_any() != Track::Stable.name(&name));
+    out.apply.extend(track_deployment(model, stable, Track::Stable, model.spec.serving.replicas));
+    out.delete.push(Track::Canary.name(&name));
+    out.rolling_out = false;
+    out.requeue_after = None;
+    out.traffic = None;
+    ledger.transition(wanted, d);
 }
 
 #[cfg(test)]

@@ -15,9 +15,8 @@ use crate::objects::deployment::{Track, track_deployment};
 use crate::objects::route::Traffic;
 
 use super::analysis::{Gate, Step, step_gate};
-use super::canary::{roll_back, routed_split, settle};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{Outcome, RolloutState, converge};
+use super::rollout::{Outcome, RolloutState, converge, roll_back, routed_split, settle};
 use super::transitions::{Action, Reason};
 use super::triggers::{Readings, span};
 

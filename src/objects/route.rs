@@ -223,6 +223,21 @@ pub fn mirrored_to(filter: &Value) -> Option<&str> {
     filter["requestMirror"]["backendRef"]["name"].as_str()
 }
 
+/// What a route sends to the version rolling out, as the report shows it: the candidate
+/// backend's weight in the weighted rule (`0` while nothing rolls out), `+cohort` while a header
+/// cohort goes to it.
+pub fn route_share(route: &HttpRoute) -> String {
+    let rule = |name: &str| route.spec.rules.iter().find(|r| r.name.as_deref() == Some(name));
+    let weight = rule(WEIGHTED_RULE).and_then(|r| r.backend_refs.get(1)).and_then(|b| b.weight).unwrap_or(0);
+    let cohort = if rule(COHORT_RULE).is_some() { "+cohort" } else { "" };
+    let mirror = if rule(WEIGHTED_RULE).is_some_and(|r| r.filters.iter().any(|f| mirrored_to(f).is_some())) {
+        "+mirror"
+    } else {
+        ""
+    };
+    format!("{weight}{cohort}{mirror}")
+}
+
 fn backend(service: &str, port: i32, weight: i32) -> BackendRef {
     BackendRef {
         group: Some(String::new()),

@@ -21,7 +21,7 @@ use crate::lifecycle::transitions;
 use crate::objects::deployment::Track;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{dns_label_problem, dns_subdomain_problem, serving_name};
-use crate::objects::route::{COHORT_RULE, WEIGHTED_RULE, backend_name, mirrored_to};
+use crate::objects::route::{backend_name, mirrored_to, route_share};
 
 /// Objects by `namespace/name`, shared with the reconciles that read them (a write copies an
 /// object only while a reader still holds it).
@@ -332,21 +332,6 @@ impl Cluster {
             }
         }
     }
-}
-
-/// What a route sends to the version rolling out, as the report shows it: the candidate
-/// backend's weight in the weighted rule (`0` while nothing rolls out), `+cohort` while a header
-/// cohort goes to it.
-pub fn route_share(route: &HttpRoute) -> String {
-    let rule = |name: &str| route.spec.rules.iter().find(|r| r.name.as_deref() == Some(name));
-    let weight = rule(WEIGHTED_RULE).and_then(|r| r.backend_refs.get(1)).and_then(|b| b.weight).unwrap_or(0);
-    let cohort = if rule(COHORT_RULE).is_some() { "+cohort" } else { "" };
-    let mirror = if rule(WEIGHTED_RULE).is_some_and(|r| r.filters.iter().any(|f| mirrored_to(f).is_some())) {
-        "+mirror"
-    } else {
-        ""
-    };
-    format!("{weight}{cohort}{mirror}")
 }
 
 fn once(violations: &mut Vec<String>, violation: String) {

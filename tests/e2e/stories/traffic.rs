@@ -27,7 +27,7 @@ fn routes(cluster: &Cluster, ns: &str) -> Api<HttpRoute> {
 /// cohort rule exists, and whether the rule named `docs` (a person's) is still there.
 async fn route_state(cluster: &Cluster, ns: &str, name: &str) -> Check<Option<(String, bool, String)>> {
     let Some(route) = routes(cluster, ns).get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(None) };
-    let share = modelcycle::sim::cluster::route_share(&route);
+    let share = modelcycle::objects::route::route_share(&route);
     let docs = route.spec.rules.iter().any(|r| r.name.as_deref() == Some("docs"));
     let stable = route
         .spec
