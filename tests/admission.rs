@@ -339,7 +339,7 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut checked = 0;
     let mut wrong = vec![];
-    for example in ["quickstart", "canary", "progressive", "retraining", "gateway-canary"] {
+    for example in ["quickstart", "canary", "progressive", "retraining", "gateway-canary", "shadow"] {
         let mut sim = Simulation::new(Scenario::load(&[root.join(example)]).unwrap());
         sim.plans = Some(vec![]);
         sim.run();

@@ -632,3 +632,89 @@ fn a_shadow_that_fails_its_analysis_is_rolled_back_before_any_request_was_shifte
     let traffic = modelcycle::sim::report::Report::of(&sim).models[0].traffic.clone();
     assert_eq!(traffic, ["0", "0+mirror", "0"], "no weight was ever given to v2");
 }
+
+/// `ANALYSIS` plus a distribution metric: the predicted scores' histogram of the new version
+/// at most 0.1 (Jensen-Shannon) from the stable version's, with at least 500 samples a side.
+fn with_agreement(min_samples: u32) -> String {
+    format!(
+        "{ANALYSIS}        - name: prediction-agreement\n          query: 'sum by (le) (increase(scores_bucket{{version=\"{{{{version}}}}\"}}[30m]))'\n          distribution: {{method: JensenShannon, minSamples: {min_samples}}}\n          max: 0.1\n"
+    )
+}
+
+/// A histogram step for `version` under `live.analysis`.
+fn scores(at: &str, version: u32, counts: &str) -> String {
+    format!(
+        "{{at: {at}, metric: prediction-agreement, version: {version}, histogram: {{bounds: [0.25, 0.5, 0.75, 1.0], counts: [{counts}]}}}}"
+    )
+}
+
+#[test]
+fn a_shadow_whose_predictions_disagree_with_the_champions_is_rolled_back_with_the_divergence_as_evidence() {
+    let (v1, v2) = (scores("0s", 1, "400, 300, 200, 100"), scores("0s", 2, "100, 200, 300, 400"));
+    let sim = run(&format!("{ROUTED}{SHADOWED}{}", with_agreement(500)), &with_metrics("", &[&v1, &v2]));
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(deployed(&sim), Some(1));
+    let record = version_status(&sim, 2).decisions.last().cloned().unwrap();
+    assert_eq!((record.action.as_str(), record.reason.as_str()), ("RollBack", "AnalysisFailed"));
+    assert!(record.message.contains("prediction-agreement = 0.3"), "{}", record.message);
+    assert!(record.message.contains("before any request was shifted"), "{}", record.message);
+    let evidence = record.evidence.unwrap();
+    assert_eq!(evidence.as_array().map(Vec::len), Some(1), "only the distribution failed: {evidence}");
+    assert_eq!(
+        (evidence[0]["metric"].as_str(), evidence[0]["threshold"].as_f64()),
+        (Some("prediction-agreement"), Some(0.1))
+    );
+    assert!(evidence[0]["value"].as_f64().is_some_and(|v| v > 0.1), "{evidence}");
+    assert_eq!(modelcycle::sim::report::Report::of(&sim).models[0].traffic, ["0", "0+mirror", "0"]);
+}
+
+#[test]
+fn a_shadow_whose_predictions_agree_goes_on_through_canary_steps_judged_the_same_way() {
+    let (v1, v2) = (scores("0s", 1, "400, 300, 200, 100"), scores("0s", 2, "390, 310, 205, 95"));
+    // Halfway through the 50% step, v2's scores drift away from v1's: the canary is rolled back.
+    let drifted = scores("26h", 2, "100, 200, 300, 400");
+    let sim = run(&format!("{ROUTED}{SHADOWED}{}", with_agreement(500)), &with_metrics("", &[&v1, &v2, &drifted]));
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RolledBack));
+    assert_eq!(
+        reasons(&sim, 2),
+        [
+            "JobCreated",
+            "GatesPassed",
+            "CanaryStarted",
+            "ShadowPassed",
+            "CanaryStepDone",
+            "AnalysisFailed",
+            "AnalysisFailed"
+        ],
+        "the failed measurement, then the rollback"
+    );
+    let analysis = version_status(&sim, 2).analysis.unwrap();
+    let agreed = analysis
+        .measurements
+        .iter()
+        .filter(|m| m.metric == "prediction-agreement" && m.verdict == AnalysisVerdict::Pass);
+    assert!(agreed.count() >= 3, "the shadow and the first step compared the distributions");
+    assert_eq!(modelcycle::sim::report::Report::of(&sim).models[0].traffic, ["0", "0+mirror", "25", "50", "0"]);
+}
+
+#[test]
+fn a_shadow_with_too_few_predictions_to_compare_waits_and_says_so() {
+    let (v1, v2) = (scores("0s", 1, "40, 30, 20, 10"), scores("0s", 2, "40, 30, 20, 10"));
+    let mut sim = simulate(&format!("{ROUTED}{SHADOWED}{}", with_agreement(500)), &with_metrics("", &[&v1, &v2]));
+    sim.run_until(at("2T03:00:00"));
+    assert_eq!(phase(&sim, 2), Some(VersionPhase::RollingOut), "neither promoted nor rolled back");
+    let condition = rollout_condition(&sim);
+    assert_eq!(condition.reason, "AnalysisInconclusive");
+    assert!(
+        condition.message.contains("v2 has 100 samples, v1 100, fewer than minSamples 500"),
+        "{}",
+        condition.message
+    );
+    let route = &sim.cluster.routes["ml/churn"].spec.rules[0];
+    assert_eq!(
+        route.backend_refs.iter().map(|b| b.weight).collect::<Vec<_>>(),
+        [Some(100), Some(0)],
+        "still only mirrored"
+    );
+}

@@ -4,7 +4,7 @@ mod support;
 
 use modelcycle::sources::prometheus::{Prometheus, ReadingError, render_query};
 use modelcycle::stats::{Histogram, psi};
-use support::prometheus::{TestPrometheus, prediction_histogram};
+use support::prometheus::{TestPrometheus, prediction_histogram, scores_by_version};
 
 #[tokio::test]
 async fn a_templated_query_round_trips_through_a_real_prometheus() {
@@ -177,9 +177,15 @@ fn canary_through_real_prometheus(rt: &tokio::runtime::Runtime, prom: &TestProme
 
 /// The same, with the analysis querying whatever server is at `address`.
 fn canary_through(rt: &tokio::runtime::Runtime, address: &str) -> modelcycle::sim::Simulation {
+    analysed_through(rt, CANARY_MODEL, address)
+}
+
+/// The Model `manifest` (its Prometheus address `ADDRESS` replaced by `address`) gets new data
+/// at 1d while the kube shell's own reading code takes every analysis reading the core finds due.
+fn analysed_through(rt: &tokio::runtime::Runtime, manifest: &str, address: &str) -> modelcycle::sim::Simulation {
     let scenario = "duration: 2d\ndefaults: {metrics: {auc: 0.9}}\nchanges:\n  - {at: 1d, set: {spec.training.dataset.version: d2}}\n";
     let texts = [
-        ("model.yaml".to_string(), CANARY_MODEL.replace("ADDRESS", address)),
+        ("model.yaml".to_string(), manifest.replace("ADDRESS", address)),
         ("scenario.yaml".to_string(), scenario.to_string()),
     ];
     let mut sim = modelcycle::sim::Simulation::new(modelcycle::sim::scenario::Scenario::parse(&texts).unwrap());
@@ -262,6 +268,74 @@ fn an_unreachable_analysis_prometheus_pauses_the_canary_through_the_shell() {
     let rolling = modelcycle::lifecycle::conditions::find(&status.conditions, "RollingOut").unwrap();
     assert_eq!(rolling.reason, "AnalysisInconclusive");
     assert!(rolling.message.contains(&prom.address), "{}", rolling.message);
+}
+
+/// A Model behind a Gateway API route whose new versions first answer a mirrored copy of the
+/// requests (a shadow), judged by how far their predicted scores' histogram in the real
+/// Prometheus at `ADDRESS` is from the stable version's (Jensen-Shannon, at most 0.1).
+const SHADOW_MODEL: &str = r#"
+apiVersion: modelcycle.io/v1alpha1
+kind: Model
+metadata: {name: churn, namespace: ml}
+spec:
+  training:
+    template: {spec: {containers: [{name: trainer, image: "trainer:1"}]}}
+    dataset: {uri: "s3://data/churn", version: "d1"}
+    artifactUri: "s3://models/{model}/{version}"
+  serving:
+    template: {spec: {containers: [{name: server, image: "server:1"}]}}
+    replicas: 2
+    trafficRouting: {gatewayAPI: {parentRefs: [{name: public}]}}
+    strategy:
+      canary:
+        shadow: {duration: 30m}
+        steps: [{weight: 50, pause: 20m}]
+    analysis:
+      prometheus: {address: "ADDRESS", timeout: 5s}
+      interval: 10m
+      metrics:
+        - name: prediction-agreement
+          query: 'sum by (le) (model_score_bucket{version="{{version}}"})'
+          distribution: {method: JensenShannon, minSamples: 100}
+          max: 0.1
+"#;
+
+#[test]
+fn a_shadow_is_judged_on_prediction_histograms_from_a_real_prometheus() {
+    use modelcycle::api::{AnalysisVerdict, VersionPhase};
+    let rt = runtime();
+    let v1: &[u64] = &[400, 300, 200, 100];
+    for (v2, phase) in
+        [(&[390u64, 310, 205, 95][..], VersionPhase::Serving), (&[100, 200, 300, 400][..], VersionPhase::RolledBack)]
+    {
+        let prom = rt.block_on(TestPrometheus::start(&scores_by_version(&[(1, v1), (2, v2)])));
+        let mut sim = analysed_through(&rt, SHADOW_MODEL, &prom.address);
+        sim.run();
+        assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+        let status = sim.cluster.versions["ml/churn-v2"].status.clone().unwrap();
+        assert_eq!(status.phase, Some(phase), "{:?}", status.decisions);
+        let first = status.analysis.unwrap().measurements.first().cloned().unwrap();
+        assert_eq!(first.query, r#"sum by (le) (model_score_bucket{version="2"})"#);
+        let expected = modelcycle::stats::jensen_shannon(
+            &Histogram {
+                bounds: vec![0.25, 0.5, 0.75, 1.0, f64::INFINITY],
+                counts: v1.iter().map(|c| *c as f64).chain([0.0]).collect(),
+            },
+            &Histogram {
+                bounds: vec![0.25, 0.5, 0.75, 1.0, f64::INFINITY],
+                counts: v2.iter().map(|c| *c as f64).chain([0.0]).collect(),
+            },
+        )
+        .unwrap();
+        let value = first.value.unwrap();
+        assert!((value - expected).abs() < 1e-9, "measured {value}, computed {expected}");
+        let verdict = if phase == VersionPhase::Serving { AnalysisVerdict::Pass } else { AnalysisVerdict::Fail };
+        assert_eq!(first.verdict, verdict);
+        let traffic = modelcycle::sim::report::Report::of(&sim).models[0].traffic.clone();
+        let expected_traffic: &[&str] =
+            if phase == VersionPhase::Serving { &["0", "0+mirror", "50", "0"] } else { &["0", "0+mirror", "0"] };
+        assert_eq!(traffic, expected_traffic);
+    }
 }
 
 /// Plans once with a drift check due, its reading taken by the kube shell with `ctx`.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
 use super::gateway::{HeaderMatch, TrafficRouting};
+use super::policy::DriftMethod;
 
 /// CEL rule on a Model's name: it names the Model's Service, which must be a DNS-1035 label
 /// (`churn.v2` and `2fa-risk` are valid object names but not Service names). Length needs no
@@ -354,13 +355,14 @@ pub enum NoDataPolicy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.min) || has(self.max) || has(self.maxRegression)").message("an analysis metric needs at least one of min, max, maxRegression"))]
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("analysis metric min must not be greater than max"))]
+#[x_kube(validation = Rule::new("!has(self.distribution) || has(self.max) && !has(self.min) && !has(self.maxRegression)").message("a distribution metric is bounded by max alone: the largest divergence allowed from the stable version's distribution"))]
 pub struct AnalysisMetric {
     /// Name of the check, shown in status and decision records.
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$')").message("metric name must be lower-case letters, digits, '-' or '_'"))]
     #[schemars(length(max = 63))]
     pub name: String,
-    /// PromQL returning one number. Placeholders: `{{model}}`, `{{namespace}}`, `{{version}}`,
-    /// `{{stableVersion}}`.
+    /// PromQL returning one number (a histogram with `distribution`). Placeholders: `{{model}}`,
+    /// `{{namespace}}`, `{{version}}`, `{{stableVersion}}`.
     #[x_kube(validation = Rule::new("size(self) > 0").message("query must not be empty"))]
     pub query: String,
     /// Whether higher (Maximize, the default) or lower (Minimize) values are better; used by `maxRegression`.
@@ -377,6 +379,24 @@ pub struct AnalysisMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0.0").message("maxRegression must not be negative"))]
     pub max_regression: Option<f64>,
+    /// The query returns a histogram (series with an `le` label), e.g. of the predictions, and
+    /// the value checked is how far the new version's distribution is from the same query's for
+    /// the stable version, bounded by `max`. Compared while the stable version answers the same
+    /// requests beside it: in the shadow stage (the mirrored copy) and in canary steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<DistributionComparison>,
+}
+
+/// How a distribution metric compares the new version's histogram with the stable version's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionComparison {
+    /// PSI, KS or JensenShannon (the stable version's histogram is the reference).
+    pub method: DriftMethod,
+    /// Fewer samples than this in either histogram gives no verdict (see `onNoData`). Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("minSamples must be between 1 and 1000000000"))]
+    pub min_samples: Option<u64>,
 }
 
 /// What modelcycle observed and decided about a Model.

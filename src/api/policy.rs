@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, PrometheusSource, TriggerRecord, duration_rule};
+use crate::stats::{self, Histogram, StatsError};
 
 /// When to retrain a Model: on a schedule, on request, on drift in live inputs or on falling live quality.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -119,6 +120,26 @@ pub enum DriftMethod {
     Ks,
     /// Jensen–Shannon distance (base 2, in 0..=1).
     JensenShannon,
+}
+
+impl DriftMethod {
+    /// The short name shown beside a value (`PSI`, `KS`, `JS`).
+    pub fn short(self) -> &'static str {
+        match self {
+            DriftMethod::Psi => "PSI",
+            DriftMethod::Ks => "KS",
+            DriftMethod::JensenShannon => "JS",
+        }
+    }
+
+    /// How far `live` is from `reference` by this method.
+    pub fn compare(self, reference: &Histogram, live: &Histogram) -> Result<f64, StatsError> {
+        match self {
+            DriftMethod::Psi => stats::psi(reference, live),
+            DriftMethod::Ks => stats::ks(reference, live),
+            DriftMethod::JensenShannon => stats::jensen_shannon(reference, live),
+        }
+    }
 }
 
 /// Drift in live data.

@@ -207,7 +207,8 @@ pub struct Measurement {
     pub query: String,
     /// Which bound: `min`, `max` or `maxRegression`.
     pub bound: String,
-    /// The value the query returned.
+    /// The value the query returned; for a distribution metric, the divergence of the version's
+    /// distribution from the stable version's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// The threshold it was compared with (for `maxRegression`, from the stable version's value).
@@ -216,7 +217,8 @@ pub struct Measurement {
     /// Pass, Fail or Inconclusive.
     pub verdict: AnalysisVerdict,
     /// Why there is no value, CamelCase: `NoData`, `PrometheusUnreachable`, `QueryRejected`,
-    /// `UnexpectedResult`, `NoStableTraffic`.
+    /// `UnexpectedResult`, `NoStableTraffic`; for a distribution metric also `TooFewSamples`,
+    /// `DistributionsNotComparable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The error text behind `reason`.

@@ -112,7 +112,7 @@ impl Metrics {
     }
 
     /// Counts the outcome of one rollout analysis query.
-    pub fn analysis_query(&self, answer: &Result<f64, crate::sources::prometheus::ReadingError>) {
+    pub fn analysis_query(&self, answer: Result<(), &crate::sources::prometheus::ReadingError>) {
         use crate::sources::prometheus::ReadingError;
         let result = match answer {
             Ok(_) => "ok",
@@ -168,9 +168,9 @@ mod tests {
         drop(m.reconcile_timer("model"));
         m.decided(std::time::Duration::from_micros(30));
         m.leader.set(1);
-        m.analysis_query(&Ok(0.1));
-        m.analysis_query(&Err(crate::sources::prometheus::ReadingError::NoData));
-        m.analysis_query(&Err(crate::sources::prometheus::ReadingError::NoData));
+        m.analysis_query(Ok(()));
+        m.analysis_query(Err(&crate::sources::prometheus::ReadingError::NoData));
+        m.analysis_query(Err(&crate::sources::prometheus::ReadingError::NoData));
         let text = m.render();
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="ok"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="no_data"} 2"#), "{text}");

@@ -72,7 +72,7 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     };
     if !due.analysis.is_empty() {
         readings.analysis = take_analysis(ctx, model, &due.analysis).await;
-        readings.analysis.values().for_each(|answer| ctx.metrics.analysis_query(answer));
+        readings.analysis.results().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
     children.readings = readings;
     let deciding = Instant::now();

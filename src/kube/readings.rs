@@ -5,10 +5,8 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
-use std::collections::BTreeMap;
-
 use crate::api::{Model, PrometheusSource, RetrainPolicy};
-use crate::lifecycle::analysis::AnalysisQuery;
+use crate::lifecycle::analysis::{AnalysisAnswers, AnalysisQuery, Shape};
 use crate::lifecycle::reading::address_allowed;
 use crate::lifecycle::triggers::{DueChecks, Readings};
 use crate::sources::prometheus::{Prometheus, ReadingError};
@@ -58,19 +56,22 @@ pub async fn take(ctx: &Context, policy: &RetrainPolicy, due: &DueChecks) -> Rea
 
 /// Runs the due rollout analysis queries against the Model's analysis Prometheus; every failure
 /// is an answer with its reason.
-pub async fn take_analysis(
-    ctx: &Context,
-    model: &Model,
-    queries: &[AnalysisQuery],
-) -> BTreeMap<String, Result<f64, ReadingError>> {
-    let Some(analysis) = &model.spec.serving.analysis else { return BTreeMap::new() };
+pub async fn take_analysis(ctx: &Context, model: &Model, queries: &[AnalysisQuery]) -> AnalysisAnswers {
+    let Some(analysis) = &model.spec.serving.analysis else { return AnalysisAnswers::default() };
     let prometheus = match connect(ctx, &model.namespace().unwrap_or_default(), &analysis.prometheus).await {
         Ok(p) => p,
-        Err(e) => return queries.iter().map(|q| (q.query.clone(), Err(e.clone()))).collect(),
+        Err(e) => return AnalysisAnswers::failed(queries, &e),
     };
-    let mut answers = BTreeMap::new();
+    let mut answers = AnalysisAnswers::default();
     for q in queries {
-        answers.insert(q.query.clone(), prometheus.number(&q.query).await);
+        match q.shape {
+            Shape::Number => {
+                answers.numbers.insert(q.query.clone(), prometheus.number(&q.query).await);
+            }
+            Shape::Histogram => {
+                answers.histograms.insert(q.query.clone(), prometheus.histogram(&q.query).await);
+            }
+        }
     }
     answers
 }

@@ -3,15 +3,18 @@
 //! module asks for and hands their answers back in [`Readings::analysis`]; both sides compute
 //! what is due from the same observed state, so they always agree.
 
+use std::collections::BTreeMap;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::reading::{QueryVars, ReadingError, ReadingReason};
 use crate::api::{
-    AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, Goal, Measurement, Model,
-    NoDataPolicy, Promotion, VersionPhase,
+    AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, DistributionComparison, Goal,
+    Measurement, Model, NoDataPolicy, Promotion, VersionPhase,
 };
+use crate::stats::Histogram;
 
 use super::ledger::{Decision, Ledger};
 use super::plan::EventKind;
@@ -40,7 +43,63 @@ pub struct AnalysisQuery {
     pub version: u32,
     /// The PromQL, placeholders filled.
     pub query: String,
+    /// What the answer must be.
+    pub shape: Shape,
 }
+
+/// What an analysis query must answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One number.
+    Number,
+    /// A histogram (series with an `le` label).
+    Histogram,
+}
+
+/// The answers to the analysis queries that were due, by query text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalysisAnswers {
+    /// Answers to [`Shape::Number`] queries.
+    pub numbers: BTreeMap<String, Result<f64, ReadingError>>,
+    /// Answers to [`Shape::Histogram`] queries.
+    pub histograms: BTreeMap<String, Result<Histogram, ReadingError>>,
+}
+
+impl AnalysisAnswers {
+    /// Every query answered with the same error.
+    pub fn failed(queries: &[AnalysisQuery], error: &ReadingError) -> Self {
+        let mut out = Self::default();
+        for q in queries {
+            match q.shape {
+                Shape::Number => out.numbers.insert(q.query.clone(), Err(error.clone())).map(|_| ()),
+                Shape::Histogram => out.histograms.insert(q.query.clone(), Err(error.clone())).map(|_| ()),
+            };
+        }
+        out
+    }
+
+    /// Whether `q` has an answer.
+    fn answered(&self, q: &AnalysisQuery) -> bool {
+        match q.shape {
+            Shape::Number => self.numbers.contains_key(&q.query),
+            Shape::Histogram => self.histograms.contains_key(&q.query),
+        }
+    }
+
+    /// Whether every answer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty() && self.histograms.is_empty()
+    }
+
+    /// The failures among the answers, for counting.
+    pub fn results(&self) -> impl Iterator<Item = Result<(), &ReadingError>> {
+        let numbers = self.numbers.values().map(|a| a.as_ref().map(|_| ()));
+        numbers.chain(self.histograms.values().map(|a| a.as_ref().map(|_| ())))
+    }
+}
+
+/// Samples a distribution metric needs on each side by default.
+pub const DEFAULT_MIN_SAMPLES: u64 = 100;
 
 /// The time between measurements.
 pub fn interval(spec: &AnalysisSpec) -> SignedDuration {
@@ -90,12 +149,17 @@ fn queries_of(
             stable_version: stable.clone(),
             window: None,
         };
-        AnalysisQuery { metric: m.name.clone(), version, query: vars.render(&m.query) }
+        let shape = if m.distribution.is_some() { Shape::Histogram } else { Shape::Number };
+        AnalysisQuery { metric: m.name.clone(), version, query: vars.render(&m.query), shape }
     };
     let mut out = vec![];
     for (i, m) in spec.metrics.iter().enumerate() {
+        let compared = status.baseline.filter(|_| status.stage == AnalysisStage::Rollout);
+        if m.distribution.is_some() && compared.is_none() {
+            continue; // a distribution needs the stable version's beside it
+        }
         out.push((i, false, render(m, n)));
-        if let (Some(_), Some(b), AnalysisStage::Rollout) = (m.max_regression, status.baseline, status.stage) {
+        if let (Some(b), true) = (compared, m.max_regression.is_some() || m.distribution.is_some()) {
             out.push((i, true, render(m, b)));
         }
     }
@@ -133,17 +197,19 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
         return None;
     }
     let queries = queries_of(model, spec, n, &status);
-    let answers: Vec<_> = queries.iter().map(|(_, _, q)| readings.analysis.get(&q.query)).collect();
-    if answers.iter().any(Option::is_none) {
+    if !queries.iter().all(|(_, _, q)| readings.analysis.answered(q)) {
         return None; // not taken by the shell: measure on the next reconcile
     }
-    let answer = |metric: usize, baseline: bool| {
-        queries.iter().zip(&answers).find(|((i, b, _), _)| *i == metric && *b == baseline).and_then(|(_, a)| *a)
+    let query_of = |metric: usize, baseline: bool| {
+        queries.iter().find(|(i, b, _)| *i == metric && *b == baseline).map(|(_, _, q)| q.query.as_str())
     };
+    let answer =
+        |metric: usize, baseline: bool| query_of(metric, baseline).and_then(|q| readings.analysis.numbers.get(q));
+    let histogram =
+        |metric: usize, baseline: bool| query_of(metric, baseline).and_then(|q| readings.analysis.histograms.get(q));
     let mut taken = vec![];
     for (i, m) in spec.metrics.iter().enumerate() {
-        let query = queries.iter().find(|(j, b, _)| *j == i && !b).map(|q| q.2.query.clone()).unwrap_or_default();
-        let Some(value) = answer(i, false) else { continue };
+        let query = query_of(i, false).unwrap_or_default().to_string();
         let record = |bound: &str, value: Option<f64>, threshold: Option<f64>, verdict, why: Option<(&str, String)>| {
             Measurement {
                 time: Time(now),
@@ -157,6 +223,20 @@ fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> O
                 message: why.map(|w| w.1),
             }
         };
+        if let Some(d) = &m.distribution {
+            let (Some(new), Some(old), Some(max)) = (histogram(i, false), histogram(i, true), m.max) else { continue };
+            let Some(baseline) = status.baseline else { continue };
+            let compared = compare_distributions(d, (n, new), (baseline, old), spec.on_no_data);
+            taken.push(match compared {
+                Ok(v) => {
+                    let verdict = if v <= max { AnalysisVerdict::Pass } else { AnalysisVerdict::Fail };
+                    record("max", Some(v), Some(max), verdict, None)
+                }
+                Err((verdict, why)) => record("max", None, Some(max), verdict, Some(why)),
+            });
+            continue;
+        }
+        let Some(value) = answer(i, false) else { continue };
         let bounds = [("min", m.min), ("max", m.max), ("maxRegression", m.max_regression)];
         for (bound, limit) in bounds.into_iter().filter_map(|(b, l)| l.map(|l| (b, l))) {
             let v = match value {
@@ -265,6 +345,39 @@ fn failure(error: &ReadingError, on_no_data: NoDataPolicy) -> (AnalysisVerdict, 
     (verdict, (reason.as_str(), error.to_string()))
 }
 
+/// How far version `new`'s histogram is from the stable version's (`old`'s, the reference), or
+/// why there is no value: a reading that failed, too few samples on a side, or two bucket
+/// layouts that cannot be compared (a person must look: neither promoted nor rolled back).
+fn compare_distributions(
+    d: &DistributionComparison,
+    (n, new): (u32, &Result<Histogram, ReadingError>),
+    (baseline, old): (u32, &Result<Histogram, ReadingError>),
+    on_no_data: NoDataPolicy,
+) -> Result<f64, (AnalysisVerdict, (&'static str, String))> {
+    let new = new.as_ref().map_err(|e| failure(e, on_no_data))?;
+    let old = old.as_ref().map_err(|e| {
+        let (verdict, (reason, message)) = failure(e, on_no_data);
+        (verdict, (reason, format!("the stable version's distribution: {message}")))
+    })?;
+    let min = d.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES) as f64;
+    if new.total() < min || old.total() < min {
+        let verdict = match on_no_data {
+            NoDataPolicy::Fail => AnalysisVerdict::Fail,
+            NoDataPolicy::Inconclusive => AnalysisVerdict::Inconclusive,
+        };
+        let message = format!(
+            "v{n} has {} samples, v{baseline} {}, fewer than minSamples {min} on a side",
+            new.total(),
+            old.total()
+        );
+        return Err((verdict, ("TooFewSamples", message)));
+    }
+    d.method.compare(old, new).map_err(|e| {
+        let message = format!("v{n}'s and v{baseline}'s distributions cannot be compared: {e}");
+        (AnalysisVerdict::Inconclusive, ("DistributionsNotComparable", message))
+    })
+}
+
 /// The worst value allowed when the stable version measures `stable`.
 pub fn regression_threshold(stable: f64, max_regression: f64, goal: Goal) -> f64 {
     match goal {
@@ -273,13 +386,24 @@ pub fn regression_threshold(stable: f64, max_regression: f64, goal: Goal) -> f64
     }
 }
 
+/// `v` with four significant digits, trailing zeros dropped (a computed threshold such as
+/// `0.24000000000000002` reads `0.24`).
+fn short(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return v.to_string();
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
+}
+
 /// One line about measurements that did not hold.
 fn describe(measurements: &[&Measurement]) -> String {
     let parts: Vec<String> = measurements
         .iter()
         .map(|m| match (m.value, m.threshold, &m.message) {
             (_, _, Some(message)) => format!("{} ({}): {message}", m.metric, m.bound),
-            (Some(v), Some(t), None) => format!("{} = {v} against {} {t}", m.metric, m.bound),
+            (Some(v), Some(t), None) => format!("{} = {} against {} {}", m.metric, short(v), m.bound, short(t)),
             _ => format!("{} ({})", m.metric, m.bound),
         })
         .collect();
@@ -446,8 +570,12 @@ fn failed_beyond_limit(spec: &AnalysisSpec, a: &AnalysisStatus) -> Option<(Strin
     }
     let failed: Vec<&Measurement> = a.measurements.iter().filter(|m| m.verdict == AnalysisVerdict::Fail).collect();
     let latest: Vec<&Measurement> = failed.iter().rev().take(spec.metrics.len()).rev().copied().collect();
-    let message =
-        format!("analysis failed {} times (failureLimit {}): {}", a.failures, spec.failure_limit, describe(&latest));
+    let message = format!(
+        "analysis failed {} (failureLimit {}): {}",
+        if a.failures == 1 { "once".to_string() } else { format!("{} times", a.failures) },
+        spec.failure_limit,
+        describe(&latest)
+    );
     Some((message, serde_json::to_value(&failed).unwrap_or_default()))
 }
 

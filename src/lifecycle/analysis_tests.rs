@@ -55,7 +55,8 @@ fn queries_are_due_after_the_initial_delay_with_placeholders_filled_and_the_stab
 }
 
 fn readings(answers: &[(&str, Result<f64, ReadingError>)]) -> Readings {
-    Readings { analysis: answers.iter().map(|(q, a)| (q.to_string(), a.clone())).collect(), ..Default::default() }
+    let numbers = answers.iter().map(|(q, a)| (q.to_string(), a.clone())).collect();
+    Readings { analysis: AnalysisAnswers { numbers, ..Default::default() }, ..Default::default() }
 }
 
 fn gate_at(m: &Model, vs: &[ModelVersion], now: &str, r: &Readings) -> (Gate, Option<AnalysisStatus>) {
@@ -172,9 +173,126 @@ fn measurements_are_bounded_but_the_latest_is_kept_whole() {
     let status = vs[1].status.as_mut().unwrap().analysis.as_mut().unwrap();
     status.measurements = (0..MEASUREMENTS_MAX).map(old).collect();
     let answers: Vec<(String, Result<f64, ReadingError>)> = (0..16).map(|i| (format!("q{i}"), Ok(0.5))).collect();
-    let r = Readings { analysis: answers.into_iter().collect(), ..Default::default() };
+    let numbers = answers.into_iter().collect();
+    let r = Readings { analysis: AnalysisAnswers { numbers, ..Default::default() }, ..Default::default() };
     let (_, status) = gate_at(&m, &vs, "10:02:00", &r);
     let kept = status.unwrap().measurements;
     assert_eq!(kept.len(), 32, "16 metrics × 2 bounds: more than {MEASUREMENTS_MAX}, none of them cut");
     assert!(kept.iter().all(|m| m.time.0 == t("10:02:00")), "the older ones made room");
+}
+
+/// A Model whose analysis compares v2's prediction histogram with v1's by Jensen-Shannon.
+fn distribution_model(min_samples: u64) -> Model {
+    let mut m = analysed_model();
+    m.spec.serving.analysis.as_mut().unwrap().metrics = vec![
+        serde_json::from_value(serde_json::json!({
+            "name": "predictions",
+            "query": "sum by (le) (predictions_bucket{v=\"{{version}}\"})",
+            "distribution": {"method": "JensenShannon", "minSamples": min_samples},
+            "max": 0.1
+        }))
+        .unwrap(),
+    ];
+    m
+}
+
+fn histogram(counts: &[f64]) -> crate::stats::Histogram {
+    crate::stats::Histogram { bounds: vec![0.25, 0.5, 0.75, 1.0], counts: counts.to_vec() }
+}
+
+fn distributions(new: Result<crate::stats::Histogram, ReadingError>, old: crate::stats::Histogram) -> Readings {
+    let histograms = [
+        (r#"sum by (le) (predictions_bucket{v="2"})"#.to_string(), new),
+        (r#"sum by (le) (predictions_bucket{v="1"})"#.to_string(), Ok(old)),
+    ]
+    .into();
+    Readings { analysis: AnalysisAnswers { histograms, ..Default::default() }, ..Default::default() }
+}
+
+#[test]
+fn a_distribution_metric_asks_for_both_versions_histograms_only_while_the_stable_one_serves_beside_it() {
+    let m = distribution_model(100);
+    let vs = versions(&m);
+    let due = due_queries(&m, &Ledger::new(&vs, t("10:02:00")), t("10:02:00"));
+    let texts: Vec<_> = due.iter().map(|q| (q.version, q.shape, q.query.as_str())).collect();
+    assert_eq!(
+        texts,
+        [
+            (2, Shape::Histogram, r#"sum by (le) (predictions_bucket{v="2"})"#),
+            (1, Shape::Histogram, r#"sum by (le) (predictions_bucket{v="1"})"#),
+        ]
+    );
+    // In a guard window after promotion nothing serves beside it: nothing to compare, no query.
+    let mut guarded = versions(&m);
+    guarded[1].status.as_mut().unwrap().phase = Some(VersionPhase::Serving);
+    guarded[1].status.as_mut().unwrap().analysis =
+        Some(AnalysisStatus::starting(AnalysisStage::Guard, Time(t("10:00:00")), None));
+    assert!(due_queries(&m, &Ledger::new(&guarded, t("10:02:00")), t("10:02:00")).is_empty());
+}
+
+#[test]
+fn a_distribution_metric_passes_when_the_predictions_agree_and_fails_with_the_divergence_when_they_do_not() {
+    let m = distribution_model(100);
+    let vs = versions(&m);
+    let same = distributions(Ok(histogram(&[100.0, 200.0, 300.0, 400.0])), histogram(&[98.0, 205.0, 290.0, 407.0]));
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &same);
+    assert!(!matches!(gate, Gate::Failed(..)), "{gate:?}");
+    let taken = status.unwrap().measurements;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].verdict, AnalysisVerdict::Pass);
+    assert!(taken[0].value.is_some_and(|v| v < 0.02), "{:?}", taken[0].value);
+
+    let shifted = distributions(Ok(histogram(&[400.0, 300.0, 200.0, 100.0])), histogram(&[100.0, 200.0, 300.0, 400.0]));
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &shifted);
+    let Gate::Failed(message, _) = gate else { panic!("{gate:?}") };
+    let m0 = status.unwrap().measurements.last().cloned().unwrap();
+    assert_eq!((m0.verdict, m0.bound.as_str(), m0.threshold), (AnalysisVerdict::Fail, "max", Some(0.1)));
+    let js = m0.value.unwrap();
+    let expected = crate::stats::jensen_shannon(
+        &histogram(&[100.0, 200.0, 300.0, 400.0]),
+        &histogram(&[400.0, 300.0, 200.0, 100.0]),
+    )
+    .unwrap();
+    assert!((js - expected).abs() < 1e-12 && js > 0.1, "{js} vs {expected}");
+    assert!(message.contains("predictions"), "{message}");
+}
+
+#[test]
+fn too_few_samples_or_different_buckets_give_no_verdict_and_say_why() {
+    let m = distribution_model(500);
+    let vs = versions(&m);
+    let few = distributions(Ok(histogram(&[10.0, 20.0, 30.0, 40.0])), histogram(&[100.0, 200.0, 300.0, 400.0]));
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &few);
+    assert!(matches!(gate, Gate::Paused("AnalysisInconclusive", ..)), "{gate:?}");
+    let m0 = status.unwrap().measurements.last().cloned().unwrap();
+    assert_eq!((m0.verdict, m0.reason.as_deref()), (AnalysisVerdict::Inconclusive, Some("TooFewSamples")));
+    assert!(m0.message.as_deref().is_some_and(|t| t.contains("v2 has 100 samples")), "{:?}", m0.message);
+
+    let mut other = histogram(&[100.0, 200.0, 300.0, 400.0]);
+    other.bounds = vec![0.1, 0.2, 0.3, 1.0];
+    let unlike = distributions(Ok(other), histogram(&[100.0, 200.0, 300.0, 400.0]));
+    let (gate, status) = gate_at(&m, &vs, "10:02:00", &unlike);
+    assert!(matches!(gate, Gate::Paused("AnalysisInconclusive", ..)), "{gate:?}");
+    let m0 = status.unwrap().measurements.last().cloned().unwrap();
+    assert_eq!(m0.reason.as_deref(), Some("DistributionsNotComparable"));
+
+    let missing = distributions(Err(ReadingError::NoData), histogram(&[100.0, 200.0, 300.0, 400.0]));
+    let (gate, _) = gate_at(&m, &vs, "10:02:00", &missing);
+    assert!(matches!(gate, Gate::Paused("AnalysisInconclusive", ..)), "{gate:?}");
+}
+
+#[test]
+fn values_in_messages_keep_four_significant_digits() {
+    let cases = [
+        (0.24000000000000002, "0.24"),
+        (0.5549981873282945, "0.555"),
+        (0.00012346, "0.0001235"),
+        (12345.6, "12346"),
+        (0.05, "0.05"),
+        (2.0, "2"),
+        (-0.31, "-0.31"),
+    ];
+    for (v, text) in cases {
+        assert_eq!(short(v), text, "{v}");
+    }
 }

@@ -9,10 +9,9 @@ use kube::ResourceExt;
 
 use super::reading::{QueryVars, ReadingError};
 use crate::api::{
-    CheckStatus, ConcurrencyPolicy, DriftMethod, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause,
-    TriggerRecord,
+    CheckStatus, ConcurrencyPolicy, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause, TriggerRecord,
 };
-use crate::stats::{self, Histogram};
+use crate::stats::Histogram;
 
 use super::ledger::Ledger;
 use super::plan::{EventKind, EventRecord};
@@ -73,8 +72,8 @@ pub struct Readings {
     pub reference: Option<Result<Histogram, ReadingError>>,
     /// The value of the performance query.
     pub performance: Option<Result<f64, ReadingError>>,
-    /// Answers to the rollout analysis queries that were due, by query text.
-    pub analysis: std::collections::BTreeMap<String, Result<f64, ReadingError>>,
+    /// Answers to the rollout analysis queries that were due.
+    pub analysis: super::analysis::AnalysisAnswers,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].
@@ -630,11 +629,7 @@ fn drift(
         ));
         return;
     }
-    let (name, value) = match spec.method {
-        DriftMethod::Psi => ("PSI", stats::psi(&reference, live)),
-        DriftMethod::Ks => ("KS", stats::ks(&reference, live)),
-        DriftMethod::JensenShannon => ("JS", stats::jensen_shannon(&reference, live)),
-    };
+    let (name, value) = (spec.method.short(), spec.method.compare(&reference, live));
     match value {
         Err(e) => {
             let message = format!("the drift query and v{serving}'s {feature:?} reference cannot be compared: {e}");

@@ -15,9 +15,8 @@ use crate::api::Model;
 use crate::lifecycle::model::{Regarding, plan_model};
 use crate::lifecycle::plan::EventKind;
 use crate::lifecycle::policy::{PolicyWorld, plan_policy};
-use std::collections::BTreeMap;
 
-use crate::lifecycle::analysis::AnalysisQuery;
+use crate::lifecycle::analysis::{AnalysisAnswers, AnalysisQuery, Shape};
 use crate::lifecycle::reading::ReadingError;
 use crate::lifecycle::triggers::{DueChecks, Readings, after};
 use crate::stats::Histogram;
@@ -64,7 +63,7 @@ pub struct Simulation {
 }
 
 /// Answers analysis queries for a Model.
-pub type AnalysisSource = dyn FnMut(&Model, &[AnalysisQuery]) -> BTreeMap<String, Result<f64, ReadingError>>;
+pub type AnalysisSource = dyn FnMut(&Model, &[AnalysisQuery]) -> AnalysisAnswers;
 
 impl Simulation {
     /// A simulation of `scenario` with its Models applied at the start.
@@ -375,11 +374,11 @@ impl Simulation {
     }
 
     /// What the scripted metric timelines answer to the due analysis queries now.
-    fn analysis_readings(&self, queries: &[AnalysisQuery]) -> BTreeMap<String, Result<f64, ReadingError>> {
+    fn analysis_readings(&self, queries: &[AnalysisQuery]) -> AnalysisAnswers {
         let live = &self.scenario.file.live;
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
         let outage = self.outage();
-        let answer = |q: &AnalysisQuery| {
+        let step = |q: &AnalysisQuery| {
             if let Some(e) = &outage {
                 return Err(e.clone());
             }
@@ -393,11 +392,38 @@ impl Simulation {
                     kind: "bad_data".into(),
                     message: s.rejected.clone().unwrap_or_default(),
                 }),
-                Some(s) => s.value.ok_or(ReadingError::NoData),
+                Some(s) => Ok(s),
                 None => Err(ReadingError::NoData),
             }
         };
-        queries.iter().map(|q| (q.query.clone(), answer(q))).collect()
+        let mut answers = AnalysisAnswers::default();
+        for q in queries {
+            let step = step(q);
+            match q.shape {
+                Shape::Number => {
+                    let answer = step.and_then(|s| match (s.value, &s.histogram) {
+                        (Some(v), _) => Ok(v),
+                        (None, Some(h)) => Err(ReadingError::Unexpected(format!(
+                            "{} series; the query must return one number (aggregate it, e.g. with sum)",
+                            h.bounds.len()
+                        ))),
+                        (None, None) => Err(ReadingError::NoData),
+                    });
+                    answers.numbers.insert(q.query.clone(), answer);
+                }
+                Shape::Histogram => {
+                    let answer = step.and_then(|s| match (&s.histogram, s.value) {
+                        (Some(h), _) => Ok(h.clone()),
+                        (None, Some(_)) => Err(ReadingError::Unexpected(
+                            "a series without an `le` label; the query must return histogram buckets".into(),
+                        )),
+                        (None, None) => Err(ReadingError::NoData),
+                    });
+                    answers.histograms.insert(q.query.clone(), answer);
+                }
+            }
+        }
+        answers
     }
 }
 

@@ -191,9 +191,12 @@ pub struct MetricStep {
     /// Only for this version's traffic; left out: every version (a version's own step wins).
     #[serde(default)]
     pub version: Option<u32>,
-    /// The value; left out: the query returns no data.
+    /// The value; left out (and no `histogram`): the query returns no data.
     #[serde(default)]
     pub value: Option<f64>,
+    /// For a distribution metric: the histogram the query returns.
+    #[serde(default)]
+    pub histogram: Option<crate::stats::Histogram>,
     /// Prometheus refuses the query with this error text.
     #[serde(default)]
     pub rejected: Option<String>,

@@ -137,7 +137,7 @@ impl Prometheus {
         for (labels, value) in samples {
             let le = labels.get("le").ok_or_else(|| {
                 ReadingError::Unexpected(
-                    "a series without an `le` label; the drift query must return histogram buckets".into(),
+                    "a series without an `le` label; the query must return histogram buckets".into(),
                 )
             })?;
             let bound = parse_value(le)?;

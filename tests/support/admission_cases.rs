@@ -450,6 +450,30 @@ pub fn cases() -> Vec<Case> {
         "Model",
         with(&m, metric, json!({"name": "latency_p99", "query": "up", "maxRegression": 0.1})),
     );
+    let agreement = json!({"name": "agreement", "query": "sum by (le) (scores_bucket)",
+        "distribution": {"method": "JensenShannon", "minSamples": 500}, "max": 0.1});
+    t.accepts("a distribution metric bounded by max is accepted", "Model", with(&m, metric, agreement.clone()));
+    let alone = "a distribution metric is bounded by max alone";
+    for (what, field, value) in [("min", "/min", json!(0.0)), ("maxRegression", "/maxRegression", json!(0.1))] {
+        t.refuses(
+            &format!("a distribution metric with {what} is refused"),
+            "Model",
+            with(&with(&m, metric, agreement.clone()), &format!("{metric}{field}"), value),
+            alone,
+        );
+    }
+    t.refuses(
+        "a distribution metric without max is refused",
+        "Model",
+        with(&m, metric, json!({"name": "agreement", "query": "q", "distribution": {"method": "KS"}, "min": 0.0})),
+        alone,
+    );
+    t.refuses(
+        "a distribution metric with minSamples 0 is refused",
+        "Model",
+        with(&with(&m, metric, agreement), &format!("{metric}/distribution/minSamples"), json!(0)),
+        "minSamples must be between 1 and 1000000000",
+    );
 
     let none = without(&p, "/spec/schedule");
     let a_trigger = "a RetrainPolicy needs at least one trigger";

@@ -134,3 +134,22 @@ pub fn prediction_histogram(model: &str, counts: &[u64]) -> String {
     );
     text
 }
+
+/// Exposition text of one histogram family `model_score` with a series set per version, each
+/// with these per-bucket counts over bounds 0.25, 0.5, 0.75, 1.0.
+pub fn scores_by_version(versions: &[(u32, &[u64])]) -> String {
+    let mut text = String::from("# TYPE model_score histogram\n");
+    for (version, counts) in versions {
+        let mut cumulative = 0;
+        for (i, c) in counts.iter().enumerate() {
+            cumulative += c;
+            let le = format!("{}", (i + 1) as f64 / 4.0);
+            text += &format!("model_score_bucket{{version=\"{version}\",le=\"{le}\"}} {cumulative}\n");
+        }
+        text += &format!("model_score_bucket{{version=\"{version}\",le=\"+Inf\"}} {cumulative}\n");
+        text += &format!(
+            "model_score_count{{version=\"{version}\"}} {cumulative}\nmodel_score_sum{{version=\"{version}\"}} 0\n"
+        );
+    }
+    text
+}

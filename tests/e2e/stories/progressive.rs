@@ -18,7 +18,7 @@ use crate::cluster::{Check, Cluster};
 use crate::ensure;
 
 #[path = "../../support/prometheus.rs"]
-mod prometheus;
+pub mod prometheus;
 
 /// What a rollout looked like while it ran, sampled every 100 ms.
 #[derive(Debug, Default)]

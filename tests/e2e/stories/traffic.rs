@@ -180,6 +180,58 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
             Ok(())
         })
         .await;
+    let v1: &[u64] = &[400, 300, 200, 100];
+    let v3: &[u64] = &[100, 200, 300, 400];
+    let prometheus =
+        super::progressive::prometheus::TestPrometheus::start(&super::progressive::prometheus::scores_by_version(&[
+            (1, v1),
+            (3, v3),
+        ]))
+        .await;
+    steps
+        .measure("v3 answers a mirrored copy of the requests, but its predicted scores in a real Prometheus are far from v1's: it is rolled back in its shadow, never sent a request", async {
+            let analysis = json!({"spec": {"serving": {"analysis": {
+                "prometheus": {"address": prometheus.address},
+                "interval": "10s",
+                "metrics": [{"name": "prediction-agreement", "max": 0.1,
+                    "query": "sum by (le) (model_score_bucket{version=\"{{version}}\"})",
+                    "distribution": {"method": "JensenShannon", "minSamples": 100}}]
+            }}}});
+            super::patch_model(cluster, ns, name, analysis).await?;
+            new_data(cluster, ns, name, "d3").await?;
+            let mut shares: Vec<String> = vec![];
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let all = versions(cluster, ns, name).await?;
+                let v3 = all.get(&3).and_then(|v| v.status.as_ref()?.phase).map(|p| format!("{p:?}"));
+                let (share, docs, _) = route_state(cluster, ns, name).await?.ok_or("the Model's HTTPRoute is gone")?;
+                ensure!(docs, "the person's rule was removed from the route");
+                ensure!(["0", "0+mirror"].contains(&share.as_str()), "the route gave v3 {share}; shares so far {shares:?}");
+                if shares.last() != Some(&share) {
+                    shares.push(share);
+                }
+                if v3.as_deref() == Some("RolledBack") {
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "v3 is {v3:?} after 120 s; route shares seen {shares:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            wait_quiet(cluster, ns, name, 30).await?;
+            ensure!(deployment(cluster, ns, "ranker-canary").await?.is_none(), "v3's shadow Deployment is left over");
+            let d = deployment(cluster, ns, name).await?;
+            ensure!(d.as_ref().is_some_and(|(v, r, _)| v == "1" && *r == 2), "stable Deployment: {d:?}");
+            let v3 = versions(cluster, ns, name).await?.remove(&3).ok_or("no v3")?;
+            let last = v3.status.and_then(|s| s.decisions.last().cloned()).ok_or("v3 has no decision")?;
+            ensure!(last.reason == "AnalysisFailed" && last.message.contains("in its shadow stage"), "v3's last decision: {last:?}");
+            let evidence = last.evidence.unwrap_or_default();
+            let value = evidence[0]["value"].as_f64().unwrap_or_default();
+            ensure!(evidence[0]["metric"] == "prediction-agreement" && value > 0.1, "evidence: {evidence}");
+            let (share, docs, stable) = route_state(cluster, ns, name).await?.ok_or("the route is gone")?;
+            ensure!(share == "0" && docs && stable == "ranker-stable=100", "route: {share} {docs} {stable}");
+            Ok(format!("Jensen-Shannon distance {value:.3} > 0.1; route shares {}", shares.join(" → ")))
+        })
+        .await;
+    drop(prometheus);
 }
 
 /// Waits until the Model's route satisfies `ok`.
