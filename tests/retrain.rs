@@ -490,3 +490,63 @@ fn a_cron_that_can_never_fire_stalls_the_policy_naming_the_field() {
     assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSchedule"));
     assert!(stalled.message.starts_with("spec.schedule.cron \"0 0 31 2 *\""), "{}", stalled.message);
 }
+
+#[path = "support/sampling.rs"]
+mod sampling;
+
+/// `n` samples of the proportions `p` over the bounds 0.2 .. 1.0, as a scenario histogram.
+fn sampled(rng: &mut proptest::test_runner::TestRng, p: &[f64; 5], n: usize) -> String {
+    format!("{{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: {:?}}}", sampling::counts(rng, p, n))
+}
+
+/// A year of daily drift checks on 200 live samples a day, all drawn from the reference's own
+/// distribution until day 300, then from a shifted one.
+fn a_year_of_small_samples(method: &str, threshold: &str) -> Simulation {
+    let mut rng = sampling::seeded();
+    let (same, shifted) = ([0.1, 0.2, 0.4, 0.2, 0.1], [0.03, 0.1, 0.3, 0.3, 0.27]);
+    let mut live = String::new();
+    for day in 0..365 {
+        let p = if day < 300 { &same } else { &shifted };
+        live += &format!("    - {{at: {day}d, histogram: {}}}\n", sampled(&mut rng, p, 200));
+    }
+    let policy = format!(
+        "  drift: {{query: q, method: {method}, {threshold}, window: 24h, interval: 24h, minSamples: 100}}\n  prometheus: {{address: 'http://p:9090'}}\n  cooldown: 0s\n"
+    );
+    // The reference: 1,000 samples in exactly the proportions of `same`.
+    let reference = "{bounds: [0.2, 0.4, 0.6, 0.8, 1.0], counts: [100, 200, 400, 200, 100]}";
+    let scenario = format!(
+        "duration: 365d\ndefaults: {{metrics: {{auc: 0.9}}, reference: {{predictions: {reference}}}}}\nlive:\n  drift:\n{live}"
+    );
+    run(&policy, &scenario)
+}
+
+/// When drift retrained the Model (from the timeline: old versions are pruned over a year).
+fn drift_retrains(sim: &Simulation) -> Vec<jiff::Timestamp> {
+    let drift =
+        |e: &&modelcycle::sim::report::TimelineEntry| e.reason == "RetrainTriggered" && e.message.starts_with("Drift");
+    sim.timeline.iter().filter(drift).map(|e| e.time).collect()
+}
+
+#[test]
+fn a_threshold_from_significance_stays_quiet_for_a_year_of_small_unchanged_samples_and_catches_the_shift() {
+    let shift: jiff::Timestamp = "2026-10-28T00:00:00Z".parse().unwrap(); // day 300
+    for method in ["PSI", "KS", "JensenShannon"] {
+        let sim = a_year_of_small_samples(method, "significance: 0.001");
+        let retrains = drift_retrains(&sim);
+        let before = retrains.iter().filter(|t| **t < shift).count();
+        assert!(before <= 1, "{method}: {before} drift retrains in 300 days of unchanged data: {retrains:?}");
+        let caught = retrains.iter().find(|t| **t >= shift).copied();
+        assert!(
+            caught.is_some_and(|t| t.duration_since(shift) < jiff::SignedDuration::from_hours(49)),
+            "{method}: the shift on day 300 was caught at {caught:?}"
+        );
+        let drift = policy_status(&sim).drift.unwrap();
+        assert!(drift.message.contains("the critical value at significance 0.001"), "{}", drift.message);
+        assert!(drift.threshold.is_some_and(|t| t > 0.0), "the threshold used is recorded");
+    }
+    // The same data against a fixed PSI threshold of 0.05 (twice PSI's mean on unchanged data at
+    // these sizes): unchanged data retrains again and again (15 times, with drift's backoff).
+    let fixed = drift_retrains(&a_year_of_small_samples("PSI", "threshold: 0.05"));
+    let before = fixed.iter().filter(|t| **t < shift).count();
+    assert!(before >= 10, "a fixed threshold of 0.05 retrained {before} times on unchanged data");
+}

@@ -132,6 +132,17 @@ impl DriftMethod {
         }
     }
 
+    /// The value this method's statistic exceeds with probability `significance` when `live`
+    /// and `reference` are samples of the same distribution (see `stats::psi_critical`, ...).
+    pub fn critical_value(self, significance: f64, reference: &Histogram, live: &Histogram) -> Result<f64, StatsError> {
+        let sizes = stats::Sizes::of(reference, live);
+        match self {
+            DriftMethod::Psi => stats::psi_critical(significance, sizes),
+            DriftMethod::Ks => stats::ks_critical(significance, sizes),
+            DriftMethod::JensenShannon => stats::js_critical(significance, sizes),
+        }
+    }
+
     /// How far `live` is from `reference` by this method.
     pub fn compare(self, reference: &Histogram, live: &Histogram) -> Result<f64, StatsError> {
         match self {
@@ -145,6 +156,7 @@ impl DriftMethod {
 /// Drift in live data.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.threshold) != has(self.significance)").message("set drift threshold, or significance for a threshold computed from the sample sizes, not both"))]
 pub struct DriftTrigger {
     /// PromQL returning a histogram (series with an `le` label) of a live input feature or of the
     /// predictions over `window`. Placeholders as in analysis queries, plus `{{window}}`.
@@ -155,9 +167,17 @@ pub struct DriftTrigger {
     pub feature: Option<String>,
     /// PSI, KS or JensenShannon.
     pub method: DriftMethod,
-    /// Drift above this retrains.
+    /// Drift above this retrains. Set this or `significance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("drift threshold must be positive"))]
-    pub threshold: f64,
+    pub threshold: Option<f64>,
+    /// Instead of a fixed `threshold`: the chance (e.g. 0.01) that unchanged data would retrain.
+    /// The threshold is then the method's critical value for the reference's and the live
+    /// sample's sizes and the number of bins at each check, so a small sample does not fire by
+    /// chance and a large one is not blind. The reference must hold counts, not proportions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 0.2").message("significance must be above 0 and at most 0.2"))]
+    pub significance: Option<f64>,
     /// The window of live data compared, e.g. 6h; from 1m to 2160h (90 days).
     #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule("1m", "2160h"))]
@@ -259,6 +279,10 @@ pub struct CheckStatus {
     /// The measured value (drift statistic or live metric), if there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The drift threshold the value was judged against: `threshold`, or the critical value
+    /// computed for `significance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// Samples behind a drift value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<f64>,

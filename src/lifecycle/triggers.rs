@@ -11,7 +11,7 @@ use super::reading::{QueryVars, ReadingError};
 use crate::api::{
     CheckStatus, ConcurrencyPolicy, Firing, Model, RetrainPolicy, RetrainPolicyStatus, TriggerCause, TriggerRecord,
 };
-use crate::stats::Histogram;
+use crate::stats::{self, Histogram};
 
 use super::ledger::Ledger;
 use super::plan::{EventKind, EventRecord};
@@ -274,7 +274,7 @@ pub fn decide(policy: Option<&RetrainPolicy>, inputs: &TriggerInputs) -> Trigger
     let mut decision = TriggerDecision::default();
     let streak = drift_streak(inputs.ledger);
     let drifting = causes.iter().any(|c| c.reason == "Drift")
-        || status.drift.as_ref().and_then(|d| d.value).zip(spec.drift.as_ref()).is_some_and(|(v, d)| v > d.threshold);
+        || status.drift.as_ref().and_then(|d| d.value.zip(d.threshold)).is_some_and(|(v, t)| v > t);
     if streak >= INEFFECTIVE_DRIFT_RETRAINS && drifting {
         decision.ineffective = Some(format!(
             "drift is still over its threshold after the last {streak} versions were trained for it; retraining does not remove it (look at the data or the feature), and drift retrains back off"
@@ -595,9 +595,8 @@ fn drift(
         checked_at: Some(Time(now)),
         value,
         samples,
-        breach_since: None,
         message,
-        stalled_reason: None,
+        ..Default::default()
     };
     let stall =
         |status: &mut RetrainPolicyStatus, problems: &mut Vec<Problem>, reason: &'static str, message: String| {
@@ -630,28 +629,59 @@ fn drift(
         return;
     }
     let (name, value) = (spec.method.short(), spec.method.compare(&reference, live));
-    match value {
+    let v = match value {
         Err(e) => {
             let message = format!("the drift query and v{serving}'s {feature:?} reference cannot be compared: {e}");
-            stall(status, problems, "DriftBucketsDiffer", message);
+            return stall(status, problems, "DriftBucketsDiffer", message);
         }
-        Ok(v) => {
-            let evidence = format!(
-                "{name}={v:.3} {} {:.2} over {window}, {samples} samples",
-                if v > spec.threshold { ">" } else { "<=" },
-                spec.threshold
-            );
-            if v > spec.threshold {
-                causes.push(TriggerCause { reason: "Drift".into(), evidence: evidence.clone() });
+        Ok(v) => v,
+    };
+    let (threshold, how) = match (spec.threshold, spec.significance) {
+        (Some(t), _) => (t, String::new()),
+        (None, Some(alpha)) => {
+            let sizes = stats::Sizes::of(&reference, live);
+            if sizes.reference < min {
+                let message = format!(
+                    "no verdict: v{serving}'s {feature:?} reference holds {} samples, fewer than minSamples {min}; a threshold from significance needs the reference's counts, not proportions",
+                    sizes.reference
+                );
+                status.drift = Some(check(Some(v), Some(samples), message));
+                return;
             }
-            status.drift = Some(check(Some(v), Some(samples), evidence));
+            match spec.method.critical_value(alpha, &reference, live) {
+                Ok(t) => (
+                    t,
+                    format!(
+                        " (the critical value at significance {alpha} for {} reference and {samples} live samples in {} bins)",
+                        sizes.reference, sizes.bins
+                    ),
+                ),
+                Err(e) => {
+                    status.drift = Some(check(Some(v), Some(samples), format!("no verdict: {e}")));
+                    return;
+                }
+            }
         }
+        (None, None) => {
+            let message = "spec.drift sets neither threshold nor significance".to_string();
+            return stall(status, problems, "DriftThresholdMissing", message);
+        }
+    };
+    let drifted = v > threshold;
+    // A threshold written in the spec reads as written; a computed one with three decimals.
+    let shown = if spec.threshold.is_some() { format!("{threshold:.2}") } else { format!("{threshold:.3}") };
+    let evidence =
+        format!("{name}={v:.3} {} {shown}{how} over {window}, {samples} samples", if drifted { ">" } else { "<=" });
+    if drifted {
+        causes.push(TriggerCause { reason: "Drift".into(), evidence: evidence.clone() });
     }
+    status.drift = Some(CheckStatus { threshold: Some(threshold), ..check(Some(v), Some(samples), evidence) });
 }
 
 /// The reasons a live check stalls its policy with.
-const CHECK_STALL_REASONS: [&str; 8] = [
+const CHECK_STALL_REASONS: [&str; 9] = [
     "DriftQueryNotHistogram",
+    "DriftThresholdMissing",
     "DriftBucketsDiffer",
     "DriftQueryRejected",
     "PerformanceQueryRejected",
@@ -750,10 +780,9 @@ fn performance(
     status.performance = Some(CheckStatus {
         checked_at: Some(Time(now)),
         value: Some(value),
-        samples: None,
         breach_since: breach_since.map(Time),
         message,
-        stalled_reason: None,
+        ..Default::default()
     });
 }
 

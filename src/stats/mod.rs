@@ -160,5 +160,76 @@ pub fn jensen_shannon(reference: &Histogram, live: &Histogram) -> Result<f64, St
     Ok(divergence.sqrt())
 }
 
+/// The sizes behind a comparison, for a critical value: samples in the reference and in the live
+/// histogram, and the bins either has samples in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sizes {
+    /// Samples in the reference.
+    pub reference: f64,
+    /// Samples in the live histogram.
+    pub live: f64,
+    /// Bins with a sample on either side.
+    pub bins: usize,
+}
+
+impl Sizes {
+    /// The sizes of comparing `live` with `reference`.
+    pub fn of(reference: &Histogram, live: &Histogram) -> Sizes {
+        let bins = reference.counts.iter().zip(&live.counts).filter(|(r, l)| **r + **l > 0.0).count();
+        Sizes { reference: reference.total(), live: live.total(), bins }
+    }
+
+    /// `1/n + 1/m`: how much two samples of these sizes differ by chance alone, per unit.
+    fn spread(&self) -> f64 {
+        1.0 / self.reference + 1.0 / self.live
+    }
+
+    fn check(&self, significance: f64) -> Result<(), StatsError> {
+        if !(significance > 0.0 && significance < 1.0) {
+            return Err(StatsError::Malformed(format!("significance {significance} is not between 0 and 1")));
+        }
+        if self.reference <= 0.0 {
+            return Err(StatsError::NoSamples("reference"));
+        }
+        if self.live <= 0.0 {
+            return Err(StatsError::NoSamples("live"));
+        }
+        Ok(())
+    }
+
+    /// The chi-square quantile `1 − significance` with `bins − 1` degrees of freedom.
+    fn chi_square(&self, significance: f64) -> Result<f64, StatsError> {
+        use statrs::distribution::{ChiSquared, ContinuousCDF};
+        self.check(significance)?;
+        if self.bins < 2 {
+            return Err(StatsError::Malformed(format!("{} bin(s) with samples; a comparison needs two", self.bins)));
+        }
+        let chi = ChiSquared::new((self.bins - 1) as f64).map_err(|e| StatsError::Malformed(e.to_string()))?;
+        Ok(chi.inverse_cdf(1.0 - significance))
+    }
+}
+
+/// The PSI that two samples of the same distribution exceed with probability `significance`:
+/// `χ²(1 − α; bins − 1) · (1/n + 1/m)` (PSI times `nm/(n+m)` is asymptotically chi-square).
+pub fn psi_critical(significance: f64, sizes: Sizes) -> Result<f64, StatsError> {
+    Ok(sizes.chi_square(significance)? * sizes.spread())
+}
+
+/// The KS statistic that two samples of the same distribution exceed with probability
+/// `significance`: `c(α) · sqrt((n + m)/(nm))`, `c(α) = sqrt(−ln(α/2)/2)` (the asymptotic
+/// two-sample value; on binned CDFs the test is conservative).
+pub fn ks_critical(significance: f64, sizes: Sizes) -> Result<f64, StatsError> {
+    sizes.check(significance)?;
+    Ok((-(significance / 2.0).ln() / 2.0).sqrt() * sizes.spread().sqrt())
+}
+
+/// The Jensen–Shannon distance (base 2) that two samples of the same distribution exceed with
+/// probability `significance`: the divergence in nats is about `χ²/8 · (1/n + 1/m)` (for equal
+/// sizes, 4n times it is the G-test statistic), so the distance is
+/// `sqrt(χ²(1 − α; bins − 1) · (1/n + 1/m) / (8 ln 2))`.
+pub fn js_critical(significance: f64, sizes: Sizes) -> Result<f64, StatsError> {
+    Ok((sizes.chi_square(significance)? * sizes.spread() / (8.0 * std::f64::consts::LN_2)).sqrt())
+}
+
 #[cfg(test)]
 mod tests;

@@ -621,6 +621,29 @@ fn hostile(t: &mut Table, m: &Value, p: &Value) {
         with(&live, "/spec/drift/minSamples", json!(0)),
         "minSamples must be between 1 and 1000000000",
     );
+    let automatic = with(&without(&live, "/spec/drift/threshold"), "/spec/drift/significance", json!(0.01));
+    t.accepts("a drift threshold from significance is accepted", "RetrainPolicy", automatic.clone());
+    let one_of = "set drift threshold, or significance for a threshold computed from the sample sizes, not both";
+    t.refuses(
+        "a drift trigger with threshold and significance is refused",
+        "RetrainPolicy",
+        with(&live, "/spec/drift/significance", json!(0.01)),
+        one_of,
+    );
+    t.refuses(
+        "a drift trigger with neither threshold nor significance is refused",
+        "RetrainPolicy",
+        without(&live, "/spec/drift/threshold"),
+        one_of,
+    );
+    for wrong in [0.0, 0.5] {
+        t.refuses(
+            &format!("a drift significance of {wrong} is refused"),
+            "RetrainPolicy",
+            with(&automatic, "/spec/drift/significance", json!(wrong)),
+            "significance must be above 0 and at most 0.2",
+        );
+    }
     t.refuses(
         "maxRetrainsPerDay 101 is refused",
         "RetrainPolicy",
