@@ -52,6 +52,8 @@ pub struct Metrics {
     analysis_queries: Family<QueryLabels, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge<i64, AtomicI64>,
+    /// The per-Model series.
+    pub models: std::sync::Arc<super::model_metrics::ModelSeries>,
 }
 
 impl Default for Metrics {
@@ -80,7 +82,10 @@ impl Default for Metrics {
             "Rollout analysis queries sent to Prometheus, by outcome",
             analysis_queries.clone(),
         );
-        Self { registry, reconciles, failures, duration, decide, analysis_queries, leader }
+        // Every Model is reconciled at least once a resync period; three without one: gone.
+        let models = std::sync::Arc::new(super::model_metrics::ModelSeries::new(3 * super::context::DEFAULT_RESYNC));
+        registry.register_collector(Box::new(models.clone()));
+        Self { registry, reconciles, failures, duration, decide, analysis_queries, leader, models }
     }
 }
 

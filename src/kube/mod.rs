@@ -11,6 +11,7 @@ pub mod invalid;
 pub mod lanes;
 pub mod metrics;
 pub mod model_controller;
+pub mod model_metrics;
 pub mod policy_controller;
 pub mod reading_clients;
 pub mod readings;

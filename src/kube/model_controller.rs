@@ -11,6 +11,7 @@ use kube::runtime::controller::Action;
 use crate::api::Model;
 use crate::error::{Error, Result};
 use crate::lifecycle::model::plan_model;
+use crate::lifecycle::monitor;
 
 use super::readings::{take, take_analysis};
 
@@ -79,6 +80,8 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     let plan = plan_model(children.observed(model), now);
     ctx.metrics.decided(decided + deciding.elapsed());
     apply_model_plan(&ctx.client, &ctx.events, model, &plan).await?;
+    let (gauges, counted) = monitor::after(&children, &plan);
+    ctx.metrics.models.record(&model.namespace().unwrap_or_default(), &model.name_any(), gauges, counted);
     ctx.metrics.reconciled(NAME, true);
     ctx.reset_backoff(&key(&guard));
     // Level-based: even with nothing to wait for, look again after the resync period.

@@ -40,6 +40,7 @@ pub mod history;
 pub mod inputs;
 pub mod ledger;
 pub mod model;
+pub mod monitor;
 pub mod plan;
 pub mod policy;
 pub mod reading;

@@ -55,6 +55,8 @@ pub struct Simulation {
     pub crash: Option<Crash>,
     /// When set, every plan that acted is kept here with its Model, for replaying through a shell.
     pub plans: Option<Vec<(crate::api::Model, crate::lifecycle::model::ModelPlan)>>,
+    /// What the controller would export about each Model (its `/metrics` series), by key.
+    pub exported: std::collections::BTreeMap<String, crate::lifecycle::monitor::Exported>,
     /// When set, answers the due analysis queries instead of the scripted metric timelines
     /// (a test plugs a real Prometheus in here).
     pub analysis_source: Option<Box<AnalysisSource>>,
@@ -90,6 +92,7 @@ impl Simulation {
             crash: None,
             plans: None,
             analysis_source: None,
+            exported: Default::default(),
             wake_at: Default::default(),
             changes_done: 0,
         }
@@ -249,6 +252,10 @@ impl Simulation {
                 }
                 children.readings = readings;
                 let plan = plan_model(children.observed(&model), self.cluster.now);
+                if !plan.steps.is_empty() {
+                    let (gauges, counted) = crate::lifecycle::monitor::after(&children, &plan);
+                    self.exported.entry(k.clone()).or_default().record(gauges, counted);
+                }
                 // Let go of the shared objects so that applying the plan changes them in place.
                 drop(children);
                 if let Some(wait) = plan.requeue_after {

@@ -296,6 +296,11 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
     let all = results.iter().all(|ok| *ok);
     if all {
         report.check("kubectl get mdl,mv,rtp shows a value in every printer column", printer_columns(cluster), None);
+        report.check(
+            "/metrics carries each Model's state and counts its rollbacks once",
+            model_series(controller).await,
+            None,
+        );
     }
     all
 }
@@ -371,3 +376,21 @@ pub mod history;
 pub mod progressive;
 pub mod quickstart;
 pub mod traffic;
+
+/// The per-Model series of the controller's `/metrics` after the stories: which version serves,
+/// and the rollbacks by reason, counted once each.
+async fn model_series(controller: &Controller) -> Check {
+    let expected = [
+        (r#"modelcycle_model_serving_version{namespace="e2e-canary",model="ranker"}"#, 2.0),
+        (r#"modelcycle_model_rollbacks_total{namespace="e2e-canary",model="ranker",reason="AnalysisFailed"}"#, 1.0),
+        (r#"modelcycle_model_serving_version{namespace="e2e-gateway",model="ranker"}"#, 1.0),
+        (r#"modelcycle_model_rollbacks_total{namespace="e2e-gateway",model="ranker",reason="Aborted"}"#, 1.0),
+        (r#"modelcycle_model_rollbacks_total{namespace="e2e-gateway",model="ranker",reason="AnalysisFailed"}"#, 1.0),
+        (r#"modelcycle_model_retrains_total{namespace="e2e-canary",model="ranker",trigger="Initial"}"#, 1.0),
+    ];
+    for (series, value) in expected {
+        let found = controller.metric(&format!("{series} ")).await?;
+        crate::ensure!(found == value, "{series} is {found}, not {value}");
+    }
+    Ok(())
+}
