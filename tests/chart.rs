@@ -56,9 +56,12 @@ fn rendered_manifests_are_valid_for_kubernetes_1_33_and_1_37() {
                 .expect("kubernetes-validate is installed (scripts/install-tools.sh)");
             let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{name} for {version}: {text}");
-            // ServiceMonitor is the Prometheus Operator's kind; there is no schema to check it against.
-            let unexpected: Vec<_> =
-                text.lines().filter(|l| !l.trim().is_empty() && !l.contains("ServiceMonitor")).collect();
+            // ServiceMonitor and PrometheusRule are the Prometheus Operator's kinds; there is no
+            // schema to check them against.
+            let unexpected: Vec<_> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.contains("ServiceMonitor") && !l.contains("PrometheusRule"))
+                .collect();
             assert!(unexpected.is_empty(), "{name} for {version}: {unexpected:?}");
         }
     }
@@ -89,7 +92,9 @@ fn defaults_render_a_cluster_wide_controller() {
 fn every_option_renders_its_objects() {
     let rendered = template(&["-f", &all_options()]).unwrap();
     let k = kinds(&rendered);
-    assert!(k.contains(&"ServiceMonitor".to_string()) && k.contains(&"PodDisruptionBudget".to_string()), "{k:?}");
+    for kind in ["ServiceMonitor", "PodDisruptionBudget", "PrometheusRule", "ConfigMap"] {
+        assert!(k.contains(&kind.to_string()), "{kind} missing from {k:?}");
+    }
     let roles: Vec<_> = documents(&rendered)
         .into_iter()
         .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "mc-modelcycle")
@@ -230,4 +235,23 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("modelcycle-chart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn the_alerts_and_the_dashboard_are_the_files_promtool_and_prometheus_check() {
+    let rendered = template(&["-f", &all_options()]).unwrap();
+    let docs = documents(&rendered);
+    let rule = docs.iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule");
+    let file: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("files/alerts.yaml")).unwrap()).unwrap();
+    assert_eq!(rule["spec"]["groups"], file["groups"], "the PrometheusRule carries files/alerts.yaml as it is");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let map = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("the dashboard's ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1", "the label Grafana's sidecar looks for");
+    let shipped: serde_json::Value = serde_json::from_str(map["data"]["modelcycle.json"].as_str().unwrap()).unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(chart_dir().join("files/dashboard.json")).unwrap()).unwrap();
+    assert_eq!(shipped, file);
+    let defaults = kinds(&template(&[]).unwrap());
+    assert!(!defaults.contains(&"PrometheusRule".to_string()) && !defaults.contains(&"ConfigMap".to_string()));
 }

@@ -471,3 +471,98 @@ fn the_controllers_metrics_pass_promtool_check_metrics() {
         .collect();
     assert!(lints.is_empty(), "promtool check metrics: {lints:?}");
 }
+
+/// The chart's alerts pass `promtool check rules` and their unit tests (`promtool test rules`:
+/// each alert fires when it should and stays quiet when it should not).
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for args in [
+        vec!["check", "rules", "charts/modelcycle/files/alerts.yaml"],
+        vec!["test", "rules", "tests/promtool/alerts_test.yaml"],
+    ] {
+        let out = std::process::Command::new("promtool").args(&args).current_dir(root).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool {args:?}: {said}");
+    }
+}
+
+/// What the controller exports about the Models of three moments of the examples: a canary
+/// mid-rollout, a finished shadow with a rollback, a RetrainPolicy with drift and quality.
+fn exported_metrics() -> String {
+    let metrics = modelcycle::kube::metrics::Metrics::default();
+    let load = |name: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+        modelcycle::sim::Simulation::new(modelcycle::sim::scenario::Scenario::load(&[dir]).unwrap())
+    };
+    let mut mid = load("shadow");
+    mid.run_until("2026-11-03T02:00:00Z".parse().unwrap());
+    let (mut done, mut retraining) = (load("shadow"), load("retraining"));
+    done.run();
+    retraining.run();
+    for (namespace, sim, key) in
+        [("mid", &mid, "ml/recommender"), ("ml", &done, "ml/recommender"), ("ml", &retraining, "ml/fraud")]
+    {
+        let exported = sim.exported[key].clone();
+        let counted = modelcycle::lifecycle::monitor::Counted {
+            retrains: exported.retrains.keys().cloned().collect(),
+            rollbacks: exported.rollbacks.keys().cloned().collect(),
+        };
+        let model = key.rsplit('/').next().unwrap();
+        metrics.models.record(namespace, model, exported.gauges, counted);
+    }
+    drop(metrics.reconcile_timer("model"));
+    metrics.reconciled("model", true);
+    metrics.render()
+}
+
+/// Every expression of the dashboard and of the alerts runs on a real Prometheus that scraped
+/// the controller's own metrics; each dashboard panel shows data.
+#[test]
+fn every_dashboard_and_alert_expression_runs_on_the_controllers_own_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("charts/modelcycle/files/dashboard.json")).unwrap())
+            .unwrap();
+    let panels: Vec<(String, String)> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap_or_default().to_string();
+            p["targets"].as_array().cloned().unwrap_or_default().into_iter().map(move |t| {
+                (
+                    title.clone(),
+                    t["expr"].as_str().unwrap_or_default().replace("$namespace", ".*").replace("$model", ".*"),
+                )
+            })
+        })
+        .collect();
+    assert!(panels.len() >= 12, "{} panel queries", panels.len());
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/modelcycle/files/alerts.yaml")).unwrap())
+            .unwrap();
+    let alerts: Vec<String> = rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect();
+    let rt = runtime();
+    let prom = rt.block_on(TestPrometheus::start(&exported_metrics()));
+    rt.block_on(async {
+        prom.wait_until_scraped("modelcycle_model_canary_weight_percent").await;
+        // Rates and increases need two scrapes of a counter.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let mut showing = std::collections::BTreeMap::<&str, bool>::new();
+        for (title, expr) in &panels {
+            let result = prom.query(expr).await.unwrap_or_else(|e| panic!("{title}: {expr}: {e}"));
+            *showing.entry(title).or_default() |= !result.is_empty();
+        }
+        let empty: Vec<_> = showing.iter().filter(|(_, shows)| !**shows).map(|(t, _)| *t).collect();
+        assert!(empty.is_empty(), "panels that show nothing: {empty:?}");
+        for expr in &alerts {
+            prom.query(expr).await.unwrap_or_else(|e| panic!("alert {expr}: {e}"));
+        }
+    });
+}

@@ -102,6 +102,18 @@ impl TestPrometheus {
     }
 
     /// Waits (up to 30 s) until `promql` returns at least one series.
+    /// Runs `promql` now: its result (possibly empty), or Prometheus' error.
+    pub async fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>, String> {
+        let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false).unwrap();
+        let url = format!("{}/api/v1/query", self.address);
+        let answer = client.get(&url).query(&[("query", promql)]).send().await.map_err(|e| e.to_string())?;
+        let v: serde_json::Value = answer.json().await.map_err(|e| e.to_string())?;
+        match v["status"].as_str() {
+            Some("success") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
+            _ => Err(format!("{}: {}", v["errorType"], v["error"])),
+        }
+    }
+
     pub async fn wait_until_scraped(&self, promql: &str) {
         let client = modelcycle::sources::prometheus::http_client(Duration::from_secs(5), false).unwrap();
         let started = Instant::now();
