@@ -82,8 +82,9 @@ impl Default for Metrics {
             "Rollout analysis queries sent to Prometheus, by outcome",
             analysis_queries.clone(),
         );
-        // Every Model is reconciled at least once a resync period; three without one: gone.
-        let models = std::sync::Arc::new(super::model_metrics::ModelSeries::new(3 * super::context::DEFAULT_RESYNC));
+        // The controller sets the expiry from its resync period once its flags are read.
+        let expiry = super::context::DEFAULT_RESYNC * super::model_metrics::EXPIRY_RESYNCS;
+        let models = std::sync::Arc::new(super::model_metrics::ModelSeries::new(expiry));
         registry.register_collector(Box::new(models.clone()));
         Self { registry, reconciles, failures, duration, decide, analysis_queries, leader, models }
     }

@@ -58,13 +58,23 @@ struct Entry {
 #[derive(Debug)]
 pub struct ModelSeries {
     models: Mutex<BTreeMap<(String, String), Entry>>,
-    expiry: Duration,
+    expiry: Mutex<Duration>,
 }
+
+/// How many resync periods without a reconcile make a Model's series drop out: every Model is
+/// reconciled at least once a resync period, so three without one means it is gone.
+pub const EXPIRY_RESYNCS: u32 = 3;
 
 impl ModelSeries {
     /// Series of Models not reconciled within `expiry` are dropped.
     pub fn new(expiry: Duration) -> Self {
-        Self { models: Mutex::default(), expiry }
+        Self { models: Mutex::default(), expiry: Mutex::new(expiry) }
+    }
+
+    /// Drops the series of Models not reconciled within [`EXPIRY_RESYNCS`] of `resync` from now on
+    /// (the controller's resync period, known once its flags are read).
+    pub fn expire_after_resyncs(&self, resync: Duration) {
+        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = resync * EXPIRY_RESYNCS;
     }
 
     /// Records a Model's state after a reconcile and counts what it did.
@@ -127,7 +137,7 @@ type Series<L> = Vec<(L, f64)>;
 impl Collector for ModelSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
-        let expiry = self.expiry;
+        let expiry = *self.expiry.lock().unwrap_or_else(PoisonError::into_inner);
         models.retain(|_, e| e.seen.elapsed() <= expiry);
         let mut serving: Series<ModelLabels> = vec![];
         let mut since: Series<ModelLabels> = vec![];
@@ -307,10 +317,13 @@ mod tests {
     }
 
     #[test]
-    fn a_model_not_reconciled_within_the_expiry_drops_out() {
-        let series = ModelSeries::new(Duration::ZERO);
+    fn a_model_not_reconciled_within_three_resync_periods_drops_out() {
+        let series = ModelSeries::new(Duration::from_secs(3600));
         series.record("ml", "gone", state(), Counted::default());
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!render(series).contains("gone"));
+        std::thread::sleep(Duration::from_millis(500));
+        series.expire_after_resyncs(Duration::from_millis(100)); // 300 ms
+        series.record("ml", "kept", state(), Counted::default());
+        let text = render(series);
+        assert!(!text.contains("gone") && text.contains("kept"), "{text}");
     }
 }

@@ -335,6 +335,8 @@ pub async fn run_controllers(
 
     let mut context = Context::new(client.clone(), metrics.clone());
     context.resync = settings.resync;
+    // A quiet Model is reconciled once a resync period: its series must outlive that.
+    metrics.models.expire_after_resyncs(settings.resync);
     context.prometheus_allowed = settings.prometheus_allowed;
     let ctx = Arc::new(ModelContext::new(context, children));
     let policy_ctx = Arc::new((
