@@ -1,11 +1,12 @@
 //! Benchmarks of the lifecycle core in the simulator: the quickstart, a simulated year of daily
 //! retraining for one Model, a year of hourly drift checks, and a year of weekly canaries judged
 //! on live metrics every minute; and the kube shell's selection of one Model's children from
-//! caches that hold those of many Models. `cargo bench --bench lifecycle` prints the figures;
+//! caches that hold those of many Models, and the memory the per-Model `/metrics` series hold.
+//! `cargo bench --bench lifecycle` prints the figures;
 //! under `cargo test` it runs each once as a smoke test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use modelcycle::sim::Simulation;
@@ -15,15 +16,19 @@ use modelcycle::sim::scenario::Scenario;
 struct Counting;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+/// Bytes handed out and not yet given back.
+static LIVE: AtomicI64 = AtomicI64::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: the caller upholds `alloc`'s contract, which is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: as for `alloc`.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -199,6 +204,34 @@ fn select_children(models: usize, runs: u32) {
     );
 }
 
+/// The memory the per-Model series of `/metrics` hold for `models` Models, each in the state of
+/// the shadow example's canary mid-rollout (serving version, training, gates, two analysis
+/// measurements, canary weight) with its retrains and rollback counted.
+fn model_series(models: usize) {
+    let mut sim = Simulation::new(
+        Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shadow")]).expect("the shadow example loads"),
+    );
+    sim.run_until("2026-11-03T02:00:00Z".parse().expect("a time"));
+    let exported = sim.exported["ml/recommender"].clone();
+    let counted = modelcycle::lifecycle::monitor::Counted {
+        retrains: exported.retrains.iter().map(|(k, _)| k.to_string()).collect(),
+        rollbacks: vec!["AnalysisFailed".into()],
+    };
+    let before = LIVE.load(Ordering::Relaxed);
+    let series = modelcycle::kube::model_metrics::ModelSeries::new(Duration::from_secs(3600));
+    for i in 0..models {
+        series.record("ml", &format!("model-{i:05}"), exported.gauges.clone(), counted.clone());
+    }
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    println!(
+        "{:<26} {:>9.1} KiB held, {:>6} bytes per Model",
+        format!("metrics of {models} Models"),
+        held as f64 / 1024.0,
+        held / models as i64
+    );
+    drop(series);
+}
+
 /// A benchmark: its name, its scenario (given the weeks to simulate where that applies), its runs.
 type Bench = (String, fn(u32) -> Scenario, u32);
 
@@ -235,6 +268,11 @@ fn main() {
     for models in [100, 1_000, 10_000] {
         if wanted("children") && (benchmarking || models == 100) {
             select_children(models, runs);
+        }
+    }
+    for models in [1_000, 10_000] {
+        if wanted("metrics") && (benchmarking || models == 1_000) {
+            model_series(models);
         }
     }
 }

@@ -442,8 +442,8 @@ fn the_controllers_metrics_pass_promtool_check_metrics() {
     sim.run();
     let exported = sim.exported["ml/recommender"].clone();
     let counted = modelcycle::lifecycle::monitor::Counted {
-        retrains: exported.retrains.keys().cloned().collect(),
-        rollbacks: exported.rollbacks.keys().cloned().collect(),
+        retrains: exported.retrains.iter().map(|(k, _)| k.to_string()).collect(),
+        rollbacks: exported.rollbacks.iter().map(|(k, _)| k.to_string()).collect(),
     };
     metrics.models.record("ml", "recommender", exported.gauges, counted);
     metrics.reconciled("model", true);
@@ -505,8 +505,8 @@ fn exported_metrics() -> String {
     {
         let exported = sim.exported[key].clone();
         let counted = modelcycle::lifecycle::monitor::Counted {
-            retrains: exported.retrains.keys().cloned().collect(),
-            rollbacks: exported.rollbacks.keys().cloned().collect(),
+            retrains: exported.retrains.iter().map(|(k, _)| k.to_string()).collect(),
+            rollbacks: exported.rollbacks.iter().map(|(k, _)| k.to_string()).collect(),
         };
         let model = key.rsplit('/').next().unwrap();
         metrics.models.record(namespace, model, exported.gauges, counted);

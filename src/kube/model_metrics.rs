@@ -196,11 +196,11 @@ impl Collector for ModelSeries {
                 quality_min.extend(q.min.map(|v| (of(), v)));
                 quality_max.extend(q.max.map(|v| (of(), v)));
             }
-            for (trigger, n) in &e.exported.retrains {
-                retrains.push((TriggerLabels { namespace: ns(), model: m(), trigger: trigger.clone() }, *n));
+            for (trigger, n) in e.exported.retrains.iter() {
+                retrains.push((TriggerLabels { namespace: ns(), model: m(), trigger: trigger.to_string() }, n));
             }
-            for (reason, n) in &e.exported.rollbacks {
-                rollbacks.push((ReasonLabels { namespace: ns(), model: m(), reason: reason.clone() }, *n));
+            for (reason, n) in e.exported.rollbacks.iter() {
+                rollbacks.push((ReasonLabels { namespace: ns(), model: m(), reason: reason.to_string() }, n));
             }
         }
         let e = &mut encoder;
@@ -258,7 +258,7 @@ mod tests {
                 succeeded: Some(true),
             }),
             canary_weight: Some(25),
-            gates: [("auc".to_string(), true)].into(),
+            gates: vec![("auc".to_string(), true)],
             analysis: vec![AnalysisGauge {
                 metric: "error-rate".into(),
                 bound: "max".into(),
