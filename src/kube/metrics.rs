@@ -83,8 +83,7 @@ impl Default for Metrics {
             analysis_queries.clone(),
         );
         // The controller sets the expiry from its resync period once its flags are read.
-        let expiry = super::context::DEFAULT_RESYNC * super::model_metrics::EXPIRY_RESYNCS;
-        let models = std::sync::Arc::new(super::model_metrics::ModelSeries::new(expiry));
+        let models = std::sync::Arc::new(super::model_metrics::ModelSeries::default());
         registry.register_collector(Box::new(models.clone()));
         Self { registry, reconciles, failures, duration, decide, analysis_queries, leader, models }
     }

@@ -55,10 +55,11 @@ struct Entry {
 }
 
 /// The last state of every Model this replica reconciles.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ModelSeries {
     models: Mutex<BTreeMap<(String, String), Entry>>,
-    expiry: Mutex<Duration>,
+    /// Unset until the controller knows its resync period: nothing expires.
+    expiry: Mutex<Option<Duration>>,
 }
 
 /// How many resync periods without a reconcile make a Model's series drop out: every Model is
@@ -68,13 +69,13 @@ pub const EXPIRY_RESYNCS: u32 = 3;
 impl ModelSeries {
     /// Series of Models not reconciled within `expiry` are dropped.
     pub fn new(expiry: Duration) -> Self {
-        Self { models: Mutex::default(), expiry: Mutex::new(expiry) }
+        Self { models: Mutex::default(), expiry: Mutex::new(Some(expiry)) }
     }
 
     /// Drops the series of Models not reconciled within [`EXPIRY_RESYNCS`] of `resync` from now on
     /// (the controller's resync period, known once its flags are read).
     pub fn expire_after_resyncs(&self, resync: Duration) {
-        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = resync * EXPIRY_RESYNCS;
+        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = Some(resync * EXPIRY_RESYNCS);
     }
 
     /// Records a Model's state after a reconcile and counts what it did.
@@ -137,8 +138,9 @@ type Series<L> = Vec<(L, f64)>;
 impl Collector for ModelSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
-        let expiry = *self.expiry.lock().unwrap_or_else(PoisonError::into_inner);
-        models.retain(|_, e| e.seen.elapsed() <= expiry);
+        if let Some(expiry) = *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) {
+            models.retain(|_, e| e.seen.elapsed() <= expiry);
+        }
         let mut serving: Series<ModelLabels> = vec![];
         let mut since: Series<ModelLabels> = vec![];
         let mut started: Series<ModelLabels> = vec![];

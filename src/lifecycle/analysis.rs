@@ -3,12 +3,11 @@
 //! module asks for and hands their answers back in [`Readings::analysis`]; both sides compute
 //! what is due from the same observed state, so they always agree.
 
-use std::collections::BTreeMap;
-
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+pub use super::reading::{AnalysisAnswers, AnalysisQuery, Shape};
 use super::reading::{QueryVars, ReadingError, ReadingReason};
 use crate::api::{
     AnalysisMetric, AnalysisSpec, AnalysisStage, AnalysisStatus, AnalysisVerdict, DistributionComparison, Goal,
@@ -33,70 +32,6 @@ pub const ABORT_ANNOTATION: &str = "modelcycle.io/abort";
 pub const DEFAULT_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
 /// The shortest interval between measurements (the admission minimum of `analysis.interval`).
 pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(10);
-
-/// One query the shell must run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnalysisQuery {
-    /// The analysis metric's name.
-    pub metric: String,
-    /// The version whose traffic it measures.
-    pub version: u32,
-    /// The PromQL, placeholders filled.
-    pub query: String,
-    /// What the answer must be.
-    pub shape: Shape,
-}
-
-/// What an analysis query must answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// One number.
-    Number,
-    /// A histogram (series with an `le` label).
-    Histogram,
-}
-
-/// The answers to the analysis queries that were due, by query text.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AnalysisAnswers {
-    /// Answers to [`Shape::Number`] queries.
-    pub numbers: BTreeMap<String, Result<f64, ReadingError>>,
-    /// Answers to [`Shape::Histogram`] queries.
-    pub histograms: BTreeMap<String, Result<Histogram, ReadingError>>,
-}
-
-impl AnalysisAnswers {
-    /// Every query answered with the same error.
-    pub fn failed(queries: &[AnalysisQuery], error: &ReadingError) -> Self {
-        let mut out = Self::default();
-        for q in queries {
-            match q.shape {
-                Shape::Number => out.numbers.insert(q.query.clone(), Err(error.clone())).map(|_| ()),
-                Shape::Histogram => out.histograms.insert(q.query.clone(), Err(error.clone())).map(|_| ()),
-            };
-        }
-        out
-    }
-
-    /// Whether `q` has an answer.
-    fn answered(&self, q: &AnalysisQuery) -> bool {
-        match q.shape {
-            Shape::Number => self.numbers.contains_key(&q.query),
-            Shape::Histogram => self.histograms.contains_key(&q.query),
-        }
-    }
-
-    /// Whether every answer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.numbers.is_empty() && self.histograms.is_empty()
-    }
-
-    /// The failures among the answers, for counting.
-    pub fn results(&self) -> impl Iterator<Item = Result<(), &ReadingError>> {
-        let numbers = self.numbers.values().map(|a| a.as_ref().map(|_| ()));
-        numbers.chain(self.histograms.values().map(|a| a.as_ref().map(|_| ())))
-    }
-}
 
 /// Samples a distribution metric needs on each side by default.
 pub const DEFAULT_MIN_SAMPLES: u64 = 100;

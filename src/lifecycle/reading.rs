@@ -1,5 +1,10 @@
-//! Readings of live metrics as the core sees them: the errors a reading can end in, and the
-//! query placeholders. No HTTP here; `sources::prometheus` takes the readings.
+//! Readings of live metrics as the core sees them: the errors a reading can end in, the query
+//! placeholders, and the analysis queries the shells run with their typed answers. No HTTP
+//! here; `sources::prometheus` takes the readings.
+
+use std::collections::BTreeMap;
+
+use crate::stats::Histogram;
 
 /// Why a query gave no usable number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -211,5 +216,73 @@ mod tests {
         assert!(!address_allowed("http://prometheus.monitoring:9090.evil.example", &allowed));
         assert!(!address_allowed("http://169.254.169.254/latest/meta-data", &allowed));
         assert!(address_allowed("http://anything", &[]), "no allowlist: every address");
+    }
+}
+
+/// One query the shell must run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnalysisQuery {
+    /// The analysis metric's name.
+    pub metric: String,
+    /// The version whose traffic it measures.
+    pub version: u32,
+    /// The PromQL, placeholders filled.
+    pub query: String,
+    /// What the answer must be.
+    pub shape: Shape,
+}
+
+/// What an analysis query must answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One number.
+    Number,
+    /// A histogram (series with an `le` label).
+    Histogram,
+}
+
+/// The answers to the analysis queries that were due, by query text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalysisAnswers {
+    /// Answers to [`Shape::Number`] queries.
+    pub numbers: BTreeMap<String, Result<f64, ReadingError>>,
+    /// Answers to [`Shape::Histogram`] queries.
+    pub histograms: BTreeMap<String, Result<Histogram, ReadingError>>,
+}
+
+impl AnalysisAnswers {
+    /// Every query answered with the same error.
+    pub fn failed(queries: &[AnalysisQuery], error: &ReadingError) -> Self {
+        let mut out = Self::default();
+        for q in queries {
+            match q.shape {
+                Shape::Number => {
+                    out.numbers.insert(q.query.clone(), Err(error.clone()));
+                }
+                Shape::Histogram => {
+                    out.histograms.insert(q.query.clone(), Err(error.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `q` has an answer.
+    pub(super) fn answered(&self, q: &AnalysisQuery) -> bool {
+        match q.shape {
+            Shape::Number => self.numbers.contains_key(&q.query),
+            Shape::Histogram => self.histograms.contains_key(&q.query),
+        }
+    }
+
+    /// Whether every answer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty() && self.histograms.is_empty()
+    }
+
+    /// The failures among the answers, for counting.
+    pub fn results(&self) -> impl Iterator<Item = Result<(), &ReadingError>> {
+        let numbers = self.numbers.values().map(|a| a.as_ref().map(|_| ()));
+        numbers.chain(self.histograms.values().map(|a| a.as_ref().map(|_| ())))
     }
 }

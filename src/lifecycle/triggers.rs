@@ -73,7 +73,7 @@ pub struct Readings {
     /// The value of the performance query.
     pub performance: Option<Result<f64, ReadingError>>,
     /// Answers to the rollout analysis queries that were due.
-    pub analysis: super::analysis::AnalysisAnswers,
+    pub analysis: super::reading::AnalysisAnswers,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].
