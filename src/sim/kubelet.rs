@@ -99,8 +99,15 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
             let mut reference = script.reference.clone().unwrap_or_default();
             if script.reference_from_live == Some(true) {
                 let elapsed = due.duration_since(scenario.start());
-                if let Some(step) = scenario.file.live.drift.iter().rev().find(|s| s.at.0 <= elapsed) {
-                    reference.insert("predictions".into(), step.value.histogram.clone());
+                let step = scenario.file.live.drift.iter().rev().find(|s| s.at.0 <= elapsed);
+                if let Some(mut histogram) = step.and_then(|s| s.value.histogram.clone()) {
+                    // JSON has no infinity: a trainer reports the finite buckets, and the
+                    // comparison with live histograms lines Prometheus' `+Inf` bucket up again.
+                    if histogram.bounds.last().is_some_and(|b| b.is_infinite()) {
+                        histogram.bounds.pop();
+                        histogram.counts.pop();
+                    }
+                    reference.insert("predictions".into(), histogram);
                 }
             }
             if !reference.is_empty() {

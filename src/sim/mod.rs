@@ -57,11 +57,43 @@ pub struct Simulation {
     pub plans: Option<Vec<(crate::api::Model, crate::lifecycle::model::ModelPlan)>>,
     /// What the controller would export about each Model (its `/metrics` series), by key.
     pub exported: std::collections::BTreeMap<String, crate::lifecycle::monitor::Exported>,
+    /// When set, what each RetrainPolicy checked and fired, by key, recorded as it happens
+    /// (its status keeps only the last check and the last few firings).
+    pub policy_records: Option<std::collections::BTreeMap<String, PolicyRecord>>,
     /// When set, answers the due analysis queries instead of the scripted metric timelines
     /// (a test plugs a real Prometheus in here).
     pub analysis_source: Option<Box<AnalysisSource>>,
     wake_at: std::collections::BTreeMap<String, Timestamp>,
     changes_done: usize,
+}
+
+/// Everything one RetrainPolicy checked and fired during a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyRecord {
+    /// Every drift check, in time order.
+    pub drift: Vec<crate::api::CheckStatus>,
+    /// Every performance check, in time order.
+    pub performance: Vec<crate::api::CheckStatus>,
+    /// Every firing, held back or not, in time order (a repeat of the same hold is recorded once,
+    /// as the status records it).
+    pub firings: Vec<crate::api::Firing>,
+}
+
+impl PolicyRecord {
+    /// Adds what `status` holds that is newer than what is recorded.
+    fn note(&mut self, status: &crate::api::RetrainPolicyStatus) {
+        for (kept, check) in [(&mut self.drift, &status.drift), (&mut self.performance, &status.performance)] {
+            if let Some(check) = check
+                && check.checked_at.is_some()
+                && kept.last().is_none_or(|last| last.checked_at != check.checked_at)
+            {
+                kept.push(check.clone());
+            }
+        }
+        let known = self.firings.last().and_then(|last| status.recent_firings.iter().rposition(|f| f == last));
+        let new = known.map_or(0, |i| i + 1);
+        self.firings.extend(status.recent_firings[new..].iter().cloned());
+    }
 }
 
 /// Answers analysis queries for a Model.
@@ -92,6 +124,7 @@ impl Simulation {
             crash: None,
             plans: None,
             analysis_source: None,
+            policy_records: None,
             exported: Default::default(),
             wake_at: Default::default(),
             changes_done: 0,
@@ -275,6 +308,7 @@ impl Simulation {
                 self.reconciles += 1;
                 self.acting_reconciles += 1;
                 let events = self.cluster.apply(&k, &plan, &mut budget);
+                self.record_policies(&model);
                 if let Some(plans) = self.plans.as_mut() {
                     plans.push(((*model).clone(), plan.clone()));
                 }
@@ -339,6 +373,20 @@ impl Simulation {
         }
     }
 
+    /// Notes what the Model's RetrainPolicies checked and fired, when records are kept.
+    fn record_policies(&mut self, model: &Model) {
+        let Some(records) = self.policy_records.as_mut() else { return };
+        let (namespace, name) = (model.namespace(), model.name_any());
+        for (k, policy) in &self.cluster.policies {
+            if policy.namespace() == namespace
+                && policy.spec.model_ref.name == name
+                && let Some(status) = &policy.status
+            {
+                records.entry(k.clone()).or_default().note(status);
+            }
+        }
+    }
+
     /// Records a broken rule once.
     fn violate(&mut self, violation: String) {
         self.cluster.violate(violation);
@@ -357,8 +405,13 @@ impl Simulation {
             }
             found.unwrap_or(Err(ReadingError::NoData))
         };
-        let drift_now = live.drift.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| Ok(s.value.histogram.clone()));
-        let performance_now = live.performance.iter().rev().find(|s| s.at.0 <= elapsed).map(|s| s.value.value);
+        let drift_now = live
+            .drift
+            .iter()
+            .rev()
+            .find(|s| s.at.0 <= elapsed)
+            .map(|s| s.value.histogram.clone().ok_or(ReadingError::NoData));
+        let performance_now = live.performance.iter().rev().find(|s| s.at.0 <= elapsed).and_then(|s| s.value.value);
         Readings {
             drift: due.drift.as_ref().map(|_| answer(drift_now.clone())),
             reference: due.reference.as_ref().map(|_| answer(drift_now.clone())),

@@ -140,16 +140,18 @@ pub struct Step<T> {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DriftAnswer {
-    /// The live histogram over the window.
-    pub histogram: crate::stats::Histogram,
+    /// The live histogram over the window; left out: the query returns no data.
+    #[serde(default)]
+    pub histogram: Option<crate::stats::Histogram>,
 }
 
 /// A performance query's answer.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PerformanceAnswer {
-    /// The live metric.
-    pub value: f64,
+    /// The live metric; left out: the query returns no data.
+    #[serde(default)]
+    pub value: Option<f64>,
 }
 
 /// A time Prometheus cannot be reached.
@@ -234,31 +236,72 @@ impl Scenario {
     /// Reads a scenario from a directory (every `*.yaml`) or from files: documents of kind
     /// Model and RetrainPolicy are manifests; a document with a `duration` is the scenario.
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<Scenario, String> {
-        let mut files = vec![];
-        for path in paths {
-            let path = path.as_ref();
-            if path.is_dir() {
-                let mut entries: Vec<_> = std::fs::read_dir(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                    .collect();
-                entries.sort();
-                files.extend(entries);
-            } else {
-                files.push(path.to_path_buf());
-            }
-        }
-        let mut texts = vec![];
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            texts.push((file.display().to_string(), text));
-        }
-        Self::parse(&texts)
+        Self::parse(&read_texts(paths)?)
     }
 
     /// Parses named YAML texts (see [`Scenario::load`]).
     pub fn parse(texts: &[(String, String)]) -> Result<Scenario, String> {
+        let Manifests { models, policies, scenario } = Manifests::parse(texts)?;
+        let mut file = scenario.ok_or("no scenario document (one with `duration:`) was found")?;
+        // Changes happen in time order whatever order the file lists them in (stable: two changes
+        // at the same instant keep the file's order).
+        file.changes.sort_by_key(|c| c.at);
+        if models.is_empty() {
+            return Err("no Model manifest was found".into());
+        }
+        for change in &file.changes {
+            if change.model.is_none() && change.policy.is_none() && models.len() > 1 {
+                return Err("a change names no model, and there are several".into());
+            }
+        }
+        Ok(Scenario { file, models, policies })
+    }
+}
+
+/// The documents of a directory or of files: Models, RetrainPolicies and at most one scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Manifests {
+    /// Documents of kind Model.
+    pub models: Vec<Model>,
+    /// Documents of kind RetrainPolicy.
+    pub policies: Vec<RetrainPolicy>,
+    /// The document with a `duration`, if any.
+    pub scenario: Option<ScenarioFile>,
+}
+
+/// The texts of a directory's `*.yaml` files (in name order) or of the files named, with their names.
+pub fn read_texts(paths: &[impl AsRef<Path>]) -> Result<Vec<(String, String)>, String> {
+    let mut files = vec![];
+    for path in paths {
+        let path = path.as_ref();
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
+    let mut texts = vec![];
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        texts.push((file.display().to_string(), text));
+    }
+    Ok(texts)
+}
+
+impl Manifests {
+    /// Reads the documents of a directory or of files (see [`read_texts`]).
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Manifests, String> {
+        Self::parse(&read_texts(paths)?)
+    }
+
+    /// Sorts named YAML texts into manifests and a scenario; any other document is an error.
+    pub fn parse(texts: &[(String, String)]) -> Result<Manifests, String> {
         let (mut models, mut policies, mut scenario) = (vec![], vec![], None);
         for (name, text) in texts {
             for doc in serde_yaml::Deserializer::from_str(text) {
@@ -284,19 +327,7 @@ impl Scenario {
                 }
             }
         }
-        let mut file = scenario.ok_or("no scenario document (one with `duration:`) was found")?;
-        // Changes happen in time order whatever order the file lists them in (stable: two changes
-        // at the same instant keep the file's order).
-        file.changes.sort_by_key(|c| c.at);
-        if models.is_empty() {
-            return Err("no Model manifest was found".into());
-        }
-        for change in &file.changes {
-            if change.model.is_none() && change.policy.is_none() && models.len() > 1 {
-                return Err("a change names no model, and there are several".into());
-            }
-        }
-        Ok(Scenario { file, models, policies })
+        Ok(Manifests { models, policies, scenario })
     }
 }
 
