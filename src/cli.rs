@@ -27,6 +27,12 @@ pub enum Command {
     Crd(CrdArgs),
     /// Simulate Models in an in-memory cluster with a virtual clock; no cluster needed.
     Simulate(SimulateArgs),
+    /// Replay a RetrainPolicy (and its Model's gates) over a past period of live readings: when it
+    /// would have fired and why, what hygiene held back, what it would have cost; with a chart.
+    Backtest(BacktestArgs),
+    /// Measure how fast a Model's live quality falls with its age and recommend a retraining
+    /// interval from the cost of a training and the value of quality; with a chart.
+    Advise(AdviseArgs),
     /// Print the version.
     Version,
 }
@@ -49,6 +55,112 @@ pub struct SimulateArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+/// Where a command's past comes from and where its results go: shared by `backtest` and `advise`.
+#[derive(Args, Debug)]
+pub struct PastArgs {
+    /// Read the readings from this Prometheus (default: the policy's `spec.prometheus.address`).
+    #[arg(long, conflicts_with = "history")]
+    pub prometheus: Option<String>,
+    /// A bearer token for Prometheus, read from this file.
+    #[arg(long)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Use readings recorded by an earlier `--record` instead of asking Prometheus.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Write the readings read from Prometheus to this file (YAML), to run again with `--history`.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Start of the period (RFC 3339, e.g. 2026-10-01T00:00:00Z). Default: for a backtest `--to`
+    /// minus 28 days, for advice when the oldest version started training.
+    #[arg(long)]
+    pub from: Option<jiff::Timestamp>,
+    /// End of the period (RFC 3339); default: now.
+    #[arg(long)]
+    pub to: Option<jiff::Timestamp>,
+    /// Write the chart (SVG) to this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `modelcycle backtest`.
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    /// A directory, or files, holding the Model and its RetrainPolicy (the manifests as applied).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The RetrainPolicy to replay, when the files hold several.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// The version that served during the period, for queries with a `{{version}}` placeholder.
+    #[arg(long)]
+    pub serving_version: Option<u32>,
+    /// How long each training takes in the replay.
+    #[arg(long, default_value = "30m")]
+    pub training_time: jiff::SignedDuration,
+    /// A metric every training reports to the gates, `name=value`; repeat for more. Without any,
+    /// the gates are not judged.
+    #[arg(long = "metric", value_parser = parse_metric)]
+    pub metrics: Vec<(String, f64)>,
+    /// The period, where it comes from, and the outputs.
+    #[command(flatten)]
+    pub past: PastArgs,
+}
+
+/// Arguments of `modelcycle advise`.
+#[derive(Args, Debug)]
+pub struct AdviseArgs {
+    /// The Model's ModelVersions as YAML, e.g. `kubectl get modelversions -l modelcycle.io/model=NAME -o yaml > versions.yaml`.
+    #[arg(long)]
+    pub versions: PathBuf,
+    /// PromQL returning the live quality of whatever version serves (one series), e.g. accuracy
+    /// against delayed labels. Default: the performance query of the RetrainPolicy in `--policy`.
+    #[arg(long)]
+    pub quality_query: Option<String>,
+    /// A file holding the Model's RetrainPolicy, for its performance query and its Prometheus.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Time between two quality readings.
+    #[arg(long, default_value = "1h")]
+    pub step: jiff::SignedDuration,
+    /// What one training costs (compute, people, review), in any currency.
+    #[arg(long)]
+    pub training_cost: f64,
+    /// What one point of the quality metric is worth a month, in the same currency.
+    #[arg(long)]
+    pub value_per_point: f64,
+    /// How much of the metric one point is: 0.01 for a percentage point of accuracy.
+    #[arg(long, default_value_t = 0.01)]
+    pub point: f64,
+    /// Whether higher quality is better (maximize) or lower (minimize, for a loss).
+    #[arg(long, value_enum, default_value_t = GoalArg::Maximize)]
+    pub goal: GoalArg,
+    /// The period, where it comes from, and the outputs.
+    #[command(flatten)]
+    pub past: PastArgs,
+}
+
+/// Which way quality is better.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoalArg {
+    /// Higher is better.
+    Maximize,
+    /// Lower is better.
+    Minimize,
+}
+
+/// `name=value` with a finite number.
+pub fn parse_metric(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not name=value"))?;
+    let value: f64 = value.trim().parse().map_err(|_| format!("{value:?} is not a number"))?;
+    if name.trim().is_empty() || !value.is_finite() {
+        return Err(format!("{text:?} needs a name and a finite number"));
+    }
+    Ok((name.trim().to_string(), value))
 }
 
 /// Arguments of `modelcycle crd`.

@@ -1,7 +1,10 @@
 //! modelcycle: a Kubernetes operator that keeps machine-learning models good in production.
 
+pub mod advise;
 pub mod api;
+pub mod backtest;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod kube;
 pub mod lifecycle;

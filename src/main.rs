@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crd(args) => modelcycle::cli::crd(&args),
         Command::Simulate(args) => modelcycle::cli::simulate(&args),
+        Command::Backtest(args) => modelcycle::commands::backtest(&args),
+        Command::Advise(args) => modelcycle::commands::advise(&args),
         Command::Version => {
             println!("modelcycle {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -144,6 +144,39 @@ pub fn due_checks(policy: &RetrainPolicy, model: &Model, ledger: &Ledger, now: T
     checks
 }
 
+/// A live check's query as it is sent while `version` serves, and how often it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckQuery {
+    /// The PromQL, placeholders filled in.
+    pub query: String,
+    /// Time between two checks.
+    pub interval: SignedDuration,
+}
+
+/// The drift and the performance query of `policy` as its checks send them while `version`
+/// serves (the same rendering as [`due_checks`]): what a backtest reads over a past period.
+pub fn check_queries(policy: &RetrainPolicy, model: &Model, version: &str) -> (Option<CheckQuery>, Option<CheckQuery>) {
+    let render = |window: SignedDuration, q: &str| {
+        QueryVars {
+            model: model.name_any(),
+            namespace: model.namespace().unwrap_or_default(),
+            version: version.to_string(),
+            stable_version: version.to_string(),
+            window: Some(prom_duration(window)),
+        }
+        .render(q)
+    };
+    let drift = policy.spec.drift.as_ref().map(|d| CheckQuery {
+        query: render(span(Some(&d.window), DEFAULT_CHECK_INTERVAL), &d.query),
+        interval: interval_span(d.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
+    });
+    let performance = policy.spec.performance.as_ref().map(|p| CheckQuery {
+        query: render(DEFAULT_CHECK_INTERVAL, &p.query),
+        interval: interval_span(p.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
+    });
+    (drift, performance)
+}
+
 /// When version `n` started serving: the time of its last `Serve` decision.
 pub fn serving_since(ledger: &Ledger, n: u32) -> Option<Timestamp> {
     ledger.get(n)?.status.decisions.iter().rev().find(|d| d.action == "Serve").map(|d| d.time.0)

@@ -39,6 +39,25 @@ struct Data {
     result: serde_json::Value,
 }
 
+/// Points Prometheus answers for one series of a range query at most.
+const RANGE_POINTS: i32 = 11_000;
+
+/// One series of a range query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its samples, oldest first.
+    pub samples: Vec<(jiff::Timestamp, f64)>,
+}
+
+#[derive(Deserialize)]
+struct RangeSample {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
 #[derive(Deserialize)]
 struct Sample {
     #[serde(default)]
@@ -68,8 +87,77 @@ impl Prometheus {
 
     /// The samples of an instant query: each series' labels and value.
     pub async fn query(&self, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, ReadingError> {
-        let url = format!("{}/api/v1/query", self.address);
-        let mut request = self.http.get(&url).query(&[("query", promql)]);
+        let data = self.get("query", &[("query", promql.to_string())]).await?;
+        match data.result_type.as_str() {
+            "vector" => {
+                let samples: Vec<Sample> =
+                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
+                samples.into_iter().map(|s| Ok((s.metric, parse_value(&s.value.1)?))).collect()
+            }
+            "scalar" => {
+                let (_, value): (f64, String) =
+                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
+                Ok(vec![(BTreeMap::new(), parse_value(&value)?)])
+            }
+            other => Err(ReadingError::Unexpected(format!(
+                "a {other} result; the query must return an instant vector or scalar"
+            ))),
+        }
+    }
+
+    /// The series of a range query from `start` to `end` every `step`: each series' labels and
+    /// its samples in time order. Longer ranges than Prometheus answers at once (11,000 points a
+    /// series) are asked for in parts.
+    pub async fn range(
+        &self,
+        promql: &str,
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+        step: jiff::SignedDuration,
+    ) -> Result<Vec<Series>, ReadingError> {
+        if step.as_secs() < 1 {
+            return Err(ReadingError::Unexpected("a range query needs a step of at least a second".into()));
+        }
+        let part = step.checked_mul(RANGE_POINTS - 1).unwrap_or(jiff::SignedDuration::MAX);
+        let mut series: BTreeMap<BTreeMap<String, String>, Vec<(jiff::Timestamp, f64)>> = BTreeMap::new();
+        let mut from = start;
+        while from <= end {
+            let to = from.checked_add(part).map_or(end, |t| t.min(end));
+            let data = self
+                .get(
+                    "query_range",
+                    &[
+                        ("query", promql.to_string()),
+                        ("start", from.as_second().to_string()),
+                        ("end", to.as_second().to_string()),
+                        ("step", step.as_secs().to_string()),
+                    ],
+                )
+                .await?;
+            if data.result_type != "matrix" {
+                return Err(ReadingError::Unexpected(format!("a {} result to a range query", data.result_type)));
+            }
+            let answered: Vec<RangeSample> =
+                serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
+            for s in answered {
+                let samples = series.entry(s.metric).or_default();
+                for (t, v) in s.values {
+                    let time = jiff::Timestamp::from_millisecond((t * 1000.0).round() as i64)
+                        .map_err(|e| ReadingError::Unexpected(format!("a sample time {t}: {e}")))?;
+                    samples.push((time, parse_value(&v)?));
+                }
+            }
+            match to.checked_add(step) {
+                Ok(next) if to < end => from = next,
+                _ => break,
+            }
+        }
+        Ok(series.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
+    }
+
+    async fn get(&self, endpoint: &str, params: &[(&str, String)]) -> Result<Data, ReadingError> {
+        let url = format!("{}/api/v1/{endpoint}", self.address);
+        let mut request = self.http.get(&url).query(params);
         if let Some(token) = &self.bearer_token {
             request = request.bearer_auth(token);
         }
@@ -95,22 +183,7 @@ impl Prometheus {
                 message: parsed.error.unwrap_or_default(),
             });
         }
-        let data = parsed.data.ok_or_else(|| ReadingError::Unexpected("no data in a successful answer".into()))?;
-        match data.result_type.as_str() {
-            "vector" => {
-                let samples: Vec<Sample> =
-                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
-                samples.into_iter().map(|s| Ok((s.metric, parse_value(&s.value.1)?))).collect()
-            }
-            "scalar" => {
-                let (_, value): (f64, String) =
-                    serde_json::from_value(data.result).map_err(|e| ReadingError::Unexpected(e.to_string()))?;
-                Ok(vec![(BTreeMap::new(), parse_value(&value)?)])
-            }
-            other => Err(ReadingError::Unexpected(format!(
-                "a {other} result; the query must return an instant vector or scalar"
-            ))),
-        }
+        parsed.data.ok_or_else(|| ReadingError::Unexpected("no data in a successful answer".into()))
     }
 
     /// One number: the query must return exactly one series (or a scalar).

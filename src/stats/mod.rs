@@ -67,7 +67,8 @@ impl Histogram {
         Ok(Histogram { bounds: buckets.iter().map(|b| b.0).collect(), counts })
     }
 
-    fn validate(&self) -> Result<(), StatsError> {
+    /// Checks that bounds and counts pair up and every count is a finite non-negative number.
+    pub fn validate(&self) -> Result<(), StatsError> {
         if self.bounds.len() != self.counts.len() || self.bounds.is_empty() {
             return Err(StatsError::Malformed(format!(
                 "{} bounds and {} counts",

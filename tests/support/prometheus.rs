@@ -95,6 +95,41 @@ impl TestPrometheus {
         prometheus
     }
 
+    /// A Prometheus holding the samples of `openmetrics` (OpenMetrics text with timestamps, ending
+    /// in `# EOF`) as history: written into blocks with `promtool tsdb create-blocks-from
+    /// openmetrics` before it starts, kept for ten years, scraping nothing.
+    pub async fn backfilled(openmetrics: &str) -> TestPrometheus {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("modelcycle-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("history.om"), openmetrics).unwrap();
+        let made = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(dir.join("history.om"))
+            .arg(dir.join("data"))
+            .output()
+            .expect("promtool is installed (scripts/install-tools.sh installs Debian's package)");
+        assert!(made.status.success(), "promtool refused the history: {}", String::from_utf8_lossy(&made.stderr));
+        std::fs::write(dir.join("prometheus.yml"), "global: {scrape_interval: 1m}\n").unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg("--storage.tsdb.retention.time=3650d")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed");
+        let prometheus = TestPrometheus {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            exposition: Exposition::default(),
+            dir,
+        };
+        prometheus.wait_until_scraped("vector(1)").await;
+        prometheus
+    }
+
     /// Stops the server (its address then refuses connections).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -164,4 +199,23 @@ pub fn scores_by_version(versions: &[(u32, &[u64])]) -> String {
         );
     }
     text
+}
+
+/// One series of a backfill: its labels as written between braces, and `(unix seconds, value)` samples.
+pub type Samples = (String, Vec<(i64, f64)>);
+
+/// OpenMetrics text of series sampled at the given times: one family per `(name, type)`, each
+/// with its series; ends in `# EOF`.
+pub fn openmetrics(families: &[(&str, &str, Vec<Samples>)]) -> String {
+    let mut text = String::new();
+    for (family, kind, series) in families {
+        text += &format!("# TYPE {family} {kind}\n");
+        let sample = if *kind == "counter" { format!("{family}_total") } else { family.to_string() };
+        for (labels, samples) in series {
+            for (t, v) in samples {
+                text += &format!("{sample}{{{labels}}} {v} {t}\n");
+            }
+        }
+    }
+    text + "# EOF\n"
 }
