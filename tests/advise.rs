@@ -158,5 +158,7 @@ fn a_week_of_history_is_too_short_to_advise() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("No recommendation: 7 days of quality"), "{text}");
+    // The versions are listed with their training time, dataset and offline metrics.
+    assert!(text.lines().any(|l| l.contains("v2") && l.contains("w1") && l.contains("auc=0.9")), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -212,6 +212,23 @@ fn gates_judge_what_each_backtest_training_reports() {
 }
 
 #[test]
+fn a_standing_retrain_request_is_not_replayed() {
+    let dir = tempdir();
+    let annotated = MANIFESTS.replace(
+        "metadata: {name: churn, namespace: ml}\nspec:\n  modelRef",
+        "metadata: {name: churn, namespace: ml, annotations: {modelcycle.io/retrain-request: \"now\"}}\nspec:\n  manual: true\n  modelRef",
+    );
+    assert_ne!(annotated, MANIFESTS);
+    std::fs::write(dir.join("churn.yaml"), annotated).unwrap();
+    let recording = dir.join("history.yaml");
+    std::fs::write(&recording, "from: \"2026-01-01T00:00:00Z\"\nto: \"2026-01-02T00:00:00Z\"\n").unwrap();
+    let report = backtest(&dir, &["--history", recording.to_str().unwrap()]);
+    assert_eq!(report["fired"], serde_json::json!([]), "{report:#}");
+    assert!(report["assumptions"].to_string().contains("retrain requests"), "{report:#}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_query_naming_the_version_needs_the_serving_version() {
     let dir = tempdir();
     let manifests = MANIFESTS.replace("{model=\"{{model}}\"}[{{window}}]", "{version=\"{{version}}\"}[{{window}}]");

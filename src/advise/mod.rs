@@ -51,6 +51,8 @@ pub struct VersionLife {
     pub version: u32,
     /// When its training started: the freshness of its data.
     pub trained: Timestamp,
+    /// The dataset version it was trained on.
+    pub dataset: String,
     /// Its offline metrics, as the trainer reported them.
     pub metrics: BTreeMap<String, f64>,
     /// When it served, each interval from its start to the next version's.
@@ -75,6 +77,7 @@ pub fn lives(versions: &[ModelVersion], end: Timestamp) -> Vec<VersionLife> {
             Some(VersionLife {
                 version: v.spec.version,
                 trained: status.started_at.as_ref()?.0,
+                dataset: v.spec.training.dataset.version.clone(),
                 metrics: status.metrics.clone(),
                 served: vec![],
             })
@@ -350,12 +353,14 @@ impl Advice {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Versions:");
-        let _ = writeln!(out, "  {:<8} {:<17} {:<10} metrics", "version", "trained", "served (d)");
+        let _ = writeln!(out, "  {:<8} {:<17} {:<16} {:<10} metrics", "version", "trained", "dataset", "served (d)");
         for v in &self.versions {
             let served: f64 = v.served.iter().map(|(a, b)| b.duration_since(*a).as_secs_f64() / 86_400.0).sum();
             let metrics: Vec<String> = v.metrics.iter().map(|(k, m)| format!("{k}={m}")).collect();
             let trained = v.trained.strftime("%Y-%m-%d %H:%M").to_string();
-            let _ = writeln!(out, "  v{:<7} {trained:<17} {served:<10.1} {}", v.version, metrics.join(" "));
+            let dataset: String = v.dataset.chars().take(16).collect();
+            let _ =
+                writeln!(out, "  v{:<7} {trained:<17} {dataset:<16} {served:<10.1} {}", v.version, metrics.join(" "));
         }
         match &self.decay {
             Some(d) => {

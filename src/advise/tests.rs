@@ -24,7 +24,13 @@ fn history(
             let trained = at(i as f64 * every);
             let from = trained.checked_add(SignedDuration::from_hours(1)).unwrap();
             let to = at(((i + 1) as f64 * every).min(days)).checked_add(SignedDuration::from_hours(1)).unwrap();
-            VersionLife { version: i + 1, trained, metrics: Default::default(), served: vec![(from, to)] }
+            VersionLife {
+                version: i + 1,
+                trained,
+                dataset: format!("w{i}"),
+                metrics: Default::default(),
+                served: vec![(from, to)],
+            }
         })
         .collect();
     let level = |v: u32| 0.90 + 0.004 * (v % 3) as f64;
@@ -131,4 +137,5 @@ fn lives_come_from_serve_decisions_and_end_at_the_next_version() {
     assert_eq!(lives[1].served, vec![(at(7.0), at(8.0))]);
     assert_eq!(lives[2].served, vec![(at(14.0), at(20.0))]);
     assert_eq!(lives[2].trained, at(13.9));
+    assert_eq!(lives[2].dataset, "1");
 }

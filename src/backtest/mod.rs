@@ -146,6 +146,15 @@ pub fn run(model: &Model, policy: &RetrainPolicy, history: &History, assume: &As
     policy.metadata.namespace = model.metadata.namespace.clone();
     policy.status = None;
     model.status = None;
+    // Retrain requests are a person's, not history's: a request standing on the objects as
+    // stored would fire at the start of the replay.
+    let requested = [model.annotations_mut(), policy.annotations_mut()]
+        .into_iter()
+        .filter_map(|a| a.remove(crate::lifecycle::triggers::RETRAIN_REQUEST))
+        .count();
+    if requested > 0 {
+        notes.push("retrain requests (the modelcycle.io/retrain-request annotation) are not replayed".into());
+    }
     if assume.metrics.is_empty() {
         if !model.spec.evaluation.gates.is_empty() {
             notes.push(format!(

@@ -309,9 +309,27 @@ impl Manifests {
                 if value.is_null() {
                     continue;
                 }
+                // `kubectl get mdl,rtp -o yaml` writes one List of both kinds.
+                let listed = value.get("kind").and_then(|k| k.as_str()) == Some("List");
+                let items = match value.get("items").and_then(|i| i.as_sequence()) {
+                    Some(items) if listed => items.clone(),
+                    _ if listed => vec![],
+                    _ => vec![value.clone()],
+                };
+                for item in items {
+                    match item.get("kind").and_then(|k| k.as_str()) {
+                        Some("Model") => models.push(from_value(name, item)?),
+                        Some("RetrainPolicy") => policies.push(from_value(name, item)?),
+                        Some(other) if listed => {
+                            return Err(format!(
+                                "{name}: a List holding a {other}; the simulator reads Models and RetrainPolicies"
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
                 match value.get("kind").and_then(|k| k.as_str()) {
-                    Some("Model") => models.push(from_value(name, value)?),
-                    Some("RetrainPolicy") => policies.push(from_value(name, value)?),
+                    Some("Model" | "RetrainPolicy" | "List") => {}
                     Some(other) => return Err(format!("{name}: the simulator does not know kind {other:?}")),
                     None if value.get("duration").is_some() => {
                         if scenario.is_some() {
@@ -374,6 +392,30 @@ versions:
         assert_eq!(v2.healthy, Some(false));
         assert_eq!(v2.metrics.unwrap()["auc"], 0.8);
         assert_eq!(s.script(1).training_time, Some(SimDuration(SignedDuration::from_mins(30))));
+    }
+
+    #[test]
+    fn a_list_as_kubectl_writes_it_holds_manifests() {
+        let text = r#"
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: modelcycle.io/v1alpha1
+    kind: Model
+    metadata: {name: m, namespace: ml, resourceVersion: "42", managedFields: [{manager: modelcycle}]}
+    spec:
+      training: {template: {}, dataset: {uri: u, version: "1"}, artifactUri: "a/{version}"}
+      serving: {template: {}}
+    status: {servingVersion: 3}
+  - apiVersion: modelcycle.io/v1alpha1
+    kind: RetrainPolicy
+    metadata: {name: m, namespace: ml}
+    spec: {modelRef: {name: m}, manual: true}
+"#;
+        let m = Manifests::parse(&[("l.yaml".to_string(), text.to_string())]).unwrap();
+        assert_eq!((m.models.len(), m.policies.len()), (1, 1));
+        let odd = text.replace("kind: RetrainPolicy", "kind: ConfigMap");
+        assert!(Manifests::parse(&[("l.yaml".to_string(), odd)]).unwrap_err().contains("ConfigMap"));
     }
 
     #[test]

@@ -301,8 +301,75 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
             model_series(controller).await,
             None,
         );
+        report.check(
+            "modelcycle backtest and advise read what kubectl gets from the real apiserver",
+            offline_commands(cluster),
+            None,
+        );
     }
     all
+}
+
+/// `modelcycle backtest` on a story's Model and RetrainPolicy as `kubectl get -o yaml` lists
+/// them (status, managedFields, a standing retrain request and all), and `modelcycle advise` on a
+/// story's ModelVersions as kubectl lists them: both read them, and say what they found.
+fn offline_commands(cluster: &Cluster) -> Check {
+    let dir = std::env::temp_dir().join(format!("modelcycle-e2e-offline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).map_err(|e| e.to_string());
+    let to = jiff::Timestamp::now();
+    let from = to - jiff::SignedDuration::from_hours(2);
+    write("history.yaml", &format!("from: \"{from}\"\nto: \"{to}\"\nquality: [{{at: \"{from}\", value: 0.9}}]\n"))?;
+    let run = |args: &[&str]| -> Check<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelcycle"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        ensure!(out.status.success(), "modelcycle {args:?}: {}{text}", String::from_utf8_lossy(&out.stderr));
+        Ok(text)
+    };
+
+    // The policy story's Model and policy, with the retrain request it was annotated with.
+    write("demand.yaml", &cluster.kubectl(&["-n", "e2e-policy", "get", "mdl,rtp", "demand", "-o", "yaml"])?)?;
+    let report = run(&["backtest", "demand.yaml", "--history", "history.yaml"])?;
+    ensure!(report.contains("Backtest of RetrainPolicy e2e-policy/demand"), "{report}");
+    ensure!(report.contains("It would have fired 0 times"), "the stored retrain request was replayed:\n{report}");
+    ensure!(report.contains("retrain requests"), "{report}");
+
+    // The canary story's versions: v1 served, v2 serves.
+    let listed = cluster.kubectl(&[
+        "-n",
+        "e2e-canary",
+        "get",
+        "modelversions",
+        "-l",
+        "modelcycle.io/model=ranker",
+        "-o",
+        "yaml",
+    ])?;
+    write("versions.yaml", &listed)?;
+    let to = to.to_string();
+    let advice = run(&[
+        "advise",
+        "--versions",
+        "versions.yaml",
+        "--history",
+        "history.yaml",
+        "--to",
+        &to,
+        "--training-cost",
+        "100",
+        "--value-per-point",
+        "1000",
+    ])?;
+    for version in ["v1", "v2"] {
+        ensure!(advice.lines().any(|l| l.trim_start().starts_with(version)), "{version} missing:\n{advice}");
+    }
+    ensure!(advice.contains("No recommendation: 0 days of quality"), "{advice}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// A story's steps: each prints PASS or FAIL; after a failure the rest are skipped.
