@@ -170,7 +170,7 @@ pub fn run(model: &Model, policy: &RetrainPolicy, history: &History, assume: &As
     if policy.spec.performance.is_some() {
         notes.push("quality readings are those of the model that served then: a breach that lasted fires again after each cooldown".into());
     }
-    let scenario = scenario(&model, &policy, history, assume)?;
+    let scenario = scenario(&model, &policy, history, assume);
     let mut sim = Simulation::new(scenario);
     sim.policy_records = Some(BTreeMap::new());
     sim.run();
@@ -203,12 +203,12 @@ pub fn run(model: &Model, policy: &RetrainPolicy, history: &History, assume: &As
             outcome: f.version.filter(|_| f.suppressed.is_none()).and_then(outcome),
         })
         .collect();
+    // From the timeline, not the versions left at the end: versionHistoryLimit prunes old ones.
     let served_versions: Vec<u32> = sim
-        .cluster
-        .versions
-        .values()
-        .filter(|v| v.status.as_ref().is_some_and(|s| s.decisions.iter().any(|d| d.action == "Serve")))
-        .map(|v| v.spec.version)
+        .timeline
+        .iter()
+        .filter(|e| e.reason == "VersionServing" && e.model == model.name_any())
+        .filter_map(|e| e.version)
         .collect();
     let trainings = fired.iter().filter(|f| f.version.is_some()).count();
     let served = fired.iter().filter_map(|f| f.version).filter(|v| served_versions.contains(v)).count();
@@ -250,12 +250,7 @@ fn readings(checks: &[CheckStatus]) -> Vec<Reading> {
 }
 
 /// The history as a scenario: its readings are the live metrics, the period its duration.
-fn scenario(
-    model: &Model,
-    policy: &RetrainPolicy,
-    history: &History,
-    assume: &Assumptions,
-) -> Result<Scenario, String> {
+fn scenario(model: &Model, policy: &RetrainPolicy, history: &History, assume: &Assumptions) -> Scenario {
     let at = |t: Timestamp| SimDuration(t.duration_since(history.from));
     let within = |t: Timestamp| t >= history.from && t <= history.to;
     let live = LiveMetrics {
@@ -289,7 +284,7 @@ fn scenario(
         controller_down: vec![],
         expect: None,
     };
-    Ok(Scenario { file, models: vec![model.clone()], policies: vec![policy.clone()] })
+    Scenario { file, models: vec![model.clone()], policies: vec![policy.clone()] }
 }
 
 impl Backtest {

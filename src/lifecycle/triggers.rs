@@ -124,22 +124,17 @@ pub fn due_checks(policy: &RetrainPolicy, model: &Model, ledger: &Ledger, now: T
             if serving_since(ledger, s).is_some_and(|t| after(t, reference_window) <= now) {
                 checks.reference = Some(vars(reference_window, Some(s))(&drift.query));
             }
-        } else if due(
-            status.drift.as_ref(),
-            interval_span(drift.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
-            now,
-        ) {
-            checks.drift = Some(vars(span(Some(&drift.window), DEFAULT_CHECK_INTERVAL), Some(s))(&drift.query));
+        } else if let (Some(q), _) = check_queries(policy, model, &s.to_string())
+            && due(status.drift.as_ref(), q.interval, now)
+        {
+            checks.drift = Some(q.query);
         }
     }
-    if let Some(perf) = &policy.spec.performance
-        && due(
-            status.performance.as_ref(),
-            interval_span(perf.interval.as_ref(), DEFAULT_CHECK_INTERVAL, MIN_CHECK_INTERVAL),
-            now,
-        )
+    let serving = serving.map(|s| s.to_string()).unwrap_or_default();
+    if let (_, Some(q)) = check_queries(policy, model, &serving)
+        && due(status.performance.as_ref(), q.interval, now)
     {
-        checks.performance = Some(vars(DEFAULT_CHECK_INTERVAL, serving)(&perf.query));
+        checks.performance = Some(q.query);
     }
     checks
 }

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::prometheus::{Prometheus, ReadingError, Series};
+use super::prometheus::{Prometheus, ReadingError, Series, histogram_of};
 use crate::backtest::history::{DriftPoint, History, QualityPoint};
-use crate::stats::Histogram;
 
 /// What to read and over which period.
 #[derive(Clone, Debug)]
@@ -53,34 +52,29 @@ fn describe(query: &HistoryQuery) -> String {
     format!("Prometheus range queries; {}", parts.join("; "))
 }
 
+/// A series' labels.
+type Labels = BTreeMap<String, String>;
+
 /// One histogram per time from bucket series (summed per `le`, as an instant drift reading is).
 fn histograms(series: Vec<Series>) -> Result<Vec<DriftPoint>, ReadingError> {
-    let mut by_time: BTreeMap<Timestamp, BTreeMap<String, (f64, f64)>> = BTreeMap::new();
-    for s in series {
-        let le = s.labels.get("le").ok_or_else(|| {
-            ReadingError::Unexpected(
-                "a series without an `le` label; the drift query must return histogram buckets".into(),
-            )
-        })?;
-        let bound = match le.as_str() {
-            "+Inf" | "Inf" => f64::INFINITY,
-            text => text.parse().map_err(|_| ReadingError::Unexpected(format!("le {text:?} is not a number")))?,
-        };
-        for (time, value) in s.samples {
+    if let Some(s) = series.iter().find(|s| !s.labels.contains_key("le")) {
+        // The same refusal an instant reading gives.
+        histogram_of([(&s.labels, 0.0)])?;
+    }
+    let mut by_time: BTreeMap<Timestamp, Vec<(&Labels, f64)>> = BTreeMap::new();
+    for s in &series {
+        for (time, value) in &s.samples {
             if value.is_finite() {
-                by_time.entry(time).or_default().entry(le.clone()).or_insert((bound, 0.0)).1 += value;
+                by_time.entry(*time).or_default().push((&s.labels, *value));
             }
         }
     }
-    let most = by_time.values().map(BTreeMap::len).max().unwrap_or(0);
+    let most = by_time.values().map(Vec::len).max().unwrap_or(0);
     Ok(by_time
         .into_iter()
         // A time at which some buckets had no sample is not a whole histogram: no data then.
         .filter(|(_, buckets)| buckets.len() == most)
-        .filter_map(|(at, buckets)| {
-            let histogram = Histogram::from_cumulative(buckets.into_values().collect()).ok()?;
-            Some(DriftPoint { at, histogram: Some(histogram) })
-        })
+        .filter_map(|(at, buckets)| Some(DriftPoint { at, histogram: Some(histogram_of(buckets).ok()?) }))
         .collect())
 }
 

@@ -206,18 +206,23 @@ impl Prometheus {
         if samples.is_empty() {
             return Err(ReadingError::NoData);
         }
-        let mut by_le: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        for (labels, value) in samples {
-            let le = labels.get("le").ok_or_else(|| {
-                ReadingError::Unexpected(
-                    "a series without an `le` label; the query must return histogram buckets".into(),
-                )
-            })?;
-            let bound = parse_value(le)?;
-            by_le.entry(le.clone()).or_insert((bound, 0.0)).1 += value;
-        }
-        Histogram::from_cumulative(by_le.into_values().collect()).map_err(|e| ReadingError::Unexpected(e.to_string()))
+        histogram_of(samples.iter().map(|(labels, value)| (labels, *value)))
     }
+}
+
+/// One histogram from bucket samples (each with an `le` label), summed per `le`.
+pub fn histogram_of<'a>(
+    samples: impl IntoIterator<Item = (&'a BTreeMap<String, String>, f64)>,
+) -> Result<Histogram, ReadingError> {
+    let mut by_le: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in samples {
+        let le = labels.get("le").ok_or_else(|| {
+            ReadingError::Unexpected("a series without an `le` label; the query must return histogram buckets".into())
+        })?;
+        let bound = parse_value(le)?;
+        by_le.entry(le.as_str()).or_insert((bound, 0.0)).1 += value;
+    }
+    Histogram::from_cumulative(by_le.into_values().collect()).map_err(|e| ReadingError::Unexpected(e.to_string()))
 }
 
 /// An HTTP client with rustls on ring, the TLS stack kube already links.
