@@ -176,6 +176,7 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         deployments: store(copies(&c.deployments, models)),
         services: store(copies(&c.services, models)),
         routes: None,
+        inference_services: None,
         policies: store(copies(&c.policies, models).map(Decoded::from)),
     };
     let mut one = model;

@@ -217,6 +217,10 @@ pub struct RunArgs {
     /// (needs Gateway API's CRDs and access to HTTPRoutes). Without it such a Model is Stalled.
     #[arg(long, env = "MODELCYCLE_GATEWAY_API", default_value_t = false, action = clap::ArgAction::Set)]
     pub gateway_api: bool,
+    /// Manage KServe `InferenceService`s for Models with `spec.serving.target: KServe` (needs
+    /// KServe's CRDs and access to InferenceServices). Without it such a Model is Stalled.
+    #[arg(long, env = "MODELCYCLE_KSERVE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub kserve: bool,
 }
 
 /// A resync period: a duration such as `10m` or `30s`, at least a second (a shorter one would

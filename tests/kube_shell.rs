@@ -383,26 +383,29 @@ async fn startup_names_a_missing_crd_and_how_to_install_it() {
 }
 
 #[tokio::test]
-async fn startup_with_gateway_api_needs_the_httproute_crd_and_says_how_to_get_it() {
-    let ours = ["models", "modelversions", "retrainpolicies"].map(|p| {
-        let name = format!("{p}.modelcycle.io");
-        Expect::answer(Method::GET, format!("{CRDS}{name}"), 200, crd_body(&name))
-    });
-    let missing = Expect::answer(
-        Method::GET,
-        format!("{CRDS}httproutes.gateway.networking.k8s.io"),
-        404,
-        status(404, "NotFound", "not found"),
-    );
-    let (client, server) = mock_api(ours.into_iter().chain([missing]).collect());
-    let CrdCheck::Fatal(error) = modelcycle::kube::startup::check_crds(&client, true).await else {
-        panic!("expected a fatal check")
-    };
-    assert!(matches!(error, StartupError::MissingGatewayApi));
-    let message = error.to_string();
-    assert!(message.contains("httproutes.gateway.networking.k8s.io") && message.contains("--gateway-api"), "{message}");
-    drop(client);
-    server.await.unwrap();
+async fn startup_with_an_optional_feature_needs_its_crd_and_says_how_to_get_it() {
+    use modelcycle::kube::startup::Optional;
+    let features = [
+        (Optional { gateway_api: true, kserve: false }, "httproutes.gateway.networking.k8s.io", "--gateway-api"),
+        (Optional { gateway_api: false, kserve: true }, "inferenceservices.serving.kserve.io", "--kserve"),
+    ];
+    for (optional, crd, flag) in features {
+        let ours = ["models", "modelversions", "retrainpolicies"].map(|p| {
+            let name = format!("{p}.modelcycle.io");
+            Expect::answer(Method::GET, format!("{CRDS}{name}"), 200, crd_body(&name))
+        });
+        let missing = Expect::answer(Method::GET, format!("{CRDS}{crd}"), 404, status(404, "NotFound", "not found"));
+        let (client, server) = mock_api(ours.into_iter().chain([missing]).collect());
+        let CrdCheck::Fatal(error) = modelcycle::kube::startup::check_crds(&client, optional).await else {
+            panic!("expected a fatal check for {crd}")
+        };
+        let expected = if optional.kserve { "MissingKServe" } else { "MissingGatewayApi" };
+        assert_eq!(format!("{error:?}"), expected);
+        let message = error.to_string();
+        assert!(message.contains(crd) && message.contains(flag), "{message}");
+        drop(client);
+        server.await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -69,7 +69,11 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     ]);
     // Startup: the CRD check and leader election.
     assert!(matches!(check_crds_once(&client).await, modelcycle::kube::startup::CrdCheck::Installed));
-    let _ = modelcycle::kube::startup::check_crds(&client, true).await;
+    let _ = modelcycle::kube::startup::check_crds(
+        &client,
+        modelcycle::kube::startup::Optional { gateway_api: true, kserve: true },
+    )
+    .await;
     let (mut leader, _lease) =
         start_lease(&client, "modelcycle-leader", "modelcycle-system", "rbac-test").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l)).await.expect("becomes leader").unwrap();
@@ -78,8 +82,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     for scope in [None, Some("ml".to_string())] {
         let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
-        // With Gateway API enabled: the HTTPRoute watch as well.
-        let settings = modelcycle::kube::context::Settings { gateway_api: true, ..Default::default() };
+        // With Gateway API and KServe enabled: the HTTPRoute and InferenceService watches as well.
+        let settings = modelcycle::kube::context::Settings { gateway_api: true, kserve: true, ..Default::default() };
         let controllers = run_controllers(client.clone(), scope, Arc::default(), ready, settings, shutdown.clone());
         let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
     }
@@ -106,9 +110,22 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     for (model, plan) in plans {
         apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
     }
+    // A Model served by KServe writes its InferenceService.
+    let mut sim = Simulation::new(Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kserve")]).unwrap());
+    sim.plans = Some(vec![]);
+    sim.run();
+    let plans = sim.plans.take().unwrap();
+    let writes_isvc = |p: &modelcycle::lifecycle::model::ModelPlan| {
+        p.children().iter().any(|c| c.kind() == modelcycle::lifecycle::model::Kind::InferenceService)
+    };
+    assert!(plans.iter().any(|(_, p)| writes_isvc(p)));
+    for (model, plan) in plans {
+        apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
+    }
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
     // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
-    // preview Deployment and its preview Service are deleted.
+    // preview Deployment and its preview Service are deleted; a Model moved from KServe back to
+    // Deployments has its InferenceService deleted.
     use modelcycle::lifecycle::model::{Kind, Write};
     let deletes = [
         (Kind::ModelVersion, "churn-v1"),
@@ -116,6 +133,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         (Kind::Deployment, "churn-canary"),
         (Kind::Service, "churn-preview"),
         (Kind::HttpRoute, "churn"),
+        (Kind::InferenceService, "churn"),
     ];
     let pruning = modelcycle::lifecycle::model::ModelPlan {
         steps: deletes.into_iter().map(|(kind, name)| Write::Delete(kind, name.into())).collect(),
@@ -190,13 +208,19 @@ async fn the_chart_grants_exactly_what_the_controller_uses() {
     assert!(used_with_tokens.contains(&read_secret), "the run reads a bearer token Secret");
     let routes = |g: &Grant| g.0 == "gateway.networking.k8s.io" && g.1 == "httproutes";
     assert_eq!(used_with_tokens.iter().filter(|g| routes(g)).count(), 5, "list, watch, create, patch, delete");
-    let with_gateway = used_with_tokens.clone();
+    let isvcs = |g: &Grant| g.0 == "serving.kserve.io" && g.1 == "inferenceservices";
+    assert_eq!(used_with_tokens.iter().filter(|g| isvcs(g)).count(), 5, "list, watch, create, patch, delete");
+    let with_everything = used_with_tokens.clone();
+    let with_gateway: BTreeSet<Grant> = with_everything.iter().filter(|g| !isvcs(g)).cloned().collect();
     let used_with_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| !routes(g)).cloned().collect();
     let mut without_tokens = used_with_tokens.clone();
     without_tokens.remove(&read_secret);
     let gateway_without_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| **g != read_secret).cloned().collect();
+    let kserve_without_tokens: BTreeSet<Grant> =
+        with_everything.iter().filter(|g| **g != read_secret && !routes(g)).cloned().collect();
     let tokens = "prometheus.bearerTokenSecrets=true";
     let gateway = "gatewayAPI.enabled=true";
+    let kserve = "kserve.enabled=true";
     for (values, used) in [
         (vec![], &without_tokens),
         (vec!["--set", "watchNamespaces={ml,fraud}"], &without_tokens),
@@ -204,6 +228,11 @@ async fn the_chart_grants_exactly_what_the_controller_uses() {
         (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &used_with_tokens),
         (vec!["--set", gateway], &gateway_without_tokens),
         (vec!["--set", gateway, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &with_gateway),
+        (vec!["--set", kserve], &kserve_without_tokens),
+        (
+            vec!["--set", gateway, "--set", kserve, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"],
+            &with_everything,
+        ),
     ] {
         let rendered = template(&values).unwrap();
         let granted = granted(&rendered);

@@ -411,7 +411,7 @@ fn every_example_scenario_states_its_outcome_and_meets_it() {
         run.push(name);
     }
     run.sort();
-    assert_eq!(run, ["canary", "gateway-canary", "progressive", "quickstart", "retraining", "shadow"]);
+    assert_eq!(run, ["canary", "gateway-canary", "kserve", "progressive", "quickstart", "retraining", "shadow"]);
 }
 
 #[test]

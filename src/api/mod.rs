@@ -4,6 +4,7 @@ pub mod common;
 pub mod crd;
 pub mod duration;
 pub mod gateway;
+pub mod kserve;
 pub mod model;
 pub mod policy;
 pub mod version;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
 use super::gateway::{HeaderMatch, TrafficRouting};
+use super::kserve::{KServeServing, ServingTarget};
 use super::policy::DriftMethod;
 
 /// CEL rule on a Model's name: it names the Model's Service, which must be a DNS-1035 label
@@ -156,9 +157,23 @@ pub struct Gate {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.headers) || size(s.headers) == 0) || has(self.trafficRouting)").message("canary steps with headers need trafficRouting.gatewayAPI: only a route can send a cohort to the new version"))]
 #[x_kube(validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.shadow) || has(self.trafficRouting)").message("a shadow stage needs trafficRouting.gatewayAPI: only a route can mirror requests to the new version"))]
+#[x_kube(validation = Rule::new(format!("{KSERVE} || has(self.template)")).message("spec.serving.template is required: the model server's pod template (or set target: KServe and kserve.predictor)"))]
+#[x_kube(validation = Rule::new(format!("!({KSERVE}) || has(self.kserve)")).message("target KServe needs spec.serving.kserve with the InferenceService's predictor"))]
+#[x_kube(validation = Rule::new(format!("{KSERVE} || !has(self.kserve)")).message("spec.serving.kserve is read only with target: KServe"))]
+#[x_kube(validation = Rule::new(format!("!({KSERVE}) || !has(self.trafficRouting)")).message("trafficRouting does not apply with target KServe: KServe routes the InferenceService's requests itself"))]
+#[x_kube(validation = Rule::new(format!("!({KSERVE}) || !has(self.strategy) || !has(self.strategy.blueGreen)")).message("blueGreen is not available with target KServe: KServe shifts requests with canaryTrafficPercent, so use canary steps"))]
+#[x_kube(validation = Rule::new(format!("!({KSERVE}) || !has(self.strategy) || !has(self.strategy.canary) || (has(self.kserve) && has(self.kserve.deploymentMode) && self.kserve.deploymentMode == 'Knative')")).message("a canary with target KServe needs kserve.deploymentMode: Knative; in Standard (RawDeployment) mode KServe ignores canaryTrafficPercent (KServe #5335) and the new version would take every request at once"))]
 pub struct ServingSpec {
-    /// Pod template of the model server. modelcycle injects `MODELCYCLE_MODEL_URI` and
-    /// `MODELCYCLE_VERSION` into every container.
+    /// Where versions serve: `Deployment` (the default: modelcycle's own Deployments and
+    /// Services, from `template`) or `KServe` (an InferenceService `<model>` from `kserve`).
+    #[serde(default, skip_serializing_if = "is_default_target")]
+    pub target: ServingTarget,
+    /// With target KServe: the InferenceService's deployment mode and predictor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kserve: Option<KServeServing>,
+    /// Pod template of the model server (target Deployment). modelcycle injects
+    /// `MODELCYCLE_MODEL_URI` and `MODELCYCLE_VERSION` into every container.
+    #[serde(default, skip_serializing_if = "is_empty_template")]
     #[schemars(schema_with = "pod_template_schema")]
     pub template: PodTemplateSpec,
     /// Number of serving pods. Default 1.
@@ -196,6 +211,17 @@ pub struct ServingSpec {
     #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = duration_rule("0s", "2160h"))]
     pub rollback_window: Option<Duration>,
+}
+
+/// CEL: the Model is served by KServe.
+const KSERVE: &str = "(has(self.target) && self.target == 'KServe')";
+
+fn is_empty_template(template: &PodTemplateSpec) -> bool {
+    *template == PodTemplateSpec::default()
+}
+
+fn is_default_target(target: &ServingTarget) -> bool {
+    *target == ServingTarget::Deployment
 }
 
 fn default_replicas() -> i32 {

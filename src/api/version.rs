@@ -91,6 +91,10 @@ pub struct ModelVersionStatus {
     /// Deployment has been handed the new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenProgress>,
+    /// Which KServe revision runs it (target KServe), from when it was written to the
+    /// InferenceService.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kserve: Option<KServeRevision>,
     /// Its analysis on live metrics: during its rollout and its guard window after promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
@@ -117,6 +121,25 @@ pub struct CanaryProgress {
     /// The shadow stage before the steps passed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow_passed: bool,
+}
+
+/// Which revision of the InferenceService runs a version. KServe's `status.observedGeneration`
+/// is its child's, not the InferenceService's, so a version is told from the revisions created
+/// after it was written.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KServeRevision {
+    /// The InferenceService's newest revision when the version was written to it (empty: none):
+    /// the version runs in the first revision KServe creates after it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_after: String,
+    /// The InferenceService's `status.observedGeneration` then (Standard mode has no revisions:
+    /// a larger one says KServe's Deployment took the version).
+    #[serde(default)]
+    pub observed_after: i64,
+    /// The revision that runs the version, once KServe created it (Knative mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Where a blue-green rollout is.

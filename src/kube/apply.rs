@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::error::Result;
 use crate::lifecycle::model::{Child, Kind, ModelPlan, Regarding, Write, child_refused};
@@ -97,6 +98,8 @@ impl<'a> Target<'a> {
             Write::Apply(Child::Service(s)) => apply_object(&self.api::<Service>(), s).await,
             Write::Apply(Child::Route(r)) => apply_object(&self.api::<HttpRoute>(), r).await,
             Write::Delete(Kind::HttpRoute, name) => delete(&self.api::<HttpRoute>(), name).await,
+            Write::Apply(Child::InferenceService(i)) => apply_object(&self.api::<InferenceService>(), i).await,
+            Write::Delete(Kind::InferenceService, name) => delete(&self.api::<InferenceService>(), name).await,
             Write::Delete(Kind::Job, name) => delete(&self.api::<Job>(), name).await,
             Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,

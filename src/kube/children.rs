@@ -12,6 +12,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::model::{Cached, Children};
 use crate::objects::names::{label_value, version_name};
@@ -31,6 +32,8 @@ pub struct ChildStores {
     pub services: Indexed<Service>,
     /// Gateway API `HTTPRoute`s, when the controller manages them.
     pub routes: Option<Indexed<HttpRoute>>,
+    /// KServe `InferenceService`s, when the controller manages them.
+    pub inference_services: Option<Indexed<InferenceService>>,
     /// RetrainPolicies.
     pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
@@ -54,6 +57,7 @@ impl ChildStores {
             && listed(&self.deployments.store)
             && listed(&self.services.store)
             && self.routes.as_ref().is_none_or(|r| listed(&r.store))
+            && self.inference_services.as_ref().is_none_or(|r| listed(&r.store))
             && listed(&self.policies.store)
     }
 
@@ -65,6 +69,10 @@ impl ChildStores {
             && self.deployments.store.wait_until_ready().await.is_ok()
             && self.services.store.wait_until_ready().await.is_ok()
             && match &self.routes {
+                Some(r) => r.store.wait_until_ready().await.is_ok(),
+                None => true,
+            }
+            && match &self.inference_services {
                 Some(r) => r.store.wait_until_ready().await.is_ok(),
                 None => true,
             }
@@ -86,6 +94,7 @@ impl ChildStores {
                 deployments: self.deployments.of(&ns, Some(&label)),
                 services: self.services.of(&ns, Some(&label)),
                 routes: self.routes.as_ref().map(|r| r.of(&ns, Some(&label))),
+                inference_services: self.inference_services.as_ref().map(|r| r.of(&ns, Some(&label))),
                 policies: decoded(&policies),
             },
         );
@@ -174,6 +183,7 @@ mod tests {
             deployments: Indexed::listed(vec![]),
             services: Indexed::listed(vec![]),
             routes: None,
+            inference_services: None,
             policies: Indexed::listed(vec![
                 policy("ml", "nightly", json!({"modelRef": {"name": "churn"}})),
                 policy("ml", "fraud-nightly", json!({"modelRef": {"name": "fraud"}})),

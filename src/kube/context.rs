@@ -23,11 +23,13 @@ pub struct Settings {
     pub concurrency: u16,
     /// Watch and write Gateway API `HTTPRoute`s.
     pub gateway_api: bool,
+    /// Watch and write KServe `InferenceService`s.
+    pub kserve: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16, gateway_api: false }
+        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16, gateway_api: false, kserve: false }
     }
 }
 

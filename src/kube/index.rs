@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
 use crate::objects::meta::MODEL_LABEL;
@@ -50,7 +51,7 @@ macro_rules! labelled {
         }
     )*};
 }
-labelled!(Job, Pod, Deployment, Service, HttpRoute);
+labelled!(Job, Pod, Deployment, Service, HttpRoute, InferenceService);
 
 /// Namespace and owner: where a name is filed.
 type Shelf = (String, Option<String>);

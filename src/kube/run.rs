@@ -16,6 +16,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
@@ -27,7 +28,7 @@ use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
-use super::startup::{StartupError, wait_for_crds};
+use super::startup::{Optional, StartupError, wait_for_crds};
 use super::watches::{self, cached_by_model, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
 use crate::objects::meta::MODEL_LABEL;
@@ -105,7 +106,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let api_url = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| StartupError::Config(e.to_string()))?;
     tokio::select! {
-        checked = wait_for_crds(&client, &api_url, args.gateway_api) => checked?,
+        checked = wait_for_crds(&client, &api_url, Optional { gateway_api: args.gateway_api, kserve: args.kserve }) => checked?,
         _ = on(shutdown.clone()) => return Ok(()),
     }
     health.api_ok.store(true, Ordering::Relaxed);
@@ -160,6 +161,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             prometheus_allowed: args.prometheus_allowed_addresses.clone(),
             concurrency: args.concurrency,
             gateway_api: args.gateway_api,
+            kserve: args.kserve,
         };
         run_controllers(client.clone(), scope, metrics.clone(), ready, settings, shutdown.clone())
     }));
@@ -261,8 +263,16 @@ pub async fn run_controllers(
     // HTTPRoutes only when asked for: without Gateway API's CRDs their watch could never list.
     let (routes, routes_stream) = if settings.gateway_api {
         let (h, w) = named("HTTPRoutes");
-        let (routes, stream) = cached_by_model(scoped::<HttpRoute>(&client, &scope), owned, h, w);
+        let (routes, stream) = cached_by_model(scoped::<HttpRoute>(&client, &scope), owned.clone(), h, w);
         (Some(routes), stream.boxed())
+    } else {
+        (None, futures::stream::empty().boxed())
+    };
+    // InferenceServices likewise, only with KServe.
+    let (inference_services, inference_services_stream) = if settings.kserve {
+        let (h, w) = named("InferenceServices");
+        let (isvcs, stream) = cached_by_model(scoped::<InferenceService>(&client, &scope), owned, h, w);
+        (Some(isvcs), stream.boxed())
     } else {
         (None, futures::stream::empty().boxed())
     };
@@ -287,8 +297,16 @@ pub async fn run_controllers(
     };
 
     let policies_indexed = Indexed { store: policies_store.clone(), by_model: policies_by_model };
-    let children =
-        ChildStores { versions, jobs, pods, deployments, services, routes, policies: policies_indexed.clone() };
+    let children = ChildStores {
+        versions,
+        jobs,
+        pods,
+        deployments,
+        services,
+        routes,
+        inference_services,
+        policies: policies_indexed.clone(),
+    };
     let config = || controller::Config::default().concurrency(settings.concurrency);
     let model_controller = Controller::for_shared_stream(models_main, models_store.clone())
         .with_config(config())
@@ -296,6 +314,7 @@ pub async fn run_controllers(
         .owns_stream(deployments_stream)
         .owns_stream(services_stream)
         .owns_stream(routes_stream)
+        .owns_stream(inference_services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
         .watches_stream(pods_stream, |pod| model_of(&pod))
         .watches_shared_stream(policies_to_models, |guard| {

@@ -22,6 +22,11 @@ pub enum StartupError {
         "--gateway-api asks the controller to manage HTTPRoutes, but the CustomResourceDefinition {HTTPROUTE_CRD} is not installed; install Gateway API's CRDs (standard channel) or start without --gateway-api (chart: gatewayAPI.enabled=false)"
     )]
     MissingGatewayApi,
+    /// `--kserve` was given but KServe's InferenceService CRD is not installed.
+    #[error(
+        "--kserve asks the controller to manage InferenceServices, but the CustomResourceDefinition {INFERENCESERVICE_CRD} is not installed; install KServe or start without --kserve (chart: kserve.enabled=false)"
+    )]
+    MissingKServe,
     /// The controller may not read CRDs or the API refused otherwise.
     #[error("the Kubernetes API refused to show CustomResourceDefinitions ({0}); check the controller's RBAC")]
     Refused(String),
@@ -52,18 +57,31 @@ pub enum CrdCheck {
 /// Gateway API's HTTPRoute CRD, needed with `--gateway-api`.
 pub const HTTPROUTE_CRD: &str = "httproutes.gateway.networking.k8s.io";
 
-/// Looks once for every CRD modelcycle needs.
-pub async fn check_crds_once(client: &Client) -> CrdCheck {
-    check_crds(client, false).await
+/// KServe's InferenceService CRD, needed with `--kserve`.
+pub const INFERENCESERVICE_CRD: &str = "inferenceservices.serving.kserve.io";
+
+/// The CRDs of other projects that optional features need.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Optional {
+    /// Gateway API's HTTPRoute (`--gateway-api`).
+    pub gateway_api: bool,
+    /// KServe's InferenceService (`--kserve`).
+    pub kserve: bool,
 }
 
-/// Looks once for every CRD modelcycle needs, and for the HTTPRoute CRD with `gateway_api`.
-pub async fn check_crds(client: &Client, gateway_api: bool) -> CrdCheck {
+/// Looks once for every CRD modelcycle needs.
+pub async fn check_crds_once(client: &Client) -> CrdCheck {
+    check_crds(client, Optional::default()).await
+}
+
+/// Looks once for every CRD modelcycle needs, and for those of the optional features asked for.
+pub async fn check_crds(client: &Client, optional: Optional) -> CrdCheck {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut missing = vec![];
     let ours = crd::all().into_iter().map(|c| c.metadata.name.unwrap_or_default());
-    let routes = gateway_api.then(|| HTTPROUTE_CRD.to_string());
-    for name in ours.chain(routes) {
+    let routes = optional.gateway_api.then(|| HTTPROUTE_CRD.to_string());
+    let kserve = optional.kserve.then(|| INFERENCESERVICE_CRD.to_string());
+    for name in ours.chain(routes).chain(kserve) {
         match api.get_opt(&name).await {
             Ok(Some(_)) => {}
             Ok(None) => missing.push(name),
@@ -73,20 +91,23 @@ pub async fn check_crds(client: &Client, gateway_api: bool) -> CrdCheck {
             Err(e) => return CrdCheck::Unreachable(e.to_string()),
         }
     }
-    if missing.iter().any(|m| m == HTTPROUTE_CRD) {
-        missing.retain(|m| m != HTTPROUTE_CRD);
-        if missing.is_empty() {
-            return CrdCheck::Fatal(StartupError::MissingGatewayApi);
+    for (crd, error) in
+        [(HTTPROUTE_CRD, StartupError::MissingGatewayApi), (INFERENCESERVICE_CRD, StartupError::MissingKServe)]
+    {
+        if missing.iter().any(|m| m == crd)
+            && missing.iter().all(|m| m == crd || m == HTTPROUTE_CRD || m == INFERENCESERVICE_CRD)
+        {
+            return CrdCheck::Fatal(error);
         }
     }
     if missing.is_empty() { CrdCheck::Installed } else { CrdCheck::Fatal(StartupError::MissingCrds(missing)) }
 }
 
 /// Looks for the CRDs until the API answers, waiting 1s doubling to 30s between tries.
-pub async fn wait_for_crds(client: &Client, api_url: &str, gateway_api: bool) -> Result<(), StartupError> {
+pub async fn wait_for_crds(client: &Client, api_url: &str, optional: Optional) -> Result<(), StartupError> {
     let mut wait = Duration::from_secs(1);
     loop {
-        match check_crds(client, gateway_api).await {
+        match check_crds(client, optional).await {
             CrdCheck::Installed => return Ok(()),
             CrdCheck::Fatal(e) => return Err(e),
             CrdCheck::Unreachable(error) => {

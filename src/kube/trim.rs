@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Resource;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
 
@@ -64,6 +65,13 @@ impl Trim for Service {
 impl Trim for HttpRoute {
     fn trim(&mut self) {
         // Its spec is read back: rules others added to it are written back unchanged.
+        no_managed_fields(self);
+    }
+}
+
+impl Trim for InferenceService {
+    fn trim(&mut self) {
+        // Its spec is small and its status is read: only the field managers go.
         no_managed_fields(self);
     }
 }

@@ -38,6 +38,7 @@ pub mod conditions;
 pub mod evaluate;
 pub mod history;
 pub mod inputs;
+pub mod kserve;
 pub mod ledger;
 pub mod model;
 pub mod monitor;

@@ -10,9 +10,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{
     Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
 };
+use crate::objects::inference_service::kserve_serving;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{job_name, label_value};
 use crate::objects::route::gateway_routing;
@@ -50,6 +52,8 @@ pub struct Observed<'a> {
     pub services: &'a [Arc<Service>],
     /// Its `HTTPRoute`s; `None` when the shell does not watch them (Gateway API not enabled).
     pub routes: Option<&'a [Arc<HttpRoute>]>,
+    /// Its InferenceServices; `None` when the shell does not watch them (KServe not enabled).
+    pub inference_services: Option<&'a [Arc<InferenceService>]>,
     /// The RetrainPolicies that name it.
     pub policies: &'a [Arc<RetrainPolicy>],
     /// RetrainPolicies that may name the Model but cannot be read: retraining fails closed.
@@ -83,6 +87,8 @@ pub struct Children {
     pub services: Vec<Arc<Service>>,
     /// Its `HTTPRoute`s; `None` when the shell does not watch them (Gateway API not enabled).
     pub routes: Option<Vec<Arc<HttpRoute>>>,
+    /// Its InferenceServices; `None` when the shell does not watch them (KServe not enabled).
+    pub inference_services: Option<Vec<Arc<InferenceService>>>,
     /// The RetrainPolicies that name it.
     pub policies: Vec<Arc<RetrainPolicy>>,
     /// RetrainPolicies in the namespace that name this Model (or whose Model cannot be read)
@@ -93,7 +99,7 @@ pub struct Children {
 }
 
 /// The objects of each kind a shell holds, from which [`Children::select`] picks a Model's.
-pub struct Cached<V, J, P, D, S, R, T> {
+pub struct Cached<V, J, P, D, S, R, T, I> {
     /// ModelVersions.
     pub versions: V,
     /// Jobs.
@@ -106,6 +112,8 @@ pub struct Cached<V, J, P, D, S, R, T> {
     pub services: S,
     /// `HTTPRoute`s, if the shell watches them.
     pub routes: Option<T>,
+    /// InferenceServices, if the shell watches them.
+    pub inference_services: Option<I>,
     /// RetrainPolicies.
     pub policies: R,
 }
@@ -113,7 +121,7 @@ pub struct Cached<V, J, P, D, S, R, T> {
 impl Children {
     /// What of `cached` belongs to `model`, the one selection both shells make: versions and
     /// policies by the Model they name, children by the Model's label, all in its namespace.
-    pub fn select<V, J, P, D, S, R, T>(model: &Model, cached: Cached<V, J, P, D, S, R, T>) -> Self
+    pub fn select<V, J, P, D, S, R, T, I>(model: &Model, cached: Cached<V, J, P, D, S, R, T, I>) -> Self
     where
         V: IntoIterator<Item = Arc<ModelVersion>>,
         J: IntoIterator<Item = Arc<Job>>,
@@ -122,6 +130,7 @@ impl Children {
         S: IntoIterator<Item = Arc<Service>>,
         R: IntoIterator<Item = Arc<RetrainPolicy>>,
         T: IntoIterator<Item = Arc<HttpRoute>>,
+        I: IntoIterator<Item = Arc<InferenceService>>,
     {
         let (ns, name) = (model.metadata.namespace.as_deref(), model.name_any());
         let label = label_value(&name);
@@ -135,6 +144,9 @@ impl Children {
             deployments: cached.deployments.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             services: cached.services.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             routes: cached.routes.map(|r| r.into_iter().filter(|o| labelled(&o.metadata)).collect()),
+            inference_services: cached
+                .inference_services
+                .map(|r| r.into_iter().filter(|o| labelled(&o.metadata)).collect()),
             policies: cached
                 .policies
                 .into_iter()
@@ -170,6 +182,7 @@ impl Children {
             deployments: &self.deployments,
             services: &self.services,
             routes: self.routes.as_deref(),
+            inference_services: self.inference_services.as_deref(),
             policies: &self.policies,
             unreadable_policies: &self.unreadable_policies,
             readings: &self.readings,
@@ -213,6 +226,7 @@ struct Decided {
     apply: Vec<Child>,
     delete_jobs: Vec<String>,
     delete_routes: Vec<String>,
+    delete_inference_services: Vec<String>,
     delete_deployments: Vec<String>,
     delete_services: Vec<String>,
     delete_versions: Vec<String>,
@@ -244,6 +258,7 @@ impl Decided {
         let deletes = [
             (Kind::Job, self.delete_jobs),
             (Kind::HttpRoute, self.delete_routes),
+            (Kind::InferenceService, self.delete_inference_services),
             (Kind::Deployment, self.delete_deployments),
             (Kind::Service, self.delete_services),
             (Kind::ModelVersion, self.delete_versions),
@@ -331,6 +346,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             "spec.serving.trafficRouting.gatewayAPI asks for an HTTPRoute, but this controller does not manage HTTPRoutes; start it with --gateway-api (chart: gatewayAPI.enabled=true, which also grants it access to HTTPRoutes), or remove trafficRouting".to_string(),
         ));
     }
+    if kserve_serving(model).is_some() && observed.inference_services.is_none() {
+        problems.push(Problem::new(
+            "KServeNotEnabled",
+            "spec.serving.target KServe asks for an InferenceService, but this controller does not manage InferenceServices; start it with --kserve (chart: kserve.enabled=true, which also grants it access to InferenceServices), or serve with target Deployment".to_string(),
+        ));
+    }
     if !problems.is_empty() {
         // Nothing that trains or serves is touched until the spec is fixed.
         status.phase = Some(ModelPhase::Stalled);
@@ -346,6 +367,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         observed.deployments,
         observed.services,
         observed.routes.unwrap_or_default(),
+        observed.inference_services.unwrap_or_default(),
         observed.readings,
     );
 
@@ -416,7 +438,9 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
     plan.delete_services = serving.delete_services.clone();
     plan.apply.extend(serving.route.clone().map(|r| Child::Route(Box::new(r))));
+    plan.apply.extend(serving.rollout.inference_service.clone().map(|i| Child::InferenceService(Box::new(i))));
     plan.delete_routes.extend(serving.delete_route.clone());
+    plan.delete_inference_services.extend(serving.delete_inference_service.clone());
     plan.events.splice(0..0, ledger.events.drain(..));
     for (name, old_status, new_status) in policy_statuses {
         plan.policy_events.extend(

@@ -371,3 +371,35 @@ fn a_model_routed_through_gateway_api_is_stalled_by_a_controller_that_does_not_m
     let with_routes = Children { routes: Some(vec![]), ..Default::default() };
     assert_eq!(plan(&m, &with_routes).created_versions().len(), 1, "a controller that manages routes starts training");
 }
+
+#[test]
+fn a_model_served_by_kserve_is_stalled_by_a_controller_that_does_not_manage_inference_services() {
+    use crate::api::kserve::{KServeMode, KServeServing, ServingTarget};
+    let mut m = model("churn");
+    m.spec.serving.target = ServingTarget::KServe;
+    let predictor = serde_json::json!({"model": {"modelFormat": {"name": "sklearn"}}});
+    let serde_json::Value::Object(predictor) = predictor else { unreachable!() };
+    m.spec.serving.kserve = Some(KServeServing { deployment_mode: KServeMode::Knative, predictor });
+    let without = Children { inference_services: None, ..Default::default() };
+    let p = plan(&m, &without);
+    assert!(p.created_versions().is_empty() && p.children().is_empty(), "nothing is trained or served");
+    let status = p.status().cloned().unwrap();
+    let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.reason, "KServeNotEnabled");
+    assert!(stalled.message.contains("--kserve"), "{}", stalled.message);
+    let with = Children { inference_services: Some(vec![]), ..Default::default() };
+    assert_eq!(plan(&m, &with).created_versions().len(), 1, "a controller that manages InferenceServices trains");
+
+    // A canary in Standard mode that got past admission (stored before the rule) stalls too.
+    if let Some(k) = m.spec.serving.kserve.as_mut() {
+        k.deployment_mode = KServeMode::Standard;
+    }
+    m.spec.serving.strategy.canary = Some(crate::api::CanaryStrategy {
+        steps: vec![crate::api::CanaryStep { weight: 10, pause: None, headers: vec![] }],
+        shadow: None,
+    });
+    let stalled = plan(&m, &with).status().cloned().unwrap();
+    let c = stalled.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(c.reason, "InvalidKServe");
+    assert!(c.message.contains("ignores canaryTrafficPercent"), "{}", c.message);
+}

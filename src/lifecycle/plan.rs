@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicyStatus};
 
 use super::conditions::{self, Desired};
@@ -24,6 +25,8 @@ pub enum Child {
     Service(Box<Service>),
     /// A Gateway API `HTTPRoute`.
     Route(Box<HttpRoute>),
+    /// A KServe `InferenceService`.
+    InferenceService(Box<InferenceService>),
 }
 
 impl Child {
@@ -39,6 +42,7 @@ impl Child {
             Child::Deployment(_) => Kind::Deployment,
             Child::Service(_) => Kind::Service,
             Child::Route(_) => Kind::HttpRoute,
+            Child::InferenceService(_) => Kind::InferenceService,
         }
     }
 
@@ -49,6 +53,7 @@ impl Child {
             Child::Deployment(d) => d.name_any(),
             Child::Service(s) => s.name_any(),
             Child::Route(r) => r.name_any(),
+            Child::InferenceService(i) => i.name_any(),
         }
     }
 }
@@ -66,6 +71,8 @@ pub enum Kind {
     Service,
     /// A Gateway API `HTTPRoute`.
     HttpRoute,
+    /// A KServe `InferenceService`.
+    InferenceService,
 }
 
 /// The object an Event is about.

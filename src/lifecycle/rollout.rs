@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion};
 use crate::objects::deployment::{Track, track_deployment};
 use crate::objects::route::Traffic;
@@ -37,6 +38,8 @@ pub struct Outcome {
     /// Where a route sends requests (`None`: all to the stable track). Only a Model routed
     /// through Gateway API has a route; without one, traffic follows the pods.
     pub traffic: Option<Traffic>,
+    /// The InferenceService to apply (target KServe), when it must change.
+    pub inference_service: Option<InferenceService>,
 }
 
 impl Outcome {
@@ -62,6 +65,8 @@ pub struct Rollout<'r, 'a> {
     pub deployments: &'r [Arc<Deployment>],
     /// Live readings.
     pub readings: &'r Readings,
+    /// Its observed InferenceServices (target KServe).
+    pub inference_services: &'r [Arc<InferenceService>],
 }
 
 /// A way of moving traffic from the serving version to the wanted one.

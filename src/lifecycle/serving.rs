@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::InferenceService;
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{Track, same_spec};
 use crate::objects::names::serving_name;
@@ -19,12 +20,14 @@ use crate::objects::service::{preview_service, serving_service};
 use super::analysis::{ABORT_ANNOTATION, Guard, abort_requested, end_guard, guard};
 use super::blue_green::{BlueGreen, HandOff, preview_needed, preview_serves};
 use super::canary::Canary;
+use super::kserve::KServe;
 use super::ledger::{Decision, Ledger};
 use super::rolling::{Rolling, progressive, within_rollback_window};
 use super::rollout::{Outcome, Rollout, Strategy};
 use super::transitions::{Action, Reason};
 use super::triggers::Readings;
 use super::validate::Problem;
+use crate::objects::inference_service::kserve_serving;
 
 /// What serving decided.
 #[derive(Default)]
@@ -44,6 +47,8 @@ pub struct ServingSteps {
     pub route: Option<HttpRoute>,
     /// Its route to delete (Gateway API routing was removed from the spec).
     pub delete_route: Option<String>,
+    /// Its InferenceService to delete (the Model moved from target KServe to Deployments).
+    pub delete_inference_service: Option<String>,
 }
 
 /// Decides which version serves and moves the serving objects towards it.
@@ -53,6 +58,7 @@ pub fn advance_serving(
     deployments: &[Arc<Deployment>],
     services: &[Arc<Service>],
     routes: &[Arc<HttpRoute>],
+    inference_services: &[Arc<InferenceService>],
     readings: &Readings,
 ) -> ServingSteps {
     let mut steps = ServingSteps::default();
@@ -66,7 +72,7 @@ pub fn advance_serving(
         if let Some(s) = serving.filter(|s| *s != w) {
             end_guard(ledger, s, w);
         }
-        let mut rollout = Rollout { ledger, model, deployments, readings };
+        let mut rollout = Rollout { ledger, model, deployments, readings, inference_services };
         let outcome = strategy_for(model, rollout.ledger, serving, w).advance(&mut rollout, serving, w);
         let guard_wake = steps.rollout.requeue_after;
         steps.rollout = outcome;
@@ -78,11 +84,42 @@ pub fn advance_serving(
     }
     remove_leftovers(ledger, model, deployments, &mut steps);
     let name = serving_name(&model.name_any());
-    if steps.wanted.is_some() || deployments.iter().any(|d| d.name_any() == name) {
+    let own_objects = kserve_serving(model).is_none();
+    if own_objects && (steps.wanted.is_some() || deployments.iter().any(|d| d.name_any() == name)) {
         match_services(ledger, model, services, &mut steps);
         match_route(ledger, model, routes, &mut steps);
     }
+    let settled = steps.wanted.is_some() && steps.wanted == ledger.serving() && !steps.rollout.rolling_out;
+    if settled && steps.rollout.apply.is_empty() && steps.rollout.inference_service.is_none() {
+        if own_objects {
+            steps.delete_inference_service = inference_services.first().map(|i| i.name_any());
+        } else {
+            remove_other_target(deployments, services, routes, &mut steps);
+        }
+    }
     steps
+}
+
+/// A Model that moved to another target keeps its old target's objects until the new one serves
+/// the serving version fully; then they go: the Deployments, Services and route once KServe
+/// serves it (and the InferenceService once its Deployment does, above).
+fn remove_other_target(
+    deployments: &[Arc<Deployment>],
+    services: &[Arc<Service>],
+    routes: &[Arc<HttpRoute>],
+    steps: &mut ServingSteps,
+) {
+    for d in deployments.iter().map(|d| d.name_any()) {
+        if !steps.rollout.delete.contains(&d) {
+            steps.rollout.delete.push(d);
+        }
+    }
+    for s in services.iter().map(|s| s.name_any()) {
+        if !steps.delete_services.contains(&s) {
+            steps.delete_services.push(s);
+        }
+    }
+    steps.delete_route = routes.first().map(|r| r.name_any()).or(steps.delete_route.take());
 }
 
 /// The Model's `HTTPRoute`: the weights its strategy decided (a blue-green switch sends every
@@ -107,6 +144,10 @@ fn match_route(ledger: &Ledger, model: &Model, routes: &[Arc<HttpRoute>], steps:
 /// (a first version, a pinned one, keeping the serving one served).
 fn strategy_for<'m>(model: &'m Model, ledger: &Ledger, serving: Option<u32>, wanted: u32) -> Box<dyn Strategy + 'm> {
     let strategy = &model.spec.serving.strategy;
+    if let Some(kserve) = kserve_serving(model) {
+        let canary = strategy.canary.as_ref().filter(|_| progressive(model, ledger, serving, wanted));
+        return Box::new(KServe { serving: kserve, canary });
+    }
     if progressive(model, ledger, serving, wanted) {
         if let Some(canary) = &strategy.canary {
             return Box::new(Canary(canary));

@@ -48,6 +48,8 @@ pub fn model(name: &str) -> Model {
                 }],
             },
             serving: ServingSpec {
+                target: Default::default(),
+                kserve: None,
                 template: template("serve", "server:1"),
                 replicas: 2,
                 port: 8080,

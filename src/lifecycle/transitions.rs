@@ -93,6 +93,8 @@ names! {
         RolloutComplete,
         /// Its Deployment did not become available in time.
         ProgressDeadlineExceeded,
+        /// KServe could not make its revision ready.
+        RevisionFailed,
         /// The abort annotation names it.
         Aborted,
         /// It failed its guard window after promotion.

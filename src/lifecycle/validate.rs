@@ -1,5 +1,6 @@
 //! Checks of a Model that the CRD schema cannot express; a failure stalls the Model.
 
+use crate::api::kserve::{KServeMode, ServingTarget};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use kube::ResourceExt;
@@ -49,8 +50,30 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
             format!("spec.training.template.spec.restartPolicy is {policy:?}; a training Job needs Never or OnFailure"),
         ));
     }
-    if let Some(p) = pod_template_problem("spec.serving.template", "InvalidServingTemplate", &spec.serving.template) {
-        problems.push(p);
+    match (spec.serving.target, &spec.serving.kserve) {
+        (ServingTarget::Deployment, _) => problems.extend(pod_template_problem(
+            "spec.serving.template",
+            "InvalidServingTemplate",
+            &spec.serving.template,
+        )),
+        (ServingTarget::KServe, None) => problems.push(Problem::new(
+            "InvalidKServe",
+            "spec.serving.target is KServe but spec.serving.kserve is missing: it holds the InferenceService's predictor",
+        )),
+        (ServingTarget::KServe, Some(k)) => {
+            if spec.serving.strategy.canary.is_some() && k.deployment_mode != KServeMode::Knative {
+                problems.push(Problem::new(
+                    "InvalidKServe",
+                    "a canary with target KServe needs spec.serving.kserve.deploymentMode Knative: KServe's Standard mode ignores canaryTrafficPercent",
+                ));
+            }
+            if spec.serving.strategy.blue_green.is_some() || spec.serving.traffic_routing.is_some() {
+                problems.push(Problem::new(
+                    "InvalidKServe",
+                    "target KServe takes neither blueGreen nor trafficRouting: KServe routes the InferenceService's requests itself; use canary steps",
+                ));
+            }
+        }
     }
     for metric in spec.serving.analysis.iter().flat_map(|a| &a.metrics) {
         let path = format!("spec.serving.analysis.metrics[{}].query", metric.name);

@@ -13,12 +13,14 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
 use crate::api::gateway::HttpRoute;
+use crate::api::kserve::{DEPLOYMENT_MODE_ANNOTATION, InferenceService};
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::ledger::TRANSITION_REFUSED;
 use crate::lifecycle::model::{Cached, Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::EventRecord;
 use crate::lifecycle::transitions;
 use crate::objects::deployment::Track;
+use crate::objects::inference_service::written_percent;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{dns_label_problem, dns_subdomain_problem, serving_name};
 use crate::objects::route::{backend_name, mirrored_to, route_share};
@@ -46,6 +48,10 @@ pub struct Cluster {
     pub services: Objects<Service>,
     /// Gateway API `HTTPRoute`s.
     pub routes: Objects<HttpRoute>,
+    /// KServe `InferenceService`s.
+    pub inference_services: Objects<InferenceService>,
+    /// What the simulated KServe keeps about each InferenceService.
+    pub kserve: BTreeMap<String, KServeState>,
     /// RetrainPolicies.
     pub policies: Objects<RetrainPolicy>,
     /// When each Deployment's current generation was applied.
@@ -97,6 +103,7 @@ impl Cluster {
                 deployments: self.deployments.values().cloned(),
                 services: self.services.values().cloned(),
                 routes: Some(self.routes.values().cloned()),
+                inference_services: Some(self.inference_services.values().cloned()),
                 policies: self.policies.values().cloned(),
             },
         )
@@ -177,6 +184,10 @@ impl Cluster {
                 }
                 self.routes.insert(k, Arc::new(route));
             }
+            Write::Apply(Child::InferenceService(i)) => self.apply_inference_service(i),
+            Write::Delete(Kind::InferenceService, name) => {
+                self.inference_services.remove(&format!("{ns}/{name}"));
+            }
             Write::Delete(Kind::HttpRoute, name) => {
                 self.routes.remove(&format!("{ns}/{name}"));
             }
@@ -224,6 +235,7 @@ fn refused_name(child: &Child) -> Option<String> {
         Child::Deployment(d) => dns_subdomain_problem(&d.name_any()),
         Child::Job(j) => dns_subdomain_problem(&j.name_any()),
         Child::Route(r) => dns_subdomain_problem(&r.name_any()),
+        Child::InferenceService(i) => dns_label_problem(&i.name_any()),
     }
     .map(|why| format!("metadata.name: Invalid value: {why}"))
 }
@@ -289,11 +301,24 @@ impl Cluster {
         if serves {
             self.served.insert(model_key.to_string());
         }
-        if self.served.contains(model_key) && !self.deployments.contains_key(&deployment) {
-            let v = format!("{model_key}: no serving Deployment at {} although a version served", self.now);
+        let kserve = crate::objects::inference_service::kserve_serving(model).is_some();
+        let serves_there = if kserve {
+            self.inference_services.contains_key(&deployment)
+        } else {
+            self.deployments.contains_key(&deployment)
+        };
+        // Moving between targets, the old target's objects serve until the new one does.
+        let serves_elsewhere = if kserve {
+            self.deployments.contains_key(&deployment)
+        } else {
+            self.inference_services.contains_key(&deployment)
+        };
+        if self.served.contains(model_key) && !serves_there && !serves_elsewhere {
+            let what = if kserve { "InferenceService" } else { "Deployment" };
+            let v = format!("{model_key}: no serving {what} at {} although a version served", self.now);
             once(&mut self.violations, v);
         }
-        // Capacity: once a version served, the serving Deployments together never ask for
+        // Capacity (KServe keeps its own): once a version served, the serving Deployments together never ask for
         // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
         let wanted = model.spec.serving.replicas;
         let ns = model.namespace();
@@ -305,7 +330,7 @@ impl Cluster {
             .filter_map(|d| d.spec.as_ref()?.replicas)
             .sum();
         let before = self.capacity.insert(model_key.to_string(), capacity).unwrap_or(capacity);
-        if self.served.contains(model_key) && capacity < wanted && capacity < before {
+        if !kserve && self.served.contains(model_key) && capacity < wanted && capacity < before {
             let v = format!("{model_key}: serving capacity {capacity} < {wanted} replicas at {}", self.now);
             once(&mut self.violations, v);
         }
@@ -358,5 +383,72 @@ fn merged_meta(old: &ObjectMeta, new: &ObjectMeta) -> ObjectMeta {
         generation: old.generation,
         resource_version: old.resource_version.clone(),
         ..new.clone()
+    }
+}
+
+/// What the simulated KServe keeps per InferenceService besides its status.
+#[derive(Clone, Debug, Default)]
+pub struct KServeState {
+    /// Revisions created so far.
+    pub revisions: u32,
+    /// When the spec last changed.
+    pub changed: Option<Timestamp>,
+    /// The change made a new revision (Knative) or Deployment rollout (Standard) necessary.
+    pub pending: bool,
+    /// When the newest revision was created (Knative) or the Deployment changed (Standard).
+    pub created: Option<Timestamp>,
+}
+
+pub fn knative(isvc: &InferenceService) -> bool {
+    isvc.annotations().get(DEPLOYMENT_MODE_ANNOTATION).is_some_and(|m| m == "Knative" || m == "Serverless")
+}
+
+/// The predictor without `canaryTrafficPercent`: what a revision is made of.
+fn template(isvc: &InferenceService) -> serde_json::Map<String, serde_json::Value> {
+    let mut p = isvc.spec.predictor.clone();
+    p.remove("canaryTrafficPercent");
+    p
+}
+
+impl Cluster {
+    /// Server-side applies an InferenceService, as the API server would (a new generation on a
+    /// spec change; the status is KServe's), and notes the change for the simulated KServe.
+    pub fn apply_inference_service(&mut self, desired: &InferenceService) {
+        let k = key(desired);
+        let mut isvc = desired.clone();
+        let old = self.inference_services.get(&k).cloned();
+        let state = self.kserve.entry(k.clone()).or_default();
+        match &old {
+            Some(old) => {
+                isvc.metadata.uid = old.metadata.uid.clone();
+                isvc.metadata.creation_timestamp = old.metadata.creation_timestamp.clone();
+                isvc.metadata.resource_version = old.metadata.resource_version.clone();
+                isvc.metadata.generation = old.metadata.generation;
+                isvc.status = old.status.clone();
+                if old.spec != isvc.spec {
+                    isvc.metadata.generation = Some(old.metadata.generation.unwrap_or(1) + 1);
+                    state.changed = Some(self.now);
+                    state.pending |= template(old) != template(&isvc);
+                }
+            }
+            None => {
+                state.changed = Some(self.now);
+                state.pending = true;
+                self.admit(&mut isvc.metadata);
+            }
+        }
+        // What the InferenceService gives the version it holds, each time that changes (all
+        // requests without canaryTrafficPercent), beside the routes' shares.
+        let model_key = format!(
+            "{}/{}",
+            isvc.namespace().unwrap_or_default(),
+            isvc.labels().get(crate::objects::meta::MODEL_LABEL).cloned().unwrap_or_default()
+        );
+        let share = written_percent(&isvc).map_or("100".to_string(), |p| p.to_string());
+        let seen = self.traffic.entry(model_key).or_default();
+        if seen.last() != Some(&share) {
+            seen.push(share);
+        }
+        self.inference_services.insert(k, Arc::new(isvc));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod expect;
+pub mod kserve;
 pub mod kubelet;
 pub mod report;
 pub mod scenario;
@@ -145,6 +146,7 @@ impl Simulation {
     pub fn run_until(&mut self, until: Timestamp) {
         loop {
             kubelet::advance(&mut self.cluster, &self.scenario);
+            kserve::advance(&mut self.cluster, &self.scenario);
             self.apply_changes();
             if !self.controller_down() {
                 self.reconcile_all();
@@ -162,7 +164,9 @@ impl Simulation {
         let down = &self.scenario.file.controller_down;
         let restart = down.iter().map(|d| after(self.scenario.start(), d.to.0)).filter(|t| *t > self.cluster.now).min();
         let candidates =
-            [kubelet::next_event(&self.cluster, &self.scenario), change, self.wake_at.values().min().copied(), restart];
+            [kubelet::next_event(&self.cluster, &self.scenario), change, self.wake_at.values().min().copied(), restart]
+                .into_iter()
+                .chain([kserve::next_event(&self.cluster, &self.scenario)]);
         candidates.into_iter().flatten().filter(|t| *t > self.cluster.now).min()
     }
 

@@ -180,6 +180,74 @@ pub fn cases() -> Vec<Case> {
         with(&m, &format!("{steps}/0/headers"), beta),
         "canary steps with headers need trafficRouting.gatewayAPI",
     );
+    // KServe as the serving target.
+    let predictor = json!({"model": {"modelFormat": {"name": "sklearn"}}, "minReplicas": 1});
+    let served_by_kserve = |mode: &str| {
+        let mut obj = without(&m, "/spec/serving/template");
+        obj = with(&obj, "/spec/serving/target", json!("KServe"));
+        with(&obj, "/spec/serving/kserve", json!({"deploymentMode": mode, "predictor": predictor.clone()}))
+    };
+    let kserve = served_by_kserve("Knative");
+    t.accepts("a Model served by KServe in Knative mode with a canary is accepted", "Model", kserve.clone());
+    t.accepts(
+        "a Model served by KServe in Standard mode without a canary is accepted",
+        "Model",
+        without(&served_by_kserve("Standard"), "/spec/serving/strategy"),
+    );
+    t.refuses(
+        "a KServe canary in Standard mode is refused: KServe ignores canaryTrafficPercent there",
+        "Model",
+        served_by_kserve("Standard"),
+        "a canary with target KServe needs kserve.deploymentMode: Knative",
+    );
+    t.refuses(
+        "a KServe canary without a deployment mode (Standard by default) is refused",
+        "Model",
+        without(&kserve, "/spec/serving/kserve/deploymentMode"),
+        "a canary with target KServe needs kserve.deploymentMode: Knative",
+    );
+    t.refuses(
+        "target KServe without kserve is refused",
+        "Model",
+        without(&kserve, "/spec/serving/kserve"),
+        "target KServe needs spec.serving.kserve",
+    );
+    t.refuses(
+        "a Model served by Deployments without a pod template is refused",
+        "Model",
+        without(&m, "/spec/serving/template"),
+        "spec.serving.template is required",
+    );
+    t.refuses(
+        "kserve without target KServe is refused",
+        "Model",
+        with(&m, "/spec/serving/kserve", json!({"predictor": predictor.clone()})),
+        "spec.serving.kserve is read only with target: KServe",
+    );
+    t.refuses(
+        "a KServe predictor without a model format is refused",
+        "Model",
+        with(&kserve, "/spec/serving/kserve/predictor", json!({"minReplicas": 1})),
+        "kserve.predictor needs model.modelFormat.name",
+    );
+    t.refuses(
+        "a KServe predictor that sets canaryTrafficPercent itself is refused",
+        "Model",
+        with(&kserve, "/spec/serving/kserve/predictor/canaryTrafficPercent", json!(10)),
+        "canaryTrafficPercent is set by modelcycle",
+    );
+    t.refuses(
+        "Gateway API routing with target KServe is refused",
+        "Model",
+        with(&kserve, "/spec/serving/trafficRouting", gateway.clone()),
+        "trafficRouting does not apply with target KServe",
+    );
+    t.refuses(
+        "blue-green with target KServe is refused",
+        "Model",
+        with(&kserve, "/spec/serving/strategy", json!({"blueGreen": {}})),
+        "blueGreen is not available with target KServe",
+    );
     let shadow = json!({"duration": "10m", "percent": 50});
     t.accepts(
         "a shadow stage is accepted with Gateway API routing",

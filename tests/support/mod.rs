@@ -150,6 +150,7 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         deployments: cached(unshared(children.deployments)),
         services: cached(unshared(children.services)),
         routes: children.routes.map(|r| cached(unshared(r))),
+        inference_services: children.inference_services.map(|r| cached(unshared(r))),
         policies: cached(unshared(children.policies).into_iter().map(Decoded::from)),
     }
 }
