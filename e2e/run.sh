@@ -28,6 +28,11 @@ GATEWAY_API_VERSION=v1.4.1
 gateway_api_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
 export E2E_GATEWAY_API_CRDS="$gateway_api_dir/config/crd/standard"
+# KServe's InferenceService CRD likewise, from its Go module.
+KSERVE_VERSION=v0.16.0
+kserve_dir=$(go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+export E2E_KSERVE_CRD="$kserve_dir/config/crd/full/serving.kserve.io_inferenceservices.yaml"
 echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS"))"
 status=0
 cargo test --locked --test e2e || status=$?

@@ -30,7 +30,31 @@ pub fn install_crds(cluster: &Cluster, report: &Report) -> bool {
         }),
         Err(_) => Err("E2E_GATEWAY_API_CRDS is not set (e2e/run.sh sets it)".into()),
     };
-    report.check(what, gateway, None)
+    if !report.check(what, gateway, None) {
+        return false;
+    }
+    // KServe's InferenceService CRD, from its Go module (over 1 MB: server-side apply only).
+    let what =
+        "KServe's InferenceService CRD (from the github.com/kserve/kserve Go module) is installed and Established";
+    let kserve = match std::env::var("E2E_KSERVE_CRD") {
+        Ok(file) => cluster.kubectl(&["apply", "--server-side", "-f", &file]).and_then(|_| {
+            // Until the API server has written the CRD's first condition, kubectl wait fails
+            // rather than waits ("status.conditions accessor error"): try again for a while.
+            let crd = "crd/inferenceservices.serving.kserve.io";
+            let wait = || cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", crd]);
+            (0..20)
+                .find_map(|_| {
+                    wait().ok().or_else(|| {
+                        std::thread::sleep(Duration::from_millis(500));
+                        None
+                    })
+                })
+                .map(|_| ())
+                .ok_or_else(|| wait().err().unwrap_or_default())
+        }),
+        Err(_) => Err("E2E_KSERVE_CRD is not set (e2e/run.sh sets it)".into()),
+    };
+    report.check(what, kserve, None)
 }
 
 /// Sends the examples and every admission case to the API server.

@@ -55,12 +55,14 @@ async fn run(cluster: &Cluster, report: &Report) {
     if wanted("admission") {
         admission::run(cluster, report).await;
     }
-    let Some(install) = controller::install_chart(cluster, report, "modelcycle", &["gatewayAPI.enabled=true"]).await
+    let Some(install) =
+        controller::install_chart(cluster, report, "modelcycle", &["gatewayAPI.enabled=true", "kserve.enabled=true"])
+            .await
     else {
         return;
     };
     if wanted("stories") || wanted("steady") {
-        let gateway = ["--gateway-api=true"];
+        let gateway = ["--gateway-api=true", "--kserve=true"];
         let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &gateway).await else {
             return;
         };

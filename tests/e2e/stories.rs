@@ -268,6 +268,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-pinned", "pinned"),
         ("e2e-pruning", "pruning"),
         ("e2e-gateway", "gateway"),
+        ("e2e-kserve", "kserve"),
     ];
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
@@ -287,6 +288,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "policy" => crate::stories::history::policy(cluster, &mut steps).await,
                 "pinned" => crate::stories::history::pinned(cluster, &mut steps).await,
                 "gateway" => crate::stories::traffic::gateway(cluster, &mut steps).await,
+                "kserve" => crate::stories::kserve::kserve(cluster, &mut steps).await,
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok
@@ -440,6 +442,7 @@ fn printer_columns(cluster: &Cluster) -> Check {
 }
 
 pub mod history;
+pub mod kserve;
 pub mod progressive;
 pub mod quickstart;
 pub mod traffic;
