@@ -16,6 +16,9 @@ use crate::api::{KServeRevision, Model, ModelVersion};
 use super::meta::{MODEL_LABEL, SPEC_HASH_ANNOTATION, VERSION_ANNOTATION, VERSION_LABEL, controller_ref, labels};
 use super::names::{json_hash, label_value, serving_name};
 
+/// Knative's per-revision progress deadline, set from `spec.serving.progressDeadlineSeconds`.
+pub const PROGRESS_DEADLINE_ANNOTATION: &str = "serving.knative.dev/progress-deadline";
+
 /// The predictor component, the one modelcycle sets.
 pub const PREDICTOR: &str = "predictor";
 
@@ -47,6 +50,15 @@ pub fn desired_inference_service(
     if let Value::Object(l) = pod_labels {
         l.insert(MODEL_LABEL.into(), Value::String(label_value(&name)));
         l.insert(VERSION_LABEL.into(), Value::String(version.spec.version.to_string()));
+    }
+    // Knative gives up on a revision after its progress deadline: the Model's, when it sets one.
+    if let Some(seconds) =
+        model.spec.serving.progress_deadline_seconds.filter(|_| kserve.deployment_mode == KServeMode::Knative)
+    {
+        let annotations = predictor.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(a) = annotations {
+            a.insert(PROGRESS_DEADLINE_ANNOTATION.into(), Value::String(format!("{seconds}s")));
+        }
     }
     if let Some(p) = percent {
         predictor.insert("canaryTrafficPercent".into(), Value::from(p.clamp(0, 100)));
