@@ -63,6 +63,11 @@ fn another_dataset_version_trains_a_different_model() {
     let a = parse_termination_message(Some(&train(&dir, 1, "2026-11-01"))).unwrap();
     let b = parse_termination_message(Some(&train(&dir, 2, "2026-12-01"))).unwrap();
     assert_ne!(a.metrics, b.metrics);
+    let again = parse_termination_message(Some(&train(&dir, 3, "2026-11-01"))).unwrap();
+    let (a, b, again) = (a.dataset.unwrap(), b.dataset.unwrap(), again.dataset.unwrap());
+    assert!(a.digest.starts_with("sha256:") && a.rows.is_some_and(|r| r > 300), "{a:?}");
+    assert_eq!(a, again, "the same dataset version reads the same data");
+    assert_ne!(a.digest, b.digest, "another dataset version reads other data");
 }
 
 struct Server(Child);

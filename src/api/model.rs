@@ -116,6 +116,12 @@ pub struct EvaluationSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub gates: Vec<Gate>,
+    /// Reject a version whose trainer read different data than an earlier version under the same
+    /// dataset `uri` and `version` (by the digest trainers report in their termination message:
+    /// `{"dataset": {"digest": "sha256:…"}}`). Off: such a version is only flagged (its condition
+    /// `DataStable` is False and a Warning Event names both versions and digests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_stable_data: bool,
 }
 
 /// One gate on a metric the trainer reports.

@@ -75,6 +75,10 @@ pub struct ModelVersionStatus {
     /// measured against these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reference: BTreeMap<String, crate::stats::Histogram>,
+    /// What the trainer read, as it reported it (`{"dataset": {"digest", "rows"}}` in its
+    /// termination message): a dataset `version` is often a mutable path, the digest is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_read: Option<DatasetRead>,
     /// The verdict of every evaluation gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate_results: Vec<GateResult>,
@@ -121,6 +125,17 @@ pub struct CanaryProgress {
     /// The shadow stage before the steps passed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow_passed: bool,
+}
+
+/// The data a trainer reports it read.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetRead {
+    /// A digest of the content read, e.g. `sha256:…` (at most 256 characters).
+    pub digest: String,
+    /// How many rows (records) it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// Which revision of the InferenceService runs a version. KServe's `status.observedGeneration`

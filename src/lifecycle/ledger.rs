@@ -53,6 +53,7 @@ pub struct Ledger<'a> {
 }
 
 /// What was decided about a version, for its decision record and Event.
+#[derive(Clone, Debug)]
 pub struct Decision {
     /// What was done; for a phase change, it names the new phase.
     pub action: Action,

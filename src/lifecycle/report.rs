@@ -72,7 +72,12 @@ pub struct TrainerReport {
     pub metrics: BTreeMap<String, f64>,
     /// Reference distributions by feature, e.g. `predictions`.
     pub reference: BTreeMap<String, crate::stats::Histogram>,
+    /// What it read, if it said.
+    pub dataset: Option<crate::api::DatasetRead>,
 }
+
+/// The longest dataset digest kept.
+pub const DIGEST_MAX: usize = 256;
 
 /// A termination message that could not be read, with the reason for the ModelVersion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +127,22 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
             reason: Reason::InvalidTerminationMessage,
             message: format!("\"reference\" must map feature names to {{\"bounds\": [...], \"counts\": [...]}}: {e}"),
         })?;
+    }
+    if let Some(dataset) = value.get("dataset") {
+        let read: crate::api::DatasetRead = serde_json::from_value(dataset.clone()).map_err(|e| ReportError {
+            reason: Reason::InvalidTerminationMessage,
+            message: format!("\"dataset\" must be {{\"digest\": \"sha256:...\", \"rows\": <count>}}: {e}"),
+        })?;
+        if read.digest.trim().is_empty() || read.digest.len() > DIGEST_MAX {
+            return Err(ReportError {
+                reason: Reason::InvalidTerminationMessage,
+                message: format!(
+                    "\"dataset\".\"digest\" must be 1 to {DIGEST_MAX} characters, got {:?}",
+                    quote_start(&read.digest)
+                ),
+            });
+        }
+        report.dataset = Some(read);
     }
     Ok(report)
 }
@@ -247,5 +268,22 @@ mod tests {
             parse_termination_message(Some(r#"{"auc": 0.9}"#)).unwrap_err().reason,
             Reason::InvalidTerminationMessage
         );
+    }
+
+    #[test]
+    fn the_data_a_trainer_read_is_read_with_its_metrics() {
+        let report = parse_termination_message(Some(
+            r#"{"metrics": {"auc": 0.9}, "dataset": {"digest": "sha256:ab12", "rows": 1200}}"#,
+        ))
+        .unwrap();
+        assert_eq!(report.dataset, Some(crate::api::DatasetRead { digest: "sha256:ab12".into(), rows: Some(1200) }));
+        let without = parse_termination_message(Some(r#"{"metrics": {"auc": 0.9}}"#)).unwrap();
+        assert_eq!(without.dataset, None, "a trainer need not say");
+        for bad in [r#"{"digest": ""}"#, r#"{"rows": 3}"#, r#"{"digest": "x", "rows": -1}"#, r#""sha256:ab""#] {
+            let message = format!(r#"{{"metrics": {{"auc": 0.9}}, "dataset": {bad}}}"#);
+            let e = parse_termination_message(Some(&message)).unwrap_err();
+            assert_eq!(e.reason, Reason::InvalidTerminationMessage, "{bad}");
+            assert!(e.message.contains("\"dataset\""), "{}", e.message);
+        }
     }
 }

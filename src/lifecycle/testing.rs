@@ -37,6 +37,7 @@ pub fn model(name: &str) -> Model {
                 artifact_uri: "s3://models/{model}/{version}".into(),
             },
             evaluation: EvaluationSpec {
+                require_stable_data: false,
                 gates: vec![Gate {
                     metric: "auc".into(),
                     goal: Goal::Maximize,

@@ -14,9 +14,11 @@ use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
 use crate::objects::job::training_job;
 use crate::objects::names::job_name;
 
+use super::conditions::{self, Desired};
 use super::evaluate::{failures, judge, passed, skipped};
 use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
+use super::plan::EventKind;
 use super::report::{JobOutcome, job_outcome, parse_termination_message};
 use super::transitions::{Action, Reason};
 use super::triggers::after;
@@ -79,8 +81,10 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], p
                     Ok(report) => {
                         if let Some(entry) = ledger.get_mut(n) {
                             entry.status_mut().reference = report.reference;
+                            entry.status_mut().dataset_read = report.dataset;
                         }
-                        evaluate(ledger, model, n, report.metrics)
+                        let changed = judge_data(ledger, n);
+                        evaluate(ledger, model, n, report.metrics, changed)
                     }
                 }
             }
@@ -99,7 +103,69 @@ fn start(ledger: &mut Ledger, n: u32, job: &str) {
     }
 }
 
-fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collections::BTreeMap<String, f64>) {
+/// Whether version `n`'s trainer read the same data as every earlier version that recorded a
+/// digest for the same dataset `uri` and `version`: the version's `DataStable` condition says
+/// so; a different digest is flagged with a Warning Event (naming the newest earlier version that
+/// read otherwise) and returned as the decision that rejects it under `requireStableData`.
+fn judge_data(ledger: &mut Ledger, n: u32) -> Option<Decision> {
+    let now = ledger.now();
+    let entry = ledger.get(n)?;
+    let read = entry.status.dataset_read.clone()?;
+    let dataset = entry.version.spec.training.dataset.clone();
+    // Every earlier read of the same dataset version counts (newest first): a digest that differs
+    // from any of them means the data under that version changed since.
+    let reads: Vec<(u32, crate::api::DatasetRead)> = ledger
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| e.number() < n && e.version.spec.training.dataset == dataset)
+        .filter_map(|e| Some((e.number(), e.status.dataset_read.clone()?)))
+        .collect();
+    let differing = reads.iter().find(|(_, r)| r.digest != read.digest).cloned();
+    let (condition, flag) = match differing.or_else(|| reads.first().cloned()) {
+        Some((m, before)) if before.digest != read.digest => {
+            let message = format!(
+                "dataset {} version {} read as {} by v{n}, but as {} by v{m}: the data under this version changed",
+                dataset.uri, dataset.version, read.digest, before.digest
+            );
+            let evidence = serde_json::json!({
+                "uri": dataset.uri, "version": dataset.version,
+                "digest": read.digest, "rows": read.rows,
+                "earlier": {"modelVersion": m, "digest": before.digest, "rows": before.rows},
+            });
+            let flag = Decision::new(Action::Flag, Reason::DatasetChanged, message.clone()).with_evidence(evidence);
+            (Desired { type_: DATA_STABLE, status: false, reason: "DatasetChanged".into(), message }, Some(flag))
+        }
+        Some((m, _)) => {
+            let message =
+                format!("read the same data as v{m} under dataset version {} ({})", dataset.version, read.digest);
+            (Desired { type_: DATA_STABLE, status: true, reason: "SameDigest".into(), message }, None)
+        }
+        None => {
+            let message =
+                format!("the first digest recorded for dataset version {} ({})", dataset.version, read.digest);
+            (Desired { type_: DATA_STABLE, status: true, reason: "FirstRecord".into(), message }, None)
+        }
+    };
+    if let Some(entry) = ledger.get_mut(n) {
+        conditions::set_all(&mut entry.status_mut().conditions, &[condition], None, now);
+    }
+    if let Some(flag) = &flag {
+        ledger.push_decision_as(n, flag.clone(), EventKind::Warning);
+    }
+    flag
+}
+
+/// The version condition that says whether its data matched earlier reads of the same version.
+pub const DATA_STABLE: &str = "DataStable";
+
+fn evaluate(
+    ledger: &mut Ledger,
+    model: &Model,
+    n: u32,
+    metrics: std::collections::BTreeMap<String, f64>,
+    data_changed: Option<Decision>,
+) {
     let champion = ledger.serving().and_then(|s| ledger.get(s)).map(|e| e.status.metrics.clone());
     let results = judge(&model.spec.evaluation.gates, &metrics, champion.as_ref());
     let evidence = serde_json::to_value(&results).ok();
@@ -107,6 +173,11 @@ fn evaluate(ledger: &mut Ledger, model: &Model, n: u32, metrics: std::collection
     entry.status_mut().metrics = metrics;
     entry.status_mut().gate_results = results.clone();
     let metrics_text = entry.status.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    if let Some(changed) = data_changed.filter(|_| model.spec.evaluation.require_stable_data) {
+        let message = format!("{}; evaluation.requireStableData rejects it", changed.message);
+        ledger.transition(n, Decision { action: Action::Reject, message, ..changed });
+        return;
+    }
     if passed(&results) {
         let skipped = skipped(&results);
         let message = if skipped.is_empty() {

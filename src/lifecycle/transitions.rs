@@ -37,6 +37,8 @@ names! {
         ScaleDown,
         /// An analysis verdict that changes no phase.
         Analyse,
+        /// Something about it that a person should know, without a phase change.
+        Flag,
     }
 }
 
@@ -53,7 +55,7 @@ impl Action {
             Action::Serve | Action::Restore => Some(Serving),
             Action::Retire => Some(Retired),
             Action::RollBack => Some(RolledBack),
-            Action::Step | Action::ScaleDown | Action::Analyse => None,
+            Action::Step | Action::ScaleDown | Action::Analyse | Action::Flag => None,
         }
     }
 }
@@ -81,6 +83,8 @@ names! {
         GatesPassed,
         /// A gate failed.
         GateFailed,
+        /// Its trainer read other data than an earlier version under the same dataset version.
+        DatasetChanged,
         /// A newer version replaced it (in serving, or in training by `concurrencyPolicy: Replace`).
         Replaced,
         /// A newer version was wanted before its rollout completed.

@@ -113,6 +113,9 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
             if !reference.is_empty() {
                 report["reference"] = serde_json::to_value(&reference).unwrap_or_default();
             }
+            if let Some(dataset) = &script.dataset {
+                report["dataset"] = serde_json::to_value(dataset).unwrap_or_default();
+            }
             report.to_string()
         });
         let job_name = job.name_any();

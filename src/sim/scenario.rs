@@ -56,6 +56,8 @@ pub struct VersionScript {
     /// Report the live drift histogram at the time training ends as the `predictions`
     /// reference, as a trainer that learned the current data would.
     pub reference_from_live: Option<bool>,
+    /// What the trainer reports it read (`{digest, rows}`).
+    pub dataset: Option<crate::api::DatasetRead>,
 }
 
 impl VersionScript {
@@ -70,6 +72,7 @@ impl VersionScript {
             rollout_time: self.rollout_time.or(defaults.rollout_time),
             reference: self.reference.clone().or_else(|| defaults.reference.clone()),
             reference_from_live: self.reference_from_live.or(defaults.reference_from_live),
+            dataset: self.dataset.clone().or_else(|| defaults.dataset.clone()),
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Behaviour {
     pub failing: Vec<u32>,
     /// How long a trainer runs, e.g. `20s`.
     pub training_time: Option<String>,
+    /// The digest of what each version's trainer reports it read; none: it does not say.
+    pub datasets: BTreeMap<u32, &'static str>,
 }
 
 fn list(versions: &[u32]) -> String {
@@ -43,8 +45,15 @@ pub fn annotations(behaviour: &Behaviour) -> (Value, Value) {
         "e2e.modelcycle.io/failing-versions": list(&behaviour.failing),
         "e2e.modelcycle.io/training-time": behaviour.training_time.clone().unwrap_or_else(|| "1s".into()),
     });
-    for (version, metrics) in &behaviour.metrics {
-        training[format!("e2e.modelcycle.io/result-v{version}")] = json!({"metrics": metrics}).to_string().into();
+    let versions: std::collections::BTreeSet<u32> =
+        behaviour.metrics.keys().chain(behaviour.datasets.keys()).copied().collect();
+    for version in versions {
+        let metrics = behaviour.metrics.get(&version).cloned().unwrap_or_else(|| json!({"auc": 0.9}));
+        let mut result = json!({"metrics": metrics});
+        if let Some(digest) = behaviour.datasets.get(&version) {
+            result["dataset"] = json!({"digest": digest, "rows": 1000});
+        }
+        training[format!("e2e.modelcycle.io/result-v{version}")] = result.to_string().into();
     }
     let serving = json!({"e2e.modelcycle.io/never-ready-versions": list(&behaviour.never_ready)});
     (training, serving)

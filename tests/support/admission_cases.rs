@@ -46,7 +46,7 @@ pub fn model() -> Value {
             "evaluation": {"gates": [
                 {"metric": "auc", "min": 0.8, "max": 1.0},
                 {"metric": "log_loss", "goal": "Minimize", "maxRegression": 0.02}
-            ]},
+            ], "requireStableData": true},
             "serving": {
                 "template": {"spec": {"containers": [{"name": "serve", "image": "server:1"}]}},
                 "replicas": 4,

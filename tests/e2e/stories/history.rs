@@ -29,9 +29,14 @@ pub async fn policy(cluster: &Cluster, steps: &mut Steps<'_>) {
         "metadata": {"name": name},
         "spec": {"modelRef": {"name": name}, "manual": true, "schedule": {"cron": cron, "timeZone": "UTC"}}
     });
+    // Every version trains on dataset version d1; v3's trainer reads other data under it.
+    let reads = Behaviour {
+        datasets: [(1, "sha256:aaa"), (2, "sha256:aaa"), (3, "sha256:bbb")].into_iter().collect(),
+        ..Default::default()
+    };
     steps
         .step("a Model with a manual RetrainPolicy serves v1; the policy shows its next scheduled run", async {
-            apply(cluster, ns, &kwok_model(name, &Behaviour::default())).await?;
+            apply(cluster, ns, &kwok_model(name, &reads)).await?;
             apply(cluster, ns, &policy).await?;
             wait_phase(cluster, ns, name, 1, "Serving", 90).await?;
             eventually("the policy's status", Duration::from_secs(30), || async {
@@ -80,6 +85,39 @@ pub async fn policy(cluster: &Cluster, steps: &mut Steps<'_>) {
             ])?;
             wait_phase(cluster, ns, name, 3, "Serving", 90).await.map(|_| ())
         })
+        .await;
+    steps
+        .step(
+            "the digests the trainers reported are recorded: v2 read what v1 read; v3 read other data under d1, flagged by DataStable=False and a Warning Event naming both",
+            async {
+                let all = versions(cluster, ns, name).await?;
+                let condition = |n: u32| {
+                    all.get(&n)
+                        .and_then(|v| v.status.as_ref())
+                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "DataStable").cloned())
+                        .map(|c| (c.status, c.reason))
+                };
+                ensure!(condition(2) == Some(("True".into(), "SameDigest".into())), "v2: {:?}", condition(2));
+                ensure!(condition(3) == Some(("False".into(), "DatasetChanged".into())), "v3: {:?}", condition(3));
+                let read = all.get(&3).and_then(|v| v.status.as_ref()?.dataset_read.clone());
+                ensure!(read.as_ref().is_some_and(|r| r.digest == "sha256:bbb"), "v3 read {read:?}");
+                let events = cluster.kubectl(&[
+                    "-n",
+                    ns,
+                    "get",
+                    "events.events.k8s.io",
+                    "--field-selector",
+                    "reason=DatasetChanged",
+                    "-o",
+                    "jsonpath={.items[*].type} {.items[*].note}",
+                ])?;
+                ensure!(
+                    events.starts_with("Warning") && events.contains("sha256:aaa") && events.contains("sha256:bbb"),
+                    "events: {events}"
+                );
+                Ok(())
+            },
+        )
         .await;
 }
 
