@@ -278,6 +278,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-pruning", "pruning"),
         ("e2e-gateway", "gateway"),
         ("e2e-kserve", "kserve"),
+        ("e2e-kserve-standard", "kserve-standard"),
     ];
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
@@ -298,6 +299,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "pinned" => crate::stories::history::pinned(cluster, &mut steps).await,
                 "gateway" => crate::stories::traffic::gateway(cluster, &mut steps).await,
                 "kserve" => crate::stories::kserve::kserve(cluster, &mut steps).await,
+                "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok

@@ -164,3 +164,48 @@ pub async fn kserve(cluster: &Cluster, steps: &mut Steps<'_>) {
         )
         .await;
 }
+
+/// A Model served by KServe in Standard mode (KServe's default): no revisions and no canary; a
+/// new version is taken once KServe's Deployment observed the change and reports Ready.
+pub async fn kserve_standard(cluster: &Cluster, steps: &mut Steps<'_>) {
+    let ns = steps.ns().to_string();
+    let ns = ns.as_str();
+    let name = "ranker";
+    let mut model_json = kwok_model(name, &Behaviour::default());
+    model_json["spec"]["serving"] = json!({
+        "target": "KServe",
+        "kserve": {"predictor": {"model": {"modelFormat": {"name": "xgboost"}}}}
+    });
+    // KServe's status in Standard mode: the Deployment's observed generation, Ready from it.
+    let report = |ready: bool| async move {
+        let isvc = isvcs(cluster, ns).get(name).await.map_err(|e| e.to_string())?;
+        let value = if ready { "True" } else { "False" };
+        let status = json!({"status": {"observedGeneration": isvc.metadata.generation,
+            "conditions": [{"type": "PredictorReady", "status": value}, {"type": "Ready", "status": value}]}});
+        isvcs(cluster, ns)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    steps
+        .step("Standard mode: v1 serves once KServe reports Ready, then v2 replaces it in place, never with a canaryTrafficPercent", async {
+            apply(cluster, ns, &model_json).await?;
+            let isvc = wait_isvc(cluster, ns, name, 1, None).await?;
+            let mode = isvc.metadata.annotations.clone().unwrap_or_default().get("serving.kserve.io/deploymentMode").cloned();
+            ensure!(mode.as_deref() == Some("Standard"), "deploymentMode {mode:?}");
+            report(true).await?;
+            wait_phase(cluster, ns, name, 1, "Serving", 30).await?;
+            new_data(cluster, ns, name, "d2").await?;
+            wait_isvc(cluster, ns, name, 2, None).await?;
+            // KServe's old status (v1's Deployment, Ready) must not promote v2: nothing changes
+            // until its Deployment observed the new generation.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let v2 = versions(cluster, ns, name).await?.remove(&2).and_then(|v| v.status?.phase);
+            ensure!(v2 == Some(modelcycle::api::VersionPhase::RollingOut), "v2 is {v2:?} before KServe took it");
+            report(true).await?;
+            wait_phase(cluster, ns, name, 2, "Serving", 30).await?;
+            wait_phase(cluster, ns, name, 1, "Retired", 10).await.map(|_| ())
+        })
+        .await;
+}
