@@ -24,7 +24,7 @@ use crate::objects::names::serving_name;
 
 use super::analysis::{Gate, Guard, Step, guard, is_manual, manual_gate, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
-use super::rollout::{Outcome, Rollout, Strategy};
+use super::rollout::{Outcome, Rollout, Strategy, hold};
 use super::transitions::{Action, Reason};
 use super::triggers::span;
 
@@ -233,20 +233,12 @@ impl Target<'_, '_> {
                         };
                         self.ledger.push_decision(w, Decision::new(Action::Step, Reason::CanaryStepDone, message));
                     }
-                    Gate::Wait(wake) => out.requeue_after = wake.and_then(|t| self.ledger.until(t)),
-                    Gate::Paused(reason, message, wake) => {
-                        out.paused = Some((reason, format!("{message} (at {at})")));
-                        out.requeue_after = wake.and_then(|t| self.ledger.until(t));
-                    }
-                    Gate::Failed(message, evidence) => {
-                        let d = Decision {
-                            action: Action::RollBack,
-                            reason: Reason::AnalysisFailed,
-                            message: format!("v{w} at {at}: {message}; v{s} takes every request again"),
-                            evidence: Some(evidence),
-                        };
-                        self.roll_back(&mut out, Some(s), w, d);
-                        return out;
+                    held => {
+                        let failed = |m: String| format!("v{w} at {at}: {m}; v{s} takes every request again");
+                        if let Some(d) = hold(&mut out, self.ledger, held, &format!("at {at}"), failed) {
+                            self.roll_back(&mut out, Some(s), w, d);
+                            return out;
+                        }
                     }
                 }
             }

@@ -151,27 +151,38 @@ pub fn settle(
     where_: &str,
     failed: impl FnOnce(String) -> String,
 ) -> bool {
+    let Some(d) = hold(out, ledger, gate, where_, failed) else { return false };
+    roll_back(out, ledger, model, stable, wanted, d);
+    true
+}
+
+/// What a step's gate other than open does to the outcome, whatever the target: waits, or pauses
+/// (saying `where_`). A failure is returned as the rollback decision (with the `failed` words)
+/// for the strategy to carry out its own way.
+pub fn hold(
+    out: &mut Outcome,
+    ledger: &Ledger,
+    gate: Gate,
+    where_: &str,
+    failed: impl FnOnce(String) -> String,
+) -> Option<Decision> {
     match gate {
-        Gate::Open => false,
+        Gate::Open => None,
         Gate::Wait(wake) => {
             out.requeue_after = wake.and_then(|t| ledger.until(t));
-            false
+            None
         }
         Gate::Paused(reason, message, wake) => {
             out.paused = Some((reason, format!("{message} ({where_})")));
             out.requeue_after = wake.and_then(|t| ledger.until(t));
-            false
+            None
         }
-        Gate::Failed(message, evidence) => {
-            let d = Decision {
-                action: Action::RollBack,
-                reason: Reason::AnalysisFailed,
-                message: failed(message),
-                evidence: Some(evidence),
-            };
-            roll_back(out, ledger, model, stable, wanted, d);
-            true
-        }
+        Gate::Failed(message, evidence) => Some(Decision {
+            action: Action::RollBack,
+            reason: Reason::AnalysisFailed,
+            message: failed(message),
+            evidence: Some(evidence),
+        }),
     }
 }
 

@@ -40,25 +40,16 @@ pub fn desired_inference_service(
     let owner = controller_ref(model)?;
     let name = model.name_any();
     let mut predictor = kserve.predictor.clone();
-    let model_spec = predictor.entry("model").or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(m) = model_spec {
-        m.insert("storageUri".into(), Value::String(version.spec.artifact_uri.clone()));
-    }
+    set_in(&mut predictor, "model", [("storageUri", version.spec.artifact_uri.clone())]);
     // KServe puts the predictor's labels on its pods: a version's metrics carry its number, so
     // analysis queries can select `{{version}}`.
-    let pod_labels = predictor.entry("labels").or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(l) = pod_labels {
-        l.insert(MODEL_LABEL.into(), Value::String(label_value(&name)));
-        l.insert(VERSION_LABEL.into(), Value::String(version.spec.version.to_string()));
-    }
+    let pod_labels = [(MODEL_LABEL, label_value(&name)), (VERSION_LABEL, version.spec.version.to_string())];
+    set_in(&mut predictor, "labels", pod_labels);
     // Knative gives up on a revision after its progress deadline: the Model's, when it sets one.
     if let Some(seconds) =
         model.spec.serving.progress_deadline_seconds.filter(|_| kserve.deployment_mode == KServeMode::Knative)
     {
-        let annotations = predictor.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(a) = annotations {
-            a.insert(PROGRESS_DEADLINE_ANNOTATION.into(), Value::String(format!("{seconds}s")));
-        }
+        set_in(&mut predictor, "annotations", [(PROGRESS_DEADLINE_ANNOTATION, format!("{seconds}s"))]);
     }
     if let Some(p) = percent {
         predictor.insert("canaryTrafficPercent".into(), Value::from(p.clamp(0, 100)));
@@ -82,6 +73,14 @@ pub fn desired_inference_service(
         spec,
         status: None,
     })
+}
+
+/// Sets string `fields` in the object under `key` of `map` (made if missing; the user's other
+/// fields there stay).
+fn set_in<const N: usize>(map: &mut Map<String, Value>, key: &str, fields: [(&str, String); N]) {
+    if let Value::Object(inner) = map.entry(key).or_insert_with(|| Value::Object(Map::new())) {
+        inner.extend(fields.map(|(k, v)| (k.to_string(), Value::String(v))));
+    }
 }
 
 /// The version the InferenceService's spec serves, from its annotation.

@@ -420,10 +420,7 @@ impl Cluster {
         let state = self.kserve.entry(k.clone()).or_default();
         match &old {
             Some(old) => {
-                isvc.metadata.uid = old.metadata.uid.clone();
-                isvc.metadata.creation_timestamp = old.metadata.creation_timestamp.clone();
-                isvc.metadata.resource_version = old.metadata.resource_version.clone();
-                isvc.metadata.generation = old.metadata.generation;
+                isvc.metadata = merged_meta(&old.metadata, &isvc.metadata);
                 isvc.status = old.status.clone();
                 if old.spec != isvc.spec {
                     isvc.metadata.generation = Some(old.metadata.generation.unwrap_or(1) + 1);

@@ -36,15 +36,20 @@ fn due(cluster: &Cluster, scenario: &Scenario) -> Vec<(String, Timestamp)> {
         if let Some(created) = state.created.filter(|_| !state.pending)
             && !settled(isvc)
         {
-            let script = scenario.script(written_version(isvc).unwrap_or(0));
-            let took = match script.healthy.unwrap_or(true) {
-                true => script.rollout_time.map_or(SignedDuration::ZERO, |d| d.0),
-                false => PROGRESS_DEADLINE,
-            };
-            due.push((k.clone(), after(created, took)));
+            due.push((k.clone(), after(created, outcome(scenario, isvc).0)));
         }
     }
     due
+}
+
+/// How long the version the InferenceService holds takes to become ready, or to be reported
+/// failed (after the progress deadline), as scripted; and whether it becomes ready.
+fn outcome(scenario: &Scenario, isvc: &InferenceService) -> (SignedDuration, bool) {
+    let script = scenario.script(written_version(isvc).unwrap_or(0));
+    match script.healthy.unwrap_or(true) {
+        true => (script.rollout_time.map_or(SignedDuration::ZERO, |d| d.0), true),
+        false => (PROGRESS_DEADLINE, false),
+    }
 }
 
 /// The newest revision is ready or has failed (or, in Standard mode, the rollout is over).
@@ -89,10 +94,7 @@ pub fn advance(cluster: &mut Cluster, scenario: &Scenario) {
                 set(status, "PredictorReady", "Unknown", None);
             }
         } else if !settled(isvc) {
-            let script = scenario.script(written_version(isvc).unwrap_or(0));
-            let healthy = script.healthy.unwrap_or(true);
-            let took =
-                if healthy { script.rollout_time.map_or(SignedDuration::ZERO, |d| d.0) } else { PROGRESS_DEADLINE };
+            let (took, healthy) = outcome(scenario, isvc);
             if state.created.is_some_and(|c| after(c, took) <= now) {
                 let status = isvc.status.get_or_insert_with(InferenceServiceStatus::default);
                 if healthy {
