@@ -19,12 +19,14 @@ if [ ! -x .tools/bin/helm ]; then
 fi
 
 # Debian packages: Lua 5.1 for the Argo CD health checks, Prometheus (and promtool) for the
-# live-metrics tests, openssl and curl for the e2e control plane's certificates and probes.
+# live-metrics tests, openssl and curl for the e2e control plane's certificates and probes, tmux
+# for the terminal the kubectl plugin's --watch is read through.
 missing=()
 command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt: ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -9,6 +9,7 @@ pub mod error;
 pub mod kube;
 pub mod lifecycle;
 pub mod objects;
+pub mod plugin;
 pub mod sim;
 pub mod sources;
 pub mod stats;

@@ -279,6 +279,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-gateway", "gateway"),
         ("e2e-kserve", "kserve"),
         ("e2e-kserve-standard", "kserve-standard"),
+        ("e2e-plugin", "plugin"),
     ];
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
@@ -300,6 +301,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "gateway" => crate::stories::traffic::gateway(cluster, &mut steps).await,
                 "kserve" => crate::stories::kserve::kserve(cluster, &mut steps).await,
                 "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
+                "plugin" => crate::stories::plugin::plugin_story(cluster, &mut steps).await,
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok
@@ -454,6 +456,7 @@ fn printer_columns(cluster: &Cluster) -> Check {
 
 pub mod history;
 pub mod kserve;
+pub mod plugin;
 pub mod progressive;
 pub mod quickstart;
 pub mod traffic;

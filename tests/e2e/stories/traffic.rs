@@ -173,8 +173,14 @@ pub async fn gateway(cluster: &Cluster, steps: &mut Steps<'_>) {
             wait_phase(cluster, ns, name, 1, "Serving", 60).await?;
             wait_phase(cluster, ns, name, 2, "RolledBack", 30).await?;
             wait_quiet(cluster, ns, name, 30).await?;
-            let d = deployment(cluster, ns, name).await?;
-            ensure!(d.as_ref().is_some_and(|(v, r, _)| v == "1" && *r == 2), "stable Deployment: {d:?}");
+            // v1 is Serving from the moment of the decision; the Deployment is written after
+            // the versions' statuses (a run read it in between).
+            crate::cluster::eventually("the stable Deployment back on v1", std::time::Duration::from_secs(30), || async {
+                let d = deployment(cluster, ns, name).await?;
+                ensure!(d.as_ref().is_some_and(|(v, r, _)| v == "1" && *r == 2), "stable Deployment: {d:?}");
+                Ok(())
+            })
+            .await?;
             ensure!(deployment(cluster, ns, "ranker-canary").await?.is_none(), "a canary was started for the rollback");
             let v2 = versions(cluster, ns, name).await?.remove(&2).ok_or("no v2")?;
             let last = v2.status.and_then(|s| s.decisions.last().cloned()).ok_or("v2 has no decision")?;
