@@ -213,6 +213,11 @@ pub struct RunArgs {
     /// (comma-separated); empty allows any. An address outside them stalls the object.
     #[arg(long, env = "MODELCYCLE_PROMETHEUS_ALLOWED_ADDRESSES", value_delimiter = ',')]
     pub prometheus_allowed_addresses: Vec<String>,
+    /// URL prefixes of the MLflow tracking servers Models may publish their versions to
+    /// (comma-separated); empty allows any. A Model naming another one is not published
+    /// (`RegistrySynced=False`, saying why); its rollouts go on.
+    #[arg(long, env = "MODELCYCLE_MLFLOW_ALLOWED_URIS", value_delimiter = ',')]
+    pub mlflow_allowed_uris: Vec<String>,
     /// Manage Gateway API `HTTPRoute`s for Models that set `spec.serving.trafficRouting.gatewayAPI`
     /// (needs Gateway API's CRDs and access to HTTPRoutes). Without it such a Model is Stalled.
     #[arg(long, env = "MODELCYCLE_GATEWAY_API", default_value_t = false, action = clap::ArgAction::Set)]

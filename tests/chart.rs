@@ -190,6 +190,19 @@ fn prometheus_addresses_are_restricted_and_secrets_unread_unless_asked() {
     );
     let bad = template(&["--set", "prometheus.allowedAddresses={prometheus:9090}"]).unwrap_err();
     assert!(bad.contains("allowedAddresses"), "{bad}");
+    // MLflow: the same, for tokens and tracking URIs.
+    let mlflow =
+        template(&["--set", "mlflow.tokenSecrets=true", "--set", "mlflow.allowedUris={http://mlflow.mlops:5000}"])
+            .unwrap();
+    assert_eq!(secret_rules(&mlflow), 1, "mlflow.tokenSecrets grants reading Secrets");
+    assert!(
+        args(&mlflow).contains(&"--mlflow-allowed-uris=http://mlflow.mlops:5000".to_string()),
+        "{:?}",
+        args(&mlflow)
+    );
+    assert!(!args(&defaults).iter().any(|a| a.starts_with("--mlflow-allowed-uris")));
+    let bad = template(&["--set", "mlflow.allowedUris={mlflow:5000}"]).unwrap_err();
+    assert!(bad.contains("allowedUris"), "{bad}");
 }
 
 #[test]

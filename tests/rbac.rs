@@ -226,6 +226,7 @@ async fn the_chart_grants_exactly_what_the_controller_uses() {
         (vec!["--set", "watchNamespaces={ml,fraud}"], &without_tokens),
         (vec!["--set", tokens], &used_with_tokens),
         (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &used_with_tokens),
+        (vec!["--set", "mlflow.tokenSecrets=true"], &used_with_tokens),
         (vec!["--set", gateway], &gateway_without_tokens),
         (vec!["--set", gateway, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &with_gateway),
         (vec!["--set", kserve], &kserve_without_tokens),

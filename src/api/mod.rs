@@ -7,10 +7,12 @@ pub mod gateway;
 pub mod kserve;
 pub mod model;
 pub mod policy;
+pub mod registry;
 pub mod version;
 
 pub use common::*;
 pub use duration::Duration;
 pub use model::*;
 pub use policy::*;
+pub use registry::*;
 pub use version::*;

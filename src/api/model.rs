@@ -59,6 +59,9 @@ pub struct ModelSpec {
     #[serde(default = "default_version_history_limit")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("versionHistoryLimit must be between 1 and 100"))]
     pub version_history_limit: u32,
+    /// Model registries each version is published to as it is judged, rolls out and rolls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<super::registry::RegistrySpec>,
 }
 
 fn default_version_history_limit() -> u32 {
@@ -457,6 +460,9 @@ pub struct ModelStatus {
     /// The value of the `modelcycle.io/retrain-request` annotation last acted on; a new value retrains once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retrain_request: Option<String>,
+    /// Publishing to the registries of `spec.registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<super::registry::RegistryStatus>,
 }
 
 /// Where a Model is, in one word.

@@ -282,6 +282,7 @@ fn scenario(model: &Model, policy: &RetrainPolicy, history: &History, assume: &A
         changes: vec![],
         live,
         controller_down: vec![],
+        mlflow_down: vec![],
         expect: None,
     };
     Scenario { file, models: vec![model.clone()], policies: vec![policy.clone()] }

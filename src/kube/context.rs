@@ -19,6 +19,8 @@ pub struct Settings {
     pub resync: Duration,
     /// URL prefixes of the Prometheus servers objects may name; empty allows any.
     pub prometheus_allowed: Vec<String>,
+    /// URL prefixes of the MLflow servers Models may publish to; empty allows any.
+    pub mlflow_allowed: Vec<String>,
     /// Reconciles of each controller in progress at once.
     pub concurrency: u16,
     /// Watch and write Gateway API `HTTPRoute`s.
@@ -29,7 +31,14 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { resync: DEFAULT_RESYNC, prometheus_allowed: vec![], concurrency: 16, gateway_api: false, kserve: false }
+        Self {
+            resync: DEFAULT_RESYNC,
+            prometheus_allowed: vec![],
+            mlflow_allowed: vec![],
+            concurrency: 16,
+            gateway_api: false,
+            kserve: false,
+        }
     }
 }
 
@@ -45,6 +54,8 @@ pub struct Context {
     pub resync: Duration,
     /// URL prefixes of the Prometheus servers objects may name; empty allows any.
     pub prometheus_allowed: Vec<String>,
+    /// URL prefixes of the MLflow servers Models may publish to; empty allows any.
+    pub mlflow_allowed: Vec<String>,
     /// Prometheus clients and bearer tokens kept between reconciles.
     pub readings: super::reading_clients::ReadingClients,
     backoff: Mutex<HashMap<String, u32>>,
@@ -60,6 +71,7 @@ impl Context {
             metrics,
             resync: DEFAULT_RESYNC,
             prometheus_allowed: vec![],
+            mlflow_allowed: vec![],
             readings: Default::default(),
             backoff: Mutex::default(),
         }

@@ -50,6 +50,7 @@ pub struct Metrics {
     duration: Family<ControllerLabels, Histogram>,
     decide: Histogram,
     analysis_queries: Family<QueryLabels, Counter>,
+    registry_publishes: Family<QueryLabels, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge<i64, AtomicI64>,
     /// The per-Model series.
@@ -68,6 +69,7 @@ impl Default for Metrics {
         let decide = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let leader = Gauge::<i64, AtomicI64>::default();
         let analysis_queries = Family::<QueryLabels, Counter>::default();
+        let registry_publishes = Family::<QueryLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by controller and error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", duration.clone());
@@ -82,10 +84,15 @@ impl Default for Metrics {
             "Rollout analysis queries sent to Prometheus, by outcome",
             analysis_queries.clone(),
         );
+        registry.register(
+            "registry_publishes",
+            "Attempts to bring a Model's MLflow registry in step with its versions, by result (ok, failed)",
+            registry_publishes.clone(),
+        );
         // The controller sets the expiry from its resync period once its flags are read.
         let models = std::sync::Arc::new(super::model_metrics::ModelSeries::default());
         registry.register_collector(Box::new(models.clone()));
-        Self { registry, reconciles, failures, duration, decide, analysis_queries, leader, models }
+        Self { registry, reconciles, failures, duration, decide, analysis_queries, registry_publishes, leader, models }
     }
 }
 
@@ -132,6 +139,12 @@ impl Metrics {
         self.analysis_queries.get_or_create(&QueryLabels { result: result.into() }).inc();
     }
 
+    /// Counts one attempt to publish to a Model's registry.
+    pub fn registry_publish(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.registry_publishes.get_or_create(&QueryLabels { result: result.into() }).inc();
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -176,7 +189,9 @@ mod tests {
         m.analysis_query(Ok(()));
         m.analysis_query(Err(&crate::sources::prometheus::ReadingError::NoData));
         m.analysis_query(Err(&crate::sources::prometheus::ReadingError::NoData));
+        m.registry_publish(false);
         let text = m.render();
+        assert!(text.contains(r#"modelcycle_registry_publishes_total{result="failed"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="ok"} 1"#), "{text}");
         assert!(text.contains(r#"modelcycle_analysis_queries_total{result="no_data"} 2"#), "{text}");
         assert!(text.contains(r#"modelcycle_reconciles_total{controller="model",result="success"} 1"#), "{text}");

@@ -15,6 +15,7 @@ pub mod model_metrics;
 pub mod policy_controller;
 pub mod reading_clients;
 pub mod readings;
+pub mod registry;
 pub mod run;
 pub mod startup;
 pub mod trim;

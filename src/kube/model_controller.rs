@@ -75,6 +75,9 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
         readings.analysis = take_analysis(ctx, model, &due.analysis).await;
         readings.analysis.results().for_each(|answer| ctx.metrics.analysis_query(answer));
     }
+    if let Some(intent) = &due.registry {
+        readings.registry = Some(super::registry::publish(ctx, model, intent).await);
+    }
     children.readings = readings;
     let deciding = Instant::now();
     let plan = plan_model(children.observed(model), now);

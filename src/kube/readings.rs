@@ -102,7 +102,9 @@ pub async fn connect(ctx: &Context, namespace: &str, source: &PrometheusSource) 
             match ctx.readings.token(&key) {
                 Some(token) => Some(token),
                 None => {
-                    let token = bearer_token(ctx, namespace, &selector.name, &selector.key).await?;
+                    let secret = (selector.name.as_str(), selector.key.as_str());
+                    let about = ("bearerTokenSecret", TOKEN_SECRET_TYPE, "prometheus.bearerTokenSecrets");
+                    let token = secret_token(ctx, namespace, secret, about).await?;
                     ctx.readings.keep_token(key, &token);
                     Some(token)
                 }
@@ -112,24 +114,30 @@ pub async fn connect(ctx: &Context, namespace: &str, source: &PrometheusSource) 
     Ok(ctx.readings.client(source)?.with_token(token))
 }
 
-async fn bearer_token(ctx: &Context, namespace: &str, name: &str, key: &str) -> Result<String, ReadingError> {
-    let refused = |why: String| ReadingError::TokenRefused(format!("bearerTokenSecret {name}: {why}"));
+/// A token read from the Secret `name` of `namespace`, only if the Secret is labelled
+/// [`SECRET_TYPE_LABEL`]`=secret_type` (`field` names the object's field in messages, `grant` the
+/// chart value that lets the controller read Secrets).
+pub async fn secret_token(
+    ctx: &Context,
+    namespace: &str,
+    (name, key): (&str, &str),
+    (field, secret_type, grant): (&str, &str, &str),
+) -> Result<String, ReadingError> {
+    let refused = |why: String| ReadingError::TokenRefused(format!("{field} {name}: {why}"));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = match secrets.get(name).await {
         Ok(s) => s,
         Err(kube::Error::Api(s)) if s.code == 403 => {
-            return Err(refused(
-                "the controller may not read Secrets; install the chart with prometheus.bearerTokenSecrets=true".into(),
-            ));
+            return Err(refused(format!("the controller may not read Secrets; install the chart with {grant}=true")));
         }
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(refused("no such Secret in this namespace".into())),
         Err(e) => {
             return Err(ReadingError::Unreachable { address: "the Kubernetes API".into(), message: e.to_string() });
         }
     };
-    if secret.labels().get(SECRET_TYPE_LABEL).map(String::as_str) != Some(TOKEN_SECRET_TYPE) {
+    if secret.labels().get(SECRET_TYPE_LABEL).map(String::as_str) != Some(secret_type) {
         return Err(refused(format!(
-            "the Secret is not labelled {SECRET_TYPE_LABEL}={TOKEN_SECRET_TYPE}, so the controller does not send its values anywhere"
+            "the Secret is not labelled {SECRET_TYPE_LABEL}={secret_type}, so the controller does not send its values anywhere"
         )));
     }
     let bytes = secret.data.and_then(|d| d.get(key).cloned()).ok_or_else(|| refused(format!("no key {key:?}")))?;

@@ -159,6 +159,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
         let settings = Settings {
             resync: args.resync_period,
             prometheus_allowed: args.prometheus_allowed_addresses.clone(),
+            mlflow_allowed: args.mlflow_allowed_uris.clone(),
             concurrency: args.concurrency,
             gateway_api: args.gateway_api,
             kserve: args.kserve,
@@ -357,6 +358,7 @@ pub async fn run_controllers(
     // A quiet Model is reconciled once a resync period: its series must outlive that.
     metrics.models.expire_after_resyncs(settings.resync);
     context.prometheus_allowed = settings.prometheus_allowed;
+    context.mlflow_allowed = settings.mlflow_allowed;
     let ctx = Arc::new(ModelContext::new(context, children));
     let policy_ctx = Arc::new((
         Context::new(client, metrics),

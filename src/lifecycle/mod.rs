@@ -45,6 +45,7 @@ pub mod monitor;
 pub mod plan;
 pub mod policy;
 pub mod reading;
+pub mod registry;
 pub mod report;
 pub mod rolling;
 pub mod rollout;

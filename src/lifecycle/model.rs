@@ -69,6 +69,8 @@ pub struct Due<'a> {
     pub checks: Option<(&'a RetrainPolicy, super::triggers::DueChecks)>,
     /// The rollout analysis queries due now.
     pub analysis: Vec<super::analysis::AnalysisQuery>,
+    /// What to publish to the Model's registry now.
+    pub registry: Option<super::registry::Intent>,
 }
 
 /// One Model's children, as a shell selects them from its caches with [`Children::select`]:
@@ -162,13 +164,15 @@ impl Children {
     /// queries. One look at the versions serves both (and none is taken without either).
     pub fn due(&self, model: &Model, now: Timestamp) -> Due<'_> {
         let policy = driving_policy(&self.policies);
+        let registry = super::registry::due(model, &self.versions, now);
         if policy.is_none() && model.spec.serving.analysis.is_none() {
-            return Due::default();
+            return Due { registry, ..Due::default() };
         }
         let ledger = Ledger::new(&self.versions, now);
         Due {
             checks: policy.map(|p| (p, super::triggers::due_checks(p, model, &ledger, now))),
             analysis: super::analysis::due_queries(model, &ledger, now),
+            registry,
         }
     }
 
@@ -454,7 +458,15 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
     let trains = trains.filter(|e| Some(e.number()) != decision.replace);
     let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
-    let desired = summarise(&mut status, &ledger, &serving, trains);
+    let mut desired = summarise(&mut status, &ledger, &serving, trains);
+    let registry = super::registry::judge(model, observed.versions, observed.readings.registry.as_ref(), now);
+    status.registry = registry.status;
+    match registry.condition {
+        Some(condition) => desired.push(condition),
+        None => status.conditions.retain(|c| c.type_ != super::registry::REGISTRY_SYNCED),
+    }
+    plan.events.extend(registry.event);
+    plan.requeue_after = sooner(plan.requeue_after, registry.wake);
     finish(model, &old, status, &desired, plan, now)
 }
 

@@ -62,6 +62,7 @@ pub fn model(name: &str) -> Model {
                 rollback_window: None,
             },
             pinned_version: None,
+            registry: None,
             version_history_limit: 10,
         },
     );

@@ -74,6 +74,8 @@ pub struct Readings {
     pub performance: Option<Result<f64, ReadingError>>,
     /// Answers to the rollout analysis queries that were due.
     pub analysis: super::reading::AnalysisAnswers,
+    /// The outcome of publishing to the Model's registry, when it was due.
+    pub registry: Option<super::registry::Synced>,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].

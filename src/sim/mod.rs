@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod expect;
 pub mod kserve;
 pub mod kubelet;
+pub mod mlflow;
 pub mod report;
 pub mod scenario;
 
@@ -64,6 +65,11 @@ pub struct Simulation {
     /// When set, answers the due analysis queries instead of the scripted metric timelines
     /// (a test plugs a real Prometheus in here).
     pub analysis_source: Option<Box<AnalysisSource>>,
+    /// When set, publishes to registries instead of the simulated MLflow (a test plugs a real
+    /// MLflow in here).
+    pub registry_sink: Option<Box<RegistrySink>>,
+    /// The simulated MLflow registries.
+    pub mlflow: mlflow::SimMlflow,
     wake_at: std::collections::BTreeMap<String, Timestamp>,
     changes_done: usize,
 }
@@ -100,6 +106,9 @@ impl PolicyRecord {
 /// Answers analysis queries for a Model.
 pub type AnalysisSource = dyn FnMut(&Model, &[AnalysisQuery]) -> AnalysisAnswers;
 
+/// Publishes what a Model's registry should hold: the number of writes, or why it failed.
+pub type RegistrySink = dyn FnMut(&Model, &crate::lifecycle::registry::Intent) -> Result<usize, String>;
+
 impl Simulation {
     /// A simulation of `scenario` with its Models applied at the start.
     pub fn new(scenario: Scenario) -> Self {
@@ -125,6 +134,8 @@ impl Simulation {
             crash: None,
             plans: None,
             analysis_source: None,
+            registry_sink: None,
+            mlflow: Default::default(),
             policy_records: None,
             exported: Default::default(),
             wake_at: Default::default(),
@@ -168,6 +179,22 @@ impl Simulation {
                 .into_iter()
                 .chain([kserve::next_event(&self.cluster, &self.scenario)]);
         candidates.into_iter().flatten().filter(|t| *t > self.cluster.now).min()
+    }
+
+    /// Publishes to the plugged-in registry, or the simulated MLflow unless it is scripted down.
+    fn publish(
+        &mut self,
+        model: &Model,
+        intent: &crate::lifecycle::registry::Intent,
+    ) -> crate::lifecycle::registry::Synced {
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        let down = self.scenario.file.mlflow_down.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let result = match self.registry_sink.as_mut() {
+            Some(sink) => sink(model, intent),
+            None if down => Err(format!("MLflow at {} did not answer: connection refused", intent.tracking_uri)),
+            None => Ok(self.mlflow.publish(intent)),
+        };
+        crate::lifecycle::registry::Synced { hash: intent.hash.clone(), result }
     }
 
     fn controller_down(&self) -> bool {
@@ -286,6 +313,9 @@ impl Simulation {
                         Some(source) => source(&model, &due.analysis),
                         None => self.analysis_readings(&due.analysis),
                     };
+                }
+                if let Some(intent) = &due.registry {
+                    readings.registry = Some(self.publish(&model, intent));
                 }
                 children.readings = readings;
                 let plan = plan_model(children.observed(&model), self.cluster.now);

@@ -123,6 +123,9 @@ pub struct ScenarioFile {
     /// Times the controller is not running: nothing is reconciled, the cluster goes on.
     #[serde(default)]
     pub controller_down: Vec<Outage>,
+    /// Times every MLflow registry is unreachable: publishing fails and is retried.
+    #[serde(default)]
+    pub mlflow_down: Vec<Outage>,
     /// The outcome the scenario states; a run that misses it fails.
     #[serde(default)]
     pub expect: Option<super::expect::Expect>,

@@ -1,4 +1,6 @@
-//! Where numbers come from: Prometheus (live metrics), behind small types the core reads.
+//! Where numbers come from and where versions go: Prometheus (live metrics) and MLflow (the
+//! model registry), behind small types the core reads and writes.
 
 pub mod history;
+pub mod mlflow;
 pub mod prometheus;

@@ -280,7 +280,10 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-kserve", "kserve"),
         ("e2e-kserve-standard", "kserve-standard"),
         ("e2e-plugin", "plugin"),
+        ("e2e-mlflow", "mlflow"),
     ];
+    // Started before the stories: its start takes seconds of both cores.
+    let mlflow = &crate::stories::registry::Mlflow::start().await;
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
             report.fail(&format!("create namespace {ns}"), &e, None);
@@ -302,6 +305,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "kserve" => crate::stories::kserve::kserve(cluster, &mut steps).await,
                 "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
                 "plugin" => crate::stories::plugin::plugin_story(cluster, &mut steps).await,
+                "mlflow" => crate::stories::registry::mlflow(cluster, &mut steps, mlflow).await,
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok
@@ -459,6 +463,7 @@ pub mod kserve;
 pub mod plugin;
 pub mod progressive;
 pub mod quickstart;
+pub mod registry;
 pub mod traffic;
 
 /// The per-Model series of the controller's `/metrics` after the stories: which version serves,

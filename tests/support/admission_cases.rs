@@ -180,6 +180,16 @@ pub fn cases() -> Vec<Case> {
         with(&m, &format!("{steps}/0/headers"), beta),
         "canary steps with headers need trafficRouting.gatewayAPI",
     );
+    // Publishing to an MLflow registry.
+    let mlflow = json!({"mlflow": {"trackingUri": "http://mlflow.mlops:5000", "name": "churn",
+                                   "tokenSecret": {"name": "mlflow", "key": "token"}}});
+    t.accepts("a Model publishing to MLflow is accepted", "Model", with(&m, "/spec/registry", mlflow.clone()));
+    t.refuses(
+        "an MLflow trackingUri that is not an http(s) URL is refused",
+        "Model",
+        with(&m, "/spec/registry", json!({"mlflow": {"trackingUri": "mlflow.mlops:5000", "name": "churn"}})),
+        "must be an http:// or https:// URL",
+    );
     // KServe as the serving target.
     let predictor = json!({"model": {"modelFormat": {"name": "sklearn"}}, "minReplicas": 1});
     let served_by_kserve = |mode: &str| {
