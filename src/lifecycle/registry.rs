@@ -32,8 +32,22 @@ pub const CHALLENGER: &str = "challenger";
 pub const UID_TAG: &str = "modelcycle.io/uid";
 /// The tag naming the Model (`namespace/name`) a version belongs to.
 pub const MODEL_TAG: &str = "modelcycle.io/model";
-/// MLflow refuses longer tag values.
+/// modelcycle keeps tag values this short (MLflow takes 100,000 characters in a registry tag).
 pub const TAG_VALUE_MAX: usize = 5000;
+/// MLflow refuses longer registry tag keys.
+pub const TAG_KEY_MAX: usize = 250;
+
+/// A tag key from a fixed prefix and a chosen name (a metric a trainer reports, a gate; parameter
+/// names are already restricted at admission): MLflow
+/// takes only alphanumerics, `_ - . : /` and spaces, and no path tricks, so every other
+/// character and every `/` of the name becomes `_`; at most [`TAG_KEY_MAX`] characters.
+pub fn tag_key(prefix: &str, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ') { c } else { '_' })
+        .collect();
+    format!("{prefix}{name}").chars().take(TAG_KEY_MAX).collect()
+}
 
 /// One version as the registry should hold it.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,10 +197,10 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
         }
     }
     for (k, v) in &training.parameters {
-        tags.insert(format!("modelcycle.io/param.{k}"), v.clone());
+        tags.insert(tag_key("modelcycle.io/param.", k), v.clone());
     }
     for (k, v) in &status.metrics {
-        tags.insert(format!("modelcycle.io/metric.{k}"), number(*v));
+        tags.insert(tag_key("modelcycle.io/metric.", k), number(*v));
     }
     for gate in &status.gate_results {
         let verdict = match gate.verdict {
@@ -195,7 +209,8 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
             Verdict::Skipped => "Skipped",
         };
         let value = gate.value.map(|v| format!(" ({})", number(v))).unwrap_or_default();
-        tags.insert(format!("modelcycle.io/gate.{}.{}", gate.metric, gate.bound), format!("{verdict}{value}"));
+        let key = tag_key("modelcycle.io/gate.", &format!("{}.{}", gate.metric, gate.bound));
+        tags.insert(key, format!("{verdict}{value}"));
     }
     if status.phase == Some(VersionPhase::RolledBack)
         && let Some(d) = status.decisions.iter().rev().find(|d| d.action == "RollBack")
@@ -473,6 +488,15 @@ mod tests {
                 Op::DeleteAlias { alias: CHALLENGER }
             ]
         );
+    }
+
+    #[test]
+    fn tag_keys_from_user_names_keep_to_what_mlflow_takes() {
+        assert_eq!(tag_key("modelcycle.io/param.", "learning_rate"), "modelcycle.io/param.learning_rate");
+        assert_eq!(tag_key("modelcycle.io/metric.", "f1:macro"), "modelcycle.io/metric.f1:macro");
+        assert_eq!(tag_key("modelcycle.io/param.", "a/../b=c"), "modelcycle.io/param.a_.._b_c");
+        assert_eq!(tag_key("modelcycle.io/param.", "ünï"), "modelcycle.io/param._n_");
+        assert_eq!(tag_key("modelcycle.io/param.", &"x".repeat(400)).len(), TAG_KEY_MAX);
     }
 
     #[test]

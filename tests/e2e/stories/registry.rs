@@ -112,25 +112,34 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
     let direct = server.direct.as_str();
     let mut model_json = kwok_model(name, &Behaviour::default());
     model_json["spec"]["registry"] = json!({"mlflow": {"trackingUri": uri, "name": registered_name}});
+    model_json["spec"]["training"]["parameters"] = json!({"optimizer": "adam", "lr": "0.1"});
 
     steps
-        .step("v1 serves and shows up in MLflow with its lineage, as champion; RegistrySynced is True", async {
-            apply(cluster, ns, &model_json).await?;
-            wait_phase(cluster, ns, name, 1, "Serving", 90).await?;
-            eventually("MLflow to hold v1 as champion", Duration::from_secs(30), || async {
-                let all = registered(direct, registered_name).await?;
-                let v1 = all.get("1").ok_or(format!("no v1 in {all:?}"))?;
-                ensure!(v1.get("modelcycle.io/phase").map(String::as_str) == Some("Serving"), "{v1:?}");
-                ensure!(v1.get("modelcycle.io/model") == Some(&format!("{ns}/{name}")), "{v1:?}");
-                ensure!(v1.get("modelcycle.io/dataset-uri") == Some(&format!("s3://data/{name}")), "{v1:?}");
-                ensure!(v1.get("modelcycle.io/gate.auc.min").map(String::as_str) == Some("Pass (0.9)"), "{v1:?}");
-                ensure!(alias(direct, registered_name, "champion").await?.as_deref() == Some("1"), "champion not v1");
-                let m = model(cluster, ns, name).await?;
-                ensure!(condition(&m, "RegistrySynced") == ("True".into(), "Synced".into()), "{:?}", m.status);
-                Ok(())
-            })
-            .await
-        })
+        .step(
+            "v1 serves and shows up in MLflow with its lineage and parameters, as champion; RegistrySynced is True",
+            async {
+                apply(cluster, ns, &model_json).await?;
+                wait_phase(cluster, ns, name, 1, "Serving", 90).await?;
+                eventually("MLflow to hold v1 as champion", Duration::from_secs(30), || async {
+                    let all = registered(direct, registered_name).await?;
+                    let v1 = all.get("1").ok_or(format!("no v1 in {all:?}"))?;
+                    ensure!(v1.get("modelcycle.io/phase").map(String::as_str) == Some("Serving"), "{v1:?}");
+                    ensure!(v1.get("modelcycle.io/model") == Some(&format!("{ns}/{name}")), "{v1:?}");
+                    ensure!(v1.get("modelcycle.io/dataset-uri") == Some(&format!("s3://data/{name}")), "{v1:?}");
+                    ensure!(v1.get("modelcycle.io/gate.auc.min").map(String::as_str) == Some("Pass (0.9)"), "{v1:?}");
+                    ensure!(v1.get("modelcycle.io/param.optimizer").map(String::as_str) == Some("adam"), "{v1:?}");
+                    ensure!(v1.get("modelcycle.io/param.lr").map(String::as_str) == Some("0.1"), "{v1:?}");
+                    ensure!(
+                        alias(direct, registered_name, "champion").await?.as_deref() == Some("1"),
+                        "champion not v1"
+                    );
+                    let m = model(cluster, ns, name).await?;
+                    ensure!(condition(&m, "RegistrySynced") == ("True".into(), "Synced".into()), "{:?}", m.status);
+                    Ok(())
+                })
+                .await
+            },
+        )
         .await;
     steps
         .step(
