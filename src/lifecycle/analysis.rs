@@ -323,7 +323,7 @@ pub fn regression_threshold(stable: f64, max_regression: f64, goal: Goal) -> f64
 
 /// `v` with four significant digits, trailing zeros dropped (a computed threshold such as
 /// `0.24000000000000002` reads `0.24`).
-fn short(v: f64) -> String {
+pub fn short(v: f64) -> String {
     if !v.is_finite() || v == 0.0 {
         return v.to_string();
     }

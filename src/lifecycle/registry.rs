@@ -99,6 +99,16 @@ pub enum Target {
     Created(String),
 }
 
+impl Target {
+    /// MLflow's number of the version, given the numbers (by uid) of those this run created.
+    pub fn number(&self, created: &BTreeMap<String, String>) -> Option<String> {
+        match self {
+            Target::Held(n) => Some(n.clone()),
+            Target::Created(uid) => created.get(uid).cloned(),
+        }
+    }
+}
+
 /// One registry write.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -167,10 +177,6 @@ fn clip(value: String) -> String {
     value[..end].to_string()
 }
 
-fn number(value: f64) -> String {
-    format!("{value}")
-}
-
 /// The tags of one version: who it is, what made it, how it was judged and where it is.
 pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
     let status = version.status.clone().unwrap_or_default();
@@ -200,7 +206,7 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
         tags.insert(tag_key("modelcycle.io/param.", k), v.clone());
     }
     for (k, v) in &status.metrics {
-        tags.insert(tag_key("modelcycle.io/metric.", k), number(*v));
+        tags.insert(tag_key("modelcycle.io/metric.", k), v.to_string());
     }
     for gate in &status.gate_results {
         let verdict = match gate.verdict {
@@ -208,7 +214,7 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
             Verdict::Fail => "Fail",
             Verdict::Skipped => "Skipped",
         };
-        let value = gate.value.map(|v| format!(" ({})", number(v))).unwrap_or_default();
+        let value = gate.value.map(|v| format!(" ({v})")).unwrap_or_default();
         let key = tag_key("modelcycle.io/gate.", &format!("{}.{}", gate.metric, gate.bound));
         tags.insert(key, format!("{verdict}{value}"));
     }

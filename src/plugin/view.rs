@@ -11,6 +11,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use crate::api::{AnalysisVerdict, GateResult, Model, ModelVersion, Verdict, VersionPhase};
+use crate::lifecycle::analysis::short as number;
 
 /// How text is decorated: ANSI colours only when the output is a terminal.
 #[derive(Clone, Copy, Debug, Default)]
@@ -69,12 +70,6 @@ pub fn age(then: Option<&Time>, now: Timestamp) -> String {
         s if s < 2 * 86_400 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
     }
-}
-
-fn number(value: f64) -> String {
-    let text = format!("{value:.4}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text.is_empty() || text == "-" { "0".into() } else { text.to_string() }
 }
 
 fn metrics_text(metrics: &BTreeMap<String, f64>) -> String {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, Target, operations};
+use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, operations};
 
 /// One registered model.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63,11 +63,7 @@ impl SimMlflow {
                     }
                 }
                 Op::SetAlias { alias, target } => {
-                    let number = match target {
-                        Target::Held(n) => Some(n.clone()),
-                        Target::Created(uid) => created.get(uid).cloned(),
-                    };
-                    if let Some(number) = number {
+                    if let Some(number) = target.number(&created) {
                         registered.aliases.insert(alias.to_string(), number);
                     }
                 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, Target, operations};
+use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, operations};
 
 /// How long one MLflow request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,12 +227,9 @@ impl Mlflow {
                     self.call(reqwest::Method::POST, "model-versions/set-tag", &what, Some(body), &[]).await?;
                 }
                 Op::SetAlias { alias, target } => {
-                    let number = match target {
-                        Target::Held(n) => n.clone(),
-                        Target::Created(uid) => created.get(uid).cloned().ok_or_else(|| {
-                            Self::unexpected(&format!("setting alias {alias}"), "its version was not created")
-                        })?,
-                    };
+                    let number = target.number(&created).ok_or_else(|| {
+                        Self::unexpected(&format!("setting alias {alias}"), "its version was not created")
+                    })?;
                     let what = format!("setting alias {alias} of {name:?} to version {number}");
                     let body = json!({"name": name, "alias": alias, "version": number});
                     self.call(reqwest::Method::POST, "registered-models/alias", &what, Some(body), &[]).await?;
