@@ -218,6 +218,12 @@ pub struct RunArgs {
     /// (`RegistrySynced=False`, saying why); its rollouts go on.
     #[arg(long, env = "MODELCYCLE_MLFLOW_ALLOWED_URIS", value_delimiter = ',')]
     pub mlflow_allowed_uris: Vec<String>,
+    /// The secret MLflow signs its registry webhooks with; set, `POST /webhooks/mlflow` on the
+    /// HTTP port takes them, and a Model that follows the registered model reads it at once
+    /// instead of at its next poll. Give it through the environment (the chart reads it from a
+    /// Secret), not on the command line.
+    #[arg(long, env = "MODELCYCLE_MLFLOW_WEBHOOK_SECRET", hide_env_values = true)]
+    pub mlflow_webhook_secret: Option<String>,
     /// Manage Gateway API `HTTPRoute`s for Models that set `spec.serving.trafficRouting.gatewayAPI`
     /// (needs Gateway API's CRDs and access to HTTPRoutes). Without it such a Model is Stalled.
     #[arg(long, env = "MODELCYCLE_GATEWAY_API", default_value_t = false, action = clap::ArgAction::Set)]

@@ -203,6 +203,20 @@ fn prometheus_addresses_are_restricted_and_secrets_unread_unless_asked() {
     assert!(!args(&defaults).iter().any(|a| a.starts_with("--mlflow-allowed-uris")));
     let bad = template(&["--set", "mlflow.allowedUris={mlflow:5000}"]).unwrap_err();
     assert!(bad.contains("allowedUris"), "{bad}");
+    // MLflow webhooks: the signing secret comes from a Secret, through the environment only.
+    let env = |rendered: &str| controller(rendered)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let hooked = template(&["--set", "mlflow.webhook.secretName=mlflow-webhook"]).unwrap();
+    let secret = env(&hooked)
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODELCYCLE_MLFLOW_WEBHOOK_SECRET")
+        .cloned()
+        .expect("the webhook secret is in the environment");
+    assert_eq!(secret["valueFrom"]["secretKeyRef"]["name"], "mlflow-webhook");
+    assert_eq!(secret["valueFrom"]["secretKeyRef"]["key"], "secret");
+    assert!(!args(&hooked).iter().any(|a| a.contains("webhook")), "never on the command line");
+    assert!(!serde_yaml::to_string(&env(&defaults)).unwrap().contains("WEBHOOK"), "off by default");
 }
 
 #[test]

@@ -103,7 +103,7 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
 }
 
 fn observed_version(n: u32) -> ModelVersion {
-    let mut v = modelcycle::lifecycle::inputs::new_version(&model(), n, vec![], jiff::Timestamp::now());
+    let mut v = modelcycle::lifecycle::inputs::new_version(&model(), n, vec![], jiff::Timestamp::now()).unwrap();
     v.metadata.uid = Some(format!("mv-{n}"));
     v
 }
@@ -217,7 +217,7 @@ async fn a_newest_version_that_is_gone_is_not_waited_for() {
 #[tokio::test]
 async fn invalid_model_is_stalled_with_a_warning_event() {
     let mut m = model();
-    m.spec.training.template.spec.as_mut().unwrap().containers.clear();
+    m.spec.training.as_mut().unwrap().template.spec.as_mut().unwrap().containers.clear();
     let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
     model_controller::reconcile(Arc::new(Decoded::from(m)), ctx(client)).await.unwrap();
     // (nothing is created while the spec is invalid: the script above has no ModelVersion POST)

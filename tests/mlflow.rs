@@ -162,7 +162,125 @@ fn a_real_mlflow_holds_the_versions_their_lineage_and_aliases_through_an_outage(
     server.resume();
     let refused = runtime.block_on(client.aliases("no-such-model")).expect_err("no such model");
     assert!(
-        matches!(&refused, MlflowError::Refused { status: 404, message, .. } if message.starts_with("RESOURCE_DOES_NOT_EXIST")),
+        matches!(&refused, MlflowError::Refused { status: 404, code, .. } if code == "RESOURCE_DOES_NOT_EXIST"),
         "{refused}"
     );
+}
+
+/// The controller's HTTP server with webhooks enabled, on a free loopback port: its address,
+/// the wake-ups it sends, the readings it marks, and its metrics.
+async fn webhook_server(
+    secret: &str,
+) -> (String, tokio::sync::broadcast::Receiver<String>, std::sync::Arc<modelcycle::kube::metrics::Metrics>) {
+    use modelcycle::kube::http::{HttpState, Webhook, router};
+    let (wake, woken) = tokio::sync::broadcast::channel(16);
+    let metrics = std::sync::Arc::new(modelcycle::kube::metrics::Metrics::default());
+    let webhook = Webhook { secret: secret.into(), sources: Default::default(), wake };
+    let state = HttpState { health: Default::default(), metrics: metrics.clone(), webhook: Some(webhook) };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    (format!("http://{addr}/webhooks/mlflow"), woken, metrics)
+}
+
+async fn next_wake(woken: &mut tokio::sync::broadcast::Receiver<String>, within: u64) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(within), woken.recv()).await.ok().and_then(Result::ok)
+}
+
+#[test]
+fn a_version_registered_in_a_real_mlflow_is_offered_with_its_run_and_its_webhooks_are_checked() {
+    use mlflow_support::client;
+    use modelcycle::kube::source::classify;
+    use modelcycle::lifecycle::source::SourceError;
+    let mut server = TestMlflow::start();
+    let uri = server.uri.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mlflow = Mlflow::new(&uri, None).unwrap();
+        // Nothing registered yet: the Model waits, quietly.
+        let missing = mlflow.offered("fraud-detector", None, None).await.map_err(classify);
+        assert!(matches!(missing, Err(SourceError::Missing(_))), "{missing:?}");
+
+        let (url, mut woken, metrics) = webhook_server("s3cret").await;
+        client::webhook(&uri, &url, "s3cret").await;
+
+        let run1 = client::run(&uri, &[("max_depth", "6")], &[("auc", 0.88), ("f1", 0.61)]).await;
+        let v1 = client::register(&uri, "fraud-detector", &run1).await;
+        assert_eq!(v1, "1");
+        assert_eq!(
+            next_wake(&mut woken, 30).await.as_deref(),
+            Some("fraud-detector"),
+            "MLflow's signed delivery woke it"
+        );
+
+        let offered = mlflow.offered("fraud-detector", None, None).await.expect("version 1 is offered");
+        assert_eq!(offered.version, "1");
+        assert_eq!(offered.run_id.as_deref(), Some(run1.as_str()));
+        assert_eq!(offered.source, format!("runs:/{run1}/model"));
+        assert_eq!(offered.params.get("max_depth").map(String::as_str), Some("6"));
+        assert_eq!((offered.metrics.get("auc"), offered.metrics.get("f1")), (Some(&0.88), Some(&0.61)));
+        assert!(!offered.artifact_uri.is_empty(), "MLflow says where the files are");
+
+        // An alias: missing until it is set, then the version it points to, moving with it.
+        let staged = mlflow.offered("fraud-detector", Some("staging"), None).await.map_err(classify);
+        assert!(matches!(staged, Err(SourceError::Missing(_))), "{staged:?}");
+        let run2 = client::run(&uri, &[("max_depth", "8")], &[("auc", 0.91)]).await;
+        assert_eq!(client::register(&uri, "fraud-detector", &run2).await, "2");
+        assert_eq!(next_wake(&mut woken, 30).await.as_deref(), Some("fraud-detector"));
+        client::set_alias(&uri, "fraud-detector", "staging", "1").await;
+        assert_eq!(next_wake(&mut woken, 30).await.as_deref(), Some("fraud-detector"), "an alias set wakes it too");
+        let staged = mlflow.offered("fraud-detector", Some("staging"), None).await.unwrap();
+        assert_eq!((staged.version.as_str(), staged.metrics.get("auc")), ("1", Some(&0.88)));
+        let newest = mlflow.offered("fraud-detector", None, Some(&staged)).await.unwrap();
+        assert_eq!(
+            (newest.version.as_str(), newest.run_id.as_deref()),
+            ("2", Some(run2.as_str())),
+            "newest, not the known one"
+        );
+        client::set_alias(&uri, "fraud-detector", "staging", "2").await;
+        let _ = next_wake(&mut woken, 30).await;
+        let moved = mlflow.offered("fraud-detector", Some("staging"), Some(&staged)).await.unwrap();
+        assert_eq!((moved.version.as_str(), moved.metrics.get("auc")), ("2", Some(&0.91)));
+
+        // A forged delivery, and one signed with another secret, are refused and wake nothing.
+        let (status, answer) = client::deliver(&url, "guess", "fraud-detector").await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(answer.contains("signature does not match"), "{answer}");
+        let http = modelcycle::sources::prometheus::http_client(std::time::Duration::from_secs(10), false).unwrap();
+        let unsigned = http.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(unsigned.status().as_u16(), 401);
+        client::post(
+            &uri,
+            "webhooks",
+            serde_json::json!({"name": "impostor", "url": url, "secret": "other",
+            "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]}),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let run3 = client::run(&uri, &[], &[("auc", 0.5)]).await;
+        client::register(&uri, "fraud-detector", &run3).await;
+        // The real webhook wakes once; the impostor's delivery is refused.
+        assert_eq!(next_wake(&mut woken, 30).await.as_deref(), Some("fraud-detector"));
+        let mut refused = 0;
+        for _ in 0..100 {
+            refused = metrics
+                .render()
+                .lines()
+                .find(|l| l.starts_with("modelcycle_registry_webhooks_total{result=\"refused\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            if refused >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(refused >= 3, "forged, unsigned and the impostor's: {}", metrics.render());
+        assert_eq!(next_wake(&mut woken, 2).await, None, "nothing refused woke a Model");
+    });
+
+    // MLflow down: an outage, which the controller waits out.
+    server.stop();
+    let down =
+        runtime.block_on(Mlflow::new(&uri, None).unwrap().offered("fraud-detector", None, None)).map_err(classify);
+    assert!(matches!(down, Err(SourceError::Unreachable(_))), "{down:?}");
 }

@@ -182,12 +182,22 @@ fn retrain_asks_once_per_call_and_pin_checks_the_version() {
     at(&mut sim, start, 25);
     let (model, versions) = objects(&sim);
     let t = Timestamp::from_second(1_800_000_000).expect("a time");
-    let first = act::retrain(&model, Some("labels fixed"), t);
-    let second = act::retrain(&model, Some("labels fixed"), t + SignedDuration::from_secs(1));
+    let first = act::retrain(&model, Some("labels fixed"), t).unwrap();
+    let second = act::retrain(&model, Some("labels fixed"), t + SignedDuration::from_secs(1)).unwrap();
     let value = |e: &act::Edit| e.patch["metadata"]["annotations"]["modelcycle.io/retrain-request"].clone();
     assert_eq!(value(&first), "2027-01-15T08:00:00Z labels fixed");
     assert_ne!(value(&first), value(&second), "asking twice trains twice");
-    assert_eq!(value(&act::retrain(&model, Some("  "), t)), "2027-01-15T08:00:00Z");
+    assert_eq!(value(&act::retrain(&model, Some("  "), t).unwrap()), "2027-01-15T08:00:00Z");
+    let mut sourced = model.clone();
+    sourced.spec.training = None;
+    sourced.spec.source = Some(modelcycle::api::SourceSpec {
+        mlflow: serde_json::from_value(
+            serde_json::json!({"trackingUri": "http://mlflow:5000", "name": "fraud-detector", "alias": "staging"}),
+        )
+        .unwrap(),
+    });
+    let refused = act::retrain(&sourced, None, t).expect_err("nothing trains");
+    assert!(refused.contains("register a new version there and point alias staging at it"), "{refused}");
 
     assert_eq!(
         act::pin(&model, &versions, 1).expect("v1 served").patch,

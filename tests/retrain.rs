@@ -276,7 +276,7 @@ fn a_dataset_bump_is_a_data_change_subject_to_the_daily_budget() {
         [(1, "Initial".to_string()), (2, "DataChange".to_string()), (3, "DataChange".to_string())]
     );
     assert_eq!(sim.cluster.versions["ml/churn-v3"].spec.trigger.time.0, "2026-01-02T00:00:00Z".parse().unwrap());
-    assert_eq!(sim.cluster.versions["ml/churn-v3"].spec.training.dataset.version, "d3");
+    assert_eq!(sim.cluster.versions["ml/churn-v3"].spec.dataset().unwrap().version, "d3");
 }
 
 #[test]

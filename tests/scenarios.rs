@@ -40,7 +40,7 @@ fn better_version_rolls_forward_and_retires_the_old_one() {
     let v2 = &sim.cluster.versions["ml/churn-v2"];
     assert_eq!(v2.spec.trigger.reason, "TrainingInputsChanged");
     assert!(v2.spec.trigger.causes[0].evidence.contains("d1 → d2"), "{:?}", v2.spec.trigger);
-    assert_eq!(v2.spec.training.dataset.version, "d2");
+    assert_eq!(v2.spec.dataset().unwrap().version, "d2");
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn inputs_changed_twice_during_one_training_make_exactly_one_more_version_with_t
     );
     let sim = run("", &scenario);
     assert_eq!(sim.cluster.versions.len(), 2, "v1 and one more");
-    assert_eq!(sim.cluster.versions["ml/churn-v2"].spec.training.dataset.version, "d3");
+    assert_eq!(sim.cluster.versions["ml/churn-v2"].spec.dataset().unwrap().version, "d3");
     assert_eq!(phase(&sim, 2), Some(VersionPhase::Serving));
     let v2_created = sim.timeline.iter().find(|e| e.version == Some(2) && e.reason == "VersionCreated").unwrap();
     assert_eq!(v2_created.time, "2026-01-01T02:00:00Z".parse().unwrap(), "v2 starts when v1's training ends");
@@ -411,7 +411,10 @@ fn every_example_scenario_states_its_outcome_and_meets_it() {
         run.push(name);
     }
     run.sort();
-    assert_eq!(run, ["canary", "gateway-canary", "kserve", "progressive", "quickstart", "retraining", "shadow"]);
+    assert_eq!(
+        run,
+        ["canary", "gateway-canary", "kserve", "mlflow-source", "progressive", "quickstart", "retraining", "shadow"]
+    );
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub fn lives(versions: &[ModelVersion], end: Timestamp) -> Vec<VersionLife> {
             Some(VersionLife {
                 version: v.spec.version,
                 trained: status.started_at.as_ref()?.0,
-                dataset: v.spec.training.dataset.version.clone(),
+                dataset: v.spec.dataset().map(|d| d.version.clone()).unwrap_or_default(),
                 metrics: status.metrics.clone(),
                 served: vec![],
             })

@@ -8,6 +8,7 @@ pub mod kserve;
 pub mod model;
 pub mod policy;
 pub mod registry;
+pub mod source;
 pub mod version;
 
 pub use common::*;
@@ -15,4 +16,5 @@ pub use duration::Duration;
 pub use model::*;
 pub use policy::*;
 pub use registry::*;
+pub use source::*;
 pub use version::*;

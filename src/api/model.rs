@@ -41,9 +41,18 @@ pub const MODEL_NAME_MESSAGE: &str = "a Model's name becomes its Service's name,
     validation = Rule::new(MODEL_NAME_RULE).message(MODEL_NAME_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.training) != has(self.source)").message("a Model either trains its versions (spec.training) or takes them from a registry (spec.source): set exactly one"))]
+#[x_kube(validation = Rule::new("!has(self.source) || !has(self.registry)").message("a Model that takes its versions from MLflow (spec.source) cannot also publish them to a registry (spec.registry): they are there already"))]
 pub struct ModelSpec {
-    /// How to train the model: the trainer pod, its data, parameters and where it writes the artifact.
-    pub training: TrainingSpec,
+    /// How to train the model: the trainer pod, its data, parameters and where it writes the
+    /// artifact. Either this or `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSpec>,
+    /// Where the versions come from when they are trained elsewhere and registered: each new
+    /// MLflow model version becomes a version of the Model, judged by its run's metrics. Either
+    /// this or `training`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::source::SourceSpec>,
     /// The gates a newly trained version must pass before it may serve.
     #[serde(default)]
     pub evaluation: EvaluationSpec,

@@ -40,8 +40,13 @@ pub struct ModelVersionSpec {
     pub version: u32,
     /// Why this version was trained.
     pub trigger: TriggerRecord,
-    /// The training inputs exactly as they were when this version was created.
-    pub training: TrainingSpec,
+    /// The training inputs exactly as they were when this version was created; absent for a
+    /// version taken from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSpec>,
+    /// The registry version it was taken from, for a Model with `spec.source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::source::VersionSource>,
     /// Images of the trainer's containers, for lineage at a glance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trainer_images: Vec<String>,
@@ -49,6 +54,36 @@ pub struct ModelVersionSpec {
     pub artifact_uri: String,
     /// SHA-256 of the training inputs (dataset, parameters, trainer template, artifact URI template).
     pub inputs_hash: String,
+}
+
+impl ModelVersionSpec {
+    /// The dataset it was trained on; `None` for a version taken from a registry.
+    pub fn dataset(&self) -> Option<&super::model::DatasetRef> {
+        self.training.as_ref().map(|t| &t.dataset)
+    }
+
+    /// Its parameters: the training parameters, or the registry run's.
+    pub fn parameters(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        match (&self.training, &self.source) {
+            (Some(t), _) => &t.parameters,
+            (None, Some(s)) => &s.mlflow.params,
+            (None, None) => &NONE,
+        }
+    }
+
+    /// Where it came from, in a few words: `trained` or the registry version.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Some(s) => format!(
+                "MLflow {} version {}{}",
+                s.mlflow.name,
+                s.mlflow.version,
+                s.mlflow.run_id.as_deref().map_or(String::new(), |r| format!(" (run {r})"))
+            ),
+            None => "trained".into(),
+        }
+    }
 }
 
 /// What became of a version.

@@ -283,6 +283,7 @@ fn scenario(model: &Model, policy: &RetrainPolicy, history: &History, assume: &A
         live,
         controller_down: vec![],
         mlflow_down: vec![],
+        mlflow_versions: vec![],
         expect: None,
     };
     Scenario { file, models: vec![model.clone()], policies: vec![policy.clone()] }

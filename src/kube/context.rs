@@ -27,6 +27,10 @@ pub struct Settings {
     pub gateway_api: bool,
     /// Watch and write KServe `InferenceService`s.
     pub kserve: bool,
+    /// The last reading of each Model's source registry (shared with the webhook endpoint).
+    pub sources: Arc<super::reading_clients::SourceReadings>,
+    /// Registered model names a webhook asked to read now.
+    pub wake: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Default for Settings {
@@ -38,9 +42,15 @@ impl Default for Settings {
             concurrency: 16,
             gateway_api: false,
             kserve: false,
+            sources: Arc::default(),
+            wake: tokio::sync::broadcast::channel(WAKE_CAPACITY).0,
         }
     }
 }
+
+/// Webhook wake-ups a controller may fall behind by before it skips some (each only reads a
+/// registry sooner than its poll would).
+pub const WAKE_CAPACITY: usize = 256;
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -58,6 +68,8 @@ pub struct Context {
     pub mlflow_allowed: Vec<String>,
     /// Prometheus clients and bearer tokens kept between reconciles.
     pub readings: super::reading_clients::ReadingClients,
+    /// The last reading of each Model's source registry, shared with the webhook endpoint.
+    pub sources: Arc<super::reading_clients::SourceReadings>,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
@@ -73,6 +85,7 @@ impl Context {
             prometheus_allowed: vec![],
             mlflow_allowed: vec![],
             readings: Default::default(),
+            sources: Arc::default(),
             backoff: Mutex::default(),
         }
     }

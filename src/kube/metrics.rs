@@ -51,6 +51,8 @@ pub struct Metrics {
     decide: Histogram,
     analysis_queries: Family<QueryLabels, Counter>,
     registry_publishes: Family<QueryLabels, Counter>,
+    registry_reads: Family<QueryLabels, Counter>,
+    webhooks: Family<QueryLabels, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge<i64, AtomicI64>,
     /// The per-Model series.
@@ -70,6 +72,8 @@ impl Default for Metrics {
         let leader = Gauge::<i64, AtomicI64>::default();
         let analysis_queries = Family::<QueryLabels, Counter>::default();
         let registry_publishes = Family::<QueryLabels, Counter>::default();
+        let registry_reads = Family::<QueryLabels, Counter>::default();
+        let webhooks = Family::<QueryLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by controller and error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", duration.clone());
@@ -89,10 +93,32 @@ impl Default for Metrics {
             "Attempts to bring a Model's MLflow registry in step with its versions, by result (ok, failed)",
             registry_publishes.clone(),
         );
+        registry.register(
+            "registry_reads",
+            "Readings of the MLflow registry Models take their versions from, by result (ok, unreachable, missing, refused)",
+            registry_reads.clone(),
+        );
+        registry.register(
+            "registry_webhooks",
+            "MLflow registry webhook deliveries, by result (accepted, ignored, refused, not_configured)",
+            webhooks.clone(),
+        );
         // The controller sets the expiry from its resync period once its flags are read.
         let models = std::sync::Arc::new(super::model_metrics::ModelSeries::default());
         registry.register_collector(Box::new(models.clone()));
-        Self { registry, reconciles, failures, duration, decide, analysis_queries, registry_publishes, leader, models }
+        Self {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            decide,
+            analysis_queries,
+            registry_publishes,
+            registry_reads,
+            webhooks,
+            leader,
+            models,
+        }
     }
 }
 
@@ -143,6 +169,16 @@ impl Metrics {
     pub fn registry_publish(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
         self.registry_publishes.get_or_create(&QueryLabels { result: result.into() }).inc();
+    }
+
+    /// Counts one reading of a Model's source registry.
+    pub fn registry_read(&self, result: &str) {
+        self.registry_reads.get_or_create(&QueryLabels { result: result.into() }).inc();
+    }
+
+    /// Counts one registry webhook delivery.
+    pub fn webhook(&self, result: &str) {
+        self.webhooks.get_or_create(&QueryLabels { result: result.into() }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.

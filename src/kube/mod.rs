@@ -17,6 +17,7 @@ pub mod reading_clients;
 pub mod readings;
 pub mod registry;
 pub mod run;
+pub mod source;
 pub mod startup;
 pub mod trim;
 pub mod watch_health;

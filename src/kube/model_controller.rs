@@ -78,6 +78,7 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     if let Some(intent) = &due.registry {
         readings.registry = Some(super::registry::publish(ctx, model, intent).await);
     }
+    readings.source = super::source::read(ctx, model).await;
     children.readings = readings;
     let deciding = Instant::now();
     let plan = plan_model(children.observed(model), now);

@@ -46,7 +46,8 @@ pub fn world_of<'a>(
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && &p.spec.model_ref.name == model)
         .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0)))
         .collect();
-    PolicyWorld { model_exists, policies_for_model }
+    // A Model that exists has its policies judged by its own reconcile.
+    PolicyWorld { model_exists, policies_for_model, model_source: None }
 }
 
 /// Reconciles one RetrainPolicy.

@@ -1,11 +1,13 @@
 //! What the controller keeps between readings: one Prometheus client (one connection pool) per
-//! address, timeout and TLS setting, and bearer tokens read from Secrets for a while.
+//! address, timeout and TLS setting, bearer tokens read from Secrets for a while, and the last
+//! reading of each Model's source registry.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::api::PrometheusSource;
+use crate::lifecycle::source::{Offered, SourceError};
 use crate::sources::prometheus::{Prometheus, ReadingError};
 
 /// How long a bearer token read from a Secret is used before the Secret is read again (a
@@ -53,5 +55,49 @@ impl ReadingClients {
         let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens.retain(|_, (read, _)| read.elapsed() < TOKEN_TTL);
         tokens.insert(key, (Instant::now(), token.to_string()));
+    }
+}
+
+pub(crate) struct Kept {
+    /// `(tracking URI, name, alias)` the reading is of.
+    pub(crate) of: (String, String, Option<String>),
+    pub(crate) at: Instant,
+    pub(crate) reading: Result<Offered, SourceError>,
+    pub(crate) stale: bool,
+}
+
+/// The last reading of each Model's registry.
+#[derive(Default)]
+pub struct SourceReadings {
+    kept: Mutex<HashMap<String, Kept>>,
+}
+
+impl std::fmt::Debug for SourceReadings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.kept.lock().map(|k| k.len()).unwrap_or_default();
+        f.debug_struct("SourceReadings").field("kept", &n).finish()
+    }
+}
+
+impl SourceReadings {
+    /// Marks every reading of registered model `name` stale; true if a Model follows it.
+    pub fn stale(&self, name: &str) -> bool {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut any = false;
+        for k in kept.values_mut().filter(|k| k.of.1 == name) {
+            k.stale = true;
+            any = true;
+        }
+        any
+    }
+
+    /// The kept readings, by `namespace/name` of the Model.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets a Model that is gone.
+    pub fn forget(&self, key: &str) {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }

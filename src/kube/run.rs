@@ -85,6 +85,29 @@ fn shutdown_channel() -> watch::Receiver<bool> {
     rx
 }
 
+/// The Models that follow each registered model a webhook names, as they come.
+fn woken_by_webhooks(
+    wake: tokio::sync::broadcast::Receiver<String>,
+    models: kube::runtime::reflector::Store<Decoded<Model>>,
+) -> impl futures::Stream<Item = ObjectRef<Decoded<Model>>> + Send + 'static {
+    let names = futures::stream::unfold(wake, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(name) => return Some((name, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    names.flat_map(move |name| {
+        let follow = |m: &Decoded<Model>| {
+            m.0.as_ref().ok().and_then(|m| crate::lifecycle::source::sourced(m)).is_some_and(|s| s.name == name)
+        };
+        let refs: Vec<_> = models.state().iter().filter(|m| follow(m)).map(|m| ObjectRef::from(m.as_ref())).collect();
+        futures::stream::iter(refs)
+    })
+}
+
 /// Resolves once shutdown was asked for.
 async fn on(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -94,7 +117,14 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     let shutdown = shutdown_channel();
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    let state = HttpState { health: health.clone(), metrics: metrics.clone() };
+    let sources = Arc::new(super::reading_clients::SourceReadings::default());
+    let (wake, _) = tokio::sync::broadcast::channel(super::context::WAKE_CAPACITY);
+    let webhook = args.mlflow_webhook_secret.clone().filter(|s| !s.is_empty()).map(|secret| http::Webhook {
+        secret: secret.into(),
+        sources: sources.clone(),
+        wake: wake.clone(),
+    });
+    let state = HttpState { health: health.clone(), metrics: metrics.clone(), webhook };
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|e| StartupError::Http { addr: args.http_addr, error: e.to_string() })?;
@@ -163,6 +193,8 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             concurrency: args.concurrency,
             gateway_api: args.gateway_api,
             kserve: args.kserve,
+            sources: sources.clone(),
+            wake: wake.clone(),
         };
         run_controllers(client.clone(), scope, metrics.clone(), ready, settings, shutdown.clone())
     }));
@@ -322,6 +354,7 @@ pub async fn run_controllers(
             let ns = guard.namespace();
             guard.0.as_ref().ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
         })
+        .reconcile_on(woken_by_webhooks(settings.wake.subscribe(), models_store.clone()))
         .trigger_backoff(super::watches::backoff())
         .graceful_shutdown_on(on(shutdown.clone()));
 
@@ -359,6 +392,7 @@ pub async fn run_controllers(
     metrics.models.expire_after_resyncs(settings.resync);
     context.prometheus_allowed = settings.prometheus_allowed;
     context.mlflow_allowed = settings.mlflow_allowed;
+    context.sources = settings.sources;
     let ctx = Arc::new(ModelContext::new(context, children));
     let policy_ctx = Arc::new((
         Context::new(client, metrics),

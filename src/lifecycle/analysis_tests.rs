@@ -26,9 +26,9 @@ fn t(s: &str) -> Timestamp {
 
 /// v1 serving, v2 rolling out with its analysis started at 10:00.
 fn versions(m: &Model) -> Vec<ModelVersion> {
-    let mut v1 = new_version(m, 1, vec![], t("00:00:00"));
+    let mut v1 = new_version(m, 1, vec![], t("00:00:00")).unwrap();
     v1.status = Some(crate::api::ModelVersionStatus { phase: Some(VersionPhase::Serving), ..Default::default() });
-    let mut v2 = new_version(m, 2, vec![], t("09:00:00"));
+    let mut v2 = new_version(m, 2, vec![], t("09:00:00")).unwrap();
     v2.status = Some(crate::api::ModelVersionStatus {
         phase: Some(VersionPhase::RollingOut),
         analysis: Some(AnalysisStatus::starting(AnalysisStage::Rollout, Time(t("10:00:00")), Some(1))),

@@ -35,11 +35,12 @@ pub fn trainer_images(training: &TrainingSpec) -> Vec<String> {
     init.chain(&spec.containers).filter_map(|c| c.image.clone()).collect()
 }
 
-/// The ModelVersion for version `n` of `model`, trained from the model's current inputs.
-pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timestamp) -> ModelVersion {
+/// The ModelVersion for version `n` of `model`, trained from the model's current inputs; `None`
+/// for a Model that takes its versions from a registry (`source::new_version` makes those).
+pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timestamp) -> Option<ModelVersion> {
     let name = model.name_any();
     let namespace = model.namespace().unwrap_or_default();
-    let training = model.spec.training.clone();
+    let training = model.spec.training.clone()?;
     let spec = ModelVersionSpec {
         model: name.clone(),
         version: n,
@@ -47,10 +48,18 @@ pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timest
         artifact_uri: render_artifact_uri(&training.artifact_uri, &name, &namespace, n, &training.dataset.version),
         trainer_images: trainer_images(&training),
         inputs_hash: inputs_hash(&training),
-        training,
+        training: Some(training),
+        source: None,
     };
+    Some(version_object(model, spec))
+}
+
+/// The ModelVersion object of `spec`: its name, namespace, labels and owner.
+pub fn version_object(model: &Model, spec: ModelVersionSpec) -> ModelVersion {
+    let name = model.name_any();
+    let n = spec.version;
     let mut version = ModelVersion::new(&version_name(&name, n), spec);
-    version.metadata.namespace = Some(namespace);
+    version.metadata.namespace = model.namespace();
     version.metadata.labels = Some(labels(&name, "version", Some(n)));
     version.metadata.owner_references = controller_ref(model).map(|r| vec![r]);
     version
@@ -71,12 +80,12 @@ mod tests {
     #[test]
     fn hash_changes_with_dataset_version_and_parameters_only_when_they_change() {
         let m = model("churn");
-        let base = inputs_hash(&m.spec.training);
-        assert_eq!(base, inputs_hash(&m.spec.training.clone()));
-        let mut t = m.spec.training.clone();
+        let base = inputs_hash(m.spec.training.as_ref().unwrap());
+        assert_eq!(base, inputs_hash(&m.spec.training.clone().unwrap()));
+        let mut t = m.spec.training.clone().unwrap();
         t.dataset.version = "2026-12-01".into();
         assert_ne!(inputs_hash(&t), base);
-        let mut t = m.spec.training.clone();
+        let mut t = m.spec.training.clone().unwrap();
         t.parameters.insert("epochs".into(), "3".into());
         assert_ne!(inputs_hash(&t), base);
     }
@@ -90,12 +99,13 @@ mod tests {
             2,
             vec![TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "x".into() }],
             now,
-        );
+        )
+        .unwrap();
         assert_eq!(v.metadata.name.as_deref(), Some("churn-v2"));
         assert_eq!(v.spec.artifact_uri, "s3://models/churn/2");
         assert_eq!(v.spec.trainer_images, ["trainer:1"]);
         assert_eq!(v.spec.trigger.reason, "TrainingInputsChanged");
-        assert_eq!(v.spec.inputs_hash, inputs_hash(&m.spec.training));
+        assert_eq!(v.spec.inputs_hash, inputs_hash(m.spec.training.as_ref().unwrap()));
         let owner = &v.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Model", "uid-churn", Some(true)));
     }

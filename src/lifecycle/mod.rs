@@ -51,6 +51,7 @@ pub mod rolling;
 pub mod rollout;
 pub mod serving;
 pub mod shadow;
+pub mod source;
 pub mod training;
 pub mod transitions;
 pub mod triggers;

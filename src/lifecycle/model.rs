@@ -378,9 +378,17 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
     let mut plan = Decided { requeue_after: training.requeue_after, ..Decided::default() };
+    let source = super::source::sourced(model);
+    let offered = observed.readings.source.as_ref().and_then(|r| r.as_ref().ok());
     let (policy, mut policy_statuses) = policies_of(model, observed.policies, now);
-    let decision =
-        decide(
+    let decision = match (source, offered) {
+        // A Model whose versions come from a registry takes the one it offers, nothing else.
+        (Some(source), Some(offered)) => TriggerDecision {
+            causes: super::source::cause(&ledger, source, offered).into_iter().collect(),
+            ..TriggerDecision::default()
+        },
+        (Some(_), None) => TriggerDecision::default(),
+        (None, _) => decide(
             policy,
             &TriggerInputs {
                 model,
@@ -394,7 +402,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
                 readings: observed.readings,
                 now,
             },
-        );
+        ),
+    };
     let policy_wake = decision.wake_at.map(|t| Duration::try_from(t.duration_since(now)).unwrap_or_default());
     plan.requeue_after = sooner(plan.requeue_after, policy_wake);
     plan.events.extend(decision.events.iter().cloned());
@@ -415,7 +424,13 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         ledger.transition(replaced, d);
         plan.delete_jobs.push(job_name(&model.name_any(), replaced));
     }
-    let version = (!decision.causes.is_empty()).then(|| new_version(model, latest + 1, decision.causes.clone(), now));
+    let version = match (decision.causes.is_empty(), source.zip(offered)) {
+        (true, _) => None,
+        (false, Some((source, offered))) => {
+            Some(super::source::new_version(model, latest + 1, source, offered, decision.causes.clone(), now))
+        }
+        (false, None) => new_version(model, latest + 1, decision.causes.clone(), now),
+    };
     if let Some(version) = version {
         plan.events.push(EventRecord {
             kind: EventKind::Normal,
@@ -458,7 +473,16 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
     let trains = trains.filter(|e| Some(e.number()) != decision.replace);
     let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
-    let mut desired = summarise(&mut status, &ledger, &serving, trains);
+    let source_judged = super::source::judge(model, observed.readings.source.as_ref(), ledger.serving());
+    let mut desired = summarise(&mut status, &ledger, &serving, trains, source_judged.problem.clone());
+    match source_judged.condition {
+        Some(condition) => desired.push(condition),
+        // Not read this time: the last reading's condition stands.
+        None if source.is_some() => {}
+        None => status.conditions.retain(|c| c.type_ != super::source::SOURCE_SYNCED),
+    }
+    plan.events.extend(source_judged.event);
+    plan.requeue_after = sooner(plan.requeue_after, source_judged.wake);
     let registry = super::registry::judge(model, observed.versions, observed.readings.registry.as_ref(), now);
     status.registry = registry.status;
     match registry.condition {
@@ -472,7 +496,13 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
 /// The Model's serving and candidate versions, phase and conditions, from where its versions
 /// are (`trains`: the version training or about to) and what serving decided.
-fn summarise(status: &mut ModelStatus, ledger: &Ledger, serving: &ServingSteps, trains: Option<u32>) -> Vec<Desired> {
+fn summarise(
+    status: &mut ModelStatus,
+    ledger: &Ledger,
+    serving: &ServingSteps,
+    trains: Option<u32>,
+    source_problem: Option<Problem>,
+) -> Vec<Desired> {
     let serving_version = ledger.serving();
     let rolling = serving.rollout.rolling_out.then_some(serving.wanted).flatten();
     let degraded_by = ledger
@@ -490,7 +520,7 @@ fn summarise(status: &mut ModelStatus, ledger: &Ledger, serving: &ServingSteps, 
         .as_ref()
         .filter(|(reason, _)| *reason == "AnalysisQueryFailed")
         .map(|(_, message)| Problem { reason: "AnalysisQueryFailed", message: message.clone() });
-    let stall: Option<Problem> = serving.pin_problem.clone().or(query_problem).or_else(|| {
+    let stall: Option<Problem> = serving.pin_problem.clone().or(query_problem).or(source_problem).or_else(|| {
         (serving_version.is_none() && trains.is_none() && rolling.is_none()).then(|| nothing_to_serve(ledger)).flatten()
     });
     let (phase, working) = match (rolling, trains) {
@@ -567,7 +597,9 @@ fn policies_of<'a>(
     policies: &'a [Arc<RetrainPolicy>],
     now: Timestamp,
 ) -> (Option<&'a RetrainPolicy>, Vec<(String, RetrainPolicyStatus, RetrainPolicyStatus)>) {
-    let world = PolicyWorld::of_existing_model(policies);
+    let source = super::source::sourced(model).map(|s| s.name.clone());
+    let sourced = source.is_some();
+    let world = PolicyWorld::of_existing_model(policies, source);
     let stalled = policies
         .iter()
         .filter(|p| p.spec.model_ref.name == model.name_any())
@@ -576,7 +608,7 @@ fn policies_of<'a>(
             (!problems.is_empty()).then(|| policy_status(p, p.status.clone().unwrap_or_default(), &problems, now))
         })
         .collect();
-    (driving_policy(policies), stalled)
+    (driving_policy(policies).filter(|_| !sourced), stalled)
 }
 
 /// A policy's status with its kstatus conditions set from `problems`.

@@ -17,7 +17,7 @@ fn now() -> Timestamp {
 }
 
 fn version(n: u32, phase: Option<VersionPhase>) -> ModelVersion {
-    let mut v = new_version(&model("churn"), n, vec![], now());
+    let mut v = new_version(&model("churn"), n, vec![], now()).unwrap();
     v.metadata.uid = Some(format!("mv-{n}"));
     v.status = phase.map(|p| ModelVersionStatus { phase: Some(p), ..Default::default() });
     v
@@ -278,7 +278,7 @@ fn unchanged_inputs_after_a_rejection_do_not_retrain() {
 #[test]
 fn changed_inputs_train_the_next_number_never_a_reused_one() {
     let mut m = model("churn");
-    m.spec.training.dataset.version = "2026-12-01".into();
+    m.spec.training.as_mut().unwrap().dataset.version = "2026-12-01".into();
     m.status = Some(ModelStatus { latest_version: Some(5), ..Default::default() });
     let children = Children {
         versions: shared([version(2, Some(VersionPhase::Serving))]),
@@ -293,7 +293,7 @@ fn changed_inputs_train_the_next_number_never_a_reused_one() {
 #[test]
 fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its_limits() {
     let mut m = model("churn");
-    m.spec.training.dataset.version = "2026-12-01".into();
+    m.spec.training.as_mut().unwrap().dataset.version = "2026-12-01".into();
     let serving = Children {
         versions: shared([with_metrics(version(1, Some(VersionPhase::Serving)), 0.9)]),
         deployments: shared([deployment(1, true)]),
@@ -323,7 +323,7 @@ fn the_serving_version_whose_deployment_fails_is_degraded_not_rolled_back() {
 #[test]
 fn a_stalled_model_plans_no_writes_but_its_status() {
     let mut m = model("churn");
-    m.spec.training.artifact_uri = "s3://{bucket}/x".into();
+    m.spec.training.as_mut().unwrap().artifact_uri = "s3://{bucket}/x".into();
     let children = Children { versions: shared([version(1, None)]), ..Default::default() };
     let p = plan(&m, &children);
     assert_eq!(p.writes(), 1, "only the Model status");

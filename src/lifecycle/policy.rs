@@ -29,18 +29,21 @@ pub struct PolicyWorld<'a> {
     pub model_exists: bool,
     /// Names of the policies in the namespace that reference the same Model, this one included.
     pub policies_for_model: Vec<(&'a str, Option<jiff::Timestamp>)>,
+    /// The registered model the Model takes its versions from, when it does (`spec.source`):
+    /// nothing retrains it.
+    pub model_source: Option<String>,
 }
 
 impl<'a> PolicyWorld<'a> {
     /// The world of policies that all name one Model, which exists.
-    pub fn of_existing_model(policies: &'a [Arc<RetrainPolicy>]) -> Self {
+    pub fn of_existing_model(policies: &'a [Arc<RetrainPolicy>], model_source: Option<String>) -> Self {
         let policies_for_model = policies
             .iter()
             .map(|p| {
                 (p.metadata.name.as_deref().unwrap_or_default(), p.metadata.creation_timestamp.as_ref().map(|t| t.0))
             })
             .collect();
-        Self { model_exists: true, policies_for_model }
+        Self { model_exists: true, policies_for_model, model_source }
     }
 }
 
@@ -52,6 +55,14 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
         problems.push(Problem {
             reason: "ModelNotFound",
             message: format!("spec.modelRef names Model {model:?}, which does not exist in this namespace"),
+        });
+    }
+    if let Some(name) = &world.model_source {
+        problems.push(Problem {
+            reason: "ModelNotTrained",
+            message: format!(
+                "Model {model:?} takes its versions from MLflow registered model {name:?} (spec.source), so nothing retrains it; a new version arrives when one is registered there. Delete this policy, or give the Model spec.training"
+            ),
         });
     }
     if let Some(owner) = owning_policy(&world.policies_for_model)
@@ -88,7 +99,7 @@ pub fn policy_problems(policy: &RetrainPolicy, world: &PolicyWorld) -> Vec<Probl
 
 /// The policy that drives `model` among those that name it: the oldest that has no problem.
 pub fn driving_policy(policies: &[Arc<RetrainPolicy>]) -> Option<&RetrainPolicy> {
-    let world = PolicyWorld::of_existing_model(policies);
+    let world = PolicyWorld::of_existing_model(policies, None);
     policies.iter().map(AsRef::as_ref).find(|p| policy_problems(p, &world).is_empty())
 }
 
@@ -129,13 +140,13 @@ mod tests {
 
     #[test]
     fn policy_for_existing_model_has_no_problem() {
-        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))] };
+        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))], model_source: None };
         assert!(policy_problems(&policy("a", "0 3 * * *", "Europe/Berlin"), &world).is_empty());
     }
 
     #[test]
     fn missing_model_is_named() {
-        let world = PolicyWorld { model_exists: false, policies_for_model: vec![("a", ts(1))] };
+        let world = PolicyWorld { model_exists: false, policies_for_model: vec![("a", ts(1))], model_source: None };
         let problems = policy_problems(&policy("a", "0 3 * * *", "UTC"), &world);
         assert_eq!(problems[0].reason, "ModelNotFound");
         assert!(problems[0].message.contains("\"churn\""));
@@ -143,7 +154,11 @@ mod tests {
 
     #[test]
     fn the_younger_of_two_policies_for_one_model_is_the_duplicate() {
-        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("old", ts(1)), ("new", ts(2))] };
+        let world = PolicyWorld {
+            model_exists: true,
+            policies_for_model: vec![("old", ts(1)), ("new", ts(2))],
+            model_source: None,
+        };
         assert!(policy_problems(&policy("old", "0 3 * * *", "UTC"), &world).is_empty());
         let problems = policy_problems(&policy("new", "0 3 * * *", "UTC"), &world);
         assert_eq!(problems[0].reason, "DuplicatePolicy");
@@ -152,7 +167,7 @@ mod tests {
 
     #[test]
     fn cron_that_passed_admission_but_does_not_parse_is_a_problem() {
-        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))] };
+        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))], model_source: None };
         let problems = policy_problems(&policy("a", "61 3 * * *", "UTC"), &world);
         assert_eq!(problems[0].reason, "InvalidSchedule");
     }
@@ -160,7 +175,7 @@ mod tests {
     #[test]
     fn plan_stalls_a_policy_for_a_missing_model_once() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let world = PolicyWorld { model_exists: false, policies_for_model: vec![("a", ts(1))] };
+        let world = PolicyWorld { model_exists: false, policies_for_model: vec![("a", ts(1))], model_source: None };
         let mut p = policy("a", "0 3 * * *", "UTC");
         let plan = plan_policy(&p, &world, now);
         let status = plan.status.unwrap();
@@ -175,7 +190,7 @@ mod tests {
 
     #[test]
     fn unknown_time_zone_is_a_problem() {
-        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))] };
+        let world = PolicyWorld { model_exists: true, policies_for_model: vec![("a", ts(1))], model_source: None };
         let problems = policy_problems(&policy("a", "0 3 * * *", "Mars/Olympus_Mons"), &world);
         assert_eq!(problems[0].reason, "UnknownTimeZone");
     }

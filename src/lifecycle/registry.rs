@@ -180,7 +180,6 @@ fn clip(value: String) -> String {
 /// The tags of one version: who it is, what made it, how it was judged and where it is.
 pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
     let status = version.status.clone().unwrap_or_default();
-    let training = &version.spec.training;
     let mut tags = BTreeMap::from([
         (UID_TAG.to_string(), version.uid().unwrap_or_default()),
         (MODEL_TAG.to_string(), model.to_string()),
@@ -191,8 +190,6 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
             "modelcycle.io/trigger-evidence".to_string(),
             version.spec.trigger.causes.iter().map(|c| c.evidence.clone()).collect::<Vec<_>>().join("; "),
         ),
-        ("modelcycle.io/dataset-uri".to_string(), training.dataset.uri.clone()),
-        ("modelcycle.io/dataset-version".to_string(), training.dataset.version.clone()),
         ("modelcycle.io/trainer-images".to_string(), version.spec.trainer_images.join(", ")),
         ("modelcycle.io/inputs-hash".to_string(), version.spec.inputs_hash.clone()),
     ]);
@@ -202,8 +199,13 @@ pub fn tags(model: &str, version: &ModelVersion) -> BTreeMap<String, String> {
             tags.insert("modelcycle.io/dataset-rows".into(), rows.to_string());
         }
     }
-    for (k, v) in &training.parameters {
-        tags.insert(tag_key("modelcycle.io/param.", k), v.clone());
+    // Registry versions are never published (admission refuses `source` with `registry`).
+    if let Some(training) = &version.spec.training {
+        tags.insert("modelcycle.io/dataset-uri".into(), training.dataset.uri.clone());
+        tags.insert("modelcycle.io/dataset-version".into(), training.dataset.version.clone());
+        for (k, v) in &training.parameters {
+            tags.insert(tag_key("modelcycle.io/param.", k), v.clone());
+        }
     }
     for (k, v) in &status.metrics {
         tags.insert(tag_key("modelcycle.io/metric.", k), v.to_string());

@@ -28,14 +28,15 @@ pub fn model(name: &str) -> Model {
     let mut m = Model::new(
         name,
         ModelSpec {
-            training: TrainingSpec {
+            source: None,
+            training: Some(TrainingSpec {
                 template: template("train", "trainer:1"),
                 dataset: DatasetRef { uri: "s3://data/churn".into(), version: "2026-11-01".into() },
                 parameters: [("learning_rate".to_string(), "0.1".to_string())].into(),
                 active_deadline_seconds: Some(3600),
                 backoff_limit: Some(1),
                 artifact_uri: "s3://models/{model}/{version}".into(),
-            },
+            }),
             evaluation: EvaluationSpec {
                 require_stable_data: false,
                 gates: vec![Gate {

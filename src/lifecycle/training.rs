@@ -47,6 +47,12 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], p
         .collect();
     for n in training {
         let Some(version) = ledger.get(n).map(|e| e.version) else { continue };
+        if let Some(source) = &version.spec.source {
+            // Nothing trains: the run's metrics, recorded when the version was taken, are judged.
+            let metrics = source.mlflow.metrics.clone();
+            evaluate(ledger, model, n, metrics, None);
+            continue;
+        }
         let name = job_name(&version.spec.model, n);
         let Some(job) = jobs.iter().find(|j| j.name_any() == name) else {
             // Not there yet (or deleted by a person while training): apply it; applying the same Job twice is a no-op.
@@ -111,14 +117,14 @@ fn judge_data(ledger: &mut Ledger, n: u32) -> Option<Decision> {
     let now = ledger.now();
     let entry = ledger.get(n)?;
     let read = entry.status.dataset_read.clone()?;
-    let dataset = entry.version.spec.training.dataset.clone();
+    let dataset = entry.version.spec.training.as_ref()?.dataset.clone();
     // Every earlier read of the same dataset version counts (newest first): a digest that differs
     // from any of them means the data under that version changed since.
     let reads: Vec<(u32, crate::api::DatasetRead)> = ledger
         .entries
         .iter()
         .rev()
-        .filter(|e| e.number() < n && e.version.spec.training.dataset == dataset)
+        .filter(|e| e.number() < n && e.version.spec.training.as_ref().is_some_and(|t| t.dataset == dataset))
         .filter_map(|e| Some((e.number(), e.status.dataset_read.clone()?)))
         .collect();
     let differing = reads.iter().find(|(_, r)| r.digest != read.digest).cloned();
@@ -197,6 +203,8 @@ fn evaluate(
 /// `TrainingInputsChanged` when they differ from the newest version's. Whether one may start now
 /// (one training at a time, the policy's hygiene) is decided by the triggers.
 pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Option<TriggerCause> {
+    // A Model that takes its versions from a registry has no inputs of its own (`source::cause`).
+    let training = model.spec.training.as_ref()?;
     match ledger.latest() {
         None if latest_number == 0 => {
             Some(TriggerCause { reason: "Initial".into(), evidence: "first version of the Model".into() })
@@ -204,10 +212,13 @@ pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Optio
         None => {
             Some(TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() })
         }
-        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(&model.spec.training) => None,
+        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(training) => None,
         Some(latest) => Some(TriggerCause {
             reason: "TrainingInputsChanged".into(),
-            evidence: describe_change(&latest.version.spec.training, &model.spec.training),
+            evidence: match &latest.version.spec.training {
+                Some(before) => describe_change(before, training),
+                None => "the Model trains its versions now instead of taking them from a registry".into(),
+            },
         }),
     }
 }

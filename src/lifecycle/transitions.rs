@@ -152,8 +152,9 @@ pub const TRANSITIONS: &[(Action, &[VersionPhase])] = {
     use VersionPhase::*;
     &[
         (Action::Train, &[Pending]),
-        (Action::Accept, &[Training]),
-        (Action::Reject, &[Training]),
+        // Pending: a version taken from a registry is judged without training.
+        (Action::Accept, &[Training, Pending]),
+        (Action::Reject, &[Training, Pending]),
         (Action::Fail, &[Training]),
         (Action::Replace, &[Pending, Training]),
         // A pinned Retired version rolls out again.

@@ -76,6 +76,8 @@ pub struct Readings {
     pub analysis: super::reading::AnalysisAnswers,
     /// The outcome of publishing to the Model's registry, when it was due.
     pub registry: Option<super::registry::Synced>,
+    /// What the registry a Model takes its versions from offers now (`spec.source`).
+    pub source: Option<Result<super::source::Offered, super::source::SourceError>>,
 }
 
 /// The queries due now, rendered; the shell runs them and returns [`Readings`].
@@ -270,10 +272,11 @@ pub fn decide(policy: Option<&RetrainPolicy>, inputs: &TriggerInputs) -> Trigger
     let mut problems = vec![];
 
     if let Some(cause) = inputs.inputs_cause.clone() {
-        let only_dataset = inputs.ledger.latest().is_some_and(|l| {
-            let (a, b) = (&l.version.spec.training, &model.spec.training);
-            a.dataset.version != b.dataset.version && same_but_dataset_version(a, b)
-        });
+        let only_dataset =
+            inputs.ledger.latest().is_some_and(|l| match (&l.version.spec.training, &model.spec.training) {
+                (Some(a), Some(b)) => a.dataset.version != b.dataset.version && same_but_dataset_version(a, b),
+                _ => false,
+            });
         let reason = if spec.data_change && only_dataset && cause.reason == "TrainingInputsChanged" {
             "DataChange"
         } else {

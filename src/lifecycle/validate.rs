@@ -40,15 +40,18 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
             ),
         ));
     }
-    if let Some(p) = pod_template_problem("spec.training.template", "InvalidTrainerTemplate", &spec.training.template) {
-        problems.push(p);
-    }
-    let restart = spec.training.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
-    if let Some(policy) = restart.filter(|p| *p != "Never" && *p != "OnFailure") {
-        problems.push(Problem::new(
-            "InvalidTrainerTemplate",
-            format!("spec.training.template.spec.restartPolicy is {policy:?}; a training Job needs Never or OnFailure"),
-        ));
+    match (&spec.training, &spec.source) {
+        (Some(training), None) => problems.extend(training_problems(training)),
+        (None, Some(_)) => {}
+        // Admission refuses both; these catch objects stored before the rule.
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            "InvalidVersionSource",
+            "spec.training and spec.source are both set: a Model either trains its versions or takes them from a registry; remove one",
+        )),
+        (None, None) => problems.push(Problem::new(
+            "InvalidVersionSource",
+            "neither spec.training nor spec.source is set: the Model has no way to get a version",
+        )),
     }
     match (spec.serving.target, &spec.serving.kserve) {
         (ServingTarget::Deployment, _) => problems.extend(pod_template_problem(
@@ -100,8 +103,24 @@ pub fn model_problems(model: &Model) -> Vec<Problem> {
             ));
         }
     }
+    problems
+}
+
+/// The problems of the training inputs that admission cannot see.
+fn training_problems(training: &crate::api::TrainingSpec) -> Vec<Problem> {
+    let mut problems = vec![];
+    if let Some(p) = pod_template_problem("spec.training.template", "InvalidTrainerTemplate", &training.template) {
+        problems.push(p);
+    }
+    let restart = training.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+    if let Some(policy) = restart.filter(|p| *p != "Never" && *p != "OnFailure") {
+        problems.push(Problem::new(
+            "InvalidTrainerTemplate",
+            format!("spec.training.template.spec.restartPolicy is {policy:?}; a training Job needs Never or OnFailure"),
+        ));
+    }
     let known = || ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");
-    match artifact_placeholders(&spec.training.artifact_uri) {
+    match artifact_placeholders(&training.artifact_uri) {
         Ok(_) => {}
         Err(PlaceholderError::Unknown(unknown)) => problems.push(Problem::new(
             "InvalidArtifactUri",
@@ -224,7 +243,7 @@ mod tests {
     #[test]
     fn trainer_without_container_is_a_problem() {
         let mut m = model("churn");
-        m.spec.training.template.spec.as_mut().unwrap().containers.clear();
+        m.spec.training.as_mut().unwrap().template.spec.as_mut().unwrap().containers.clear();
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "InvalidTrainerTemplate");
         assert!(problems[0].message.contains("spec.training.template has no container"), "{}", problems[0].message);
@@ -242,14 +261,14 @@ mod tests {
     #[test]
     fn trainer_that_restarts_always_is_a_problem() {
         let mut m = model("churn");
-        m.spec.training.template.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+        m.spec.training.as_mut().unwrap().template.spec.as_mut().unwrap().restart_policy = Some("Always".into());
         assert_eq!(model_problems(&m)[0].reason, "InvalidTrainerTemplate");
     }
 
     #[test]
     fn unknown_artifact_placeholder_is_named() {
         let mut m = model("churn");
-        m.spec.training.artifact_uri = "s3://m/{model}/{run_id}".into();
+        m.spec.training.as_mut().unwrap().artifact_uri = "s3://m/{model}/{run_id}".into();
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "InvalidArtifactUri");
         assert!(problems[0].message.contains("{run_id}"), "{}", problems[0].message);
@@ -281,7 +300,7 @@ mod tests {
     #[test]
     fn an_unclosed_brace_is_reported_as_unclosed_not_unknown() {
         let mut m = model("churn");
-        m.spec.training.artifact_uri = "s3://m/{model}/{version".into();
+        m.spec.training.as_mut().unwrap().artifact_uri = "s3://m/{model}/{version".into();
         let problems = model_problems(&m);
         assert_eq!(problems[0].reason, "InvalidArtifactUri");
         assert!(problems[0].message.contains("a '{' without its '}' at {version"), "{}", problems[0].message);

@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn deployment_runs_the_version_with_its_artifact_and_a_stable_selector() {
         let m = model("churn");
-        let v3 = new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH);
+        let v3 = new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap();
         let d = serving_deployment(&m, &v3).unwrap();
         assert_eq!(d.metadata.name.as_deref(), Some("churn"));
         assert_eq!(deployed_version(&d), Some(3));
@@ -156,9 +156,9 @@ mod tests {
     #[test]
     fn spec_hash_tells_versions_apart_and_is_stable() {
         let m = model("churn");
-        let d3 = serving_deployment(&m, &new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH)).unwrap();
-        let again = serving_deployment(&m, &new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH)).unwrap();
-        let d4 = serving_deployment(&m, &new_version(&m, 4, vec![], jiff::Timestamp::UNIX_EPOCH)).unwrap();
+        let d3 = serving_deployment(&m, &new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap()).unwrap();
+        let again = serving_deployment(&m, &new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap()).unwrap();
+        let d4 = serving_deployment(&m, &new_version(&m, 4, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap()).unwrap();
         assert!(same_spec(&d3, &again));
         assert!(!same_spec(&d3, &d4));
     }

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn the_inference_service_carries_the_versions_artifact_and_the_canary_share() {
         let m = kserve_model(KServeMode::Knative);
-        let v2 = new_version(&m, 2, vec![], jiff::Timestamp::UNIX_EPOCH);
+        let v2 = new_version(&m, 2, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap();
         let isvc = desired_inference_service(&m, &v2, Some(10)).unwrap();
         assert_eq!(isvc.spec.predictor["model"]["storageUri"], v2.spec.artifact_uri.as_str());
         assert_eq!(isvc.spec.predictor["model"]["modelFormat"]["name"], "sklearn", "the user's predictor is kept");

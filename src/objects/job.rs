@@ -5,22 +5,22 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
-use crate::api::ModelVersion;
+use crate::api::{ModelVersion, TrainingSpec};
 
 use super::meta::{controller_ref, labels};
 use super::names::job_name;
 
 /// Environment every trainer container receives.
-pub fn trainer_env(version: &ModelVersion) -> Vec<EnvVar> {
+pub fn trainer_env(version: &ModelVersion, training: &TrainingSpec) -> Vec<EnvVar> {
     let spec = &version.spec;
     let mut env = vec![
         env_var("MODELCYCLE_MODEL", &spec.model),
         env_var("MODELCYCLE_VERSION", &spec.version.to_string()),
-        env_var("MODELCYCLE_DATASET_URI", &spec.training.dataset.uri),
-        env_var("MODELCYCLE_DATASET_VERSION", &spec.training.dataset.version),
+        env_var("MODELCYCLE_DATASET_URI", &training.dataset.uri),
+        env_var("MODELCYCLE_DATASET_VERSION", &training.dataset.version),
         env_var("MODELCYCLE_ARTIFACT_URI", &spec.artifact_uri),
     ];
-    for (name, value) in &spec.training.parameters {
+    for (name, value) in &training.parameters {
         env.push(env_var(&format!("MODELCYCLE_PARAM_{}", name.to_uppercase()), value));
     }
     env
@@ -38,17 +38,19 @@ pub fn inject_env(container: &mut Container, env: &[EnvVar]) {
     existing.extend(env.iter().cloned());
 }
 
-/// The Job that trains `version`; `None` until the ModelVersion has a uid to own it.
+/// The Job that trains `version`; `None` until the ModelVersion has a uid to own it, and for a
+/// version taken from a registry.
 pub fn training_job(version: &ModelVersion) -> Option<Job> {
     let owner = controller_ref(version)?;
     let spec = &version.spec;
+    let training = spec.training.as_ref()?;
     let labels = labels(&spec.model, "training", Some(spec.version));
-    let mut template = spec.training.template.clone();
+    let mut template = training.template.clone();
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
     let pod = template.spec.get_or_insert_with(Default::default);
     pod.restart_policy.get_or_insert_with(|| "Never".into());
-    let env = trainer_env(version);
+    let env = trainer_env(version, training);
     for container in pod.containers.iter_mut().chain(pod.init_containers.iter_mut().flatten()) {
         inject_env(container, &env);
         // The trainer's log tail becomes the message when it wrote none: a clearer failure reason.
@@ -64,8 +66,8 @@ pub fn training_job(version: &ModelVersion) -> Option<Job> {
         },
         spec: Some(JobSpec {
             template,
-            backoff_limit: Some(spec.training.backoff_limit.unwrap_or(0)),
-            active_deadline_seconds: spec.training.active_deadline_seconds,
+            backoff_limit: Some(training.backoff_limit.unwrap_or(0)),
+            active_deadline_seconds: training.active_deadline_seconds,
             ..Default::default()
         }),
         status: None,
@@ -80,9 +82,9 @@ mod tests {
 
     fn version() -> ModelVersion {
         let mut m = model("churn");
-        m.spec.training.template.spec.as_mut().unwrap().containers[0].env =
+        m.spec.training.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].env =
             Some(vec![env_var("MODELCYCLE_VERSION", "user")]);
-        let mut v = new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH);
+        let mut v = new_version(&m, 3, vec![], jiff::Timestamp::UNIX_EPOCH).unwrap();
         v.metadata.uid = Some("mv-uid".into());
         v
     }

@@ -82,14 +82,23 @@ pub fn abort(model: &Model, versions: &[ModelVersion], version: Option<u32>) -> 
 }
 
 /// `retrain NAME [--reason R]`: asks for one training. Each request carries the time so that
-/// asking twice trains twice (a new value of the annotation retrains once).
-pub fn retrain(model: &Model, reason: Option<&str>, now: Timestamp) -> Edit {
+/// asking twice trains twice (a new value of the annotation retrains once). Refused for a Model
+/// that takes its versions from a registry: nothing would train.
+pub fn retrain(model: &Model, reason: Option<&str>, now: Timestamp) -> Result<Edit, String> {
+    if let Some(source) = &model.spec.source {
+        return Err(format!(
+            "{} takes its versions from MLflow registered model {:?} (spec.source) and trains nothing; register a new version there{}",
+            model.name_any(),
+            source.mlflow.name,
+            source.mlflow.alias.as_deref().map_or(String::new(), |a| format!(" and point alias {a} at it"))
+        ));
+    }
     let now = now.round(jiff::Unit::Second).unwrap_or(now);
     let value = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(reason) => format!("{now} {reason}"),
         None => now.to_string(),
     };
-    annotate(model, RETRAIN_REQUEST, &value, "a new version trains once")
+    Ok(annotate(model, RETRAIN_REQUEST, &value, "a new version trains once"))
 }
 
 /// Which GitOps tool manages `model`, read from its field managers, labels and annotations.

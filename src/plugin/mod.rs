@@ -362,7 +362,7 @@ async fn run(cli: &PluginCli) -> Result<(), PluginError> {
         }
         PluginCommand::Retrain(args) => {
             let (model, _) = read_model(&client, &ns, &args.name).await?;
-            let edit = act::retrain(&model, args.reason.as_deref(), now);
+            let edit = act::retrain(&model, args.reason.as_deref(), now).map_err(PluginError::Refused)?;
             write(&client, &ns, &model, edit).await
         }
         PluginCommand::Pin(args) => {

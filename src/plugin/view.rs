@@ -492,7 +492,9 @@ fn union<'a, V>(a: &'a BTreeMap<String, V>, b: &'a BTreeMap<String, V>) -> Vec<&
 /// The lineage, training, metrics and verdicts of two versions side by side.
 pub fn diff(a: &ModelVersion, b: &ModelVersion) -> Vec<DiffRow> {
     let (sa, sb) = (a.status.clone().unwrap_or_default(), b.status.clone().unwrap_or_default());
-    let (ta, tb) = (&a.spec.training, &b.spec.training);
+    let dataset = |v: &ModelVersion| v.spec.dataset().cloned().map_or(("-".into(), "-".into()), |d| (d.uri, d.version));
+    let ((ua, va), (ub, vb)) = (dataset(a), dataset(b));
+    let (pa, pb) = (a.spec.parameters(), b.spec.parameters());
     let causes =
         |v: &ModelVersion| v.spec.trigger.causes.iter().map(|c| c.evidence.clone()).collect::<Vec<_>>().join("; ");
     let read = |s: &crate::api::ModelVersionStatus| {
@@ -509,16 +511,17 @@ pub fn diff(a: &ModelVersion, b: &ModelVersion) -> Vec<DiffRow> {
         row("trigger", &a.spec.trigger.reason, &b.spec.trigger.reason),
         row("trigger evidence", causes(a), causes(b)),
         row("triggered at", time_text(Some(&a.spec.trigger.time)), time_text(Some(&b.spec.trigger.time))),
-        row("dataset uri", &ta.dataset.uri, &tb.dataset.uri),
-        row("dataset version", &ta.dataset.version, &tb.dataset.version),
+        row("origin", a.spec.origin(), b.spec.origin()),
+        row("dataset uri", ua, ub),
+        row("dataset version", va, vb),
         row("dataset read", read(&sa), read(&sb)),
         row("trainer images", a.spec.trainer_images.join(", "), b.spec.trainer_images.join(", ")),
         row("artifact", &a.spec.artifact_uri, &b.spec.artifact_uri),
         row("inputs hash", &a.spec.inputs_hash, &b.spec.inputs_hash),
     ];
-    for key in union(&ta.parameters, &tb.parameters) {
+    for key in union(pa, pb) {
         let get = |p: &BTreeMap<String, String>| p.get(key).cloned().unwrap_or_else(|| "-".into());
-        rows.push(row(format!("parameter {key}"), get(&ta.parameters), get(&tb.parameters)));
+        rows.push(row(format!("parameter {key}"), get(pa), get(pb)));
     }
     rows.push(row("training started", time_text(sa.started_at.as_ref()), time_text(sb.started_at.as_ref())));
     rows.push(row("training finished", time_text(sa.finished_at.as_ref()), time_text(sb.finished_at.as_ref())));

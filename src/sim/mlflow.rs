@@ -3,7 +3,58 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::MlflowSource;
 use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, operations};
+use crate::lifecycle::source::{Offered, SourceError};
+
+use super::scenario::Registration;
+
+/// What the registry of `source` offers at `elapsed`, from the scenario's registrations.
+pub fn offered(
+    registrations: &[Registration],
+    source: &MlflowSource,
+    elapsed: jiff::SignedDuration,
+) -> Result<Offered, SourceError> {
+    let mut versions: Vec<&Registration> = vec![];
+    let mut aliases: BTreeMap<&str, String> = BTreeMap::new();
+    let mut done: Vec<&Registration> =
+        registrations.iter().filter(|r| r.name == source.name && r.at.0 <= elapsed).collect();
+    done.sort_by_key(|r| r.at.0);
+    for r in done {
+        let number = match &r.version {
+            Some(v) => v.clone(),
+            None => {
+                versions.push(r);
+                versions.len().to_string()
+            }
+        };
+        for alias in &r.aliases {
+            aliases.insert(alias, number.clone());
+        }
+    }
+    let number = match &source.alias {
+        Some(alias) => aliases.get(alias.as_str()).cloned().ok_or_else(|| {
+            SourceError::Missing(format!("RESOURCE_DOES_NOT_EXIST: registered model alias {alias} not found"))
+        })?,
+        None if versions.is_empty() => {
+            return Err(SourceError::Missing(format!("registered model {:?} has no version", source.name)));
+        }
+        None => versions.len().to_string(),
+    };
+    let run = number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| versions.get(n.wrapping_sub(1)))
+        .ok_or_else(|| SourceError::Missing(format!("version {number} of {:?} does not exist", source.name)))?;
+    Ok(Offered {
+        version: number.clone(),
+        run_id: Some(format!("run-{}-{number}", source.name)),
+        source: format!("models:/m-{}-{number}", source.name),
+        artifact_uri: format!("mlflow-artifacts:/{}/{number}/artifacts", source.name),
+        params: run.params.clone(),
+        metrics: run.metrics.clone(),
+    })
+}
 
 /// One registered model.
 #[derive(Clone, Debug, Default, PartialEq)]

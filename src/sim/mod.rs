@@ -197,6 +197,21 @@ impl Simulation {
         crate::lifecycle::registry::Synced { hash: intent.hash.clone(), result }
     }
 
+    /// What the registry a Model takes its versions from offers now, from the scenario.
+    fn registry_offer(
+        &self,
+        model: &Model,
+    ) -> Option<Result<crate::lifecycle::source::Offered, crate::lifecycle::source::SourceError>> {
+        let source = crate::lifecycle::source::sourced(model)?;
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        let down = self.scenario.file.mlflow_down.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        if down {
+            let why = format!("MLflow at {} did not answer: connection refused", source.tracking_uri);
+            return Some(Err(crate::lifecycle::source::SourceError::Unreachable(why)));
+        }
+        Some(mlflow::offered(&self.scenario.file.mlflow_versions, source, elapsed))
+    }
+
     fn controller_down(&self) -> bool {
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
         self.scenario.file.controller_down.iter().any(|d| d.from.0 <= elapsed && elapsed < d.to.0)
@@ -317,6 +332,7 @@ impl Simulation {
                 if let Some(intent) = &due.registry {
                     readings.registry = Some(self.publish(&model, intent));
                 }
+                readings.source = self.registry_offer(&model);
                 children.readings = readings;
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if !plan.steps.is_empty() {
@@ -388,7 +404,11 @@ impl Simulation {
             .collect();
         for (k, policy) in orphans {
             let name = policy.name_any();
-            let world = PolicyWorld { model_exists: false, policies_for_model: vec![(name.as_str(), None)] };
+            let world = PolicyWorld {
+                model_exists: false,
+                policies_for_model: vec![(name.as_str(), None)],
+                model_source: None,
+            };
             let plan = plan_policy(&policy, &world, self.cluster.now);
             if let (Some(status), Some(p)) = (plan.status, self.cluster.policies.get_mut(&k)) {
                 Arc::make_mut(p).status = Some(status);

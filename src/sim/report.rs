@@ -42,6 +42,9 @@ pub struct VersionSummary {
     pub trigger: String,
     /// Dataset version it was trained on.
     pub dataset: String,
+    /// The registry version it was taken from, when it was not trained here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Reported metrics.
     pub metrics: BTreeMap<String, f64>,
     /// The last word on it.
@@ -132,7 +135,8 @@ impl Report {
                             version: v.spec.version,
                             phase: s.phase,
                             trigger: v.spec.trigger.reason.clone(),
-                            dataset: v.spec.training.dataset.version.clone(),
+                            dataset: v.spec.dataset().map(|d| d.version.clone()).unwrap_or_default(),
+                            source: v.spec.source.as_ref().map(|s| format!("{} v{}", s.mlflow.name, s.mlflow.version)),
                             metrics: s.metrics,
                             message: s.message,
                         }
@@ -210,8 +214,11 @@ impl Report {
                 let phase = v.phase.map_or("Pending".to_string(), |p| format!("{p:?}"));
                 let _ = writeln!(
                     out,
-                    "    v{:<3} {:<10} {:<22} dataset {:<12} {metrics}",
-                    v.version, phase, v.trigger, v.dataset
+                    "    v{:<3} {:<10} {:<22} {:<20} {metrics}",
+                    v.version,
+                    phase,
+                    v.trigger,
+                    v.source.as_ref().map_or_else(|| format!("dataset {}", v.dataset), |s| format!("from {s}"))
                 );
             }
             for p in &m.policies {

@@ -126,9 +126,36 @@ pub struct ScenarioFile {
     /// Times every MLflow registry is unreachable: publishing fails and is retried.
     #[serde(default)]
     pub mlflow_down: Vec<Outage>,
+    /// Model versions registered in MLflow over time, for Models with `spec.source.mlflow`.
+    #[serde(default)]
+    pub mlflow_versions: Vec<Registration>,
     /// The outcome the scenario states; a run that misses it fails.
     #[serde(default)]
     pub expect: Option<super::expect::Expect>,
+}
+
+/// A model version registered in MLflow by someone else (a notebook, a data platform), or an
+/// alias moved, at a time of the scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registration {
+    /// When, from the start.
+    pub at: SimDuration,
+    /// The registered model.
+    pub name: String,
+    /// An existing version to point `aliases` at; without it, a new version is registered
+    /// (numbered from 1 in order).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Aliases set to this version.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The metrics its run logged.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// The parameters its run logged.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 /// A value that holds from a time on.

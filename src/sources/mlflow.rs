@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::lifecycle::registry::{Held, Intent, MODEL_TAG, Op, operations};
+use crate::lifecycle::source::Offered;
 
 /// How long one MLflow request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +39,8 @@ pub enum MlflowError {
         what: String,
         /// The HTTP status.
         status: u16,
+        /// MLflow's `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`), empty when it sent none.
+        code: String,
         /// MLflow's `error_code: message`.
         message: String,
     },
@@ -140,6 +143,7 @@ impl Mlflow {
             return Err(MlflowError::Refused {
                 what: what.to_string(),
                 status: status.as_u16(),
+                code: code.to_string(),
                 message: if code.is_empty() { message } else { format!("{code}: {message}") },
             });
         }
@@ -158,7 +162,7 @@ impl Mlflow {
             .await
         {
             Ok(_) => Ok(()),
-            Err(MlflowError::Refused { message, .. }) if message.starts_with("RESOURCE_ALREADY_EXISTS") => Ok(()),
+            Err(MlflowError::Refused { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -242,6 +246,138 @@ impl Mlflow {
             }
         }
         Ok(ops.len())
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OfferedVersion {
+    version: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AliasAnswer {
+    model_version: OfferedVersion,
+}
+
+#[derive(Deserialize, Default)]
+struct LatestAnswer {
+    #[serde(default)]
+    model_versions: Vec<OfferedVersion>,
+}
+
+#[derive(Deserialize, Default)]
+struct KeyValue {
+    key: String,
+    #[serde(default)]
+    value: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct RunData {
+    #[serde(default)]
+    metrics: Vec<KeyValue>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct Run {
+    #[serde(default)]
+    data: RunData,
+}
+
+#[derive(Deserialize)]
+struct RunAnswer {
+    run: Run,
+}
+
+#[derive(Deserialize)]
+struct DownloadAnswer {
+    artifact_uri: String,
+}
+
+impl Mlflow {
+    /// What `name` offers now: the version `alias` points to, or its newest version, with its
+    /// run's parameters and metrics and the location of its files. `known` is a version already
+    /// read in full: when it is still the one offered, one request answers.
+    pub async fn offered(
+        &self,
+        name: &str,
+        alias: Option<&str>,
+        known: Option<&Offered>,
+    ) -> Result<Offered, MlflowError> {
+        let version = match alias {
+            Some(alias) => {
+                let what = format!("reading alias {alias} of {name:?}");
+                let query = [("name", name.to_string()), ("alias", alias.to_string())];
+                let value = match self.call(reqwest::Method::GET, "registered-models/alias", &what, None, &query).await
+                {
+                    // MLflow answers an alias it does not have as an invalid parameter (the
+                    // alias's form is checked at admission, so that is all it can mean here).
+                    Err(MlflowError::Refused { code, status, message, what }) if code == "INVALID_PARAMETER_VALUE" => {
+                        return Err(MlflowError::Refused {
+                            what,
+                            status,
+                            code: "RESOURCE_DOES_NOT_EXIST".into(),
+                            message,
+                        });
+                    }
+                    answer => answer?,
+                };
+                serde_json::from_value::<AliasAnswer>(value).map_err(|e| Self::unexpected(&what, e))?.model_version
+            }
+            None => {
+                let what = format!("searching the newest version of {name:?}");
+                let query = [
+                    ("filter", format!("name='{}'", quote(name))),
+                    ("order_by", "version_number DESC".to_string()),
+                    ("max_results", "1".to_string()),
+                ];
+                let value = self.call(reqwest::Method::GET, "model-versions/search", &what, None, &query).await?;
+                let answer: LatestAnswer = serde_json::from_value(value).map_err(|e| Self::unexpected(&what, e))?;
+                answer.model_versions.into_iter().next().ok_or_else(|| MlflowError::Refused {
+                    what,
+                    status: 404,
+                    code: "RESOURCE_DOES_NOT_EXIST".into(),
+                    message: format!("RESOURCE_DOES_NOT_EXIST: registered model {name:?} has no version"),
+                })?
+            }
+        };
+        if let Some(known) = known.filter(|k| k.version == version.version && k.source == version.source) {
+            return Ok(known.clone());
+        }
+        let mut offered = Offered {
+            version: version.version.clone(),
+            run_id: version.run_id.clone().filter(|r| !r.is_empty()),
+            source: version.source,
+            ..Offered::default()
+        };
+        if let Some(run_id) = &offered.run_id {
+            let what = format!("reading run {run_id}");
+            let value = self.call(reqwest::Method::GET, "runs/get", &what, None, &[("run_id", run_id.clone())]).await?;
+            let run = serde_json::from_value::<RunAnswer>(value).map_err(|e| Self::unexpected(&what, e))?.run;
+            offered.params = run.data.params.into_iter().map(|p| (p.key, text_of(p.value))).collect();
+            // A metric MLflow stores as NaN or infinity arrives as a string: it is left out, so
+            // a gate on it says the metric is missing.
+            offered.metrics = run.data.metrics.into_iter().filter_map(|m| Some((m.key, m.value.as_f64()?))).collect();
+        }
+        let what = format!("reading where version {} of {name:?} is stored", offered.version);
+        let query = [("name", name.to_string()), ("version", offered.version.clone())];
+        let value = self.call(reqwest::Method::GET, "model-versions/get-download-uri", &what, None, &query).await?;
+        offered.artifact_uri =
+            serde_json::from_value::<DownloadAnswer>(value).map_err(|e| Self::unexpected(&what, e))?.artifact_uri;
+        Ok(offered)
+    }
+}
+
+fn text_of(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
     }
 }
 

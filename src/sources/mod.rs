@@ -3,4 +3,5 @@
 
 pub mod history;
 pub mod mlflow;
+pub mod mlflow_webhook;
 pub mod prometheus;

@@ -62,7 +62,8 @@ async fn run(cluster: &Cluster, report: &Report) {
         return;
     };
     if wanted("stories") || wanted("steady") {
-        let gateway = ["--gateway-api=true", "--kserve=true"];
+        let webhook = format!("--mlflow-webhook-secret={}", stories::registry::WEBHOOK_SECRET);
+        let gateway = ["--gateway-api=true", "--kserve=true", webhook.as_str()];
         let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &gateway).await else {
             return;
         };

@@ -281,6 +281,7 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-kserve-standard", "kserve-standard"),
         ("e2e-plugin", "plugin"),
         ("e2e-mlflow", "mlflow"),
+        ("e2e-mlflow-source", "mlflow-source"),
     ];
     // Started before the stories: its start takes seconds of both cores.
     let mlflow = &crate::stories::registry::Mlflow::start().await;
@@ -306,6 +307,9 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
                 "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
                 "plugin" => crate::stories::plugin::plugin_story(cluster, &mut steps).await,
                 "mlflow" => crate::stories::registry::mlflow(cluster, &mut steps, mlflow).await,
+                "mlflow-source" => {
+                    crate::stories::registry::mlflow_source(cluster, &mut steps, mlflow, &controller.http).await
+                }
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
             steps.ok

@@ -190,6 +190,50 @@ pub fn cases() -> Vec<Case> {
         with(&m, "/spec/registry", json!({"mlflow": {"trackingUri": "mlflow.mlops:5000", "name": "churn"}})),
         "must be an http:// or https:// URL",
     );
+    // Taking versions from an MLflow registry instead of training them.
+    let source = json!({"mlflow": {"trackingUri": "http://mlflow.mlops:5000", "name": "fraud-detector",
+                                   "alias": "staging", "pollInterval": "30s",
+                                   "tokenSecret": {"name": "mlflow", "key": "token"}}});
+    let sourced = with(&without(&m, "/spec/training"), "/spec/source", source.clone());
+    t.accepts("a Model taking its versions from MLflow is accepted", "Model", sourced.clone());
+    t.refuses(
+        "a Model with both training and source is refused",
+        "Model",
+        with(&m, "/spec/source", source.clone()),
+        "set exactly one",
+    );
+    t.refuses(
+        "a Model with neither training nor source is refused",
+        "Model",
+        without(&m, "/spec/training"),
+        "set exactly one",
+    );
+    t.refuses(
+        "a Model from MLflow that also publishes to a registry is refused",
+        "Model",
+        with(&sourced, "/spec/registry", mlflow.clone()),
+        "cannot also publish them",
+    );
+    for alias in ["latest", "v3", "stag ing"] {
+        t.refuses(
+            &format!("the MLflow alias {alias:?} is refused"),
+            "Model",
+            with(&sourced, "/spec/source/mlflow/alias", json!(alias)),
+            "an MLflow alias is letters",
+        );
+    }
+    t.refuses(
+        "a poll interval under 10s is refused",
+        "Model",
+        with(&sourced, "/spec/source/mlflow/pollInterval", json!("1s")),
+        "must be a duration from 10s to 24h",
+    );
+    t.refuses(
+        "a source tracking URI that is not http(s) is refused",
+        "Model",
+        with(&sourced, "/spec/source/mlflow/trackingUri", json!("file:///tmp/mlruns")),
+        "must be an http:// or https:// URL",
+    );
     // KServe as the serving target.
     let predictor = json!({"model": {"modelFormat": {"name": "sklearn"}}, "minReplicas": 1});
     let served_by_kserve = |mode: &str| {

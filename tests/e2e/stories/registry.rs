@@ -19,23 +19,33 @@ use crate::ensure;
 #[path = "../../support/mlflow.rs"]
 mod mlflow_server;
 
-/// A real MLflow behind a loopback proxy that the story can cut: an outage without stopping and
-/// starting MLflow again (its start takes seconds of both cores, which starved the other stories).
+/// A real MLflow, shared by the stories; each story reaches it through a loopback proxy of its
+/// own that it can cut: an outage without stopping and starting MLflow again (its start takes
+/// seconds of both cores, which starved the other stories), and without one story's outage
+/// reaching another's.
 pub struct Mlflow {
     _server: mlflow_server::TestMlflow,
-    /// The proxy's `http://127.0.0.1:<port>`: the tracking URI the Model names.
-    pub uri: String,
     /// The server's own URI, for reading what it holds.
     pub direct: String,
+}
+
+/// A cuttable way to the shared MLflow.
+pub struct Proxy {
+    /// `http://127.0.0.1:<port>`: the tracking URI a Model names.
+    pub uri: String,
     up: Arc<AtomicBool>,
 }
 
 impl Mlflow {
-    /// Starts MLflow and the proxy in front of it.
+    /// Starts MLflow.
     pub async fn start() -> Mlflow {
         let server = tokio::task::block_in_place(mlflow_server::TestMlflow::start);
-        let direct = server.uri.clone();
-        let target = direct.trim_start_matches("http://").to_string();
+        Mlflow { direct: server.uri.clone(), _server: server }
+    }
+
+    /// A proxy of its own to the server.
+    async fn proxy(&self) -> Proxy {
+        let target = self.direct.trim_start_matches("http://").to_string();
         let up = Arc::new(AtomicBool::new(true));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let uri = format!("http://{}", listener.local_addr().expect("an address"));
@@ -55,9 +65,11 @@ impl Mlflow {
                 });
             }
         });
-        Mlflow { _server: server, uri, direct, up }
+        Proxy { uri, up }
     }
+}
 
+impl Proxy {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
@@ -102,13 +114,23 @@ async fn alias(uri: &str, name: &str, alias: &str) -> Check<Option<String>> {
     }))
 }
 
+/// The Events in `ns` with `reason`.
+async fn events_with_reason(cluster: &Cluster, ns: &str, reason: &str) -> Check<Vec<Event>> {
+    let events = Api::<Event>::namespaced(cluster.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(events.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
+}
+
 /// A Model publishing to a real MLflow, through an outage.
 pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
     let ns = steps.ns().to_string();
     let ns = ns.as_str();
     let name = "scoring";
     let registered_name = "e2e-scoring";
-    let uri = server.uri.clone();
+    let proxy = server.proxy().await;
+    let uri = proxy.uri.clone();
     let direct = server.direct.as_str();
     let mut model_json = kwok_model(name, &Behaviour::default());
     model_json["spec"]["registry"] = json!({"mlflow": {"trackingUri": uri, "name": registered_name}});
@@ -145,7 +167,7 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
         .step(
             "MLflow stops: v2 still rolls out and serves; RegistrySynced=False and one Warning Event say why",
             async {
-                server.set_up(false);
+                proxy.set_up(false);
                 new_data(cluster, ns, name, "d2").await?;
                 wait_phase(cluster, ns, name, 2, "Serving", 90).await?;
                 eventually("RegistrySynced to be False", Duration::from_secs(30), || async {
@@ -155,12 +177,7 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
                     Ok(())
                 })
                 .await?;
-                let events = Api::<Event>::namespaced(cluster.client.clone(), ns)
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let warnings: Vec<_> =
-                    events.iter().filter(|e| e.reason.as_deref() == Some("RegistryUnavailable")).collect();
+                let warnings = events_with_reason(cluster, ns, "RegistryUnavailable").await?;
                 ensure!(warnings.len() == 1, "{} RegistryUnavailable Events", warnings.len());
                 let note = warnings[0].note.clone().unwrap_or_default();
                 ensure!(note.contains(&uri) && note.contains("rollouts go on"), "{note}");
@@ -172,7 +189,7 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
         .step(
             "MLflow is back: the controller catches up, v2 is champion, v1 Retired, nothing registered twice",
             async {
-                server.set_up(true);
+                proxy.set_up(true);
                 eventually("MLflow to hold v2 as champion", Duration::from_secs(90), || async {
                     let all = registered(direct, registered_name).await?;
                     ensure!(all.len() == 2, "versions {:?}", all.keys().collect::<Vec<_>>());
@@ -195,6 +212,124 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
                     Ok(())
                 })
                 .await
+            },
+        )
+        .await;
+}
+
+/// The secret the main controller and MLflow's webhook share in the e2e suite.
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// A Model that takes its versions from a real MLflow: registered there by "someone else" (this
+/// story, over MLflow's REST API), picked up at once through MLflow's signed webhook (the poll
+/// interval is an hour), judged by the run's metrics, rolled out; a forged delivery changes
+/// nothing; an MLflow outage is reported and waited out.
+pub async fn mlflow_source(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow, controller_http: &str) {
+    use mlflow_server::client;
+    let ns = steps.ns().to_string();
+    let ns = ns.as_str();
+    let name = "fraud";
+    let registered_name = "e2e-fraud";
+    let proxy = server.proxy().await;
+    let uri = proxy.uri.clone();
+    let direct = server.direct.as_str();
+    let webhook_url = format!("{controller_http}/webhooks/mlflow");
+    let mut model_json = kwok_model(name, &Behaviour::default());
+    let spec = model_json["spec"].as_object_mut().expect("a spec");
+    spec.remove("training");
+    spec.insert(
+        "source".into(),
+        json!({"mlflow": {"trackingUri": uri, "name": registered_name, "alias": "staging", "pollInterval": "1h"}}),
+    );
+
+    steps
+        .step(
+            "a Model following alias staging waits quietly (SourceSynced=False NoRegistryVersion) until the alias exists",
+            async {
+                client::webhook(direct, &webhook_url, WEBHOOK_SECRET).await;
+                apply(cluster, ns, &model_json).await?;
+                eventually("SourceSynced to say the alias is missing", Duration::from_secs(30), || async {
+                    let m = model(cluster, ns, name).await?;
+                    let c = condition(&m, "SourceSynced");
+                    ensure!(c == ("False".into(), "NoRegistryVersion".into()), "{c:?} {:?}", m.status);
+                    ensure!(condition(&m, "Stalled").0 != "True", "waiting is not stalled: {:?}", m.status);
+                    Ok(())
+                })
+                .await
+            },
+        )
+        .await;
+    steps
+        .step(
+            "a version registered and staged in MLflow becomes v1 within seconds (webhook; the poll is 1h), with its run's lineage, and serves",
+            async {
+                let run = client::run(direct, &[("max_depth", "6")], &[("auc", 0.9), ("f1", 0.6)]).await;
+                let number = client::register(direct, registered_name, &run).await;
+                client::set_alias(direct, registered_name, "staging", &number).await;
+                let v1 = wait_phase(cluster, ns, name, 1, "Serving", 60).await?;
+                let origin = &v1.spec.source.as_ref().ok_or("v1 records no source")?.mlflow;
+                ensure!(origin.version == number && origin.run_id.as_deref() == Some(run.as_str()), "{origin:?}");
+                ensure!(origin.params.get("max_depth").map(String::as_str) == Some("6"), "{origin:?}");
+                ensure!(origin.metrics.get("auc") == Some(&0.9), "{origin:?}");
+                ensure!(v1.spec.training.is_none() && !v1.spec.artifact_uri.is_empty(), "{:?}", v1.spec);
+                ensure!(v1.spec.trigger.reason == "RegistryVersion", "{:?}", v1.spec.trigger);
+                let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(cluster.client.clone(), ns)
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ensure!(jobs.items.is_empty(), "{} training Jobs for a Model that trains nothing", jobs.items.len());
+                let m = model(cluster, ns, name).await?;
+                ensure!(condition(&m, "SourceSynced") == ("True".into(), "Synced".into()), "{:?}", m.status);
+                Ok(())
+            },
+        )
+        .await;
+    steps
+        .step("a staged version whose run misses the gate is v2 Rejected; v1 serves on", async {
+            let run = client::run(direct, &[("max_depth", "12")], &[("auc", 0.7)]).await;
+            let number = client::register(direct, registered_name, &run).await;
+            client::set_alias(direct, registered_name, "staging", &number).await;
+            let v2 = wait_phase(cluster, ns, name, 2, "Rejected", 60).await?;
+            let message = v2.status.and_then(|s| s.message).unwrap_or_default();
+            ensure!(message.contains("auc"), "{message}");
+            wait_phase(cluster, ns, name, 1, "Serving", 5).await?;
+            Ok(())
+        })
+        .await;
+    steps
+        .step("a forged webhook delivery is refused with 401 and makes no version", async {
+            let (status, answer) = client::deliver(&webhook_url, "not-the-secret", registered_name).await;
+            ensure!(status == 401, "answered {status} {answer}");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let all = super::versions(cluster, ns, name).await?;
+            ensure!(all.len() == 2, "versions {:?}", all.keys().collect::<Vec<_>>());
+            Ok(())
+        })
+        .await;
+    steps
+        .step(
+            "MLflow unreachable while the alias moves: SourceSynced=False and one Warning; back, the version is taken and rolls out",
+            async {
+                proxy.set_up(false);
+                let run = client::run(direct, &[], &[("auc", 0.93)]).await;
+                let number = client::register(direct, registered_name, &run).await;
+                client::set_alias(direct, registered_name, "staging", &number).await;
+                eventually("SourceSynced to be False", Duration::from_secs(30), || async {
+                    let m = model(cluster, ns, name).await?;
+                    let c = condition(&m, "SourceSynced");
+                    ensure!(c == ("False".into(), "SourceUnavailable".into()), "{c:?}");
+                    ensure!(m.status.as_ref().and_then(|s| s.serving_version) == Some(1), "{:?}", m.status);
+                    Ok(())
+                })
+                .await?;
+                let warnings = events_with_reason(cluster, ns, "SourceUnavailable").await?;
+                ensure!(warnings.len() == 1, "{} SourceUnavailable Events", warnings.len());
+                proxy.set_up(true);
+                wait_phase(cluster, ns, name, 3, "Serving", 90).await?;
+                wait_phase(cluster, ns, name, 1, "Retired", 10).await?;
+                let m = model(cluster, ns, name).await?;
+                ensure!(condition(&m, "SourceSynced") == ("True".into(), "Synced".into()), "{:?}", m.status);
+                Ok(())
             },
         )
         .await;

@@ -1,0 +1,76 @@
+//! Reading the MLflow registry a Model takes its versions from: the shell half of
+//! `lifecycle::source`. Each Model's last reading is kept for its poll interval, so a reconcile
+//! for any other reason asks MLflow nothing; a registry webhook marks the readings of its
+//! registered model stale and wakes the Models that follow it.
+
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+
+use crate::api::Model;
+use crate::lifecycle::source::{Offered, SourceError, reading_holds, sourced};
+use crate::sources::mlflow::MlflowError;
+
+use super::context::Context;
+use super::reading_clients::Kept;
+
+/// How much earlier than its interval a reading may be taken again: a reconcile the core asked
+/// for at the interval arrives a little before a reading of exactly that age.
+const SLACK: Duration = Duration::from_secs(1);
+
+type Reading = Result<Offered, SourceError>;
+
+/// What the Model's registry offers: the kept reading while it is fresh, else a new one.
+pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
+    let source = sourced(model)?;
+    let key = format!("{}/{}", model.namespace().unwrap_or_default(), model.name_any());
+    let of = (source.tracking_uri.clone(), source.name.clone(), source.alias.clone());
+    let known = {
+        let kept = ctx.sources.lock();
+        match kept.get(&key).filter(|k| k.of == of) {
+            Some(k) if !k.stale && k.at.elapsed() + SLACK >= reading_holds(source, &k.reading) => {
+                k.reading.clone().ok()
+            }
+            Some(k) if !k.stale => return Some(k.reading.clone()),
+            Some(k) => k.reading.clone().ok(),
+            None => None,
+        }
+    };
+    let reading = attempt(ctx, model, known.as_ref()).await;
+    ctx.metrics.registry_read(match &reading {
+        Ok(_) => "ok",
+        Err(SourceError::Unreachable(_)) => "unreachable",
+        Err(SourceError::Missing(_)) => "missing",
+        Err(SourceError::Refused(_)) => "refused",
+    });
+    if let Err(why) = &reading {
+        tracing::debug!(registry = %source.tracking_uri, %why, "reading the MLflow registry gave no version");
+    }
+    let kept = Kept { of, at: Instant::now(), reading: reading.clone(), stale: false };
+    ctx.sources.lock().insert(key, kept);
+    Some(reading)
+}
+
+async fn attempt(ctx: &Context, model: &Model, known: Option<&Offered>) -> Reading {
+    let Some(source) = sourced(model) else { return Err(SourceError::Missing("no spec.source".into())) };
+    let client = super::registry::client(ctx, model, &source.tracking_uri, source.token_secret.as_ref())
+        .await
+        .map_err(|e| SourceError::Refused(e.to_string()))?;
+    client.offered(&source.name, source.alias.as_deref(), known).await.map_err(classify)
+}
+
+/// What an MLflow error means for a reading: an outage waits, a missing model or alias waits
+/// quietly, a refusal of the credentials or an answer that is not MLflow's needs a fix.
+pub fn classify(error: MlflowError) -> SourceError {
+    match &error {
+        MlflowError::Unreachable { .. } => SourceError::Unreachable(error.to_string()),
+        MlflowError::Refused { status: 404, .. } => SourceError::Missing(error.to_string()),
+        MlflowError::Refused { code, .. } if code == "RESOURCE_DOES_NOT_EXIST" => {
+            SourceError::Missing(error.to_string())
+        }
+        MlflowError::Refused { status, .. } if *status >= 500 || *status == 429 => {
+            SourceError::Unreachable(error.to_string())
+        }
+        MlflowError::Refused { .. } | MlflowError::Unexpected { .. } => SourceError::Refused(error.to_string()),
+    }
+}
