@@ -35,7 +35,7 @@ fn model() -> Model {
     let yaml = r#"
 apiVersion: modelcycle.io/v1alpha1
 kind: Model
-metadata: {name: churn, namespace: ml, uid: u-1, generation: 3}
+metadata: {name: churn, namespace: ml, uid: u-1, generation: 3, resourceVersion: "41"}
 spec:
   training:
     template: {spec: {containers: [{name: train, image: "trainer:1"}]}}
@@ -93,6 +93,10 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
     assert_eq!(patch.content_type.as_deref(), Some("application/apply-patch+yaml"));
     assert_eq!(patch.body["apiVersion"], "modelcycle.io/v1alpha1");
     assert_eq!(patch.body["kind"], "Model");
+    assert_eq!(
+        patch.body["metadata"]["resourceVersion"], "41",
+        "the status lands only on the Model it was decided from, never over a newer status"
+    );
     assert_eq!(patch.body["status"]["phase"], "Training");
     assert_eq!(patch.body["status"]["latestVersion"], 1);
     assert_eq!(patch.body["status"]["observedGeneration"], 3);

@@ -216,3 +216,23 @@ fn after_an_outage_the_registry_is_read_again_within_30s_even_with_an_hourly_pol
     let v1 = &sim.cluster.versions["ml/fraud-v1"];
     assert_eq!(v1.spec.trigger.time.0, "2026-01-01T00:00:00Z".parse().unwrap());
 }
+
+#[test]
+fn a_model_from_mlflow_never_says_it_trains() {
+    let mut sim = Simulation::new(parsed(", alias: staging", STAGED, ""));
+    sim.plans = Some(vec![]);
+    sim.run();
+    let statuses: Vec<_> = sim
+        .plans
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(_, plan)| plan.steps)
+        .filter_map(|w| if let modelcycle::lifecycle::plan::Write::ModelStatus(s) = w { Some(*s) } else { None })
+        .collect();
+    assert!(statuses.len() > 3, "{} status writes", statuses.len());
+    for s in &statuses {
+        assert_ne!(s.phase, Some(ModelPhase::Training), "{s:?}");
+        let training = s.conditions.iter().find(|c| c.type_ == "Training");
+        assert!(training.is_none_or(|c| c.status == "False"), "{training:?}");
+    }
+}

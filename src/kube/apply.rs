@@ -25,11 +25,27 @@ pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let body = serde_json::json!({
+    apply_status_of::<K>(api, name, None, status).await
+}
+
+/// Writes `status` as [`apply_status`] does; with `read_at`, only onto the object as it was read
+/// (its resourceVersion is the write's precondition): a status decided from a cached object
+/// that has changed since is refused with a conflict, and the reconcile decides again. Without
+/// it a reconcile that ran on a cache still missing its own last status write would write the
+/// older status back (a retrain request the status had recorded looked new again, and trained
+/// twice).
+pub async fn apply_status_of<K>(api: &Api<K>, name: &str, read_at: Option<&str>, status: &impl Serialize) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(version) = read_at {
+        body["metadata"] = serde_json::json!({"resourceVersion": version});
+    }
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
     Ok(())
 }
@@ -105,7 +121,10 @@ impl<'a> Target<'a> {
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,
             Write::Delete(Kind::ModelVersion, name) => delete(&self.api::<ModelVersion>(), name).await,
             Write::PolicyStatus(name, status) => apply_status(&self.api::<RetrainPolicy>(), name, status).await,
-            Write::ModelStatus(status) => apply_status(&self.api::<Model>(), &self.model.name_any(), status).await,
+            Write::ModelStatus(status) => {
+                let read_at = self.model.resource_version();
+                apply_status_of(&self.api::<Model>(), &self.model.name_any(), read_at.as_deref(), status).await
+            }
             Write::Event(Regarding::Model, event) => {
                 self.events.publish(&self.model.object_ref(&()), event).await;
                 Ok(())

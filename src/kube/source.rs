@@ -22,8 +22,12 @@ type Reading = Result<Offered, SourceError>;
 
 /// What the Model's registry offers: the kept reading while it is fresh, else a new one.
 pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
-    let source = sourced(model)?;
     let key = format!("{}/{}", model.namespace().unwrap_or_default(), model.name_any());
+    let Some(source) = sourced(model) else {
+        // A Model that trains again keeps no reading (nothing is kept for one that never read).
+        ctx.sources.forget(&key);
+        return None;
+    };
     let of = (source.tracking_uri.clone(), source.name.clone(), source.alias.clone());
     let known = {
         let kept = ctx.sources.lock();

@@ -473,6 +473,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let trains = ledger.entries.iter().find(|e| matches!(e.phase(), VersionPhase::Pending | VersionPhase::Training));
     let trains = trains.filter(|e| Some(e.number()) != decision.replace);
     let trains = trains.map(|e| e.number()).or(plan.create_versions.first().map(|v| v.spec.version));
+    // A version taken from a registry is judged as it arrives: nothing trains.
+    let trains = trains.filter(|_| source.is_none());
     let source_judged = super::source::judge(model, observed.readings.source.as_ref(), ledger.serving());
     let mut desired = summarise(&mut status, &ledger, &serving, trains, source_judged.problem.clone());
     match source_judged.condition {

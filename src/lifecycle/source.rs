@@ -210,3 +210,86 @@ pub fn judge(model: &Model, reading: Option<&Result<Offered, SourceError>>, serv
 fn event(kind: EventKind, reason: &str, note: String) -> EventRecord {
     EventRecord { kind, reason: reason.to_string(), action: "ReadRegistry".into(), note, version: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ModelVersionStatus, SourceSpec, VersionPhase};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn sourced_model(alias: Option<&str>) -> Model {
+        let mut m = crate::lifecycle::testing::model("fraud");
+        m.spec.training = None;
+        let mlflow = serde_json::json!({"trackingUri": "http://mlflow:5000", "name": "fraud-detector", "alias": alias});
+        m.spec.source = Some(SourceSpec { mlflow: serde_json::from_value(mlflow).unwrap() });
+        m
+    }
+
+    fn offered(version: &str) -> Offered {
+        Offered { version: version.into(), run_id: Some(format!("r{version}")), ..Offered::default() }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_version_is_taken_once_and_not_while_another_waits_to_be_judged() {
+        let m = sourced_model(Some("staging"));
+        let source = sourced(&m).unwrap();
+        let none: Vec<ModelVersion> = vec![];
+        let first = cause(&Ledger::new(&none, now()), source, &offered("4")).expect("nothing taken yet");
+        assert_eq!(first.reason, REGISTRY_VERSION);
+        assert!(first.evidence.contains("alias staging points to version 4, run r4"), "{}", first.evidence);
+        let mut v1 = new_version(&m, 1, source, &offered("4"), vec![first], now());
+        assert_eq!(v1.spec.source.as_ref().unwrap().mlflow.version, "4");
+        assert!(v1.spec.training.is_none());
+        let pending = vec![v1.clone()];
+        assert_eq!(cause(&Ledger::new(&pending, now()), source, &offered("5")), None, "v1 waits to be judged");
+        v1.status = Some(ModelVersionStatus { phase: Some(VersionPhase::Serving), ..Default::default() });
+        let serving = vec![v1];
+        assert_eq!(cause(&Ledger::new(&serving, now()), source, &offered("4")), None, "the same version again");
+        let moved = cause(&Ledger::new(&serving, now()), source, &offered("3")).expect("the alias moved back");
+        assert!(moved.evidence.contains("moved from version 4 to 3"), "{}", moved.evidence);
+    }
+
+    #[test]
+    fn each_reading_sets_the_condition_and_an_event_only_when_it_changes() {
+        let mut m = sourced_model(None);
+        let at = |m: &Model, r: Result<Offered, SourceError>| judge(m, Some(&r), Some(1));
+        let ok = at(&m, Ok(offered("2")));
+        let c = ok.condition.clone().unwrap();
+        assert!(c.status && c.reason == "Synced" && c.message.contains("its newest version is version 2"), "{c:?}");
+        assert!(ok.event.is_none(), "the first good reading is no news");
+        assert_eq!(ok.wake, Some(Duration::from_secs(60)), "the default poll");
+        let set = |m: &mut Model, status: &str, reason: &str| {
+            let condition = Condition {
+                type_: SOURCE_SYNCED.into(),
+                status: status.into(),
+                reason: reason.into(),
+                message: String::new(),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()),
+                observed_generation: None,
+            };
+            m.status = Some(crate::api::ModelStatus { conditions: vec![condition], ..Default::default() });
+        };
+        set(&mut m, "True", "Synced");
+        let down = at(&m, Err(SourceError::Unreachable("connection refused".into())));
+        assert_eq!(
+            down.event.as_ref().map(|e| (e.kind, e.reason.as_str())),
+            Some((EventKind::Warning, "SourceUnavailable"))
+        );
+        assert_eq!(down.wake, Some(OUTAGE_RETRY), "an outage is read again sooner than the poll");
+        assert!(down.problem.is_none(), "an outage stalls nothing");
+        set(&mut m, "False", "SourceUnavailable");
+        assert!(at(&m, Err(SourceError::Unreachable("again".into()))).event.is_none(), "one Warning an outage");
+        let back = at(&m, Ok(offered("2")));
+        assert_eq!(back.event.map(|e| (e.kind, e.reason)), Some((EventKind::Normal, "SourceSynced".to_string())));
+        set(&mut m, "True", "Synced");
+        let refused = at(&m, Err(SourceError::Refused("HTTP 403".into())));
+        assert_eq!(refused.problem.map(|p| p.reason), Some("SourceRefused"), "a refusal needs a fix: Stalled");
+        let missing = at(&m, Err(SourceError::Missing("no alias".into())));
+        assert!(missing.event.is_none() && missing.problem.is_none(), "waiting for a registration is quiet");
+        assert_eq!(judge(&crate::lifecycle::testing::model("churn"), None, None).condition, None);
+    }
+}
