@@ -63,13 +63,24 @@ pub(crate) struct Kept {
     pub(crate) of: (String, String, Option<String>),
     pub(crate) at: Instant,
     pub(crate) reading: Result<Offered, SourceError>,
-    pub(crate) stale: bool,
+    /// The registered model's webhook count when the reading started: a webhook since (even
+    /// one that arrived while the reading was on its way) makes it stale.
+    pub(crate) marks: u64,
 }
 
-/// The last reading of each Model's registry.
+impl Kept {
+    /// True while this reading still answers for `of`: nothing changed where it points, no
+    /// webhook came since it started (`marks`), and it is younger than `holds`.
+    pub(crate) fn fresh(&self, of: &(String, String, Option<String>), marks: u64, holds: Duration) -> bool {
+        &self.of == of && self.marks == marks && self.at.elapsed() < holds
+    }
+}
+
+/// The last reading of each Model's registry, and how many webhooks each registered model had.
 #[derive(Default)]
 pub struct SourceReadings {
     kept: Mutex<HashMap<String, Kept>>,
+    marks: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for SourceReadings {
@@ -80,15 +91,14 @@ impl std::fmt::Debug for SourceReadings {
 }
 
 impl SourceReadings {
-    /// Marks every reading of registered model `name` stale; true if a Model follows it.
-    pub fn stale(&self, name: &str) -> bool {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let mut any = false;
-        for k in kept.values_mut().filter(|k| k.of.1 == name) {
-            k.stale = true;
-            any = true;
-        }
-        any
+    /// Makes every reading of registered model `name` stale, including one on its way now.
+    pub fn stale(&self, name: &str) {
+        *self.marks.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default() += 1;
+    }
+
+    /// How many webhooks registered model `name` had so far.
+    pub fn marks(&self, name: &str) -> u64 {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied().unwrap_or_default()
     }
 
     /// The kept readings, by `namespace/name` of the Model.
@@ -99,5 +109,34 @@ impl SourceReadings {
     /// Forgets a Model that is gone.
     pub fn forget(&self, key: &str) {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_during_a_reading_leaves_it_stale() {
+        let readings = SourceReadings::default();
+        let of = ("http://m".to_string(), "fraud".to_string(), Some("staging".to_string()));
+        let hour = Duration::from_secs(3600);
+        // A reading starts, a webhook arrives while it is on its way, then it is kept.
+        let started = readings.marks("fraud");
+        readings.stale("fraud");
+        let kept = Kept {
+            of: of.clone(),
+            at: Instant::now(),
+            reading: Err(SourceError::Missing("alias not found yet".into())),
+            marks: started,
+        };
+        assert!(!kept.fresh(&of, readings.marks("fraud"), hour), "the webhook's news is not in it");
+        let again = Kept { marks: readings.marks("fraud"), ..kept };
+        assert!(again.fresh(&of, readings.marks("fraud"), hour));
+        readings.stale("other-model");
+        assert!(again.fresh(&of, readings.marks("fraud"), hour), "another model's webhook changes nothing");
+        let moved = ("http://m".to_string(), "fraud".to_string(), Some("prod".to_string()));
+        assert!(!again.fresh(&moved, readings.marks("fraud"), hour), "the Model follows another alias now");
+        assert!(!again.fresh(&of, readings.marks("fraud"), Duration::ZERO), "older than its interval");
     }
 }

@@ -29,13 +29,14 @@ pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
         return None;
     };
     let of = (source.tracking_uri.clone(), source.name.clone(), source.alias.clone());
+    // Taken before the reading: a webhook that arrives while it is on its way leaves it stale.
+    let marks = ctx.sources.marks(&source.name);
     let known = {
         let kept = ctx.sources.lock();
         match kept.get(&key).filter(|k| k.of == of) {
-            Some(k) if !k.stale && k.at.elapsed() + SLACK >= reading_holds(source, &k.reading) => {
-                k.reading.clone().ok()
+            Some(k) if k.fresh(&of, marks, reading_holds(source, &k.reading).saturating_sub(SLACK)) => {
+                return Some(k.reading.clone());
             }
-            Some(k) if !k.stale => return Some(k.reading.clone()),
             Some(k) => k.reading.clone().ok(),
             None => None,
         }
@@ -50,7 +51,7 @@ pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
     if let Err(why) = &reading {
         tracing::debug!(registry = %source.tracking_uri, %why, "reading the MLflow registry gave no version");
     }
-    let kept = Kept { of, at: Instant::now(), reading: reading.clone(), stale: false };
+    let kept = Kept { of, at: Instant::now(), reading: reading.clone(), marks };
     ctx.sources.lock().insert(key, kept);
     Some(reading)
 }

@@ -67,7 +67,10 @@ async fn run(cluster: &Cluster, report: &Report) {
         let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &gateway).await else {
             return;
         };
-        let stories = stories::run(cluster, report, &main).await;
+        // Started before the stories (its start takes seconds of both cores) and kept through the
+        // steady phase: a Model that takes its versions from it reads it again after a restart.
+        let mlflow = stories::registry::Mlflow::start().await;
+        let stories = stories::run(cluster, report, &main, &mlflow).await;
         if wanted("steady") && stories {
             steady::run(cluster, report, &mut main).await;
         }

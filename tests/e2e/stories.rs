@@ -265,7 +265,12 @@ pub async fn jobs(cluster: &Cluster, ns: &str, name: &str) -> Check<Vec<(String,
 }
 
 /// Runs every story at once; true when all passed.
-pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) -> bool {
+pub async fn run(
+    cluster: &Cluster,
+    report: &Report,
+    controller: &Controller,
+    mlflow: &crate::stories::registry::Mlflow,
+) -> bool {
     let log = Some(controller.log.clone());
     let scene = |ns: &str| Scene { cluster, namespace: ns.into(), log: log.clone() };
     let stories = [
@@ -283,8 +288,6 @@ pub async fn run(cluster: &Cluster, report: &Report, controller: &Controller) ->
         ("e2e-mlflow", "mlflow"),
         ("e2e-mlflow-source", "mlflow-source"),
     ];
-    // Started before the stories: its start takes seconds of both cores.
-    let mlflow = &crate::stories::registry::Mlflow::start().await;
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
             report.fail(&format!("create namespace {ns}"), &e, None);
