@@ -236,3 +236,15 @@ fn a_model_from_mlflow_never_says_it_trains() {
         assert!(training.is_none_or(|c| c.status == "False"), "{training:?}");
     }
 }
+
+#[test]
+fn a_model_whose_only_version_from_mlflow_is_rejected_says_to_register_another() {
+    let scenario = "start: \"2026-01-01T00:00:00Z\"\nduration: 1d\nmlflowVersions:\n  - {at: 0s, name: fraud-detector, metrics: {auc: 0.5}}\n";
+    let sim = run("", scenario);
+    assert_eq!(phase(&sim, 1), Some(VersionPhase::Rejected));
+    let status = model_status(&sim);
+    let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled").expect("Stalled");
+    assert_eq!(stalled.reason, "NoServableVersion");
+    assert!(stalled.message.contains("register a new version of \"fraud-detector\" in MLflow"), "{}", stalled.message);
+    assert!(!stalled.message.contains("training inputs"), "{}", stalled.message);
+}

@@ -629,10 +629,14 @@ fn policy_status(
 
 fn nothing_to_serve(ledger: &Ledger) -> Option<Problem> {
     let latest = ledger.latest()?;
+    let next = match latest.version.spec.source.as_ref() {
+        Some(s) => format!("register a new version of {:?} in MLflow to try again", s.mlflow.name),
+        None => "change the training inputs to train again".into(),
+    };
     Some(Problem {
         reason: "NoServableVersion",
         message: format!(
-            "v{} is {:?} ({}) and no version serves; change the training inputs to train again",
+            "v{} is {:?} ({}) and no version serves; {next}",
             latest.number(),
             latest.phase(),
             latest.status.message.clone().unwrap_or_default()
