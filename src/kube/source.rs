@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
-use crate::api::Model;
+use crate::api::{MlflowSource, Model};
 use crate::lifecycle::source::{Offered, SourceError, reading_holds, sourced};
 use crate::sources::mlflow::MlflowError;
 
@@ -33,15 +33,15 @@ pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
     let marks = ctx.sources.marks(&source.name);
     let known = {
         let kept = ctx.sources.lock();
-        match kept.get(&key).filter(|k| k.of == of) {
+        match kept.get(&key) {
             Some(k) if k.fresh(&of, marks, reading_holds(source, &k.reading).saturating_sub(SLACK)) => {
                 return Some(k.reading.clone());
             }
-            Some(k) => k.reading.clone().ok(),
-            None => None,
+            Some(k) if k.of == of => k.reading.clone().ok(),
+            _ => None,
         }
     };
-    let reading = attempt(ctx, model, known.as_ref()).await;
+    let reading = attempt(ctx, model, source, known.as_ref()).await;
     ctx.metrics.registry_read(match &reading {
         Ok(_) => "ok",
         Err(SourceError::Unreachable(_)) => "unreachable",
@@ -56,8 +56,7 @@ pub async fn read(ctx: &Context, model: &Model) -> Option<Reading> {
     Some(reading)
 }
 
-async fn attempt(ctx: &Context, model: &Model, known: Option<&Offered>) -> Reading {
-    let Some(source) = sourced(model) else { return Err(SourceError::Missing("no spec.source".into())) };
+async fn attempt(ctx: &Context, model: &Model, source: &MlflowSource, known: Option<&Offered>) -> Reading {
     let client = super::registry::client(ctx, model, &source.tracking_uri, source.token_secret.as_ref())
         .await
         .map_err(|e| SourceError::Refused(e.to_string()))?;

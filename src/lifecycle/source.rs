@@ -33,6 +33,8 @@ pub const REGISTRY_VERSION: &str = "RegistryVersion";
 pub const DEFAULT_POLL_INTERVAL: SignedDuration = SignedDuration::from_mins(1);
 /// The shortest poll interval (the admission minimum, for objects stored before it).
 pub const MIN_POLL_INTERVAL: SignedDuration = SignedDuration::from_secs(10);
+/// The longest poll interval (the admission maximum, for objects stored before it).
+pub const MAX_POLL_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
 /// The longest wait before reading a registry that did not answer again: an outage ends without
 /// a webhook to say so.
 pub const OUTAGE_RETRY: Duration = Duration::from_secs(30);
@@ -82,9 +84,6 @@ pub enum SourceError {
 pub fn sourced(model: &Model) -> Option<&MlflowSource> {
     model.spec.source.as_ref().map(|s| &s.mlflow)
 }
-
-/// The longest poll interval (the admission maximum, for objects stored before it).
-pub const MAX_POLL_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
 
 /// How often the Model's registry is read.
 pub fn poll_interval(source: &MlflowSource) -> Duration {

@@ -187,8 +187,7 @@ impl Simulation {
         model: &Model,
         intent: &crate::lifecycle::registry::Intent,
     ) -> crate::lifecycle::registry::Synced {
-        let elapsed = self.cluster.now.duration_since(self.scenario.start());
-        let down = self.scenario.file.mlflow_down.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
+        let down = self.mlflow_down();
         let result = match self.registry_sink.as_mut() {
             Some(sink) => sink(model, intent),
             None if down => Err(format!("MLflow at {} did not answer: connection refused", intent.tracking_uri)),
@@ -204,12 +203,17 @@ impl Simulation {
     ) -> Option<Result<crate::lifecycle::source::Offered, crate::lifecycle::source::SourceError>> {
         let source = crate::lifecycle::source::sourced(model)?;
         let elapsed = self.cluster.now.duration_since(self.scenario.start());
-        let down = self.scenario.file.mlflow_down.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0);
-        if down {
+        if self.mlflow_down() {
             let why = format!("MLflow at {} did not answer: connection refused", source.tracking_uri);
             return Some(Err(crate::lifecycle::source::SourceError::Unreachable(why)));
         }
         Some(mlflow::offered(&self.scenario.file.mlflow_versions, source, elapsed))
+    }
+
+    /// True while the scenario's `mlflowDown` makes every MLflow unreachable.
+    fn mlflow_down(&self) -> bool {
+        let elapsed = self.cluster.now.duration_since(self.scenario.start());
+        self.scenario.file.mlflow_down.iter().any(|o| o.from.0 <= elapsed && elapsed < o.to.0)
     }
 
     fn controller_down(&self) -> bool {
