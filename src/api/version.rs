@@ -137,10 +137,16 @@ pub struct ModelVersionStatus {
     /// Its analysis on live metrics: during its rollout and its guard window after promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
-    /// Conditions of this version.
+    /// kstatus conditions: `Reconciling` while the version trains, is judged or rolls out;
+    /// `Stalled` when its training failed (it never serves; a new version is needed). A judged
+    /// version (Ready, Serving, Retired, Rejected, RolledBack) has neither True.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// The generation this status describes: 0 (the CRD's default) until the controller first
+    /// writes it, so that kstatus readers see a version nobody has looked at yet as in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Where a canary rollout is.

@@ -8,6 +8,7 @@ use kube::ResourceExt;
 
 use crate::api::{DecisionRecord, ModelVersion, ModelVersionStatus, VersionPhase};
 
+use super::conditions::{self, Desired};
 use super::plan::{EventKind, EventRecord, truncate};
 use super::transitions::{Action, Reason, allowed};
 
@@ -233,6 +234,89 @@ impl<'a> Ledger<'a> {
             .filter(|e| matches!(e.status, Cow::Owned(_)) && e.version.status.as_ref() != Some(&*e.status))
             .collect();
         changed.sort_by_key(|e| self.moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1));
-        changed.into_iter().map(|e| (e.version.name_any(), e.status.clone().into_owned())).collect()
+        changed
+            .into_iter()
+            .map(|e| {
+                let mut status = e.status.clone().into_owned();
+                let generation = e.version.metadata.generation;
+                let desired = kstatus(e.phase(), &status);
+                conditions::set_all(&mut status.conditions, &desired, generation, self.now);
+                status.observed_generation = generation;
+                (e.version.name_any(), status)
+            })
+            .collect()
+    }
+}
+
+/// A version's kstatus conditions, from its phase: `Reconciling` while it is on its way,
+/// `Stalled` once its training failed, neither when it is judged — so Flux's and kpt's kstatus
+/// read it as InProgress, Failed or Current.
+fn kstatus(phase: VersionPhase, status: &ModelVersionStatus) -> [Desired; 2] {
+    let reason = format!("{phase:?}");
+    let message = status.message.clone().unwrap_or_else(|| format!("the version is {reason}"));
+    match phase {
+        VersionPhase::Pending | VersionPhase::Training | VersionPhase::Evaluating | VersionPhase::RollingOut => [
+            Desired::yes(conditions::RECONCILING, reason.clone(), message),
+            Desired::no(conditions::STALLED, reason, "on its way"),
+        ],
+        VersionPhase::Failed => [
+            Desired::no(conditions::RECONCILING, reason.clone(), "training ended"),
+            Desired::yes(conditions::STALLED, "TrainingFailed", message),
+        ],
+        _ => [
+            Desired::no(conditions::RECONCILING, reason.clone(), message),
+            Desired::no(conditions::STALLED, reason, "judged"),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::conditions::{RECONCILING, STALLED, find};
+    use crate::lifecycle::transitions::{Action, Reason};
+
+    fn version(n: u32, phase: VersionPhase) -> ModelVersion {
+        let model = crate::lifecycle::testing::model("churn");
+        let mut v = crate::lifecycle::inputs::new_version(&model, n, vec![], Timestamp::UNIX_EPOCH).expect("trained");
+        v.metadata.generation = Some(1);
+        v.status = Some(ModelVersionStatus { phase: Some(phase), ..Default::default() });
+        v
+    }
+
+    fn kstatus_of(status: &ModelVersionStatus) -> (String, String, Option<i64>) {
+        let of = |t| find(&status.conditions, t).map(|c| c.status.clone()).unwrap_or_default();
+        (of(RECONCILING), of(STALLED), status.observed_generation)
+    }
+
+    #[test]
+    fn a_written_version_status_carries_kstatus_conditions_of_its_phase() {
+        let versions =
+            [version(1, VersionPhase::Serving), version(2, VersionPhase::Pending), version(3, VersionPhase::Training)];
+        let mut ledger = Ledger::new(&versions, Timestamp::UNIX_EPOCH);
+        ledger.transition(2, Decision::new(Action::Train, Reason::JobCreated, "trains"));
+        ledger.transition(3, Decision::new(Action::Fail, Reason::BackoffLimitExceeded, "the trainer failed"));
+        let written: std::collections::BTreeMap<_, _> = ledger.changed_statuses().into_iter().collect();
+        // v1 did not change: not written, so an upgrade writes nothing to versions that are done.
+        assert!(!written.contains_key("churn-v1"));
+        assert_eq!(kstatus_of(&written["churn-v2"]), ("True".into(), "False".into(), Some(1)));
+        let failed = &written["churn-v3"];
+        assert_eq!(kstatus_of(failed), ("False".into(), "True".into(), Some(1)));
+        assert_eq!(find(&failed.conditions, STALLED).map(|c| c.reason.as_str()), Some("TrainingFailed"));
+    }
+
+    #[test]
+    fn judged_versions_are_neither_reconciling_nor_stalled() {
+        for phase in [
+            VersionPhase::Ready,
+            VersionPhase::Serving,
+            VersionPhase::Retired,
+            VersionPhase::Rejected,
+            VersionPhase::RolledBack,
+        ] {
+            let status = ModelVersionStatus { phase: Some(phase), ..Default::default() };
+            let [reconciling, stalled] = kstatus(phase, &status);
+            assert!(!reconciling.status && !stalled.status, "{phase:?}");
+        }
     }
 }
