@@ -33,7 +33,17 @@ KSERVE_VERSION=v0.16.0
 kserve_dir=$(go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
 export E2E_KSERVE_CRD="$kserve_dir/config/crd/full/serving.kserve.io_inferenceservices.yaml"
-echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS"))"
+# The judge (Flux's kstatus, upstream kstatus and Argo CD's Lua engine on our objects) and a Git
+# server for Flux, from e2e/gitops.
+mkdir -p .e2e/gitops
+(cd e2e/gitops && go test ./...)
+go build -C e2e/gitops -o "$PWD/.e2e/gitops/judge" ./judge
+go build -C e2e/gitops -o "$PWD/.e2e/gitops/gitserver" ./gitserver
+export E2E_JUDGE="$PWD/.e2e/gitops/judge" E2E_GITSERVER="$PWD/.e2e/gitops/gitserver"
+# Flux's source-controller and kustomize-controller, built from their Go modules (cached).
+E2E_FLUX=$(e2e/flux/build.sh)
+export E2E_FLUX
+echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS")); Flux $(grep controller "$E2E_FLUX/VERSIONS" | tr '\n' ' ')"
 status=0
 cargo test --locked --test e2e || status=$?
 if [ $status -ne 0 ]; then

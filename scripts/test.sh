@@ -11,10 +11,10 @@ step "tools (Helm, Lua, Prometheus, Python packages): scripts/install-tools.sh"
 ./scripts/install-tools.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
-# The control plane's first build takes minutes: start it now, beside the Rust build; the e2e
-# step waits for it. Later runs find it built.
+# The control plane's and Flux's first builds take minutes: start them now, beside the Rust
+# build; the e2e step waits for them. Later runs find them built.
 mkdir -p .e2e
-e2e/controlplane/build.sh >.e2e/controlplane-build.log 2>&1 &
+(e2e/controlplane/build.sh && e2e/flux/build.sh) >.e2e/controlplane-build.log 2>&1 &
 controlplane_build=$!
 
 step "cargo fmt --check"
@@ -48,13 +48,13 @@ for version in 1.33.0 1.37.0; do
   kubernetes-validate --strict --quiet -k "$version" crds/*.yaml
 done
 
-step "the real control plane (Kubernetes from Go modules): e2e/controlplane/build.sh"
+step "the real control plane and Flux (from Go modules): e2e/controlplane/build.sh, e2e/flux/build.sh"
 if ! wait "$controlplane_build"; then
   cat .e2e/controlplane-build.log >&2
   echo "the control plane did not build (above)" >&2
   exit 1
 fi
-tail -n 1 .e2e/controlplane-build.log
+tail -n 2 .e2e/controlplane-build.log
 
 step "e2e suite: the real modelcycle binary and chart on a real kube-apiserver with kwok nodes"
 ./e2e/run.sh

@@ -1,4 +1,7 @@
-//! The Argo CD health checks in docs/argocd, run by a real Lua 5.1 against status samples.
+//! The Argo CD health checks in docs/argocd, run by a real Lua 5.1 against status samples: quick,
+//! offline feedback. The verdict that counts is the e2e suite's, where the checks run in the Lua
+//! engine Argo CD embeds (gopher-lua, opened as Argo CD opens it) on objects from a real API
+//! server at every step of every story (`tests/e2e/gitops.rs`).
 
 use std::process::Command;
 
@@ -151,4 +154,32 @@ fn the_controllers_own_status_reads_healthy_once_it_serves() {
     sim.run();
     let degraded = serde_json::to_value(&**sim.cluster.models.values().next().unwrap()).unwrap();
     assert_eq!(health("model-health.lua", &degraded).0, "Degraded", "v4 was rolled back");
+}
+
+#[test]
+fn retrain_policies_are_degraded_when_stalled_and_healthy_once_observed() {
+    let policy = |generation: i64, observed: Option<i64>, conditions: Value| {
+        let mut p = model(generation, observed, conditions);
+        p["kind"] = json!("RetrainPolicy");
+        p
+    };
+    let active = json!([
+        cond("Ready", "True", "Active", "the policy drives its Model"),
+        cond("Stalled", "False", "SpecValid", "")
+    ]);
+    assert_eq!(
+        health("retrainpolicy-health.lua", &policy(2, Some(2), active.clone())),
+        ("Healthy".into(), "the policy drives its Model".into())
+    );
+    assert_eq!(health("retrainpolicy-health.lua", &policy(3, Some(2), active)).0, "Progressing");
+    assert_eq!(health("retrainpolicy-health.lua", &policy(1, None, json!([]))).0, "Progressing");
+    // The CRD's default status of an object the controller has not seen yet.
+    assert_eq!(health("retrainpolicy-health.lua", &policy(1, Some(0), json!([]))).0, "Progressing");
+    let stalled = json!([cond("Stalled", "True", "ModelNotFound", "no Model chrun")]);
+    assert_eq!(
+        health("retrainpolicy-health.lua", &policy(1, Some(1), stalled)),
+        ("Degraded".into(), "ModelNotFound: no Model chrun".into())
+    );
+    let ineffective = json!([cond("Degraded", "True", "DriftRetrainsIneffective", "drift stays")]);
+    assert_eq!(health("retrainpolicy-health.lua", &policy(1, Some(1), ineffective)).0, "Degraded");
 }

@@ -78,6 +78,13 @@ pub async fn run(cluster: &Cluster, report: &Report) {
         };
         report.check(&what, judge(cluster, &case).await, None);
     }
+    match unobserved(cluster).await {
+        Ok(detail) => report.pass(&format!(
+            "a Model and a RetrainPolicy no controller has seen read back with status.observedGeneration 0 \
+             (the CRD's default): kstatus says InProgress, not Current, and Argo CD Progressing ({detail})"
+        )),
+        Err(why) => report.fail("objects no controller has seen are InProgress for kstatus", &why, Some(&scene)),
+    }
     report.check(
         "kubectl explain model.spec.serving.strategy describes canary and blueGreen",
         explain(cluster).await,
@@ -181,4 +188,43 @@ async fn explain(cluster: &Cluster) -> Check {
         ensure!(text.contains(wanted), "kubectl explain does not mention {wanted}:\n{text}");
     }
     Ok(())
+}
+
+/// Before any controller runs (a Flux sync while the controller is down or busy): a Model and a
+/// RetrainPolicy just applied read back with `status: {observedGeneration: 0}`, and Flux's kstatus
+/// and Argo CD call them in progress. Without the CRD's status default kstatus calls an object
+/// without status Current, and a Flux Kustomization would turn Ready on a Model nothing trains.
+async fn unobserved(cluster: &Cluster) -> Check<String> {
+    let model = crate::stories::kwok_model("unseen", &crate::stories::Behaviour::default());
+    let policy = serde_json::json!({
+        "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
+        "metadata": {"name": "unseen"},
+        "spec": {"modelRef": {"name": "unseen"}, "schedule": {"cron": "0 4 * * 1"}}
+    });
+    crate::stories::apply(cluster, NAMESPACE, &model).await?;
+    crate::stories::apply(cluster, NAMESPACE, &policy).await?;
+    let result = async {
+        let list: Value =
+            serde_json::from_str(&crate::gitops::objects(cluster, NAMESPACE).await?).map_err(|e| e.to_string())?;
+        for item in list["items"].as_array().into_iter().flatten() {
+            ensure!(
+                item["status"] == serde_json::json!({"observedGeneration": 0}),
+                "{} {} reads back with status {}",
+                item["kind"],
+                item["metadata"]["name"],
+                item["status"]
+            );
+        }
+        let verdicts = crate::gitops::agree(cluster, NAMESPACE, 5).await?;
+        ensure!(verdicts.len() == 2, "judged {verdicts:?}");
+        for v in &verdicts {
+            ensure!(v.kstatus == "InProgress" && v.health == "Progressing", "{v:?}");
+        }
+        Ok(verdicts.iter().map(|v| format!("{}: {:?}", v.kind, v.kstatus_message)).collect::<Vec<_>>().join("; "))
+    }
+    .await;
+    for kind in ["models", "retrainpolicies"] {
+        let _ = cluster.kubectl(&["-n", NAMESPACE, "delete", kind, "unseen", "--wait=true"]);
+    }
+    result
 }

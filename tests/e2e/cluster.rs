@@ -83,6 +83,13 @@ impl Cluster {
         self.kubectl_stdin(args, None)
     }
 
+    /// kubectl, on a blocking thread (see [`run_beside`]).
+    pub async fn kubectl_beside(&self, args: &[&str]) -> Check<String> {
+        let mut command = Command::new(self.env.bin.join("kubectl"));
+        command.arg("--kubeconfig").arg(&self.env.kubeconfig).args(args).current_dir(&self.root);
+        run_beside(command, None).await
+    }
+
     /// Runs kubectl with `stdin` as its input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Check<String> {
         let mut command = Command::new(self.env.bin.join("kubectl"));
@@ -118,7 +125,12 @@ impl Cluster {
     }
 }
 
-fn run(mut command: Command, stdin: Option<&str>) -> Check<String> {
+/// [`run`] on a blocking thread, so that the stories running beside it go on meanwhile.
+pub async fn run_beside(command: Command, stdin: Option<String>) -> Check<String> {
+    tokio::task::spawn_blocking(move || run(command, stdin.as_deref())).await.map_err(|e| e.to_string())?
+}
+
+pub fn run(mut command: Command, stdin: Option<&str>) -> Check<String> {
     use std::io::Write;
     use std::process::Stdio;
     let shown = format!("{command:?}");

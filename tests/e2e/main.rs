@@ -12,6 +12,7 @@ mod audit;
 mod cluster;
 mod controller;
 mod faults;
+mod gitops;
 mod report;
 mod scale;
 mod steady;

@@ -287,6 +287,8 @@ pub async fn run(
         ("e2e-plugin", "plugin"),
         ("e2e-mlflow", "mlflow"),
         ("e2e-mlflow-source", "mlflow-source"),
+        ("e2e-gitops", "gitops"),
+        ("e2e-flux", "flux"),
     ];
     for (ns, _) in stories {
         if let Err(e) = cluster.namespace(ns).await {
@@ -297,7 +299,7 @@ pub async fn run(
     let results = futures::future::join_all(stories.iter().map(|(ns, story)| {
         let scene = scene(ns);
         async move {
-            let mut steps = Steps { report, scene, ok: true };
+            let mut steps = Steps::new(report, scene);
             match *story {
                 "quickstart" => crate::stories::quickstart::run(cluster, &mut steps).await,
                 "canary" => crate::stories::progressive::canary(cluster, &mut steps).await,
@@ -310,18 +312,26 @@ pub async fn run(
                 "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
                 "plugin" => crate::stories::plugin::plugin_story(cluster, &mut steps).await,
                 "mlflow" => crate::stories::registry::mlflow(cluster, &mut steps, mlflow).await,
+                "gitops" => crate::stories::gitops::gitops(cluster, &mut steps).await,
+                "flux" => crate::stories::flux::flux(cluster, &mut steps).await,
                 "mlflow-source" => {
                     crate::stories::registry::mlflow_source(cluster, &mut steps, mlflow, &controller.http).await
                 }
                 _ => crate::stories::history::pruning(cluster, &mut steps).await,
             }
-            steps.ok
+            steps.finish().await
         }
     }))
     .await;
     let all = results.iter().all(|ok| *ok);
     if all {
         report.check("kubectl get mdl,mv,rtp shows a value in every printer column", printer_columns(cluster), None);
+        match crate::gitops::every_verdict_seen() {
+            Ok(detail) => report.pass(&format!(
+                "across the stories Flux's kstatus and Argo CD's Lua engine gave every verdict a GitOps user relies on ({detail})"
+            )),
+            Err(why) => report.fail("every GitOps verdict was seen", &why, None),
+        }
         report.check(
             "/metrics carries each Model's state and counts its rollbacks once",
             model_series(controller).await,
@@ -398,15 +408,26 @@ fn offline_commands(cluster: &Cluster) -> Check {
     Ok(())
 }
 
-/// A story's steps: each prints PASS or FAIL; after a failure the rest are skipped.
+/// A step's GitOps verdicts on their way: judged beside the next steps, so the judging delays no
+/// story (a canary's first step lasts seconds).
+type Judging<'a> = futures::stream::FuturesUnordered<futures::future::BoxFuture<'a, (String, Check)>>;
+
+/// A story's steps: each prints PASS or FAIL; after a failure the rest are skipped. After each
+/// step that passed, what Flux's kstatus and Argo CD's Lua engine say of every object of the
+/// namespace is checked (see `gitops.rs`), beside the steps that follow.
 pub struct Steps<'a> {
     report: &'a Report,
     /// Where the story runs.
     pub scene: Scene<'a>,
     ok: bool,
+    judging: Judging<'a>,
 }
 
-impl Steps<'_> {
+impl<'a> Steps<'a> {
+    fn new(report: &'a Report, scene: Scene<'a>) -> Self {
+        Steps { report, scene, ok: true, judging: Default::default() }
+    }
+
     /// The story's namespace.
     pub fn ns(&self) -> &str {
         &self.scene.namespace
@@ -418,7 +439,9 @@ impl Steps<'_> {
             return false;
         }
         let what = format!("{}: {what}", self.scene.namespace);
-        self.ok = self.report.check(&what, check.await, Some(&self.scene));
+        let result = self.beside_judging(check).await;
+        self.ok = self.ok && self.report.check(&what, result, Some(&self.scene));
+        self.judge_after(what);
         self.ok
     }
 
@@ -427,12 +450,55 @@ impl Steps<'_> {
         if !self.ok {
             return false;
         }
-        match check.await {
-            Ok(detail) => self.report.pass(&format!("{}: {what} ({detail})", self.scene.namespace)),
+        let what = format!("{}: {what}", self.scene.namespace);
+        match self.beside_judging(check).await {
+            Ok(detail) => self.report.pass(&format!("{what} ({detail})")),
             Err(why) => {
-                self.report.fail(&format!("{}: {what}", self.scene.namespace), &why, Some(&self.scene));
+                self.report.fail(&what, &why, Some(&self.scene));
                 self.ok = false;
             }
+        }
+        self.judge_after(what);
+        self.ok
+    }
+
+    /// Starts judging the namespace as the step `what` left it.
+    fn judge_after(&mut self, what: String) {
+        if self.ok {
+            let cluster = self.scene.cluster;
+            let ns = self.scene.namespace.clone();
+            self.judging.push(Box::pin(async move {
+                let result = crate::gitops::agree(cluster, &ns, 15).await.map(|_| ());
+                (what, result)
+            }));
+        }
+    }
+
+    /// Runs `check` while the judging of earlier steps goes on; a judging that fails fails the story.
+    async fn beside_judging<T>(&mut self, check: impl std::future::Future<Output = T>) -> T {
+        use futures::StreamExt;
+        let check = std::pin::pin!(check);
+        let mut check = check;
+        loop {
+            tokio::select! {
+                out = &mut check => return out,
+                Some((what, result)) = self.judging.next(), if !self.judging.is_empty() => self.judged(&what, result),
+            }
+        }
+    }
+
+    fn judged(&mut self, what: &str, result: Check) {
+        if let Err(why) = result {
+            self.report.fail(&format!("{what}: what Flux and Argo CD say"), &why, Some(&self.scene));
+            self.ok = false;
+        }
+    }
+
+    /// Waits for the judging of the last steps; true when the whole story passed.
+    pub async fn finish(mut self) -> bool {
+        use futures::StreamExt;
+        while let Some((what, result)) = self.judging.next().await {
+            self.judged(&what, result);
         }
         self.ok
     }
@@ -465,6 +531,8 @@ fn printer_columns(cluster: &Cluster) -> Check {
     Ok(())
 }
 
+pub mod flux;
+pub mod gitops;
 pub mod history;
 pub mod kserve;
 pub mod plugin;

@@ -17,10 +17,10 @@ use crate::cluster::{Check, Cluster, eventually};
 use crate::ensure;
 
 /// What `kubectl modelcycle ARGS` printed, and whether it succeeded.
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub struct Ran {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// The folder holding the built plugin, put first on the PATH.
@@ -33,7 +33,7 @@ fn path_with_plugin() -> String {
 }
 
 /// Runs `kubectl modelcycle -n NS ARGS` through the control plane's kubectl, as a user would.
-fn plugin(cluster: &Cluster, ns: &str, args: &[&str]) -> Check<Ran> {
+pub fn plugin(cluster: &Cluster, ns: &str, args: &[&str]) -> Check<Ran> {
     let out = Command::new(cluster.env.bin.join("kubectl"))
         .arg("modelcycle")
         .args(["-n", ns])

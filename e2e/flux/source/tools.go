@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the Flux controller this module builds.
+package tools
+
+import _ "github.com/fluxcd/source-controller"
