@@ -355,10 +355,10 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
                     Write::CreateVersion(version) => {
                         check("ModelVersion", "a created ModelVersion".into(), serde_json::to_value(version).unwrap())
                     }
-                    Write::VersionStatus(name, status) => {
+                    Write::VersionStatus { name, status, .. } => {
                         check("ModelVersion", format!("status of {name}"), json!({"status": status}))
                     }
-                    Write::PolicyStatus(name, status) => {
+                    Write::PolicyStatus { name, status, .. } => {
                         check("RetrainPolicy", format!("status of {name}"), json!({"status": status}))
                     }
                     Write::ModelStatus(status) => check("Model", "a Model status".into(), json!({"status": status})),

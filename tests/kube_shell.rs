@@ -109,6 +109,7 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
 fn observed_version(n: u32) -> ModelVersion {
     let mut v = modelcycle::lifecycle::inputs::new_version(&model(), n, vec![], jiff::Timestamp::now()).unwrap();
     v.metadata.uid = Some(format!("mv-{n}"));
+    v.metadata.resource_version = Some(format!("{}", 100 + n));
     v
 }
 
@@ -128,6 +129,14 @@ async fn a_new_version_gets_its_training_job_by_server_side_apply() {
     let seen = server.await.unwrap();
     assert_eq!(seen[0].body["status"]["phase"], "Training");
     assert_eq!(seen[0].body["status"]["jobName"], "churn-v1-train");
+    assert_eq!(
+        seen[0].body["metadata"]["resourceVersion"], "101",
+        "a version's status lands only on the version it was decided from, never over a newer one"
+    );
+    assert_eq!(seen[0].body["status"]["observedGeneration"], serde_json::Value::Null, "v1 has no generation here");
+    let reconciling =
+        seen[0].body["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Reconciling");
+    assert_eq!(reconciling.map(|c| c["status"].clone()), Some("True".into()), "kstatus: v1 is on its way");
     let job = &seen[1];
     assert!(job.path.contains("fieldManager=modelcycle") && job.path.contains("force=true"), "{}", job.path);
     assert_eq!(job.content_type.as_deref(), Some("application/apply-patch+yaml"));
@@ -293,7 +302,7 @@ async fn policy_for_a_missing_model_is_stalled() {
         r#"
 apiVersion: modelcycle.io/v1alpha1
 kind: RetrainPolicy
-metadata: {name: nightly, namespace: ml, uid: p-1, generation: 1}
+metadata: {name: nightly, namespace: ml, uid: p-1, generation: 1, resourceVersion: "12"}
 spec: {modelRef: {name: ghost}, manual: true}
 "#,
     )
@@ -310,6 +319,7 @@ spec: {modelRef: {name: ghost}, manual: true}
     policy_controller::reconcile(Arc::new(Decoded::from(policy.clone())), context).await.unwrap();
     let seen = server.await.unwrap();
     assert!(seen[0].path.contains("fieldManager=modelcycle"));
+    assert_eq!(seen[0].body["metadata"]["resourceVersion"], "12", "only onto the policy it was decided from");
     let conditions = seen[0].body["status"]["conditions"].as_array().unwrap();
     let stalled = conditions.iter().find(|c| c["type"] == "Stalled").unwrap();
     assert_eq!(stalled["reason"], "ModelNotFound");

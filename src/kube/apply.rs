@@ -20,20 +20,13 @@ use super::events::Events;
 /// The one field manager every write of the controller uses.
 pub const FIELD_MANAGER: &str = "modelcycle";
 
-/// Writes `status` on `/status` with server-side apply under [`FIELD_MANAGER`].
-pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    apply_status_of::<K>(api, name, None, status).await
-}
-
-/// Writes `status` as [`apply_status`] does; with `read_at`, only onto the object as it was read
-/// (its resourceVersion is the write's precondition): a status decided from a cached object
-/// that has changed since is refused with a conflict, and the reconcile decides again. Without
-/// it a reconcile that ran on a cache still missing its own last status write would write the
-/// older status back (a retrain request the status had recorded looked new again, and trained
-/// twice).
+/// Writes `status` on `/status` with server-side apply under [`FIELD_MANAGER`]; with `read_at`,
+/// only onto the object as it was read (its resourceVersion is the write's precondition): a
+/// status decided from a cached object that has changed since is refused with a conflict, and
+/// the reconcile decides again. Without it a reconcile that ran on a cache still missing its own
+/// last status write would write the older status back (a retrain request the status had
+/// recorded looked new again, and trained twice; a version's phase could step back). Every
+/// status the controller writes carries it; only a version this reconcile created has none.
 pub async fn apply_status_of<K>(api: &Api<K>, name: &str, read_at: Option<&str>, status: &impl Serialize) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
@@ -108,7 +101,9 @@ impl<'a> Target<'a> {
                     Err(e) => Err(e.into()),
                 }
             }
-            Write::VersionStatus(name, status) => apply_status(&self.api::<ModelVersion>(), name, status).await,
+            Write::VersionStatus { name, read_at, status } => {
+                apply_status_of(&self.api::<ModelVersion>(), name, read_at.as_deref(), status).await
+            }
             Write::Apply(Child::Job(job)) => apply_object(&self.api::<Job>(), job).await,
             Write::Apply(Child::Deployment(d)) => apply_object(&self.api::<Deployment>(), d).await,
             Write::Apply(Child::Service(s)) => apply_object(&self.api::<Service>(), s).await,
@@ -120,7 +115,9 @@ impl<'a> Target<'a> {
             Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,
             Write::Delete(Kind::ModelVersion, name) => delete(&self.api::<ModelVersion>(), name).await,
-            Write::PolicyStatus(name, status) => apply_status(&self.api::<RetrainPolicy>(), name, status).await,
+            Write::PolicyStatus { name, read_at, status } => {
+                apply_status_of(&self.api::<RetrainPolicy>(), name, read_at.as_deref(), status).await
+            }
             Write::ModelStatus(status) => {
                 let read_at = self.model.resource_version();
                 apply_status_of(&self.api::<Model>(), &self.model.name_any(), read_at.as_deref(), status).await

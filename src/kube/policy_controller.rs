@@ -13,7 +13,7 @@ use crate::api::{Model, RetrainPolicy};
 use crate::error::{Error, Result};
 use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 
-use super::apply::{apply_status, publish_events};
+use super::apply::{apply_status_of, publish_events};
 use super::children::listed;
 use super::context::Context;
 use super::index::Indexed;
@@ -76,7 +76,7 @@ pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, Po
     let plan = plan_policy(policy, &world, Timestamp::now());
     if let Some(status) = &plan.status {
         let api: Api<RetrainPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
-        apply_status(&api, &policy.name_any(), status).await?;
+        apply_status_of(&api, &policy.name_any(), policy.resource_version().as_deref(), status).await?;
     }
     publish_events(&ctx.events, &policy.object_ref(&()), &plan.events).await;
     ctx.metrics.reconciled(NAME, true);

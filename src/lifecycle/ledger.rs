@@ -53,6 +53,18 @@ pub struct Ledger<'a> {
     moved: Vec<u32>,
 }
 
+/// A status to write onto an object, and the resourceVersion of the object it was decided from
+/// (the write's precondition; none for an object this reconcile creates).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusWrite<S> {
+    /// The object's name.
+    pub name: String,
+    /// Its resourceVersion as read.
+    pub read_at: Option<String>,
+    /// The new status.
+    pub status: S,
+}
+
 /// What was decided about a version, for its decision record and Event.
 #[derive(Clone, Debug)]
 pub struct Decision {
@@ -226,7 +238,7 @@ impl<'a> Ledger<'a> {
     /// phase change first, then in the order of their phase changes. A promotion writes the new version's Serving before the
     /// old one's Retired, a rollback the restored version's Serving before the RolledBack, so a
     /// crash between the two never leaves nothing serving.
-    pub fn changed_statuses(&self) -> Vec<(String, ModelVersionStatus)> {
+    pub fn changed_statuses(&self) -> Vec<StatusWrite<ModelVersionStatus>> {
         // A status still borrowed from the observed version is unchanged by construction.
         let mut changed: Vec<&Entry> = self
             .entries
@@ -242,7 +254,7 @@ impl<'a> Ledger<'a> {
                 let desired = kstatus(e.phase(), &status);
                 conditions::set_all(&mut status.conditions, &desired, generation, self.now);
                 status.observed_generation = generation;
-                (e.version.name_any(), status)
+                StatusWrite { name: e.version.name_any(), read_at: e.version.resource_version(), status }
             })
             .collect()
     }
@@ -296,7 +308,8 @@ mod tests {
         let mut ledger = Ledger::new(&versions, Timestamp::UNIX_EPOCH);
         ledger.transition(2, Decision::new(Action::Train, Reason::JobCreated, "trains"));
         ledger.transition(3, Decision::new(Action::Fail, Reason::BackoffLimitExceeded, "the trainer failed"));
-        let written: std::collections::BTreeMap<_, _> = ledger.changed_statuses().into_iter().collect();
+        let written: std::collections::BTreeMap<_, _> =
+            ledger.changed_statuses().into_iter().map(|w| (w.name, w.status)).collect();
         // v1 did not change: not written, so an upgrade writes nothing to versions that are done.
         assert!(!written.contains_key("churn-v1"));
         assert_eq!(kstatus_of(&written["churn-v2"]), ("True".into(), "False".into(), Some(1)));

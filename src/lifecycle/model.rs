@@ -25,7 +25,7 @@ use super::conditions::{self, Desired};
 use super::history::versions_to_prune;
 use super::inputs::new_version;
 use super::ledger::Decision;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, StatusWrite};
 pub use super::plan::{Child, Kind, Regarding, Write};
 use super::plan::{EventKind, EventRecord, health_conditions, sooner, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
@@ -226,7 +226,7 @@ pub struct ModelPlan {
 #[derive(Default)]
 struct Decided {
     create_versions: Vec<ModelVersion>,
-    version_statuses: Vec<(String, ModelVersionStatus)>,
+    version_statuses: Vec<StatusWrite<ModelVersionStatus>>,
     apply: Vec<Child>,
     delete_jobs: Vec<String>,
     delete_routes: Vec<String>,
@@ -234,7 +234,7 @@ struct Decided {
     delete_deployments: Vec<String>,
     delete_services: Vec<String>,
     delete_versions: Vec<String>,
-    policy_statuses: Vec<(String, RetrainPolicyStatus)>,
+    policy_statuses: Vec<StatusWrite<RetrainPolicyStatus>>,
     policy_events: Vec<(String, EventRecord)>,
     status: Option<ModelStatus>,
     events: Vec<EventRecord>,
@@ -257,7 +257,11 @@ impl Decided {
     fn into_plan(self) -> ModelPlan {
         let mut steps = vec![];
         steps.extend(self.create_versions.into_iter().map(|v| Write::CreateVersion(Box::new(v))));
-        steps.extend(self.version_statuses.into_iter().map(|(n, s)| Write::VersionStatus(n, Box::new(s))));
+        steps.extend(self.version_statuses.into_iter().map(|w| Write::VersionStatus {
+            name: w.name,
+            read_at: w.read_at,
+            status: Box::new(w.status),
+        }));
         steps.extend(self.apply.into_iter().map(Write::Apply));
         let deletes = [
             (Kind::Job, self.delete_jobs),
@@ -270,7 +274,11 @@ impl Decided {
         for (kind, names) in deletes {
             steps.extend(names.into_iter().map(|n| Write::Delete(kind, n)));
         }
-        steps.extend(self.policy_statuses.into_iter().map(|(n, s)| Write::PolicyStatus(n, Box::new(s))));
+        steps.extend(self.policy_statuses.into_iter().map(|w| Write::PolicyStatus {
+            name: w.name,
+            read_at: w.read_at,
+            status: Box::new(w.status),
+        }));
         steps.extend(self.status.map(|s| Write::ModelStatus(Box::new(s))));
         steps.extend(self.events.into_iter().map(|e| Write::Event(Regarding::Model, e)));
         steps.extend(self.policy_events.into_iter().map(|(n, e)| Write::Event(Regarding::Policy(n), e)));
@@ -298,7 +306,10 @@ impl ModelPlan {
     pub fn version_statuses(&self) -> Vec<(&str, &ModelVersionStatus)> {
         self.steps
             .iter()
-            .filter_map(|w| if let Write::VersionStatus(n, s) = w { Some((n.as_str(), &**s)) } else { None })
+            .filter_map(|w| match w {
+                Write::VersionStatus { name, status, .. } => Some((name.as_str(), &**status)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -311,7 +322,10 @@ impl ModelPlan {
     pub fn policy_statuses(&self) -> Vec<(&str, &RetrainPolicyStatus)> {
         self.steps
             .iter()
-            .filter_map(|w| if let Write::PolicyStatus(n, s) = w { Some((n.as_str(), &**s)) } else { None })
+            .filter_map(|w| match w {
+                Write::PolicyStatus { name, status, .. } => Some((name.as_str(), &**status)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -466,7 +480,8 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             stalled_events(&old_status.conditions, &new_status.conditions).into_iter().map(|e| (name.clone(), e)),
         );
         if old_status != new_status {
-            plan.policy_statuses.push((name, new_status));
+            let read_at = observed.policies.iter().find(|p| p.name_any() == name).and_then(|p| p.resource_version());
+            plan.policy_statuses.push(StatusWrite { name, read_at, status: new_status });
         }
     }
 

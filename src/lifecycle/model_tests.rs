@@ -403,3 +403,27 @@ fn a_model_served_by_kserve_is_stalled_by_a_controller_that_does_not_manage_infe
     assert_eq!(c.reason, "InvalidKServe");
     assert!(c.message.contains("ignores canaryTrafficPercent"), "{}", c.message);
 }
+
+#[test]
+fn status_writes_carry_the_resource_version_they_were_decided_from() {
+    let policy: RetrainPolicy = serde_yaml::from_str(
+        "metadata: {name: nightly, namespace: ml, generation: 2, resourceVersion: \"77\"}\nspec: {modelRef: {name: churn}, manual: true}",
+    )
+    .unwrap();
+    let mut v1 = version(1, Some(VersionPhase::Pending));
+    v1.metadata.resource_version = Some("55".into());
+    let children = Children { versions: shared([v1]), policies: shared([policy]), ..Default::default() };
+    let p = plan(&model("churn"), &children);
+    let read_at = |wanted: &str| {
+        p.steps.iter().find_map(|w| match w {
+            Write::VersionStatus { name, read_at, .. } | Write::PolicyStatus { name, read_at, .. }
+                if name == wanted =>
+            {
+                Some(read_at.clone())
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(read_at("churn-v1"), Some(Some("55".into())), "v1 starts training: written onto v1 as read");
+    assert_eq!(read_at("nightly"), Some(Some("77".into())), "the policy's first status: onto the policy as read");
+}

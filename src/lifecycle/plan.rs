@@ -90,14 +90,17 @@ pub enum Regarding {
 pub enum Write {
     /// Create a ModelVersion (one that already exists is fine: an earlier reconcile made it).
     CreateVersion(Box<ModelVersion>),
-    /// Replace a ModelVersion's status, by name.
-    VersionStatus(String, Box<ModelVersionStatus>),
+    /// Replace a ModelVersion's status, by name; with `read_at`, only onto the object as it was
+    /// read (its resourceVersion): a status decided from a version that changed since is refused
+    /// and decided again, instead of writing an older status back.
+    VersionStatus { name: String, read_at: Option<String>, status: Box<ModelVersionStatus> },
     /// Server-side apply a child.
     Apply(Child),
     /// Delete an object of the Model, by name (one already gone is fine).
     Delete(Kind, String),
-    /// Replace a RetrainPolicy's status, by name.
-    PolicyStatus(String, Box<RetrainPolicyStatus>),
+    /// Replace a RetrainPolicy's status, by name, onto the object as it was read (as
+    /// [`Write::VersionStatus`]).
+    PolicyStatus { name: String, read_at: Option<String>, status: Box<RetrainPolicyStatus> },
     /// Replace the reconciled Model's status.
     ModelStatus(Box<ModelStatus>),
     /// Emit an Event; a failure to do so is logged, never retried.

@@ -150,7 +150,7 @@ impl Cluster {
                     self.versions.insert(k, Arc::new(v));
                 }
             }
-            Write::VersionStatus(name, status) => {
+            Write::VersionStatus { name, status, .. } => {
                 if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
                     // Every phase change must follow the table, whatever the core's path to it.
                     let moved = transitions::check(v.status.as_ref(), status);
@@ -205,7 +205,7 @@ impl Cluster {
                 self.services.remove(&format!("{ns}/{name}"));
             }
             Write::Delete(Kind::ModelVersion, name) => self.delete_version(&format!("{ns}/{name}")),
-            Write::PolicyStatus(name, status) => {
+            Write::PolicyStatus { name, status, .. } => {
                 if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
                     Arc::make_mut(p).status = Some((**status).clone());
                 }
