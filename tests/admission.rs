@@ -355,11 +355,11 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
                     Write::CreateVersion(version) => {
                         check("ModelVersion", "a created ModelVersion".into(), serde_json::to_value(version).unwrap())
                     }
-                    Write::VersionStatus { name, status, .. } => {
-                        check("ModelVersion", format!("status of {name}"), json!({"status": status}))
+                    Write::VersionStatus(w) => {
+                        check("ModelVersion", format!("status of {}", w.name), json!({"status": w.status}))
                     }
-                    Write::PolicyStatus { name, status, .. } => {
-                        check("RetrainPolicy", format!("status of {name}"), json!({"status": status}))
+                    Write::PolicyStatus(w) => {
+                        check("RetrainPolicy", format!("status of {}", w.name), json!({"status": w.status}))
                     }
                     Write::ModelStatus(status) => check("Model", "a Model status".into(), json!({"status": status})),
                     Write::Apply(_) | Write::Delete(..) | Write::Event(..) => {}

@@ -101,8 +101,8 @@ impl<'a> Target<'a> {
                     Err(e) => Err(e.into()),
                 }
             }
-            Write::VersionStatus { name, read_at, status } => {
-                apply_status_of(&self.api::<ModelVersion>(), name, read_at.as_deref(), status).await
+            Write::VersionStatus(w) => {
+                apply_status_of(&self.api::<ModelVersion>(), &w.name, w.read_at.as_deref(), &w.status).await
             }
             Write::Apply(Child::Job(job)) => apply_object(&self.api::<Job>(), job).await,
             Write::Apply(Child::Deployment(d)) => apply_object(&self.api::<Deployment>(), d).await,
@@ -115,8 +115,8 @@ impl<'a> Target<'a> {
             Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,
             Write::Delete(Kind::ModelVersion, name) => delete(&self.api::<ModelVersion>(), name).await,
-            Write::PolicyStatus { name, read_at, status } => {
-                apply_status_of(&self.api::<RetrainPolicy>(), name, read_at.as_deref(), status).await
+            Write::PolicyStatus(w) => {
+                apply_status_of(&self.api::<RetrainPolicy>(), &w.name, w.read_at.as_deref(), &w.status).await
             }
             Write::ModelStatus(status) => {
                 let read_at = self.model.resource_version();

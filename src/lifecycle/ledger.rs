@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use crate::api::{DecisionRecord, ModelVersion, ModelVersionStatus, VersionPhase};
 
 use super::conditions::{self, Desired};
-use super::plan::{EventKind, EventRecord, truncate};
+use super::plan::{EventKind, EventRecord, StatusWrite, truncate};
 use super::transitions::{Action, Reason, allowed};
 
 /// How many decision records a version keeps (oldest dropped first).
@@ -51,18 +51,6 @@ pub struct Ledger<'a> {
     now: Timestamp,
     /// Versions in the order of their last phase change.
     moved: Vec<u32>,
-}
-
-/// A status to write onto an object, and the resourceVersion of the object it was decided from
-/// (the write's precondition; none for an object this reconcile creates).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatusWrite<S> {
-    /// The object's name.
-    pub name: String,
-    /// Its resourceVersion as read.
-    pub read_at: Option<String>,
-    /// The new status.
-    pub status: S,
 }
 
 /// What was decided about a version, for its decision record and Event.

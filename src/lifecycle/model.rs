@@ -25,8 +25,8 @@ use super::conditions::{self, Desired};
 use super::history::versions_to_prune;
 use super::inputs::new_version;
 use super::ledger::Decision;
-use super::ledger::{Ledger, StatusWrite};
-pub use super::plan::{Child, Kind, Regarding, Write};
+use super::ledger::Ledger;
+pub use super::plan::{Child, Kind, Regarding, StatusWrite, Write};
 use super::plan::{EventKind, EventRecord, health_conditions, sooner, stalled_events, waiting_events};
 use super::policy::{PolicyWorld, driving_policy, policy_problems};
 use super::serving::{ServingSteps, advance_serving};
@@ -257,11 +257,7 @@ impl Decided {
     fn into_plan(self) -> ModelPlan {
         let mut steps = vec![];
         steps.extend(self.create_versions.into_iter().map(|v| Write::CreateVersion(Box::new(v))));
-        steps.extend(self.version_statuses.into_iter().map(|w| Write::VersionStatus {
-            name: w.name,
-            read_at: w.read_at,
-            status: Box::new(w.status),
-        }));
+        steps.extend(self.version_statuses.into_iter().map(|w| Write::VersionStatus(Box::new(w))));
         steps.extend(self.apply.into_iter().map(Write::Apply));
         let deletes = [
             (Kind::Job, self.delete_jobs),
@@ -274,11 +270,7 @@ impl Decided {
         for (kind, names) in deletes {
             steps.extend(names.into_iter().map(|n| Write::Delete(kind, n)));
         }
-        steps.extend(self.policy_statuses.into_iter().map(|w| Write::PolicyStatus {
-            name: w.name,
-            read_at: w.read_at,
-            status: Box::new(w.status),
-        }));
+        steps.extend(self.policy_statuses.into_iter().map(|w| Write::PolicyStatus(Box::new(w))));
         steps.extend(self.status.map(|s| Write::ModelStatus(Box::new(s))));
         steps.extend(self.events.into_iter().map(|e| Write::Event(Regarding::Model, e)));
         steps.extend(self.policy_events.into_iter().map(|(n, e)| Write::Event(Regarding::Policy(n), e)));
@@ -306,10 +298,7 @@ impl ModelPlan {
     pub fn version_statuses(&self) -> Vec<(&str, &ModelVersionStatus)> {
         self.steps
             .iter()
-            .filter_map(|w| match w {
-                Write::VersionStatus { name, status, .. } => Some((name.as_str(), &**status)),
-                _ => None,
-            })
+            .filter_map(|w| if let Write::VersionStatus(w) = w { Some((w.name.as_str(), &w.status)) } else { None })
             .collect()
     }
 
@@ -322,10 +311,7 @@ impl ModelPlan {
     pub fn policy_statuses(&self) -> Vec<(&str, &RetrainPolicyStatus)> {
         self.steps
             .iter()
-            .filter_map(|w| match w {
-                Write::PolicyStatus { name, status, .. } => Some((name.as_str(), &**status)),
-                _ => None,
-            })
+            .filter_map(|w| if let Write::PolicyStatus(w) = w { Some((w.name.as_str(), &w.status)) } else { None })
             .collect()
     }
 

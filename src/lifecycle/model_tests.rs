@@ -416,11 +416,8 @@ fn status_writes_carry_the_resource_version_they_were_decided_from() {
     let p = plan(&model("churn"), &children);
     let read_at = |wanted: &str| {
         p.steps.iter().find_map(|w| match w {
-            Write::VersionStatus { name, read_at, .. } | Write::PolicyStatus { name, read_at, .. }
-                if name == wanted =>
-            {
-                Some(read_at.clone())
-            }
+            Write::VersionStatus(w) if w.name == wanted => Some(w.read_at.clone()),
+            Write::PolicyStatus(w) if w.name == wanted => Some(w.read_at.clone()),
             _ => None,
         })
     };

@@ -84,23 +84,34 @@ pub enum Regarding {
     Policy(String),
 }
 
+/// A status to write onto an object by name, and the resourceVersion of the object it was
+/// decided from: the write's precondition, so a status decided from an object that changed since
+/// is refused and decided again instead of writing an older status back (none for an object this
+/// reconcile creates).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusWrite<S> {
+    /// The object's name.
+    pub name: String,
+    /// Its resourceVersion as read.
+    pub read_at: Option<String>,
+    /// The new status.
+    pub status: S,
+}
+
 /// One write to the API server. A plan is a list of them in the order that keeps a crash after
 /// any one of them recoverable; both shells apply it front to back and stop at the first error.
 #[derive(Clone, Debug)]
 pub enum Write {
     /// Create a ModelVersion (one that already exists is fine: an earlier reconcile made it).
     CreateVersion(Box<ModelVersion>),
-    /// Replace a ModelVersion's status, by name; with `read_at`, only onto the object as it was
-    /// read (its resourceVersion): a status decided from a version that changed since is refused
-    /// and decided again, instead of writing an older status back.
-    VersionStatus { name: String, read_at: Option<String>, status: Box<ModelVersionStatus> },
+    /// Replace a ModelVersion's status, onto the version as it was read.
+    VersionStatus(Box<StatusWrite<ModelVersionStatus>>),
     /// Server-side apply a child.
     Apply(Child),
     /// Delete an object of the Model, by name (one already gone is fine).
     Delete(Kind, String),
-    /// Replace a RetrainPolicy's status, by name, onto the object as it was read (as
-    /// [`Write::VersionStatus`]).
-    PolicyStatus { name: String, read_at: Option<String>, status: Box<RetrainPolicyStatus> },
+    /// Replace a RetrainPolicy's status, onto the policy as it was read.
+    PolicyStatus(Box<StatusWrite<RetrainPolicyStatus>>),
     /// Replace the reconciled Model's status.
     ModelStatus(Box<ModelStatus>),
     /// Emit an Event; a failure to do so is logged, never retried.

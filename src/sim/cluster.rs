@@ -150,11 +150,12 @@ impl Cluster {
                     self.versions.insert(k, Arc::new(v));
                 }
             }
-            Write::VersionStatus { name, status, .. } => {
+            Write::VersionStatus(w) => {
+                let (name, status) = (&w.name, &w.status);
                 if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
                     // Every phase change must follow the table, whatever the core's path to it.
                     let moved = transitions::check(v.status.as_ref(), status);
-                    Arc::make_mut(v).status = Some((**status).clone());
+                    Arc::make_mut(v).status = Some(status.clone());
                     if let Err(why) = moved {
                         self.violate(format!("{ns}/{name} at {}: {why}", self.now));
                     }
@@ -205,9 +206,10 @@ impl Cluster {
                 self.services.remove(&format!("{ns}/{name}"));
             }
             Write::Delete(Kind::ModelVersion, name) => self.delete_version(&format!("{ns}/{name}")),
-            Write::PolicyStatus { name, status, .. } => {
+            Write::PolicyStatus(w) => {
+                let (name, status) = (&w.name, &w.status);
                 if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
-                    Arc::make_mut(p).status = Some((**status).clone());
+                    Arc::make_mut(p).status = Some(status.clone());
                 }
             }
             Write::ModelStatus(status) => {

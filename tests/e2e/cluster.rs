@@ -85,16 +85,18 @@ impl Cluster {
 
     /// kubectl, on a blocking thread (see [`run_beside`]).
     pub async fn kubectl_beside(&self, args: &[&str]) -> Check<String> {
-        let mut command = Command::new(self.env.bin.join("kubectl"));
-        command.arg("--kubeconfig").arg(&self.env.kubeconfig).args(args).current_dir(&self.root);
-        run_beside(command, None).await
+        run_beside(self.kubectl_command(args), None).await
     }
 
     /// Runs kubectl with `stdin` as its input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Check<String> {
+        run(self.kubectl_command(args), stdin)
+    }
+
+    fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(self.env.bin.join("kubectl"));
         command.arg("--kubeconfig").arg(&self.env.kubeconfig).args(args).current_dir(&self.root);
-        run(command, stdin)
+        command
     }
 
     /// Runs Helm (from `.tools/bin`, as scripts/install-tools.sh puts it) with the admin kubeconfig.

@@ -477,8 +477,7 @@ impl<'a> Steps<'a> {
     /// Runs `check` while the judging of earlier steps goes on; a judging that fails fails the story.
     async fn beside_judging<T>(&mut self, check: impl std::future::Future<Output = T>) -> T {
         use futures::StreamExt;
-        let check = std::pin::pin!(check);
-        let mut check = check;
+        let mut check = std::pin::pin!(check);
         loop {
             tokio::select! {
                 out = &mut check => return out,

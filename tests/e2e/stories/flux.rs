@@ -134,24 +134,19 @@ impl Flux {
     }
 }
 
-/// Flux's Kustomization `models`, as the API server returns it.
-fn kustomization_object(cluster: &Cluster) -> Check<Value> {
-    let text = cluster.kubectl(&[
-        "-n",
-        FLUX_NS,
-        "get",
-        "kustomizations.kustomize.toolkit.fluxcd.io",
-        "models",
-        "-o",
-        "json",
-    ])?;
+/// Flux's Kustomization `models`, as the API server returns it (read on a blocking thread: the
+/// story polls it while the others run).
+async fn kustomization_object(cluster: &Cluster) -> Check<Value> {
+    let text = cluster
+        .kubectl_beside(&["-n", FLUX_NS, "get", "kustomizations.kustomize.toolkit.fluxcd.io", "models", "-o", "json"])
+        .await?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
 /// The Kustomization's Ready condition (status, reason, message, lastTransitionTime) and the
 /// revision it last applied.
-fn kustomization(cluster: &Cluster) -> Check<(String, String, String, String, String)> {
-    let k = kustomization_object(cluster)?;
+async fn kustomization(cluster: &Cluster) -> Check<(String, String, String, String, String)> {
+    let k = kustomization_object(cluster).await?;
     let ready = k["status"]["conditions"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
@@ -181,7 +176,7 @@ async fn serving_since(cluster: &Cluster, ns: &str, n: u32) -> Check<jiff::Times
 async fn ready_after_serving(cluster: &Cluster, ns: &str, revision: &str, n: u32) -> Check<String> {
     let (_, _, message, since, _) =
         eventually(&format!("Flux's Kustomization to be Ready at {revision}"), Duration::from_secs(120), || async {
-            let k = kustomization(cluster)?;
+            let k = kustomization(cluster).await?;
             ensure!(k.0 == "True" && k.4.ends_with(revision), "Ready {} ({}: {}), applied {:?}", k.0, k.1, k.2, k.4);
             Ok(k)
         })
@@ -239,7 +234,7 @@ pub async fn flux(cluster: &Cluster, t: &mut Steps<'_>) {
                     flux.tail("kustomize-controller")
                 )
             })?;
-            let k = kustomization(cluster)?;
+            let k = kustomization(cluster).await?;
             let still = versions(cluster, ns, NAME).await?;
             let training =
                 still.get(&1).and_then(|v| v.status.as_ref()).and_then(|s| s.phase).map(|p| format!("{p:?}"));
@@ -301,13 +296,13 @@ pub async fn flux(cluster: &Cluster, t: &mut Steps<'_>) {
                 &format!("reconcile.fluxcd.io/requestedAt={asked}"),
             ])?;
             eventually("Flux to handle the resync", Duration::from_secs(60), || async {
-                let k = kustomization_object(cluster)?;
+                let k = kustomization_object(cluster).await?;
                 ensure!(
                     k["status"]["lastHandledReconcileAt"] == asked.as_str(),
                     "handled {}",
                     k["status"]["lastHandledReconcileAt"]
                 );
-                let ready = kustomization(cluster)?;
+                let ready = kustomization(cluster).await?;
                 ensure!(ready.0 == "True", "not Ready after the resync: {ready:?}");
                 Ok(())
             })
@@ -325,7 +320,7 @@ pub async fn flux(cluster: &Cluster, t: &mut Steps<'_>) {
             ensure!(after_versions == before_versions, "versions {before_versions:?} became {after_versions:?}");
             ensure!(deployment(cluster, ns, NAME).await? == before_deployment, "the Deployment changed");
             // Flux's inventory holds only what is in Git; pruning never touches the versions.
-            let k = kustomization_object(cluster)?;
+            let k = kustomization_object(cluster).await?;
             let inventory: Vec<String> = k["status"]["inventory"]["entries"]
                 .as_array()
                 .into_iter()
