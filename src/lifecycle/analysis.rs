@@ -117,6 +117,20 @@ pub fn due_queries(model: &Model, ledger: &Ledger, now: Timestamp) -> Vec<Analys
     out
 }
 
+/// The analysis status without its measurements: all that deciding the next one needs, and
+/// cheap to hold beside the ledger (the measurements are most of a version's status).
+fn without_measurements(a: &AnalysisStatus) -> AnalysisStatus {
+    AnalysisStatus {
+        stage: a.stage,
+        started: a.started.clone(),
+        baseline: a.baseline,
+        failures: a.failures,
+        last_measured: a.last_measured.clone(),
+        last_verdict: a.last_verdict,
+        measurements: vec![],
+    }
+}
+
 fn is_due(spec: &AnalysisSpec, status: &AnalysisStatus, now: Timestamp) -> bool {
     let due = next_due(spec, status);
     due <= now && (status.stage != AnalysisStage::Guard || due < guard_end(spec, status))
@@ -127,7 +141,7 @@ fn is_due(spec: &AnalysisSpec, status: &AnalysisStatus, now: Timestamp) -> bool 
 fn measure(ledger: &mut Ledger, model: &Model, n: u32, readings: &Readings) -> Option<AnalysisVerdict> {
     let spec = model.spec.serving.analysis.as_ref()?;
     let now = ledger.now();
-    let status = ledger.get(n)?.status.analysis.clone()?;
+    let status = without_measurements(ledger.get(n)?.status.analysis.as_ref()?);
     if !is_due(spec, &status, now) {
         return None;
     }
@@ -388,16 +402,16 @@ pub fn step_gate(ledger: &mut Ledger, model: &Model, readings: &Readings, step: 
             set_analysis(ledger, n, AnalysisStage::Rollout, baseline, since);
         }
         measure(ledger, model, n, readings);
-        let Some(a) = ledger.get_mut(n).and_then(|e| e.status_mut().analysis.as_mut()) else {
-            return Gate::Wait(wake); // the version left the ledger: nothing to judge
-        };
-        if a.started.0 < since {
+        let new_step = ledger.get(n).and_then(|e| e.status.analysis.as_ref()).is_some_and(|a| a.started.0 < since);
+        if new_step && let Some(a) = ledger.get_mut(n).and_then(|e| e.status_mut().analysis.as_mut()) {
             a.started = Time(since); // a new step: initialDelay counts again
         }
-        let a = a.clone();
-        let next = next_due(spec, &a).max(now);
+        let Some(a) = ledger.get(n).and_then(|e| e.status.analysis.as_ref()) else {
+            return Gate::Wait(wake); // the version left the ledger: nothing to judge
+        };
+        let next = next_due(spec, a).max(now);
         wake = wake.into_iter().chain([next]).min();
-        if let Some((message, evidence)) = failed_beyond_limit(spec, &a) {
+        if let Some((message, evidence)) = failed_beyond_limit(spec, a) {
             return Gate::Failed(message, evidence);
         }
         if a.last_verdict == Some(AnalysisVerdict::Inconclusive) {
@@ -531,20 +545,20 @@ pub fn guard(ledger: &mut Ledger, model: &Model, readings: &Readings, n: u32) ->
         return Guard::Watching(None);
     }
     measure(ledger, model, n, readings);
-    let Some(a) = ledger.get(n).and_then(|e| e.status.analysis.clone()) else { return Guard::Watching(None) };
+    let Some(a) = ledger.get(n).and_then(|e| e.status.analysis.as_ref()) else { return Guard::Watching(None) };
     let baseline = a.baseline.filter(|b| ledger.get(*b).is_some());
     if let Some(b) = baseline
-        && let Some((message, evidence)) = failed_beyond_limit(spec, &a)
+        && let Some((message, evidence)) = failed_beyond_limit(spec, a)
     {
         return Guard::RollBack(b, format!("failed its guard window: {message}"), evidence);
     }
-    let end = guard_end(spec, &a);
+    let end = guard_end(spec, a);
     if now >= end {
         let message = format!("held through its guard window ({} failed measurements)", a.failures);
         close_guard(ledger, n, Reason::GuardPassed, message);
         return Guard::Watching(None);
     }
-    Guard::Watching(Some(next_due(spec, &a).max(now).min(end)))
+    Guard::Watching(Some(next_due(spec, a).max(now).min(end)))
 }
 
 #[cfg(test)]

@@ -226,20 +226,22 @@ impl<'a> Ledger<'a> {
     /// phase change first, then in the order of their phase changes. A promotion writes the new version's Serving before the
     /// old one's Retired, a rollback the restored version's Serving before the RolledBack, so a
     /// crash between the two never leaves nothing serving.
-    pub fn changed_statuses(&self) -> Vec<StatusWrite<ModelVersionStatus>> {
+    /// The ledger is used up: the changed statuses move into the writes, uncopied.
+    pub fn changed_statuses(self) -> Vec<StatusWrite<ModelVersionStatus>> {
         // A status still borrowed from the observed version is unchanged by construction.
-        let mut changed: Vec<&Entry> = self
+        let mut changed: Vec<Entry> = self
             .entries
-            .iter()
+            .into_iter()
             .filter(|e| matches!(e.status, Cow::Owned(_)) && e.version.status.as_ref() != Some(&*e.status))
             .collect();
         changed.sort_by_key(|e| self.moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1));
         changed
             .into_iter()
             .map(|e| {
-                let mut status = e.status.clone().into_owned();
+                let phase = e.phase();
+                let mut status = e.status.into_owned();
                 let generation = e.version.metadata.generation;
-                let desired = kstatus(e.phase(), &status);
+                let desired = kstatus(phase, &status);
                 conditions::set_all(&mut status.conditions, &desired, generation, self.now);
                 status.observed_generation = generation;
                 StatusWrite { name: e.version.name_any(), read_at: e.version.resource_version(), status }

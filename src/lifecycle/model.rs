@@ -365,7 +365,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
 
     let mut ledger = Ledger::new(observed.versions, now);
     let training = advance_training(&mut ledger, model, observed.jobs, observed.pods);
-    let serving = advance_serving(
+    let mut serving = advance_serving(
         &mut ledger,
         model,
         observed.deployments,
@@ -448,16 +448,15 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         status.latest_version = (latest > 0).then_some(latest);
     }
     plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
-    plan.version_statuses = ledger.changed_statuses();
     plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
-    plan.apply.extend(serving.rollout.apply.iter().cloned().map(|d| Child::Deployment(Box::new(d))));
+    plan.apply.extend(serving.rollout.apply.drain(..).map(|d| Child::Deployment(Box::new(d))));
     plan.delete_deployments = serving.rollout.delete.clone();
     plan.requeue_after = sooner(plan.requeue_after, serving.rollout.requeue_after);
     plan.requeue_after = plan.requeue_after.map(|d| d.max(SOONEST_WAKE));
-    plan.apply.extend(serving.services.iter().cloned().map(|s| Child::Service(Box::new(s))));
+    plan.apply.extend(serving.services.drain(..).map(|s| Child::Service(Box::new(s))));
     plan.delete_services = serving.delete_services.clone();
-    plan.apply.extend(serving.route.clone().map(|r| Child::Route(Box::new(r))));
-    plan.apply.extend(serving.rollout.inference_service.clone().map(|i| Child::InferenceService(Box::new(i))));
+    plan.apply.extend(serving.route.take().map(|r| Child::Route(Box::new(r))));
+    plan.apply.extend(serving.rollout.inference_service.take().map(|i| Child::InferenceService(Box::new(i))));
     plan.delete_routes.extend(serving.delete_route.clone());
     plan.delete_inference_services.extend(serving.delete_inference_service.clone());
     plan.events.splice(0..0, ledger.events.drain(..));
@@ -478,6 +477,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let trains = trains.filter(|_| source.is_none());
     let source_judged = super::source::judge(model, observed.readings.source.as_ref(), ledger.serving());
     let mut desired = summarise(&mut status, &ledger, &serving, trains, source_judged.problem.clone());
+    plan.version_statuses = ledger.changed_statuses();
     match source_judged.condition {
         Some(condition) => desired.push(condition),
         // Not read this time: the last reading's condition stands.

@@ -84,13 +84,23 @@ pub fn short_hash(text: &str) -> String {
 /// and strings) always serialize; were one ever not to, its hash would be that of an empty text
 /// and the object merely applied again, never a panic.
 pub fn json_hash(value: &impl serde::Serialize) -> String {
-    short_hash(&serde_json::to_string(value).unwrap_or_default())
+    hex::encode(Sha256::digest(serde_json::to_vec(value).unwrap_or_default()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_json_hash_is_the_hash_of_the_json_text() {
+        // Written objects carry these hashes: hashing the JSON as it is written must give what
+        // hashing its text gave, or an upgrade would apply every child again.
+        let value = serde_json::json!({"image": "trainer:1", "args": ["--epochs", "3"], "env": {"A": "é\"x"}});
+        let text = serde_json::to_string(&value).unwrap();
+        assert_eq!(json_hash(&value), short_hash(&text));
+        assert_eq!(json_hash(&value).len(), 64);
+    }
 
     #[test]
     fn short_names_are_kept_as_they_are() {
