@@ -182,6 +182,32 @@ fn history_is_pruned_but_never_the_serving_the_rollback_target_or_the_newest() {
 }
 
 #[test]
+fn pruning_takes_only_its_own_namespace_s_jobs_and_pods() {
+    // Two Models named churn, in ml and in ml2; only the one in ml retrains (the first Model a
+    // change names), and its history limit of 1 prunes its v1. The same-named Job of ml2 and
+    // its pods stay: the garbage collector follows owners, not names.
+    let other = MODEL.replace("namespace: ml}", "namespace: ml2}");
+    let mut changes = String::new();
+    for day in 1..=2 {
+        changes += &dataset_change(&format!("{day}d"), &format!("d{}", day + 1));
+    }
+    let scenario = format!("duration: 3d\ndefaults: {{metrics: {{auc: 0.9}}}}\nchanges:\n{changes}");
+    let texts = [
+        ("model.yaml".to_string(), format!("{MODEL}  versionHistoryLimit: 1\n")),
+        ("other.yaml".to_string(), format!("{other}  versionHistoryLimit: 1\n")),
+        ("scenario.yaml".to_string(), scenario.replace("{at:", "{model: churn, at:")),
+    ];
+    let mut sim = Simulation::new(Scenario::parse(&texts).expect("scenario parses"));
+    sim.run();
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    assert!(!sim.cluster.jobs.contains_key("ml/churn-v1-train"), "ml's v1 was pruned with its Job");
+    assert!(sim.cluster.jobs.contains_key("ml2/churn-v1-train"), "ml2's v1 keeps its Job");
+    let pods_of = |ns: &str| sim.cluster.pods.keys().filter(|k| k.starts_with(&format!("{ns}/churn-v1-train"))).count();
+    assert_eq!(pods_of("ml"), 0);
+    assert!(pods_of("ml2") > 0, "ml2's training pod stays");
+}
+
+#[test]
 fn a_termination_message_that_is_not_json_fails_the_version_with_the_start_of_it() {
     let scenario = "duration: 1d\nversions: {1: {terminationMessage: 'Traceback (most recent call last): KeyError'}}\n";
     let sim = run("", scenario);

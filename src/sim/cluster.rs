@@ -17,7 +17,7 @@ use crate::api::kserve::{DEPLOYMENT_MODE_ANNOTATION, InferenceService};
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::ledger::TRANSITION_REFUSED;
 use crate::lifecycle::model::{Cached, Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
-use crate::lifecycle::plan::EventRecord;
+use crate::lifecycle::plan::{EventRecord, StatusWrite};
 use crate::lifecycle::transitions;
 use crate::objects::deployment::Track;
 use crate::objects::inference_service::written_percent;
@@ -75,6 +75,18 @@ pub fn key(o: &impl ResourceExt) -> String {
     format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// The range of the keys of namespace `ns`: keys sort by namespace first, so its objects are
+/// one range of each map. ('0' is the character after '/'.)
+fn namespace_keys(ns: &str) -> (String, String) {
+    (format!("{ns}/"), format!("{ns}0"))
+}
+
+/// The objects whose keys are in `[from, to)`, shared.
+fn in_range<'a, K>(objects: &'a Objects<K>, (from, to): &(String, String)) -> impl Iterator<Item = Arc<K>> + 'a {
+    use std::ops::Bound::{Excluded, Included};
+    objects.range::<str, _>((Included(from.as_str()), Excluded(to.as_str()))).map(|(_, o)| o.clone())
+}
+
 impl Cluster {
     /// An empty cluster whose clock reads `now`.
     pub fn starting_at(now: Timestamp) -> Self {
@@ -94,17 +106,20 @@ impl Cluster {
     /// with the cluster. (A scenario's policies are typed: one that does not decode fails the
     /// scenario's load, so none is unreadable.)
     pub fn children_of(&self, model: &Model) -> Children {
+        let ns = model.namespace().unwrap_or_default();
+        // A namespace's objects only, as the kube shell's caches index them by namespace.
+        let range = &namespace_keys(&ns);
         Children::select(
             model,
             Cached {
-                versions: self.versions.values().cloned(),
-                jobs: self.jobs.values().cloned(),
-                pods: self.pods.values().cloned(),
-                deployments: self.deployments.values().cloned(),
-                services: self.services.values().cloned(),
-                routes: Some(self.routes.values().cloned()),
-                inference_services: Some(self.inference_services.values().cloned()),
-                policies: self.policies.values().cloned(),
+                versions: in_range(&self.versions, range),
+                jobs: in_range(&self.jobs, range),
+                pods: in_range(&self.pods, range),
+                deployments: in_range(&self.deployments, range),
+                services: in_range(&self.services, range),
+                routes: Some(in_range(&self.routes, range)),
+                inference_services: Some(in_range(&self.inference_services, range)),
+                policies: in_range(&self.policies, range),
             },
         )
     }
@@ -115,21 +130,21 @@ impl Cluster {
     pub fn apply(
         &mut self,
         model_key: &str,
-        plan: &ModelPlan,
+        plan: ModelPlan,
         budget: &mut Option<usize>,
     ) -> Vec<(Regarding, EventRecord)> {
         let mut emitted = vec![];
-        for write in &plan.steps {
+        for write in plan.steps {
             if !spend(budget) {
                 break;
             }
-            if let Write::Apply(child) = write
+            if let Write::Apply(child) = &write
                 && let Some(why) = refused_name(child)
             {
                 // As the API server would: refuse the child; the kube shell then stalls the Model.
                 let Some(model) = self.models.get(model_key) else { break };
                 for write in child_refused(model, child, &why, self.now) {
-                    self.write(model_key, &write, &mut emitted);
+                    self.write(model_key, write, &mut emitted);
                 }
                 break;
             }
@@ -139,23 +154,23 @@ impl Cluster {
     }
 
     /// Makes one write of the Model at `model_key`; an Event goes to `emitted`.
-    fn write(&mut self, model_key: &str, write: &Write, emitted: &mut Vec<(Regarding, EventRecord)>) {
+    fn write(&mut self, model_key: &str, write: Write, emitted: &mut Vec<(Regarding, EventRecord)>) {
         let ns = model_key.split('/').next().unwrap_or_default().to_string();
         match write {
             Write::CreateVersion(version) => {
                 let k = key(version.as_ref());
                 if !self.versions.contains_key(&k) {
-                    let mut v = (**version).clone();
+                    let mut v = *version;
                     self.admit(&mut v.metadata);
                     self.versions.insert(k, Arc::new(v));
                 }
             }
             Write::VersionStatus(w) => {
-                let (name, status) = (&w.name, &w.status);
+                let StatusWrite { name, status, .. } = *w;
                 if let Some(v) = self.versions.get_mut(&format!("{ns}/{name}")) {
                     // Every phase change must follow the table, whatever the core's path to it.
-                    let moved = transitions::check(v.status.as_ref(), status);
-                    Arc::make_mut(v).status = Some(status.clone());
+                    let moved = transitions::check(v.status.as_ref(), &status);
+                    Arc::make_mut(v).status = Some(status);
                     if let Err(why) = moved {
                         self.violate(format!("{ns}/{name} at {}: {why}", self.now));
                     }
@@ -164,19 +179,19 @@ impl Cluster {
             Write::Apply(Child::Job(job)) => {
                 let k = key(job.as_ref());
                 if !self.jobs.contains_key(&k) {
-                    let mut j = (**job).clone();
+                    let mut j = *job;
                     self.admit(&mut j.metadata);
                     *self.job_creations.entry(k.clone()).or_default() += 1;
                     self.jobs.insert(k, Arc::new(j));
                 }
             }
-            Write::Apply(Child::Deployment(d)) => self.apply_deployment(d),
+            Write::Apply(Child::Deployment(d)) => self.apply_deployment(*d),
             Write::Apply(Child::Service(s)) => {
-                let svc = self.applied(self.services.get(&key(s.as_ref())).cloned(), s);
+                let svc = self.applied(self.services.get(&key(s.as_ref())).cloned(), *s);
                 self.services.insert(key(&svc), Arc::new(svc));
             }
             Write::Apply(Child::Route(r)) => {
-                let route = self.applied(self.routes.get(&key(r.as_ref())).cloned(), r);
+                let route = self.applied(self.routes.get(&key(r.as_ref())).cloned(), *r);
                 let k = key(&route);
                 let share = route_share(&route);
                 let seen = self.traffic.entry(model_key.to_string()).or_default();
@@ -185,7 +200,7 @@ impl Cluster {
                 }
                 self.routes.insert(k, Arc::new(route));
             }
-            Write::Apply(Child::InferenceService(i)) => self.apply_inference_service(i),
+            Write::Apply(Child::InferenceService(i)) => self.apply_inference_service(&i),
             Write::Delete(Kind::InferenceService, name) => {
                 self.inference_services.remove(&format!("{ns}/{name}"));
             }
@@ -193,8 +208,8 @@ impl Cluster {
                 self.routes.remove(&format!("{ns}/{name}"));
             }
             Write::Delete(Kind::Job, name) => {
-                if let Some(job) = self.jobs.remove(&format!("{ns}/{name}")) {
-                    self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&job.name_any()));
+                if self.jobs.remove(&format!("{ns}/{name}")).is_some() {
+                    self.delete_pods_of(&ns, &name);
                 }
             }
             Write::Delete(Kind::Deployment, name) => {
@@ -207,21 +222,21 @@ impl Cluster {
             }
             Write::Delete(Kind::ModelVersion, name) => self.delete_version(&format!("{ns}/{name}")),
             Write::PolicyStatus(w) => {
-                let (name, status) = (&w.name, &w.status);
+                let StatusWrite { name, status, .. } = *w;
                 if let Some(p) = self.policies.get_mut(&format!("{ns}/{name}")) {
-                    Arc::make_mut(p).status = Some(status.clone());
+                    Arc::make_mut(p).status = Some(status);
                 }
             }
             Write::ModelStatus(status) => {
                 if let Some(m) = self.models.get_mut(model_key) {
-                    Arc::make_mut(m).status = Some((**status).clone());
+                    Arc::make_mut(m).status = Some(*status);
                 }
             }
             Write::Event(regarding, event) => {
                 if event.reason == TRANSITION_REFUSED {
                     self.violate(format!("{model_key} at {}: {}", self.now, event.note));
                 }
-                emitted.push((regarding.clone(), event.clone()));
+                emitted.push((regarding, event));
                 return;
             }
         }
@@ -243,9 +258,9 @@ fn refused_name(child: &Child) -> Option<String> {
 }
 
 impl Cluster {
-    fn apply_deployment(&mut self, desired: &Deployment) {
-        let k = key(desired);
-        let mut d = desired.clone();
+    fn apply_deployment(&mut self, desired: Deployment) {
+        let k = key(&desired);
+        let mut d = desired;
         match self.deployments.get(&k) {
             Some(old) => {
                 d.metadata = merged_meta(&old.metadata, &d.metadata);
@@ -267,20 +282,35 @@ impl Cluster {
     fn delete_version(&mut self, k: &str) {
         let Some(version) = self.versions.remove(k) else { return };
         let uid = version.uid();
+        let ns = version.namespace().unwrap_or_default();
         let owned = |meta: &ObjectMeta| meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref());
-        let jobs: Vec<String> = self.jobs.iter().filter(|(_, j)| owned(&j.metadata)).map(|(k, _)| k.clone()).collect();
-        for job in jobs {
-            let name = self.jobs.remove(&job).map(|j| j.name_any()).unwrap_or_default();
-            self.pods.retain(|_, p| p.labels().get("batch.kubernetes.io/job-name") != Some(&name));
+        let jobs: Vec<(String, String)> = in_range(&self.jobs, &namespace_keys(&ns))
+            .filter(|j| owned(&j.metadata))
+            .map(|j| (key(j.as_ref()), j.name_any()))
+            .collect();
+        for (job, name) in jobs {
+            self.jobs.remove(&job);
+            self.delete_pods_of(&ns, &name);
+        }
+    }
+
+    /// Deletes the pods of Job `job` in namespace `ns`, as the garbage collector would.
+    fn delete_pods_of(&mut self, ns: &str, job: &str) {
+        let pods: Vec<String> = in_range(&self.pods, &namespace_keys(ns))
+            .filter(|p| p.labels().get("batch.kubernetes.io/job-name").map(String::as_str) == Some(job))
+            .map(|p| key(p.as_ref()))
+            .collect();
+        for pod in pods {
+            self.pods.remove(&pod);
         }
     }
 
     /// `desired` as a server-side apply leaves it over `old`: created (admitted) if there was
     /// none, else with the metadata the API server keeps.
-    fn applied<K: kube::Resource + Clone>(&mut self, old: Option<Arc<K>>, desired: &K) -> K {
-        let mut object = desired.clone();
+    fn applied<K: kube::Resource + Clone>(&mut self, old: Option<Arc<K>>, desired: K) -> K {
+        let mut object = desired;
         match old {
-            Some(old) => *object.meta_mut() = merged_meta(old.meta(), desired.meta()),
+            Some(old) => *object.meta_mut() = merged_meta(old.meta(), object.meta()),
             None => self.admit(object.meta_mut()),
         }
         object
@@ -296,11 +326,15 @@ impl Cluster {
         self.writes += 1;
         let Some(model) = self.models.get(model_key) else { return };
         let deployment = format!("{}/{}", model.namespace().unwrap_or_default(), serving_name(&model.name_any()));
-        let serves = self.versions.values().any(|v| {
-            v.spec.model == model.name_any()
-                && v.status.as_ref().and_then(|s| s.phase) == Some(crate::api::VersionPhase::Serving)
-        });
-        if serves {
+        let keys = namespace_keys(&model.namespace().unwrap_or_default());
+        let name = model.name_any();
+        let serves = || {
+            in_range(&self.versions, &keys).any(|v| {
+                v.spec.model == name
+                    && v.status.as_ref().and_then(|s| s.phase) == Some(crate::api::VersionPhase::Serving)
+            })
+        };
+        if !self.served.contains(model_key) && serves() {
             self.served.insert(model_key.to_string());
         }
         let kserve = crate::objects::inference_service::kserve_serving(model).is_some();
@@ -325,10 +359,8 @@ impl Cluster {
         let wanted = model.spec.serving.replicas;
         let ns = model.namespace();
         let label = crate::objects::names::label_value(&model.name_any());
-        let capacity: i32 = self
-            .deployments
-            .values()
-            .filter(|d| d.namespace() == ns && d.labels().get(MODEL_LABEL) == Some(&label))
+        let capacity: i32 = in_range(&self.deployments, &keys)
+            .filter(|d| d.labels().get(MODEL_LABEL) == Some(&label))
             .filter_map(|d| d.spec.as_ref()?.replicas)
             .sum();
         let before = self.capacity.insert(model_key.to_string(), capacity).unwrap_or(capacity);

@@ -223,15 +223,26 @@ impl Simulation {
 
     fn apply_changes(&mut self) {
         let start = self.scenario.start();
-        let changes = self.scenario.file.changes.clone();
-        while let Some(change) = changes.get(self.changes_done).filter(|c| after(start, c.at.0) <= self.cluster.now) {
+        // Only the change due now is copied out of the scenario (it is applied to `self`).
+        while let Some(change) = self
+            .scenario
+            .file
+            .changes
+            .get(self.changes_done)
+            .filter(|c| after(start, c.at.0) <= self.cluster.now)
+            .cloned()
+        {
+            let change = &change;
             if let Some(name) = &change.policy {
                 self.change_policy(name, change);
                 self.changes_done += 1;
                 continue;
             }
-            let target =
-                self.cluster.models.values().find(|m| change.model.as_ref().is_none_or(|n| *n == m.name_any()));
+            let target = self
+                .cluster
+                .models
+                .values()
+                .find(|m| change.model.as_ref().is_none_or(|n| m.metadata.name.as_ref() == Some(n)));
             if let Some(model) = target.cloned() {
                 let updated = apply_change(&model, change);
                 let mut updated = match updated {
@@ -361,11 +372,11 @@ impl Simulation {
                     self.crash.filter(|c| c.at_reconcile == self.acting_reconciles).map(|c| c.after_writes);
                 self.reconciles += 1;
                 self.acting_reconciles += 1;
-                let events = self.cluster.apply(&k, &plan, &mut budget);
-                self.record_policies(&model);
                 if let Some(plans) = self.plans.as_mut() {
                     plans.push(((*model).clone(), plan.clone()));
                 }
+                let events = self.cluster.apply(&k, plan, &mut budget);
+                self.record_policies(&model);
                 for (regarding, e) in events {
                     self.timeline.push(TimelineEntry {
                         time: self.cluster.now,
