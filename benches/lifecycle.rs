@@ -1,5 +1,5 @@
 //! Benchmarks of the lifecycle core in the simulator: the quickstart, a simulated year of daily
-//! retraining for one Model, a year of hourly drift checks, and a year of weekly canaries judged
+//! retraining for one Model and for a fleet of 1,000, a year of hourly drift checks, and a year of weekly canaries judged
 //! on live metrics every minute; and the kube shell's selection of one Model's children from
 //! caches that hold those of many Models, and the memory the per-Model `/metrics` series hold.
 //! `cargo bench --bench lifecycle` prints the figures;
@@ -56,6 +56,28 @@ fn year_of_daily_retraining() -> Scenario {
         scenario += &format!("  - {{at: {day}d, set: {{spec.training.dataset.version: \"day-{day}\"}}}}\n");
     }
     Scenario::parse(&[("model.yaml".into(), model), ("scenario.yaml".into(), scenario)]).unwrap()
+}
+
+/// `models` copies of the daily retraining year, each Model in a namespace of its own with its
+/// own dataset changes: a fleet's year, in one simulated cluster.
+fn fleet_year_of_daily_retraining(models: u32) -> Scenario {
+    let one = year_of_daily_retraining();
+    let mut fleet = Scenario { models: vec![], file: one.file.clone(), ..one.clone() };
+    fleet.file.changes.clear();
+    for i in 0..models {
+        let name = format!("churn-{i:04}");
+        let mut model = one.models[0].clone();
+        model.metadata.name = Some(name.clone());
+        model.metadata.namespace = Some(format!("team-{i:04}"));
+        fleet.models.push(model);
+        fleet.file.changes.extend(one.file.changes.iter().map(|c| {
+            let mut c = c.clone();
+            c.model = Some(name.clone());
+            c
+        }));
+    }
+    fleet.file.changes.sort_by_key(|c| c.at);
+    fleet
 }
 
 /// One Model under a drift policy checked hourly for a year; the live distribution shifts
@@ -262,6 +284,12 @@ fn main() {
         if wanted(&name) {
             measure(&name, &weeks_of_analysed_canaries(weeks), runs.min(3));
         }
+    }
+    // A fleet's year in one simulated cluster: 1,000 Models (2 under `cargo test`).
+    let fleet = if benchmarking { 1_000 } else { 2 };
+    let name = format!("fleet of {fleet}, daily, 1 year");
+    if wanted(&name) {
+        measure(&name, &fleet_year_of_daily_retraining(fleet), 1);
     }
     if wanted("drift check") {
         drift_check(runs);
