@@ -226,7 +226,8 @@ impl<'a> Ledger<'a> {
     /// phase change first, then in the order of their phase changes. A promotion writes the new version's Serving before the
     /// old one's Retired, a rollback the restored version's Serving before the RolledBack, so a
     /// crash between the two never leaves nothing serving.
-    /// The ledger is used up: the changed statuses move into the writes, uncopied.
+    ///
+    /// This uses the ledger up: the changed statuses move into the writes without a copy.
     pub fn changed_statuses(self) -> Vec<StatusWrite<ModelVersionStatus>> {
         // A status still borrowed from the observed version is unchanged by construction.
         let mut changed: Vec<Entry> = self
