@@ -325,9 +325,9 @@ impl Cluster {
     fn wrote(&mut self, model_key: &str) {
         self.writes += 1;
         let Some(model) = self.models.get(model_key) else { return };
-        let deployment = format!("{}/{}", model.namespace().unwrap_or_default(), serving_name(&model.name_any()));
-        let keys = namespace_keys(&model.namespace().unwrap_or_default());
-        let name = model.name_any();
+        let (ns, name) = (model.namespace().unwrap_or_default(), model.name_any());
+        let serving = format!("{ns}/{}", serving_name(&name)); // the serving objects' key
+        let keys = namespace_keys(&ns);
         let serves = || {
             in_range(&self.versions, &keys).any(|v| {
                 v.spec.model == name
@@ -339,15 +339,15 @@ impl Cluster {
         }
         let kserve = crate::objects::inference_service::kserve_serving(model).is_some();
         let serves_there = if kserve {
-            self.inference_services.contains_key(&deployment)
+            self.inference_services.contains_key(&serving)
         } else {
-            self.deployments.contains_key(&deployment)
+            self.deployments.contains_key(&serving)
         };
         // Moving between targets, the old target's objects serve until the new one does.
         let serves_elsewhere = if kserve {
-            self.deployments.contains_key(&deployment)
+            self.deployments.contains_key(&serving)
         } else {
-            self.inference_services.contains_key(&deployment)
+            self.inference_services.contains_key(&serving)
         };
         if self.served.contains(model_key) && !serves_there && !serves_elsewhere {
             let what = if kserve { "InferenceService" } else { "Deployment" };
@@ -357,8 +357,7 @@ impl Cluster {
         // Capacity (KServe keeps its own): once a version served, the serving Deployments together never ask for
         // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
         let wanted = model.spec.serving.replicas;
-        let ns = model.namespace();
-        let label = crate::objects::names::label_value(&model.name_any());
+        let label = crate::objects::names::label_value(&name);
         let capacity: i32 = in_range(&self.deployments, &keys)
             .filter(|d| d.labels().get(MODEL_LABEL) == Some(&label))
             .filter_map(|d| d.spec.as_ref()?.replicas)
@@ -369,8 +368,7 @@ impl Cluster {
             once(&mut self.violations, v);
         }
         // A route never sends requests to a new version before its pods are available.
-        let name = model.name_any();
-        let route = self.routes.get(&format!("{}/{}", ns.clone().unwrap_or_default(), serving_name(&name)));
+        let route = self.routes.get(&serving);
         for track in [Track::Canary, Track::Preview] {
             let backend = backend_name(&name, track);
             let sent = route.is_some_and(|r| {
@@ -380,7 +378,7 @@ impl Cluster {
                 let mirrored = rules().flat_map(|rule| &rule.filters).any(|f| mirrored_to(f) == Some(backend.as_str()));
                 weighted || mirrored
             });
-            let deployment = self.deployments.get(&format!("{}/{}", ns.clone().unwrap_or_default(), track.name(&name)));
+            let deployment = self.deployments.get(&format!("{ns}/{}", track.name(&name)));
             let available = deployment.and_then(|d| d.status.as_ref()?.available_replicas).unwrap_or(0);
             if sent && available == 0 {
                 let v = format!(
