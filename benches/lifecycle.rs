@@ -199,6 +199,8 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         services: store(copies(&c.services, models)),
         routes: None,
         inference_services: None,
+        train_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
+        ray_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
         policies: store(copies(&c.policies, models).map(Decoded::from)),
     };
     let mut one = model;

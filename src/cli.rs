@@ -232,6 +232,16 @@ pub struct RunArgs {
     /// KServe's CRDs and access to InferenceServices). Without it such a Model is Stalled.
     #[arg(long, env = "MODELCYCLE_KSERVE", default_value_t = false, action = clap::ArgAction::Set)]
     pub kserve: bool,
+    /// Train Models with `spec.training.backend: TrainJob` as Kubeflow Trainer `TrainJob`s (needs
+    /// access to TrainJobs). Without it such a Model is Stalled; with it and without Kubeflow
+    /// Trainer's CRD, such a Model is Stalled naming the CRD.
+    #[arg(long, env = "MODELCYCLE_TRAINJOB", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trainjob: bool,
+    /// Train Models with `spec.training.backend: RayJob` as KubeRay `RayJob`s (needs access to
+    /// RayJobs). Without it such a Model is Stalled; with it and without KubeRay's CRD, such a
+    /// Model is Stalled naming the CRD.
+    #[arg(long, env = "MODELCYCLE_RAYJOB", default_value_t = false, action = clap::ArgAction::Set)]
+    pub rayjob: bool,
 }
 
 /// A resync period: a duration such as `10m` or `30s`, at least a second (a shorter one would

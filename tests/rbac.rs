@@ -59,14 +59,29 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     )
     .unwrap();
     let routed = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gateway-canary")]).unwrap();
-    let (client, seen) = recording_api(vec![
+    let distributed = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/distributed")]).unwrap();
+    let mut objects: Vec<(String, serde_json::Value)> = distributed
+        .models
+        .iter()
+        .map(|m| {
+            let path =
+                format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/models/{}", m.metadata.name.as_deref().unwrap());
+            (path, serde_json::to_value(m).unwrap())
+        })
+        .collect();
+    objects.extend([
         ("/apis/modelcycle.io/v1alpha1/namespaces/ml/models/churn".into(), model),
         (
             "/apis/modelcycle.io/v1alpha1/namespaces/ml/models/ranker".into(),
             serde_json::to_value(&routed.models[0]).unwrap(),
         ),
         ("/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/p".into(), serde_json::to_value(&policy).unwrap()),
+        (
+            "/apis/modelcycle.io/v1alpha1/namespaces/ml/retrainpolicies/forecast".into(),
+            serde_json::to_value(&distributed.policies[0]).unwrap(),
+        ),
     ]);
+    let (client, seen) = recording_api(objects);
     // Startup: the CRD check and leader election.
     assert!(matches!(check_crds_once(&client).await, modelcycle::kube::startup::CrdCheck::Installed));
     let _ = modelcycle::kube::startup::check_crds(
@@ -74,6 +89,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         modelcycle::kube::startup::Optional { gateway_api: true, kserve: true },
     )
     .await;
+    let _ = modelcycle::kube::startup::engine_crd(&client, true, modelcycle::lifecycle::backends::TRAINJOB_CRD).await;
+    let _ = modelcycle::kube::startup::engine_crd(&client, true, modelcycle::lifecycle::backends::RAYJOB_CRD).await;
     let (mut leader, _lease) =
         start_lease(&client, "modelcycle-leader", "modelcycle-system", "rbac-test").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l)).await.expect("becomes leader").unwrap();
@@ -82,8 +99,16 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     for scope in [None, Some("ml".to_string())] {
         let ready = Readiness { health: Arc::new(Health::default()), pending: Arc::default() };
-        // With Gateway API and KServe enabled: the HTTPRoute and InferenceService watches as well.
-        let settings = modelcycle::kube::context::Settings { gateway_api: true, kserve: true, ..Default::default() };
+        // With Gateway API, KServe and both training engines enabled: the HTTPRoute,
+        // InferenceService, TrainJob and RayJob watches as well.
+        use modelcycle::lifecycle::model::Engine;
+        let settings = modelcycle::kube::context::Settings {
+            gateway_api: true,
+            kserve: true,
+            train_jobs: Engine::Watched(()),
+            ray_jobs: Engine::Watched(()),
+            ..Default::default()
+        };
         let controllers = run_controllers(client.clone(), scope, Arc::default(), ready, settings, shutdown.clone());
         let _ = tokio::time::timeout(Duration::from_millis(1500), controllers).await;
     }
@@ -122,6 +147,17 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     for (model, plan) in plans {
         apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
     }
+    // Models trained by a TrainJob and by a RayJob write them.
+    let mut sim = Simulation::new(distributed);
+    sim.plans = Some(vec![]);
+    sim.run();
+    let plans = sim.plans.take().unwrap();
+    for kind in [modelcycle::lifecycle::model::Kind::TrainJob, modelcycle::lifecycle::model::Kind::RayJob] {
+        assert!(plans.iter().any(|(_, p)| p.children().iter().any(|c| c.kind() == kind)), "{kind:?} applied");
+    }
+    for (model, plan) in plans {
+        apply_model_plan(&client, &ctx.events, &model, &plan).await.unwrap();
+    }
     // Pruning history deletes ModelVersions (the quickstart keeps all four); a training replaced
     // by a newer trigger (concurrencyPolicy Replace) has its Job deleted; a canary, a blue-green
     // preview Deployment and its preview Service are deleted; a Model moved from KServe back to
@@ -134,6 +170,8 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         (Kind::Service, "churn-preview"),
         (Kind::HttpRoute, "churn"),
         (Kind::InferenceService, "churn"),
+        (Kind::TrainJob, "churn-v2-train"),
+        (Kind::RayJob, "churn-v2-train"),
     ];
     let pruning = modelcycle::lifecycle::model::ModelPlan {
         steps: deletes.into_iter().map(|(kind, name)| Write::Delete(kind, name.into())).collect(),
@@ -210,31 +248,54 @@ async fn the_chart_grants_exactly_what_the_controller_uses() {
     assert_eq!(used_with_tokens.iter().filter(|g| routes(g)).count(), 5, "list, watch, create, patch, delete");
     let isvcs = |g: &Grant| g.0 == "serving.kserve.io" && g.1 == "inferenceservices";
     assert_eq!(used_with_tokens.iter().filter(|g| isvcs(g)).count(), 5, "list, watch, create, patch, delete");
-    let with_everything = used_with_tokens.clone();
-    let with_gateway: BTreeSet<Grant> = with_everything.iter().filter(|g| !isvcs(g)).cloned().collect();
-    let used_with_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| !routes(g)).cloned().collect();
-    let mut without_tokens = used_with_tokens.clone();
-    without_tokens.remove(&read_secret);
-    let gateway_without_tokens: BTreeSet<Grant> = with_gateway.iter().filter(|g| **g != read_secret).cloned().collect();
-    let kserve_without_tokens: BTreeSet<Grant> =
-        with_everything.iter().filter(|g| **g != read_secret && !routes(g)).cloned().collect();
+    let trainjobs = |g: &Grant| g.0 == "trainer.kubeflow.org" && g.1 == "trainjobs";
+    assert_eq!(used_with_tokens.iter().filter(|g| trainjobs(g)).count(), 5, "list, watch, create, patch, delete");
+    let rayjobs = |g: &Grant| g.0 == "ray.io" && g.1 == "rayjobs";
+    assert_eq!(used_with_tokens.iter().filter(|g| rayjobs(g)).count(), 5, "list, watch, create, patch, delete");
+    // What the controller uses with some options on: every other option's grants left out.
+    let with = |secret: bool, options: &[&dyn Fn(&Grant) -> bool]| -> BTreeSet<Grant> {
+        let optional: [&dyn Fn(&Grant) -> bool; 4] = [&routes, &isvcs, &trainjobs, &rayjobs];
+        used_with_tokens
+            .iter()
+            .filter(|g| secret || **g != read_secret)
+            .filter(|g| optional.iter().all(|o| !o(g)) || options.iter().any(|o| o(g)))
+            .cloned()
+            .collect()
+    };
     let tokens = "prometheus.bearerTokenSecrets=true";
     let gateway = "gatewayAPI.enabled=true";
     let kserve = "kserve.enabled=true";
+    let (trainjob, rayjob) = ("trainJob.enabled=true", "rayJob.enabled=true");
     for (values, used) in [
-        (vec![], &without_tokens),
-        (vec!["--set", "watchNamespaces={ml,fraud}"], &without_tokens),
-        (vec!["--set", tokens], &used_with_tokens),
-        (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &used_with_tokens),
-        (vec!["--set", "mlflow.tokenSecrets=true"], &used_with_tokens),
-        (vec!["--set", gateway], &gateway_without_tokens),
-        (vec!["--set", gateway, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"], &with_gateway),
-        (vec!["--set", kserve], &kserve_without_tokens),
+        (vec![], with(false, &[])),
+        (vec!["--set", "watchNamespaces={ml,fraud}"], with(false, &[])),
+        (vec!["--set", tokens], with(true, &[])),
+        (vec!["--set", tokens, "--set", "watchNamespaces={ml,fraud}"], with(true, &[])),
+        (vec!["--set", "mlflow.tokenSecrets=true"], with(true, &[])),
+        (vec!["--set", gateway], with(false, &[&routes])),
+        (vec!["--set", gateway, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"], with(true, &[&routes])),
+        (vec!["--set", kserve], with(false, &[&isvcs])),
+        (vec!["--set", trainjob], with(false, &[&trainjobs])),
+        (vec!["--set", rayjob, "--set", "watchNamespaces={ml,fraud}"], with(false, &[&rayjobs])),
         (
-            vec!["--set", gateway, "--set", kserve, "--set", tokens, "--set", "watchNamespaces={ml,fraud}"],
-            &with_everything,
+            vec![
+                "--set",
+                gateway,
+                "--set",
+                kserve,
+                "--set",
+                trainjob,
+                "--set",
+                rayjob,
+                "--set",
+                tokens,
+                "--set",
+                "watchNamespaces={ml,fraud}",
+            ],
+            with(true, &[&routes, &isvcs, &trainjobs, &rayjobs]),
         ),
     ] {
+        let used = &used;
         let rendered = template(&values).unwrap();
         let granted = granted(&rendered);
         assert_eq!(granted.contains(&read_secret), used.contains(&read_secret), "values {values:?}");

@@ -1,6 +1,7 @@
 //! Whole lifecycles in the simulated cluster: the same core the controller runs, against a
 //! scripted kubelet and a virtual clock.
 
+use kube::ResourceExt;
 use modelcycle::api::{ModelPhase, VersionPhase};
 use modelcycle::lifecycle::conditions;
 use modelcycle::sim::Simulation;
@@ -420,6 +421,28 @@ fn the_canary_example_tells_its_story() {
 }
 
 #[test]
+fn engines_train_with_progress_and_a_replaced_ray_job_goes_with_its_submitter() {
+    let scenario = Scenario::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/distributed")]).unwrap();
+    let mut sim = Simulation::new(scenario);
+    sim.run();
+    let c = &sim.cluster;
+    assert!(c.job_creations.values().all(|n| *n == 1), "never a second run of a version: {:?}", c.job_creations);
+    assert!(c.job_creations.contains_key("ml/recommender-v2-train"), "the recommender trained v2 across the restart");
+    assert!(!c.ray_jobs.contains_key("ml/forecast-v2-train"), "the replaced version's RayJob is deleted");
+    assert!(!c.jobs.contains_key("ml/forecast-v2-train"), "and its submitter Job with it");
+    assert!(!c.pods.keys().any(|k| k.starts_with("ml/forecast-v2-train")), "and the submitter's pods");
+    let t = &c.train_jobs["ml/recommender-v2-train"];
+    assert_eq!(t.spec.trainer.as_ref().unwrap().num_nodes, Some(4));
+    assert!(t.labels().get("kueue.x-k8s.io/queue-name").is_some_and(|q| q == "team-ml"));
+    let v2 = &c.versions["ml/recommender-v2"];
+    let progress = v2.status.as_ref().unwrap().progress.as_ref().expect("the TrainJob's progress is on its version");
+    assert_eq!(progress.percent, Some(100));
+    assert_eq!(progress.metrics.get("ndcg").map(String::as_str), Some("0.43"));
+    let forecast_v3 = c.versions["ml/forecast-v3"].status.as_ref().unwrap();
+    assert_eq!(forecast_v3.progress.as_ref().unwrap().message.as_deref(), Some("RayJob Complete, Ray job SUCCEEDED"));
+}
+
+#[test]
 fn every_example_scenario_states_its_outcome_and_meets_it() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut run = vec![];
@@ -439,7 +462,17 @@ fn every_example_scenario_states_its_outcome_and_meets_it() {
     run.sort();
     assert_eq!(
         run,
-        ["canary", "gateway-canary", "kserve", "mlflow-source", "progressive", "quickstart", "retraining", "shadow"]
+        [
+            "canary",
+            "distributed",
+            "gateway-canary",
+            "kserve",
+            "mlflow-source",
+            "progressive",
+            "quickstart",
+            "retraining",
+            "shadow"
+        ]
     );
 }
 

@@ -3,6 +3,7 @@
 pub mod common;
 pub mod crd;
 pub mod duration;
+pub mod engines;
 pub mod gateway;
 pub mod kserve;
 pub mod model;

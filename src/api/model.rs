@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_MAX_LENGTH, Goal, PrometheusSource, duration_rule, pod_template_schema};
+use super::engines::{RayJobTraining, TrainJobTraining, TrainingBackend};
 use super::gateway::{HeaderMatch, TrafficRouting};
 use super::kserve::{KServeServing, ServingTarget};
 use super::policy::DriftMethod;
@@ -80,7 +81,25 @@ fn default_version_history_limit() -> u32 {
 /// How a version is trained.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.backend) && self.backend == 'TrainJob') == has(self.trainJob)").message("training.trainJob is set exactly when training.backend is TrainJob: it names the TrainingRuntime the version trains on"))]
+#[x_kube(validation = Rule::new("(has(self.backend) && self.backend == 'RayJob') == has(self.rayJob)").message("training.rayJob is set exactly when training.backend is RayJob: it holds the entrypoint and the Ray cluster"))]
 pub struct TrainingSpec {
+    /// What runs the training: `Job` (one pod, the default), `TrainJob` (Kubeflow Trainer v2,
+    /// several nodes, with `trainJob`) or `RayJob` (KubeRay, with `rayJob`). The version, its
+    /// gates and its rollout are the same whichever engine trains it.
+    #[serde(default, skip_serializing_if = "TrainingBackend::is_job")]
+    pub backend: TrainingBackend,
+    /// The TrainJob to run (`backend: TrainJob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_job: Option<TrainJobTraining>,
+    /// The RayJob to run (`backend: RayJob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ray_job: Option<RayJobTraining>,
+    /// Kueue's queue for the training (the label `kueue.x-k8s.io/queue-name` on the Job,
+    /// TrainJob or RayJob): Kueue admits it when the queue has room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 63").message("training.queueName must be a label value naming a Kueue LocalQueue: lowercase letters, digits, '-' and '.', at most 63"))]
+    pub queue_name: Option<String>,
     /// Pod template of the trainer. modelcycle injects `MODELCYCLE_MODEL`, `MODELCYCLE_VERSION`,
     /// `MODELCYCLE_DATASET_URI`, `MODELCYCLE_DATASET_VERSION`, `MODELCYCLE_ARTIFACT_URI` and each
     /// parameter as `MODELCYCLE_PARAM_<NAME>` into every container. The trainer reports its

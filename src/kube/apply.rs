@@ -8,6 +8,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
@@ -112,6 +113,10 @@ impl<'a> Target<'a> {
             Write::Apply(Child::InferenceService(i)) => apply_object(&self.api::<InferenceService>(), i).await,
             Write::Delete(Kind::InferenceService, name) => delete(&self.api::<InferenceService>(), name).await,
             Write::Delete(Kind::Job, name) => delete(&self.api::<Job>(), name).await,
+            Write::Apply(Child::TrainJob(t)) => apply_object(&self.api::<TrainJob>(), t).await,
+            Write::Delete(Kind::TrainJob, name) => delete(&self.api::<TrainJob>(), name).await,
+            Write::Apply(Child::RayJob(r)) => apply_object(&self.api::<RayJob>(), r).await,
+            Write::Delete(Kind::RayJob, name) => delete(&self.api::<RayJob>(), name).await,
             Write::Delete(Kind::Deployment, name) => delete(&self.api::<Deployment>(), name).await,
             Write::Delete(Kind::Service, name) => delete(&self.api::<Service>(), name).await,
             Write::Delete(Kind::ModelVersion, name) => delete(&self.api::<ModelVersion>(), name).await,

@@ -11,10 +11,11 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
-use crate::lifecycle::model::{Cached, Children};
+use crate::lifecycle::model::{Cached, Children, Engine};
 use crate::objects::names::{label_value, version_name};
 
 /// The reflector stores of everything a Model owns, each with its index by Model.
@@ -34,6 +35,10 @@ pub struct ChildStores {
     pub routes: Option<Indexed<HttpRoute>>,
     /// KServe `InferenceService`s, when the controller manages them.
     pub inference_services: Option<Indexed<InferenceService>>,
+    /// Kubeflow Trainer `TrainJob`s, when the controller manages them and they are installed.
+    pub train_jobs: Engine<Indexed<TrainJob>>,
+    /// KubeRay `RayJob`s, likewise.
+    pub ray_jobs: Engine<Indexed<RayJob>>,
     /// RetrainPolicies.
     pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
@@ -58,6 +63,8 @@ impl ChildStores {
             && listed(&self.services.store)
             && self.routes.as_ref().is_none_or(|r| listed(&r.store))
             && self.inference_services.as_ref().is_none_or(|r| listed(&r.store))
+            && engine_store(&self.train_jobs).is_none_or(listed)
+            && engine_store(&self.ray_jobs).is_none_or(listed)
             && listed(&self.policies.store)
     }
 
@@ -76,6 +83,14 @@ impl ChildStores {
                 Some(r) => r.store.wait_until_ready().await.is_ok(),
                 None => true,
             }
+            && match engine_store(&self.train_jobs) {
+                Some(s) => s.wait_until_ready().await.is_ok(),
+                None => true,
+            }
+            && match engine_store(&self.ray_jobs) {
+                Some(s) => s.wait_until_ready().await.is_ok(),
+                None => true,
+            }
             && self.policies.store.wait_until_ready().await.is_ok()
     }
 
@@ -91,6 +106,8 @@ impl ChildStores {
                 versions: decoded(&self.versions.of(&ns, Some(&name))),
                 jobs: self.jobs.of(&ns, Some(&label)),
                 pods: self.pods.of(&ns, Some(&label)),
+                train_jobs: self.train_jobs.as_ref().map(|t| t.of(&ns, Some(&label))),
+                ray_jobs: self.ray_jobs.as_ref().map(|r| r.of(&ns, Some(&label))),
                 deployments: self.deployments.of(&ns, Some(&label)),
                 services: self.services.of(&ns, Some(&label)),
                 routes: self.routes.as_ref().map(|r| r.of(&ns, Some(&label))),
@@ -107,6 +124,14 @@ impl ChildStores {
             .map(|p| p.metadata.name.clone().unwrap_or_default())
             .collect();
         children
+    }
+}
+
+/// The store of an engine's objects, when the controller watches them.
+fn engine_store<K: crate::kube::index::Owned>(engine: &Engine<Indexed<K>>) -> Option<&Store<K>> {
+    match engine {
+        Engine::Watched(indexed) => Some(&indexed.store),
+        Engine::NotEnabled | Engine::NotInstalled => None,
     }
 }
 
@@ -160,6 +185,10 @@ mod tests {
         }))
     }
 
+    fn key_of(o: &impl ResourceExt) -> String {
+        format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+    }
+
     fn job(ns: &str, name: &str, model: &str) -> Job {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": ns, "labels": {MODEL_LABEL: model}}
@@ -184,6 +213,19 @@ mod tests {
             services: Indexed::listed(vec![]),
             routes: None,
             inference_services: None,
+            train_jobs: Engine::Watched(Indexed::listed(vec![
+                serde_json::from_value(json!({
+                    "metadata": {"name": "churn-v1-train", "namespace": "ml", "labels": {MODEL_LABEL: "churn"}},
+                    "spec": {}
+                }))
+                .unwrap(),
+                serde_json::from_value(json!({
+                    "metadata": {"name": "churn-v1-train", "namespace": "other", "labels": {MODEL_LABEL: "churn"}},
+                    "spec": {}
+                }))
+                .unwrap(),
+            ])),
+            ray_jobs: Engine::NotInstalled,
             policies: Indexed::listed(vec![
                 policy("ml", "nightly", json!({"modelRef": {"name": "churn"}})),
                 policy("ml", "fraud-nightly", json!({"modelRef": {"name": "fraud"}})),
@@ -197,6 +239,9 @@ mod tests {
         assert_eq!(children.versions.iter().map(|v| v.name_any()).collect::<Vec<_>>(), ["churn-v1"]);
         assert_eq!(children.versions[0].namespace().as_deref(), Some("ml"));
         assert_eq!(children.jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>(), ["churn-v1-train"]);
+        let Engine::Watched(train_jobs) = &children.train_jobs else { panic!("TrainJobs are watched") };
+        assert_eq!(train_jobs.iter().map(|t| key_of(t.as_ref())).collect::<Vec<_>>(), ["ml/churn-v1-train"]);
+        assert_eq!(children.ray_jobs, Engine::NotInstalled, "an engine not installed stays so for the core");
         assert_eq!(children.policies.iter().map(|p| p.name_any()).collect::<Vec<_>>(), ["nightly"]);
         let mut unreadable = children.unreadable_policies.clone();
         unreadable.sort();

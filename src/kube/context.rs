@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use kube::Client;
 
+use crate::lifecycle::model::Engine;
+
 use super::events::Events;
 use super::metrics::Metrics;
 
@@ -27,6 +29,10 @@ pub struct Settings {
     pub gateway_api: bool,
     /// Watch and write KServe `InferenceService`s.
     pub kserve: bool,
+    /// Whether to watch and write Kubeflow Trainer `TrainJob`s, and whether they are installed.
+    pub train_jobs: Engine<()>,
+    /// Likewise KubeRay `RayJob`s.
+    pub ray_jobs: Engine<()>,
     /// The last reading of each Model's source registry (shared with the webhook endpoint).
     pub sources: Arc<super::reading_clients::SourceReadings>,
     /// Registered model names a webhook asked to read now.
@@ -42,6 +48,8 @@ impl Default for Settings {
             concurrency: 16,
             gateway_api: false,
             kserve: false,
+            train_jobs: Engine::NotEnabled,
+            ray_jobs: Engine::NotEnabled,
             sources: Arc::default(),
             wake: tokio::sync::broadcast::channel(WAKE_CAPACITY).0,
         }

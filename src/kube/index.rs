@@ -17,6 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{ModelVersion, RetrainPolicy};
@@ -51,7 +52,7 @@ macro_rules! labelled {
         }
     )*};
 }
-labelled!(Job, Pod, Deployment, Service, HttpRoute, InferenceService);
+labelled!(Job, Pod, Deployment, Service, HttpRoute, InferenceService, TrainJob, RayJob);
 
 /// Namespace and owner: where a name is filed.
 type Shelf = (String, Option<String>);

@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
@@ -28,9 +29,11 @@ use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
 use super::policy_controller::{self, PolicyStores};
-use super::startup::{Optional, StartupError, wait_for_crds};
+use super::startup::{Optional, StartupError, engine_crd, wait_for_crds};
 use super::watches::{self, cached_by_model, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
+use crate::lifecycle::backends::{RAYJOB_CRD, TRAINJOB_CRD};
+use crate::lifecycle::model::Engine;
 use crate::objects::meta::MODEL_LABEL;
 
 /// Runs the controller until SIGTERM/SIGINT; the process exit code.
@@ -141,6 +144,8 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
     }
     health.api_ok.store(true, Ordering::Relaxed);
     tracing::info!("CRDs are installed");
+    let train_jobs = engine_crd(&client, args.trainjob, TRAINJOB_CRD).await;
+    let ray_jobs = engine_crd(&client, args.rayjob, RAYJOB_CRD).await;
 
     let mut leader = None;
     if args.leader_election {
@@ -193,6 +198,8 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
             concurrency: args.concurrency,
             gateway_api: args.gateway_api,
             kserve: args.kserve,
+            train_jobs,
+            ray_jobs,
             sources: sources.clone(),
             wake: wake.clone(),
         };
@@ -281,6 +288,7 @@ pub async fn run_controllers(
     let all = paged();
     let owned = paged().labels(MANAGED_BY_SELECTOR);
     let trainer_pods = paged().labels(TRAINER_POD_SELECTOR);
+    let owned_engine = owned.clone();
     let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
     let (h, w) = named("ModelVersions");
     let (versions, versions_stream) =
@@ -308,6 +316,25 @@ pub async fn run_controllers(
         (Some(isvcs), stream.boxed())
     } else {
         (None, futures::stream::empty().boxed())
+    };
+    // TrainJobs and RayJobs only when enabled and installed.
+    let (train_jobs, train_jobs_stream) = match settings.train_jobs {
+        Engine::Watched(()) => {
+            let (h, w) = named("TrainJobs");
+            let (t, stream) = cached_by_model(scoped::<TrainJob>(&client, &scope), owned_engine.clone(), h, w);
+            (Engine::Watched(t), stream.boxed())
+        }
+        Engine::NotEnabled => (Engine::NotEnabled, futures::stream::empty().boxed()),
+        Engine::NotInstalled => (Engine::NotInstalled, futures::stream::empty().boxed()),
+    };
+    let (ray_jobs, ray_jobs_stream) = match settings.ray_jobs {
+        Engine::Watched(()) => {
+            let (h, w) = named("RayJobs");
+            let (r, stream) = cached_by_model(scoped::<RayJob>(&client, &scope), owned_engine, h, w);
+            (Engine::Watched(r), stream.boxed())
+        }
+        Engine::NotEnabled => (Engine::NotEnabled, futures::stream::empty().boxed()),
+        Engine::NotInstalled => (Engine::NotInstalled, futures::stream::empty().boxed()),
     };
     let (h, w) = named("Models");
     let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
@@ -338,6 +365,8 @@ pub async fn run_controllers(
         services,
         routes,
         inference_services,
+        train_jobs,
+        ray_jobs,
         policies: policies_indexed.clone(),
     };
     let config = || controller::Config::default().concurrency(settings.concurrency);
@@ -349,6 +378,8 @@ pub async fn run_controllers(
         .owns_stream(routes_stream)
         .owns_stream(inference_services_stream)
         .watches_stream(jobs_stream, |job| model_of(&job))
+        .watches_stream(train_jobs_stream, |t| model_of(&t))
+        .watches_stream(ray_jobs_stream, |r| model_of(&r))
         .watches_stream(pods_stream, |pod| model_of(&pod))
         .watches_shared_stream(policies_to_models, |guard| {
             let ns = guard.namespace();

@@ -103,6 +103,30 @@ pub async fn check_crds(client: &Client, optional: Optional) -> CrdCheck {
     if missing.is_empty() { CrdCheck::Installed } else { CrdCheck::Fatal(StartupError::MissingCrds(missing)) }
 }
 
+/// Whether an engine's objects can be watched: `NotEnabled` unless `enabled`, else whether its
+/// CRD is installed (an API server that cannot answer counts as not installed, and says so).
+pub async fn engine_crd(client: &Client, enabled: bool, crd: &str) -> crate::lifecycle::model::Engine<()> {
+    use crate::lifecycle::model::Engine;
+    if !enabled {
+        return Engine::NotEnabled;
+    }
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match api.get_opt(crd).await {
+        Ok(Some(_)) => Engine::Watched(()),
+        Ok(None) => {
+            tracing::warn!(
+                crd,
+                "the engine's CustomResourceDefinition is not installed: Models that train on it are Stalled until it is and the controller restarts"
+            );
+            Engine::NotInstalled
+        }
+        Err(error) => {
+            tracing::warn!(crd, %error, "cannot read the engine's CustomResourceDefinition: Models that train on it are Stalled");
+            Engine::NotInstalled
+        }
+    }
+}
+
 /// Looks for the CRDs until the API answers, waiting 1s doubling to 30s between tries.
 pub async fn wait_for_crds(client: &Client, api_url: &str, optional: Optional) -> Result<(), StartupError> {
     let mut wait = Duration::from_secs(1);

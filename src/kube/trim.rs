@@ -8,6 +8,7 @@
 //! - every kind: everything but `metadata.managedFields`;
 //! - pods (of training Jobs): metadata and status (the trainer's termination message);
 //! - Jobs: metadata and status (the outcome);
+//! - TrainJobs and RayJobs: metadata and status (the outcome and the trainer's progress);
 //! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
 //!   deployed is the spec-hash annotation).
 //!
@@ -19,6 +20,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Resource;
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
@@ -73,6 +75,22 @@ impl Trim for InferenceService {
     fn trim(&mut self) {
         // Its spec is small and its status is read: only the field managers go.
         no_managed_fields(self);
+    }
+}
+
+impl Trim for TrainJob {
+    fn trim(&mut self) {
+        // Only its status is read (and its name and labels): the trainer's spec goes.
+        no_managed_fields(self);
+        self.spec = Default::default();
+    }
+}
+
+impl Trim for RayJob {
+    fn trim(&mut self) {
+        // Only its status is read: the Ray cluster's spec and the submitter's template go.
+        no_managed_fields(self);
+        self.spec = Default::default();
     }
 }
 

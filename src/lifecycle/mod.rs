@@ -32,6 +32,7 @@ macro_rules! names {
 }
 
 pub mod analysis;
+pub mod backends;
 pub mod blue_green;
 pub mod canary;
 pub mod conditions;

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{
@@ -21,6 +22,8 @@ use crate::objects::route::gateway_routing;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
+pub use super::backends::Engine;
+use super::backends::Runs;
 use super::conditions::{self, Desired};
 use super::history::versions_to_prune;
 use super::inputs::new_version;
@@ -46,6 +49,10 @@ pub struct Observed<'a> {
     pub jobs: &'a [Arc<Job>],
     /// The pods of its training Jobs (for termination messages).
     pub pods: &'a [Arc<Pod>],
+    /// Its TrainJobs, or why the shell does not watch them.
+    pub train_jobs: Engine<&'a [Arc<TrainJob>]>,
+    /// Its RayJobs, or why the shell does not watch them.
+    pub ray_jobs: Engine<&'a [Arc<RayJob>]>,
     /// Its Deployments.
     pub deployments: &'a [Arc<Deployment>],
     /// Its Services.
@@ -60,6 +67,13 @@ pub struct Observed<'a> {
     pub unreadable_policies: &'a [String],
     /// Live readings for the policy's checks that were due.
     pub readings: &'a Readings,
+}
+
+impl<'a> Observed<'a> {
+    /// What the training backends read.
+    pub fn runs(&self) -> Runs<'a> {
+        Runs { jobs: self.jobs, pods: self.pods, train_jobs: self.train_jobs, ray_jobs: self.ray_jobs }
+    }
 }
 
 /// The live readings a reconcile needs before it can plan.
@@ -83,6 +97,10 @@ pub struct Children {
     pub jobs: Vec<Arc<Job>>,
     /// Its training pods.
     pub pods: Vec<Arc<Pod>>,
+    /// Its TrainJobs, or why the shell does not watch them.
+    pub train_jobs: Engine<Vec<Arc<TrainJob>>>,
+    /// Its RayJobs, or why the shell does not watch them.
+    pub ray_jobs: Engine<Vec<Arc<RayJob>>>,
     /// Its Deployments.
     pub deployments: Vec<Arc<Deployment>>,
     /// Its Services.
@@ -101,13 +119,17 @@ pub struct Children {
 }
 
 /// The objects of each kind a shell holds, from which [`Children::select`] picks a Model's.
-pub struct Cached<V, J, P, D, S, R, T, I> {
+pub struct Cached<V, J, P, D, S, R, T, I, TJ, RJ> {
     /// ModelVersions.
     pub versions: V,
     /// Jobs.
     pub jobs: J,
     /// Pods.
     pub pods: P,
+    /// TrainJobs, if the shell watches them.
+    pub train_jobs: Engine<TJ>,
+    /// RayJobs, if the shell watches them.
+    pub ray_jobs: Engine<RJ>,
     /// Deployments.
     pub deployments: D,
     /// Services.
@@ -123,7 +145,7 @@ pub struct Cached<V, J, P, D, S, R, T, I> {
 impl Children {
     /// What of `cached` belongs to `model`, the one selection both shells make: versions and
     /// policies by the Model they name, children by the Model's label, all in its namespace.
-    pub fn select<V, J, P, D, S, R, T, I>(model: &Model, cached: Cached<V, J, P, D, S, R, T, I>) -> Self
+    pub fn select<V, J, P, D, S, R, T, I, TJ, RJ>(model: &Model, cached: Cached<V, J, P, D, S, R, T, I, TJ, RJ>) -> Self
     where
         V: IntoIterator<Item = Arc<ModelVersion>>,
         J: IntoIterator<Item = Arc<Job>>,
@@ -133,6 +155,8 @@ impl Children {
         R: IntoIterator<Item = Arc<RetrainPolicy>>,
         T: IntoIterator<Item = Arc<HttpRoute>>,
         I: IntoIterator<Item = Arc<InferenceService>>,
+        TJ: IntoIterator<Item = Arc<TrainJob>>,
+        RJ: IntoIterator<Item = Arc<RayJob>>,
     {
         let (ns, name) = (model.metadata.namespace.as_deref(), model.name_any());
         let label = label_value(&name);
@@ -143,6 +167,8 @@ impl Children {
             versions: cached.versions.into_iter().filter(|v| in_ns(&v.metadata) && v.spec.model == name).collect(),
             jobs: cached.jobs.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             pods: cached.pods.into_iter().filter(|o| labelled(&o.metadata)).collect(),
+            train_jobs: cached.train_jobs.map(|t| t.into_iter().filter(|o| labelled(&o.metadata)).collect()),
+            ray_jobs: cached.ray_jobs.map(|r| r.into_iter().filter(|o| labelled(&o.metadata)).collect()),
             deployments: cached.deployments.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             services: cached.services.into_iter().filter(|o| labelled(&o.metadata)).collect(),
             routes: cached.routes.map(|r| r.into_iter().filter(|o| labelled(&o.metadata)).collect()),
@@ -183,6 +209,8 @@ impl Children {
             versions: &self.versions,
             jobs: &self.jobs,
             pods: &self.pods,
+            train_jobs: self.train_jobs.as_ref().map(Vec::as_slice),
+            ray_jobs: self.ray_jobs.as_ref().map(Vec::as_slice),
             deployments: &self.deployments,
             services: &self.services,
             routes: self.routes.as_deref(),
@@ -228,7 +256,7 @@ struct Decided {
     create_versions: Vec<ModelVersion>,
     version_statuses: Vec<StatusWrite<ModelVersionStatus>>,
     apply: Vec<Child>,
-    delete_jobs: Vec<String>,
+    delete_runs: Vec<(Kind, String)>,
     delete_routes: Vec<String>,
     delete_inference_services: Vec<String>,
     delete_deployments: Vec<String>,
@@ -259,8 +287,8 @@ impl Decided {
         steps.extend(self.create_versions.into_iter().map(|v| Write::CreateVersion(Box::new(v))));
         steps.extend(self.version_statuses.into_iter().map(|w| Write::VersionStatus(Box::new(w))));
         steps.extend(self.apply.into_iter().map(Write::Apply));
+        steps.extend(self.delete_runs.into_iter().map(|(kind, name)| Write::Delete(kind, name)));
         let deletes = [
-            (Kind::Job, self.delete_jobs),
             (Kind::HttpRoute, self.delete_routes),
             (Kind::InferenceService, self.delete_inference_services),
             (Kind::Deployment, self.delete_deployments),
@@ -356,6 +384,10 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             "spec.serving.target KServe asks for an InferenceService, but this controller does not manage InferenceServices; start it with --kserve (chart: kserve.enabled=true, which also grants it access to InferenceServices), or serve with target Deployment".to_string(),
         ));
     }
+    let runs = observed.runs();
+    if let Some(training) = &model.spec.training {
+        problems.extend(super::backends::backend(training.backend).unavailable(&runs));
+    }
     if !problems.is_empty() {
         // Nothing that trains or serves is touched until the spec is fixed.
         status.phase = Some(ModelPhase::Stalled);
@@ -364,7 +396,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     }
 
     let mut ledger = Ledger::new(observed.versions, now);
-    let training = advance_training(&mut ledger, model, observed.jobs, observed.pods);
+    let training = advance_training(&mut ledger, model, &runs);
     let mut serving = advance_serving(
         &mut ledger,
         model,
@@ -421,8 +453,10 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             message: format!("training stopped: v{by} replaces it (concurrencyPolicy Replace)"),
             evidence: None,
         };
+        // Deleting the run stops it: the kind its own backend made.
+        let kind = ledger.get(replaced).map_or(Kind::Job, |e| super::backends::of_version(e.version).kind());
         ledger.transition(replaced, d);
-        plan.delete_jobs.push(job_name(&model.name_any(), replaced));
+        plan.delete_runs.push((kind, job_name(&model.name_any(), replaced)));
     }
     let version = match (decision.causes.is_empty(), source.zip(offered)) {
         (true, _) => None,
@@ -448,7 +482,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         status.latest_version = (latest > 0).then_some(latest);
     }
     plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
-    plan.apply.extend(training.jobs.into_iter().map(|j| Child::Job(Box::new(j))));
+    plan.apply.extend(training.runs);
     plan.apply.extend(serving.rollout.apply.drain(..).map(|d| Child::Deployment(Box::new(d))));
     plan.delete_deployments = serving.rollout.delete.clone();
     plan.requeue_after = sooner(plan.requeue_after, serving.rollout.requeue_after);

@@ -8,9 +8,7 @@ use crate::objects::deployment::{deployed_version, serving_deployment};
 use crate::objects::job::training_job;
 use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ObjectMeta;
 
 fn now() -> Timestamp {
     "2026-11-27T12:00:00Z".parse().unwrap()
@@ -47,24 +45,8 @@ fn job(v: &ModelVersion, condition: Option<&str>) -> Job {
 }
 
 fn pod(job: &Job, message: &str) -> Pod {
-    Pod {
-        metadata: ObjectMeta {
-            labels: Some([("batch.kubernetes.io/job-name".to_string(), job.metadata.name.clone().unwrap())].into()),
-            ..Default::default()
-        },
-        spec: None,
-        status: Some(PodStatus {
-            phase: Some("Succeeded".into()),
-            container_statuses: Some(vec![ContainerStatus {
-                state: Some(ContainerState {
-                    terminated: Some(ContainerStateTerminated { message: Some(message.into()), ..Default::default() }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-    }
+    let name = job.metadata.name.clone().unwrap();
+    crate::lifecycle::testing::succeeded_pod(&[("batch.kubernetes.io/job-name", &name)], message)
 }
 
 /// The serving Deployment of `n`, with a finished (or failed) rollout.

@@ -7,6 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicyStatus};
@@ -19,6 +20,10 @@ use super::validate::Problem;
 pub enum Child {
     /// A training Job.
     Job(Box<Job>),
+    /// A Kubeflow Trainer `TrainJob`.
+    TrainJob(Box<TrainJob>),
+    /// A KubeRay `RayJob`.
+    RayJob(Box<RayJob>),
     /// A serving Deployment.
     Deployment(Box<Deployment>),
     /// A Service.
@@ -39,6 +44,8 @@ impl Child {
     pub fn kind(&self) -> Kind {
         match self {
             Child::Job(_) => Kind::Job,
+            Child::TrainJob(_) => Kind::TrainJob,
+            Child::RayJob(_) => Kind::RayJob,
             Child::Deployment(_) => Kind::Deployment,
             Child::Service(_) => Kind::Service,
             Child::Route(_) => Kind::HttpRoute,
@@ -50,6 +57,8 @@ impl Child {
     pub fn name(&self) -> String {
         match self {
             Child::Job(j) => j.name_any(),
+            Child::TrainJob(t) => t.name_any(),
+            Child::RayJob(r) => r.name_any(),
             Child::Deployment(d) => d.name_any(),
             Child::Service(s) => s.name_any(),
             Child::Route(r) => r.name_any(),
@@ -65,6 +74,10 @@ pub enum Kind {
     ModelVersion,
     /// A training Job (its pods go with it).
     Job,
+    /// A Kubeflow Trainer `TrainJob` (its JobSet, Jobs and pods go with it).
+    TrainJob,
+    /// A KubeRay `RayJob` (its Ray cluster and submitter go with it).
+    RayJob,
     /// A Deployment.
     Deployment,
     /// A Service.

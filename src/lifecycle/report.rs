@@ -147,6 +147,22 @@ pub fn parse_termination_message(message: Option<&str>) -> Result<TrainerReport,
     Ok(report)
 }
 
+/// The report of a trainer whose engine holds its metrics (a TrainJob's `trainerStatus`, values
+/// as text): each value must be a finite number.
+pub fn engine_report(metrics: &BTreeMap<String, String>) -> Result<TrainerReport, ReportError> {
+    let mut report = TrainerReport::default();
+    for (name, text) in metrics {
+        let Some(number) = text.trim().parse::<f64>().ok().filter(|n| n.is_finite()) else {
+            return Err(ReportError {
+                reason: Reason::NonNumericMetric,
+                message: format!("the engine's metric {name:?} is not a finite number: {:?}", quote_start(text)),
+            });
+        };
+        report.metrics.insert(name.clone(), number);
+    }
+    Ok(report)
+}
+
 fn quote_start(text: &str) -> String {
     text.chars().take(60).collect::<String>() + if text.chars().count() > 60 { "…" } else { "" }
 }

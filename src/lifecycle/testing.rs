@@ -12,6 +12,29 @@ pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<Arc<T>> {
     objects.into_iter().map(Arc::new).collect()
 }
 
+/// A succeeded trainer pod with `labels` whose container left `message` as its termination message.
+pub fn succeeded_pod(labels: &[(&str, &str)], message: &str) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus};
+    Pod {
+        metadata: ObjectMeta {
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            container_statuses: Some(vec![ContainerStatus {
+                state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated { message: Some(message.into()), ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
 /// A pod template with one container of the given image.
 pub fn template(name: &str, image: &str) -> PodTemplateSpec {
     PodTemplateSpec {
@@ -36,6 +59,10 @@ pub fn model(name: &str) -> Model {
                 active_deadline_seconds: Some(3600),
                 backoff_limit: Some(1),
                 artifact_uri: "s3://models/{model}/{version}".into(),
+                backend: Default::default(),
+                train_job: None,
+                ray_job: None,
+                queue_name: None,
             }),
             evaluation: EvaluationSpec {
                 require_stable_data: false,

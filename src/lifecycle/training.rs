@@ -1,42 +1,38 @@
-//! Training: starting one version's Job at a time, reading its outcome, judging it, and deciding
-//! when the Model's inputs call for a new version.
-
-use std::sync::Arc;
+//! Training: starting one version's run at a time on its backend, reading its outcome, judging
+//! it, and deciding when the Model's inputs call for a new version.
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 
 use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
-use crate::objects::job::training_job;
 use crate::objects::names::job_name;
 
+use super::backends::{self, Finished, Run, Runs};
 use super::conditions::{self, Desired};
 use super::evaluate::{failures, judge, passed, skipped};
 use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
-use super::plan::EventKind;
-use super::report::{JobOutcome, job_outcome, parse_termination_message};
+use super::plan::{Child, EventKind};
+use super::report::{ReportError, TrainerReport, engine_report, parse_termination_message};
 use super::transitions::{Action, Reason};
 use super::triggers::after;
 
-/// How long to wait for the succeeded pod of a completed Job before failing the version.
+/// How long to wait for the succeeded pod of a completed run before failing the version.
 pub const TERMINATION_MESSAGE_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
-/// What training decided: Jobs to apply and when to look again.
+/// What training decided: the objects that train to apply, and when to look again.
 #[derive(Default)]
 pub struct TrainingSteps {
-    /// Jobs to create.
-    pub jobs: Vec<Job>,
+    /// Jobs, TrainJobs or RayJobs to create.
+    pub runs: Vec<Child>,
     /// Wake up after this long.
     pub requeue_after: Option<Duration>,
 }
 
-/// Advances the version that trains: starts its Job, or reads and judges its outcome.
-pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], pods: &[Arc<Pod>]) -> TrainingSteps {
+/// Advances the version that trains: starts its run on its backend, or reads and judges its
+/// outcome.
+pub fn advance_training(ledger: &mut Ledger, model: &Model, runs: &Runs) -> TrainingSteps {
     let mut steps = TrainingSteps::default();
     let now = ledger.now();
     let training: Vec<u32> = ledger
@@ -53,59 +49,89 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, jobs: &[Arc<Job>], p
             evaluate(ledger, model, n, metrics, None);
             continue;
         }
+        let backend = backends::of_version(version);
         let name = job_name(&version.spec.model, n);
-        let Some(job) = jobs.iter().find(|j| j.name_any() == name) else {
-            // Not there yet (or deleted by a person while training): apply it; applying the same Job twice is a no-op.
-            if let Some(job) = training_job(version) {
-                steps.jobs.push(job);
-                start(ledger, n, &name);
+        let kind = format!("{:?}", backend.kind());
+        match backend.run(&name, runs) {
+            Run::Missing => {
+                // Not there yet (or deleted by a person while training): apply it; applying the
+                // same object twice is a no-op, and its name is the version's, so a restart never
+                // makes a second one.
+                if let Some(child) = backend.build(version) {
+                    steps.runs.push(child);
+                    start(ledger, n, &kind, &name);
+                }
             }
-            continue;
-        };
-        start(ledger, n, &name);
-        match job_outcome(job, pods) {
-            JobOutcome::Running => {}
-            JobOutcome::Failed { reason, message, finished } => {
+            Run::Running(progress) => {
+                start(ledger, n, &kind, &name);
+                record_progress(ledger, n, progress);
+            }
+            Run::Failed { reason, message, finished } => {
+                start(ledger, n, &kind, &name);
                 if let Some(entry) = ledger.get_mut(n) {
                     entry.status_mut().finished_at = Some(Time(finished.unwrap_or(now)));
                 }
-                let message = format!("training Job {name} failed: {reason}: {message}");
+                let message = format!("training {kind} {name} failed: {reason}: {message}");
                 ledger.transition(n, Decision::new(Action::Fail, Reason::of_job(&reason), message));
             }
-            JobOutcome::Succeeded { message, finished } => {
+            Run::Succeeded(Finished { message, engine_metrics, progress, finished }) => {
+                start(ledger, n, &kind, &name);
+                record_progress(ledger, n, progress);
                 let finished = finished.unwrap_or(now);
-                if message.is_none() && now < after(finished, TERMINATION_MESSAGE_GRACE) {
-                    let wait = after(finished, TERMINATION_MESSAGE_GRACE).duration_since(now);
-                    steps.requeue_after = wait.try_into().ok();
-                    continue;
-                }
+                let report = match message {
+                    Some(message) => parse_termination_message(Some(&message)),
+                    // The engine holds the metrics: nothing to wait for.
+                    None if !engine_metrics.is_empty() => engine_report(&engine_metrics),
+                    None if now < after(finished, TERMINATION_MESSAGE_GRACE) => {
+                        let wait = after(finished, TERMINATION_MESSAGE_GRACE).duration_since(now);
+                        steps.requeue_after = wait.try_into().ok();
+                        continue;
+                    }
+                    None => parse_termination_message(None),
+                };
                 if let Some(entry) = ledger.get_mut(n) {
                     entry.status_mut().finished_at = Some(Time(finished));
                 }
-                match parse_termination_message(message.as_deref()) {
-                    Err(e) => ledger.transition(n, Decision::new(Action::Fail, e.reason, e.message)),
-                    Ok(report) => {
-                        if let Some(entry) = ledger.get_mut(n) {
-                            entry.status_mut().reference = report.reference;
-                            entry.status_mut().dataset_read = report.dataset;
-                        }
-                        let changed = judge_data(ledger, n);
-                        evaluate(ledger, model, n, report.metrics, changed)
-                    }
-                }
+                judge_report(ledger, model, n, report);
             }
         }
     }
     steps
 }
 
-fn start(ledger: &mut Ledger, n: u32, job: &str) {
+fn judge_report(ledger: &mut Ledger, model: &Model, n: u32, report: Result<TrainerReport, ReportError>) {
+    match report {
+        Err(e) => ledger.transition(n, Decision::new(Action::Fail, e.reason, e.message)),
+        Ok(report) => {
+            if let Some(entry) = ledger.get_mut(n) {
+                entry.status_mut().reference = report.reference;
+                entry.status_mut().dataset_read = report.dataset;
+            }
+            let changed = judge_data(ledger, n);
+            evaluate(ledger, model, n, report.metrics, changed)
+        }
+    }
+}
+
+/// Keeps the engine's latest progress report on the version, when it changed.
+fn record_progress(ledger: &mut Ledger, n: u32, progress: Option<crate::api::TrainingProgress>) {
+    let Some(progress) = progress else { return };
+    let Some(entry) = ledger.get(n) else { return };
+    if entry.status.progress.as_ref() != Some(&progress)
+        && let Some(entry) = ledger.get_mut(n)
+    {
+        entry.status_mut().progress = Some(progress);
+    }
+}
+
+fn start(ledger: &mut Ledger, n: u32, kind: &str, job: &str) {
     let now = ledger.now();
     let Some(entry) = ledger.get_mut(n) else { return };
     if entry.phase() == VersionPhase::Pending {
         entry.status_mut().job_name = Some(job.to_string());
         entry.status_mut().started_at = Some(Time(now));
-        ledger.transition(n, Decision::new(Action::Train, Reason::JobCreated, format!("training Job {job} started")));
+        let message = format!("training {kind} {job} started");
+        ledger.transition(n, Decision::new(Action::Train, Reason::JobCreated, message));
     }
 }
 

@@ -1,5 +1,6 @@
 //! Checks of a Model that the CRD schema cannot express; a failure stalls the Model.
 
+use crate::api::engines::TrainingBackend;
 use crate::api::kserve::{KServeMode, ServingTarget};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
@@ -117,6 +118,12 @@ fn training_problems(training: &crate::api::TrainingSpec) -> Vec<Problem> {
         problems.push(Problem::new(
             "InvalidTrainerTemplate",
             format!("spec.training.template.spec.restartPolicy is {policy:?}; a training Job needs Never or OnFailure"),
+        ));
+    }
+    if training.backend == TrainingBackend::RayJob && restart == Some("OnFailure") {
+        problems.push(Problem::new(
+            "InvalidTrainerTemplate",
+            "spec.training.template is a RayJob's submitter, which KubeRay runs with restartPolicy Never; remove OnFailure".to_string(),
         ));
     }
     let known = || ARTIFACT_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");

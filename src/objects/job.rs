@@ -1,7 +1,9 @@
 //! The training Job of a ModelVersion.
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodTemplateSpec};
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
@@ -45,22 +47,12 @@ pub fn training_job(version: &ModelVersion) -> Option<Job> {
     let spec = &version.spec;
     let training = spec.training.as_ref()?;
     let labels = labels(&spec.model, "training", Some(spec.version));
-    let mut template = training.template.clone();
-    let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
-    meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
-    let pod = template.spec.get_or_insert_with(Default::default);
-    pod.restart_policy.get_or_insert_with(|| "Never".into());
-    let env = trainer_env(version, training);
-    for container in pod.containers.iter_mut().chain(pod.init_containers.iter_mut().flatten()) {
-        inject_env(container, &env);
-        // The trainer's log tail becomes the message when it wrote none: a clearer failure reason.
-        container.termination_message_policy.get_or_insert_with(|| "FallbackToLogsOnError".into());
-    }
+    let template = trainer_template(version, training);
     Some(Job {
         metadata: ObjectMeta {
             name: Some(job_name(&spec.model, spec.version)),
             namespace: version.namespace(),
-            labels: Some(labels),
+            labels: Some(queued(labels, training)),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
@@ -72,6 +64,38 @@ pub fn training_job(version: &ModelVersion) -> Option<Job> {
         }),
         status: None,
     })
+}
+
+/// Kueue's label naming the queue a workload waits in.
+pub const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+
+/// `labels` with Kueue's queue label when the training names a queue.
+pub fn queued(mut labels: BTreeMap<String, String>, training: &TrainingSpec) -> BTreeMap<String, String> {
+    if let Some(queue) = &training.queue_name {
+        labels.insert(QUEUE_LABEL.into(), queue.clone());
+    }
+    labels
+}
+
+/// The trainer's pod template as every backend runs it: the user's, with the version's labels
+/// (the controller watches trainer pods by them), `restartPolicy: Never` unless set, the
+/// `MODELCYCLE_*` environment in every container, and the log tail as the termination message
+/// of a container that failed without one.
+pub fn trainer_template(version: &ModelVersion, training: &TrainingSpec) -> PodTemplateSpec {
+    let spec = &version.spec;
+    let labels = labels(&spec.model, "training", Some(spec.version));
+    let mut template = training.template.clone();
+    let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
+    meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
+    let pod = template.spec.get_or_insert_with(Default::default);
+    pod.restart_policy.get_or_insert_with(|| "Never".into());
+    let env = trainer_env(version, training);
+    for container in pod.containers.iter_mut().chain(pod.init_containers.iter_mut().flatten()) {
+        inject_env(container, &env);
+        // The trainer's log tail becomes the message when it wrote none: a clearer failure reason.
+        container.termination_message_policy.get_or_insert_with(|| "FallbackToLogsOnError".into());
+    }
+    template
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
+use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::{DEPLOYMENT_MODE_ANNOTATION, InferenceService};
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::ledger::TRANSITION_REFUSED;
-use crate::lifecycle::model::{Cached, Child, Children, Kind, ModelPlan, Regarding, Write, child_refused};
+use crate::lifecycle::model::{Cached, Child, Children, Engine, Kind, ModelPlan, Regarding, Write, child_refused};
 use crate::lifecycle::plan::{EventRecord, StatusWrite};
 use crate::lifecycle::transitions;
 use crate::objects::deployment::Track;
@@ -42,6 +43,10 @@ pub struct Cluster {
     pub jobs: Objects<Job>,
     /// Pods (of Jobs).
     pub pods: Objects<Pod>,
+    /// Kubeflow Trainer `TrainJob`s.
+    pub train_jobs: Objects<TrainJob>,
+    /// KubeRay `RayJob`s.
+    pub ray_jobs: Objects<RayJob>,
     /// Deployments.
     pub deployments: Objects<Deployment>,
     /// Services.
@@ -56,7 +61,8 @@ pub struct Cluster {
     pub policies: Objects<RetrainPolicy>,
     /// When each Deployment's current generation was applied.
     pub rollout_started: BTreeMap<String, Timestamp>,
-    /// How often each Job name was created (a second creation is a bug).
+    /// How often each training run (Job, TrainJob, RayJob) was created, by key (a second
+    /// creation is a bug).
     pub job_creations: BTreeMap<String, u32>,
     /// What each Model's route sent to the version rolling out, each time that changed
     /// ([`route_share`]), by `namespace/model`.
@@ -115,6 +121,8 @@ impl Cluster {
                 versions: in_range(&self.versions, range),
                 jobs: in_range(&self.jobs, range),
                 pods: in_range(&self.pods, range),
+                train_jobs: Engine::Watched(in_range(&self.train_jobs, range)),
+                ray_jobs: Engine::Watched(in_range(&self.ray_jobs, range)),
                 deployments: in_range(&self.deployments, range),
                 services: in_range(&self.services, range),
                 routes: Some(in_range(&self.routes, range)),
@@ -185,6 +193,24 @@ impl Cluster {
                     self.jobs.insert(k, Arc::new(j));
                 }
             }
+            Write::Apply(Child::TrainJob(t)) => {
+                let k = key(t.as_ref());
+                if !self.train_jobs.contains_key(&k) {
+                    let mut t = *t;
+                    self.admit(&mut t.metadata);
+                    *self.job_creations.entry(k.clone()).or_default() += 1;
+                    self.train_jobs.insert(k, Arc::new(t));
+                }
+            }
+            Write::Apply(Child::RayJob(r)) => {
+                let k = key(r.as_ref());
+                if !self.ray_jobs.contains_key(&k) {
+                    let mut r = *r;
+                    self.admit(&mut r.metadata);
+                    *self.job_creations.entry(k.clone()).or_default() += 1;
+                    self.ray_jobs.insert(k, Arc::new(r));
+                }
+            }
             Write::Apply(Child::Deployment(d)) => self.apply_deployment(*d),
             Write::Apply(Child::Service(s)) => {
                 let svc = self.applied(self.services.get(&key(s.as_ref())).cloned(), *s);
@@ -210,6 +236,16 @@ impl Cluster {
             Write::Delete(Kind::Job, name) => {
                 if self.jobs.remove(&format!("{ns}/{name}")).is_some() {
                     self.delete_pods_of(&ns, &name);
+                }
+            }
+            Write::Delete(Kind::TrainJob, name) => {
+                if let Some(t) = self.train_jobs.remove(&format!("{ns}/{name}")) {
+                    self.delete_owned_jobs(&ns, t.uid());
+                }
+            }
+            Write::Delete(Kind::RayJob, name) => {
+                if let Some(r) = self.ray_jobs.remove(&format!("{ns}/{name}")) {
+                    self.delete_owned_jobs(&ns, r.uid());
                 }
             }
             Write::Delete(Kind::Deployment, name) => {
@@ -251,6 +287,9 @@ fn refused_name(child: &Child) -> Option<String> {
         Child::Service(s) => dns_label_problem(&s.name_any()),
         Child::Deployment(d) => dns_subdomain_problem(&d.name_any()),
         Child::Job(j) => dns_subdomain_problem(&j.name_any()),
+        // Both engines ask for a DNS-1035 label (their Jobs and pods are named after it).
+        Child::TrainJob(t) => dns_label_problem(&t.name_any()),
+        Child::RayJob(r) => dns_label_problem(&r.name_any()),
         Child::Route(r) => dns_subdomain_problem(&r.name_any()),
         Child::InferenceService(i) => dns_label_problem(&i.name_any()),
     }
@@ -278,19 +317,43 @@ impl Cluster {
         self.deployments.insert(k, Arc::new(d));
     }
 
-    /// Deletes a ModelVersion and, as the garbage collector would, its Jobs and their pods.
+    /// Deletes a ModelVersion and, as the garbage collector would, what trains it (Jobs,
+    /// TrainJobs, RayJobs), their Jobs and the pods.
     fn delete_version(&mut self, k: &str) {
         let Some(version) = self.versions.remove(k) else { return };
         let uid = version.uid();
         let ns = version.namespace().unwrap_or_default();
+        let range = namespace_keys(&ns);
         let owned = |meta: &ObjectMeta| meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref());
-        let jobs: Vec<(String, String)> = in_range(&self.jobs, &namespace_keys(&ns))
+        let engines: Vec<(String, Option<String>)> = in_range(&self.train_jobs, &range)
+            .filter(|t| owned(&t.metadata))
+            .map(|t| (key(t.as_ref()), t.uid()))
+            .collect();
+        for (k, engine_uid) in engines {
+            self.train_jobs.remove(&k);
+            self.delete_owned_jobs(&ns, engine_uid);
+        }
+        let engines: Vec<(String, Option<String>)> = in_range(&self.ray_jobs, &range)
+            .filter(|r| owned(&r.metadata))
+            .map(|r| (key(r.as_ref()), r.uid()))
+            .collect();
+        for (k, engine_uid) in engines {
+            self.ray_jobs.remove(&k);
+            self.delete_owned_jobs(&ns, engine_uid);
+        }
+        self.delete_owned_jobs(&ns, uid);
+    }
+
+    /// Deletes the Jobs in `ns` owned by `owner`, and their pods, as the garbage collector would.
+    fn delete_owned_jobs(&mut self, ns: &str, owner: Option<String>) {
+        let owned = |meta: &ObjectMeta| meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == owner.as_ref());
+        let jobs: Vec<(String, String)> = in_range(&self.jobs, &namespace_keys(ns))
             .filter(|j| owned(&j.metadata))
             .map(|j| (key(j.as_ref()), j.name_any()))
             .collect();
         for (job, name) in jobs {
             self.jobs.remove(&job);
-            self.delete_pods_of(&ns, &name);
+            self.delete_pods_of(ns, &name);
         }
     }
 

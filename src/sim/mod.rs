@@ -2,6 +2,7 @@
 //! powers `modelcycle simulate` and the end-to-end scenario tests.
 
 pub mod cluster;
+pub mod engines;
 pub mod expect;
 pub mod kserve;
 pub mod kubelet;
@@ -157,11 +158,13 @@ impl Simulation {
     pub fn run_until(&mut self, until: Timestamp) {
         loop {
             kubelet::advance(&mut self.cluster, &self.scenario);
+            engines::advance(&mut self.cluster, &self.scenario);
             kserve::advance(&mut self.cluster, &self.scenario);
             self.apply_changes();
             if !self.controller_down() {
                 self.reconcile_all();
             }
+            engines::start(&mut self.cluster);
             let Some(next) = self.next_wake() else { break };
             if next > until {
                 break;

@@ -234,6 +234,79 @@ pub fn cases() -> Vec<Case> {
         with(&sourced, "/spec/source/mlflow/trackingUri", json!("file:///tmp/mlruns")),
         "must be an http:// or https:// URL",
     );
+    // Training backends: Kubeflow Trainer's TrainJob and KubeRay's RayJob.
+    let on_train_job = with(
+        &with(&m, "/spec/training/backend", json!("TrainJob")),
+        "/spec/training/trainJob",
+        json!({"runtimeRef": {"name": "torch-distributed"}, "numNodes": 4, "numProcPerNode": 8}),
+    );
+    t.accepts("a Model trained by a TrainJob is accepted", "Model", on_train_job.clone());
+    t.accepts(
+        "a Model queued by Kueue is accepted",
+        "Model",
+        with(&on_train_job, "/spec/training/queueName", json!("team-ml")),
+    );
+    t.refuses(
+        "backend TrainJob without trainJob is refused",
+        "Model",
+        without(&on_train_job, "/spec/training/trainJob"),
+        "training.trainJob is set exactly when training.backend is TrainJob",
+    );
+    t.refuses(
+        "trainJob on the default backend is refused",
+        "Model",
+        without(&on_train_job, "/spec/training/backend"),
+        "training.trainJob is set exactly when training.backend is TrainJob",
+    );
+    t.refuses(
+        "a TrainJob on no nodes is refused",
+        "Model",
+        with(&on_train_job, "/spec/training/trainJob/numNodes", json!(0)),
+        "trainJob.numNodes must be between 1 and 1024",
+    );
+    t.refuses(
+        "a queue name that is not a label value is refused",
+        "Model",
+        with(&on_train_job, "/spec/training/queueName", json!("Team ML")),
+        "training.queueName must be a label value",
+    );
+    let on_ray_job = with(
+        &with(&m, "/spec/training/backend", json!("RayJob")),
+        "/spec/training/rayJob",
+        json!({"entrypoint": "python train.py", "rayClusterSpec": {"headGroupSpec": {"rayStartParams": {}}}}),
+    );
+    t.accepts("a Model trained by a RayJob on its own Ray cluster is accepted", "Model", on_ray_job.clone());
+    t.accepts(
+        "a Model trained by a RayJob on an existing Ray cluster is accepted",
+        "Model",
+        with(
+            &without(&on_ray_job, "/spec/training/rayJob/rayClusterSpec"),
+            "/spec/training/rayJob/clusterSelector",
+            json!({"ray.io/cluster": "shared"}),
+        ),
+    );
+    t.refuses(
+        "a RayJob with both a cluster spec and a selector is refused",
+        "Model",
+        with(&on_ray_job, "/spec/training/rayJob/clusterSelector", json!({"ray.io/cluster": "shared"})),
+        "rayJob needs exactly one of rayClusterSpec",
+    );
+    t.refuses(
+        "a RayJob without an entrypoint is refused",
+        "Model",
+        with(&on_ray_job, "/spec/training/rayJob/entrypoint", json!("")),
+        "rayJob.entrypoint must not be empty",
+    );
+    t.refuses(
+        "backend RayJob with trainJob instead of rayJob is refused",
+        "Model",
+        with(
+            &without(&on_ray_job, "/spec/training/rayJob"),
+            "/spec/training/trainJob",
+            json!({"runtimeRef": {"name": "torch-distributed"}}),
+        ),
+        "training.rayJob is set exactly when training.backend is RayJob",
+    );
     // KServe as the serving target.
     let predictor = json!({"model": {"modelFormat": {"name": "sklearn"}}, "minReplicas": 1});
     let served_by_kserve = |mode: &str| {

@@ -151,6 +151,8 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         services: cached(unshared(children.services)),
         routes: children.routes.map(|r| cached(unshared(r))),
         inference_services: children.inference_services.map(|r| cached(unshared(r))),
+        train_jobs: children.train_jobs.map(|t| cached(unshared(t))),
+        ray_jobs: children.ray_jobs.map(|r| cached(unshared(r))),
         policies: cached(unshared(children.policies).into_iter().map(Decoded::from)),
     }
 }
