@@ -33,6 +33,15 @@ KSERVE_VERSION=v0.16.0
 kserve_dir=$(go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
 export E2E_KSERVE_CRD="$kserve_dir/config/crd/full/serving.kserve.io_inferenceservices.yaml"
+# The training engines' CRDs likewise: Kubeflow Trainer's TrainJob and KubeRay's RayJob.
+TRAINER_VERSION=v2.2.0
+trainer_dir=$(go mod download -json "github.com/kubeflow/trainer/v2@$TRAINER_VERSION" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+export E2E_TRAINJOB_CRD="$trainer_dir/manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml"
+KUBERAY_VERSION=v1.5.0
+kuberay_dir=$(go mod download -json "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+export E2E_RAYJOB_CRD="$kuberay_dir/config/crd/bases/ray.io_rayjobs.yaml"
 # The judge (Flux's kstatus, upstream kstatus and Argo CD's Lua engine on our objects) and a Git
 # server for Flux, from e2e/gitops.
 mkdir -p .e2e/gitops

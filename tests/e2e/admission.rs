@@ -36,25 +36,36 @@ pub fn install_crds(cluster: &Cluster, report: &Report) -> bool {
     // KServe's InferenceService CRD, from its Go module (over 1 MB: server-side apply only).
     let what =
         "KServe's InferenceService CRD (from the github.com/kserve/kserve Go module) is installed and Established";
-    let kserve = match std::env::var("E2E_KSERVE_CRD") {
-        Ok(file) => cluster.kubectl(&["apply", "--server-side", "-f", &file]).and_then(|_| {
-            // Until the API server has written the CRD's first condition, kubectl wait fails
-            // rather than waits ("status.conditions accessor error"): try again for a while.
-            let crd = "crd/inferenceservices.serving.kserve.io";
-            let wait = || cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", crd]);
-            (0..20)
-                .find_map(|_| {
-                    wait().ok().or_else(|| {
-                        std::thread::sleep(Duration::from_millis(500));
-                        None
-                    })
-                })
-                .map(|_| ())
-                .ok_or_else(|| wait().err().unwrap_or_default())
-        }),
-        Err(_) => Err("E2E_KSERVE_CRD is not set (e2e/run.sh sets it)".into()),
-    };
-    report.check(what, kserve, None)
+    if !report.check(what, install_crd_file(cluster, "E2E_KSERVE_CRD", "inferenceservices.serving.kserve.io"), None) {
+        return false;
+    }
+    // The training engines' CRDs, from their Go modules.
+    let what = "Kubeflow Trainer's TrainJob CRD (from the github.com/kubeflow/trainer/v2 Go module) is installed and Established";
+    if !report.check(what, install_crd_file(cluster, "E2E_TRAINJOB_CRD", "trainjobs.trainer.kubeflow.org"), None) {
+        return false;
+    }
+    let what = "KubeRay's RayJob CRD (from the github.com/ray-project/kuberay/ray-operator Go module) is installed and Established";
+    report.check(what, install_crd_file(cluster, "E2E_RAYJOB_CRD", "rayjobs.ray.io"), None)
+}
+
+/// Installs the CRD in the file the environment variable `var` names (e2e/run.sh sets it) and
+/// waits until `crd` is Established.
+fn install_crd_file(cluster: &Cluster, var: &str, crd: &str) -> Check {
+    let Ok(file) = std::env::var(var) else { return Err(format!("{var} is not set (e2e/run.sh sets it)")) };
+    cluster.kubectl(&["apply", "--server-side", "-f", &file])?;
+    // Until the API server has written the CRD's first condition, kubectl wait fails rather than
+    // waits ("status.conditions accessor error"): try again for a while.
+    let crd = format!("crd/{crd}");
+    let wait = || cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &crd]);
+    (0..20)
+        .find_map(|_| {
+            wait().ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(500));
+                None
+            })
+        })
+        .map(|_| ())
+        .ok_or_else(|| wait().err().unwrap_or_default())
 }
 
 /// Sends the examples and every admission case to the API server.

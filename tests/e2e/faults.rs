@@ -62,14 +62,18 @@ impl EndpointWatch {
 
 /// Every fault, one after the other.
 pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
-    for ns in ["e2e-kill-training", "e2e-kill-canary", "e2e-kill-bluegreen", "e2e-leader"] {
+    for ns in ["e2e-kill-training", "e2e-kill-trainjob", "e2e-kill-canary", "e2e-kill-bluegreen", "e2e-leader"] {
         if let Err(e) = cluster.namespace(ns).await {
             report.fail(&format!("create {ns}"), &e, None);
             return;
         }
     }
-    let Some(mut controller) = Controller::start(cluster, report, install, 0, "faults", &[]).await else { return };
+    let engines = ["--trainjob=true", "--rayjob=true"];
+    let Some(mut controller) = Controller::start(cluster, report, install, 0, "faults", &engines).await else {
+        return;
+    };
     kill_during_training(cluster, report, &mut controller).await;
+    kill_during_train_job(cluster, report, &mut controller).await;
     kill_during_canary(cluster, report, &mut controller).await;
     kill_during_blue_green(cluster, report, &mut controller).await;
     controller.stop().await;
@@ -133,6 +137,55 @@ async fn kill_during_training(cluster: &Cluster, report: &Report, controller: &m
     .await;
     report.check(
         "kill -9 during training: the restarted controller finds the running Job (same uid, no second Job) and v1 serves",
+        result,
+        Some(&scene(cluster, ns, controller)),
+    );
+}
+
+/// A TrainJob that trains across a kill -9: the restarted controller finds it (same uid), the
+/// audit log counts one create, and v1 serves once the played Trainer reports it complete.
+async fn kill_during_train_job(cluster: &Cluster, report: &Report, controller: &mut Controller) {
+    use modelcycle::api::engines::TrainJob;
+    let ns = "e2e-kill-trainjob";
+    let name = "bigtrain";
+    let mut model = kwok_model(name, &Behaviour::default());
+    model["spec"]["training"]["backend"] = json!("TrainJob");
+    model["spec"]["training"]["trainJob"] = json!({"runtimeRef": {"name": "torch-distributed"}, "numNodes": 4});
+    let api: Api<TrainJob> = Api::namespaced(cluster.client.clone(), ns);
+    let uid = || async {
+        let t = api.get_opt("bigtrain-v1-train").await.map_err(|e| e.to_string())?;
+        t.and_then(|t| t.metadata.uid).ok_or_else(|| "no TrainJob yet".to_string())
+    };
+    let result: Check<_> = async {
+        apply(cluster, ns, &model).await?;
+        wait_phase(cluster, ns, name, 1, "Training", 60).await?;
+        let before = eventually("v1's TrainJob", Duration::from_secs(30), uid).await?;
+        kill_and_restart(cluster, controller).await?;
+        // Reconciled after the restart: the version still trains on the same TrainJob.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        wait_phase(cluster, ns, name, 1, "Training", 30).await?;
+        let after = uid().await?;
+        ensure!(before == after, "the TrainJob changed across the restart: {before} -> {after}");
+        let log = AuditLog::read(&cluster.env.audit_log)?;
+        let creates = log
+            .entries
+            .iter()
+            .filter(|e| e.resource == "trainjobs" && e.object.contains(&format!(" {ns}/")) && e.code < 300)
+            .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
+            .count();
+        ensure!(creates == 1, "the TrainJob was created {creates} times");
+        let now = Timestamp::now().round(jiff::Unit::Second).map_err(|e| e.to_string())?.to_string();
+        let status = json!({
+            "conditions": [{"type": "Complete", "status": "True", "reason": "JobsCompleted",
+                            "message": "TrainJob is completed", "lastTransitionTime": now}],
+            "trainerStatus": {"metrics": [{"name": "auc", "value": "0.91"}], "lastUpdatedTime": now}
+        });
+        crate::stories::distributed::play_train_job(cluster, ns, "bigtrain-v1-train", status).await?;
+        wait_phase(cluster, ns, name, 1, "Serving", 60).await.map(|_| ())
+    }
+    .await;
+    report.check(
+        "kill -9 while a TrainJob trains: the restarted controller finds it (same uid, one create in the audit log) and v1 serves",
         result,
         Some(&scene(cluster, ns, controller)),
     );

@@ -56,15 +56,19 @@ async fn run(cluster: &Cluster, report: &Report) {
     if wanted("admission") {
         admission::run(cluster, report).await;
     }
-    let Some(install) =
-        controller::install_chart(cluster, report, "modelcycle", &["gatewayAPI.enabled=true", "kserve.enabled=true"])
-            .await
+    let Some(install) = controller::install_chart(
+        cluster,
+        report,
+        "modelcycle",
+        &["gatewayAPI.enabled=true", "kserve.enabled=true", "trainJob.enabled=true", "rayJob.enabled=true"],
+    )
+    .await
     else {
         return;
     };
     if wanted("stories") || wanted("steady") {
         let webhook = format!("--mlflow-webhook-secret={}", stories::registry::WEBHOOK_SECRET);
-        let gateway = ["--gateway-api=true", "--kserve=true", webhook.as_str()];
+        let gateway = ["--gateway-api=true", "--kserve=true", "--trainjob=true", "--rayjob=true", webhook.as_str()];
         let Some(mut main) = controller::Controller::start(cluster, report, &install, 0, "main", &gateway).await else {
             return;
         };

@@ -284,6 +284,8 @@ pub async fn run(
         ("e2e-gateway", "gateway"),
         ("e2e-kserve", "kserve"),
         ("e2e-kserve-standard", "kserve-standard"),
+        ("e2e-trainjob", "trainjob"),
+        ("e2e-rayjob", "rayjob"),
         ("e2e-plugin", "plugin"),
         ("e2e-mlflow", "mlflow"),
         ("e2e-mlflow-source", "mlflow-source"),
@@ -310,6 +312,8 @@ pub async fn run(
                 "gateway" => crate::stories::traffic::gateway(cluster, &mut steps).await,
                 "kserve" => crate::stories::kserve::kserve(cluster, &mut steps).await,
                 "kserve-standard" => crate::stories::kserve::kserve_standard(cluster, &mut steps).await,
+                "trainjob" => crate::stories::distributed::train_job(cluster, &mut steps).await,
+                "rayjob" => crate::stories::distributed::ray_job(cluster, &mut steps).await,
                 "plugin" => crate::stories::plugin::plugin_story(cluster, &mut steps).await,
                 "mlflow" => crate::stories::registry::mlflow(cluster, &mut steps, mlflow).await,
                 "gitops" => crate::stories::gitops::gitops(cluster, &mut steps).await,
@@ -530,6 +534,7 @@ fn printer_columns(cluster: &Cluster) -> Check {
     Ok(())
 }
 
+pub mod distributed;
 pub mod flux;
 pub mod gitops;
 pub mod history;
