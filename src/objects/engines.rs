@@ -25,6 +25,9 @@ pub const PATCH_MANAGER: &str = "modelcycle.io/controller";
 /// trainer template (image, command, args, environment with the `MODELCYCLE_*` variables, and
 /// its resources as each node's); the trainer pods carry the version's labels. `None` until the
 /// ModelVersion has a uid, and for a version that does not train on a TrainJob.
+///
+/// The trainer pods' labels and annotations come through a runtime patch of the runtime's
+/// `node` replicated job, the name Kubeflow Trainer's runtimes give the trainer nodes.
 pub fn train_job(version: &ModelVersion) -> Option<TrainJob> {
     let owner = controller_ref(version)?;
     let spec = &version.spec;
@@ -32,12 +35,19 @@ pub fn train_job(version: &ModelVersion) -> Option<TrainJob> {
     let settings = training.train_job.as_ref()?;
     let template = trainer_template(version, training);
     let container = template.spec.as_ref()?.containers.first()?.clone();
-    let pod_labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    // The trainer pods carry the template's labels (the version's among them) and annotations.
+    let mut pod_meta = serde_json::Map::new();
+    if let Some(meta) = template.metadata.as_ref() {
+        pod_meta.insert("labels".into(), json!(meta.labels.clone().unwrap_or_default()));
+        if let Some(annotations) = meta.annotations.as_ref().filter(|a| !a.is_empty()) {
+            pod_meta.insert("annotations".into(), json!(annotations));
+        }
+    }
     let patch = json!({
         "manager": PATCH_MANAGER,
         "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
             "name": TRAINER_NODES,
-            "template": {"spec": {"template": {"metadata": {"labels": pod_labels}}}},
+            "template": {"spec": {"template": {"metadata": pod_meta}}},
         }]}}},
     });
     let kind = match settings.runtime_ref.kind {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ObjectMeta;
 
 use crate::api::engines::{
     EngineCondition, RayJob, RayJobStatus, RayJobTraining, RuntimeKind, TrainJob, TrainJobStatus, TrainJobTraining,
@@ -23,6 +24,10 @@ fn now() -> Timestamp {
 
 fn on_train_job(mut m: Model) -> Model {
     let training = m.spec.training.as_mut().unwrap();
+    training.template.metadata = Some(ObjectMeta {
+        annotations: Some([("sidecar.istio.io/inject".into(), "false".into())].into()),
+        ..Default::default()
+    });
     training.backend = TrainingBackend::TrainJob;
     training.train_job = Some(TrainJobTraining {
         runtime_ref: TrainingRuntimeRef { name: "torch-distributed".into(), kind: RuntimeKind::ClusterTrainingRuntime },
@@ -106,6 +111,11 @@ fn a_train_job_carries_the_trainer_the_nodes_the_env_the_queue_and_the_version_s
     let node = &patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0];
     assert_eq!(node["name"], "node");
     let pod_labels = &node["template"]["spec"]["template"]["metadata"]["labels"];
+    let pod_annotations = &node["template"]["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        pod_annotations["sidecar.istio.io/inject"], "false",
+        "the template's annotations reach the trainer pods"
+    );
     assert_eq!(
         (pod_labels["app.kubernetes.io/component"].as_str(), pod_labels["modelcycle.io/version"].as_str()),
         (Some("training"), Some("3"))
