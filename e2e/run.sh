@@ -5,7 +5,7 @@
 #
 #   e2e/run.sh [KUBERNETES_VERSION]        default: the release pinned in e2e/controlplane/go.mod
 #
-# E2E_ONLY=admission,stories,steady,faults,rbac runs only those phases; E2E_KEEP=1 leaves the
+# E2E_ONLY=admission,stories,steady,engines,scale,faults,rbac runs only those phases; E2E_KEEP=1 leaves the
 # control plane up afterwards (e2e/cluster.sh down stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,10 @@ export E2E_JUDGE="$PWD/.e2e/gitops/judge" E2E_GITSERVER="$PWD/.e2e/gitops/gitser
 # Flux's source-controller and kustomize-controller, built from their Go modules (cached).
 E2E_FLUX=$(e2e/flux/build.sh)
 export E2E_FLUX
-echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS")); Flux $(grep controller "$E2E_FLUX/VERSIONS" | tr '\n' ' ')"
+# JobSet's and Kubeflow Trainer's controllers, built from their Go modules (cached).
+E2E_ENGINES=$(e2e/engines/build.sh)
+export E2E_ENGINES
+echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS")); Flux $(grep controller "$E2E_FLUX/VERSIONS" | tr '\n' ' '); engines $(grep -v build "$E2E_ENGINES/VERSIONS" | tr '\n' ' ')"
 status=0
 cargo test --locked --test e2e || status=$?
 if [ $status -ne 0 ]; then

@@ -11,10 +11,10 @@ step "tools (Helm, Lua, Prometheus, Python packages): scripts/install-tools.sh"
 ./scripts/install-tools.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
-# The control plane's and Flux's first builds take minutes: start them now, beside the Rust
+# The control plane's, Flux's and the training engines' first builds take minutes: start them now, beside the Rust
 # build; the e2e step waits for them. Later runs find them built.
 mkdir -p .e2e
-(e2e/controlplane/build.sh && e2e/flux/build.sh) >.e2e/controlplane-build.log 2>&1 &
+(e2e/controlplane/build.sh && e2e/flux/build.sh && e2e/engines/build.sh) >.e2e/controlplane-build.log 2>&1 &
 controlplane_build=$!
 
 step "cargo fmt --check"
@@ -48,7 +48,7 @@ for version in 1.33.0 1.37.0; do
   kubernetes-validate --strict --quiet -k "$version" crds/*.yaml
 done
 
-step "the real control plane and Flux (from Go modules): e2e/controlplane/build.sh, e2e/flux/build.sh"
+step "the real control plane, Flux and the engines (from Go modules): e2e/controlplane/build.sh, e2e/flux/build.sh, e2e/engines/build.sh"
 if ! wait "$controlplane_build"; then
   cat .e2e/controlplane-build.log >&2
   echo "the control plane did not build (above)" >&2

@@ -11,6 +11,7 @@ mod admission_cases;
 mod audit;
 mod cluster;
 mod controller;
+mod engines;
 mod faults;
 mod gitops;
 mod report;
@@ -81,6 +82,9 @@ async fn run(cluster: &Cluster, report: &Report) {
         }
         main.stop().await;
     }
+    if wanted("engines") {
+        engines::run(cluster, report, &install).await;
+    }
     if wanted("scale") {
         scale::run(cluster, report, &install).await;
     }
@@ -88,7 +92,8 @@ async fn run(cluster: &Cluster, report: &Report) {
         faults::run(cluster, report, &install).await;
     }
     let what = "the real RBAC authorizer refused none of the chart's controller's requests";
-    let ran_the_controller = wanted("stories") || wanted("steady") || wanted("scale") || wanted("faults");
+    let ran_the_controller =
+        wanted("stories") || wanted("steady") || wanted("engines") || wanted("scale") || wanted("faults");
     match audit::AuditLog::read(&cluster.env.audit_log) {
         Ok(_) if !ran_the_controller => {}
         Ok(log) => {

@@ -428,7 +428,7 @@ pub struct Steps<'a> {
 }
 
 impl<'a> Steps<'a> {
-    fn new(report: &'a Report, scene: Scene<'a>) -> Self {
+    pub fn new(report: &'a Report, scene: Scene<'a>) -> Self {
         Steps { report, scene, ok: true, judging: Default::default() }
     }
 
