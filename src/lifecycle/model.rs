@@ -454,9 +454,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             evidence: None,
         };
         // Deleting the run stops it: the kind its own backend made.
-        let kind = ledger.get(replaced).map_or(Kind::Job, |e| super::backends::of_version(e.version).kind());
+        let run = ledger
+            .get(replaced)
+            .map(|e| (super::backends::of_version(e.version).kind(), super::backends::run_name(e.version)));
+        let (kind, name) = run.unwrap_or_else(|| (Kind::Job, job_name(&model.name_any(), replaced)));
         ledger.transition(replaced, d);
-        plan.delete_runs.push((kind, job_name(&model.name_any(), replaced)));
+        plan.delete_runs.push((kind, name));
     }
     let version = match (decision.causes.is_empty(), source.zip(offered)) {
         (true, _) => None,

@@ -6,7 +6,6 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
-use crate::objects::names::job_name;
 
 use super::backends::{self, Finished, Run, Runs};
 use super::conditions::{self, Desired};
@@ -50,7 +49,7 @@ pub fn advance_training(ledger: &mut Ledger, model: &Model, runs: &Runs) -> Trai
             continue;
         }
         let backend = backends::of_version(version);
-        let name = job_name(&version.spec.model, n);
+        let name = backends::run_name(version);
         let kind = format!("{:?}", backend.kind());
         match backend.run(&name, runs) {
             Run::Missing => {

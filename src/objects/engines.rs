@@ -12,7 +12,7 @@ use crate::api::engines::{RayJob, RayJobSpec, RuntimeRef, TrainJob, TrainJobSpec
 
 use super::job::{queued, trainer_env, trainer_template};
 use super::meta::{controller_ref, labels};
-use super::names::job_name;
+use super::names::run_name;
 
 /// The name Kubeflow Trainer's runtimes give the replicated job of the trainer nodes, whose pods
 /// modelcycle labels (through a runtime patch) to read the rank-0 pod's termination message.
@@ -118,7 +118,7 @@ fn owned_meta(
 ) -> ObjectMeta {
     let spec = &version.spec;
     ObjectMeta {
-        name: Some(job_name(&spec.model, spec.version)),
+        name: Some(run_name(training.backend, &spec.model, spec.version)),
         namespace: version.namespace(),
         labels: Some(queued(labels(&spec.model, "training", Some(spec.version)), training)),
         owner_references: Some(vec![owner]),

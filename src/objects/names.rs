@@ -35,6 +35,24 @@ pub fn job_name(model: &str, n: u32) -> String {
     bounded(model, &format!("-v{n}-train"), JOB_NAME_MAX)
 }
 
+/// Longest TrainJob name: JobSet names its pods `<name>-node-<job>-<index>-<5 random>`, which
+/// must fit in 63 characters for up to 1,024 nodes.
+pub const TRAINJOB_NAME_MAX: usize = 44;
+/// Longest RayJob name: KubeRay's own limit, so that its RayCluster's names fit.
+pub const RAYJOB_NAME_MAX: usize = 47;
+
+/// Name of what trains version `n` of `model` on `backend`: the Job's name, cut shorter where an
+/// engine names its own objects after it.
+pub fn run_name(backend: crate::api::engines::TrainingBackend, model: &str, n: u32) -> String {
+    use crate::api::engines::TrainingBackend;
+    let max = match backend {
+        TrainingBackend::Job => JOB_NAME_MAX,
+        TrainingBackend::TrainJob => TRAINJOB_NAME_MAX,
+        TrainingBackend::RayJob => RAYJOB_NAME_MAX,
+    };
+    bounded(model, &format!("-v{n}-train"), max)
+}
+
 /// Name of the serving Deployment and Service of `model`.
 pub fn serving_name(model: &str) -> String {
     bounded(model, "", JOB_NAME_MAX)

@@ -124,7 +124,17 @@ pub fn backend(backend: TrainingBackend) -> &'static dyn Backend {
 
 /// The backend that trains `version` (a version taken from a registry has none: Job).
 pub fn of_version(version: &ModelVersion) -> &'static dyn Backend {
-    backend(version.spec.training.as_ref().map_or(TrainingBackend::Job, |t| t.backend))
+    backend(backend_of(version))
+}
+
+/// Which backend trains `version`.
+pub fn backend_of(version: &ModelVersion) -> TrainingBackend {
+    version.spec.training.as_ref().map_or(TrainingBackend::Job, |t| t.backend)
+}
+
+/// The name of what trains `version`.
+pub fn run_name(version: &ModelVersion) -> String {
+    crate::objects::names::run_name(backend_of(version), &version.spec.model, version.spec.version)
 }
 
 /// The problem of an engine the shell does not watch, naming its CRD and how to enable it.

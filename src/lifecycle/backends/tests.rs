@@ -359,3 +359,20 @@ fn a_ray_job_submitter_restarted_on_failure_or_a_trainer_without_an_image_stalls
     let stalled = p.status().unwrap().conditions.iter().find(|c| c.type_ == "Stalled").cloned().unwrap();
     assert!(stalled.message.contains("RayJob's submitter"), "{}", stalled.message);
 }
+
+#[test]
+fn an_engine_s_run_is_named_short_enough_for_the_names_the_engine_derives_from_it() {
+    let long = "a-model-name-that-is-long-enough-to-need-cutting";
+    for (backend, max) in [(TrainingBackend::Job, 63), (TrainingBackend::TrainJob, 44), (TrainingBackend::RayJob, 47)] {
+        let name = crate::objects::names::run_name(backend, long, 12);
+        assert!(name.len() <= max && name.ends_with("-v12-train"), "{backend:?}: {name}");
+    }
+    assert_eq!(crate::objects::names::run_name(TrainingBackend::TrainJob, "churn", 3), "churn-v3-train");
+    // What is built is what is looked for.
+    let mut m = on_train_job(model("churn"));
+    m.metadata.name = Some(long.into());
+    let v = version(&m, 1, None);
+    let Some(Child::TrainJob(t)) = super::backend(TrainingBackend::TrainJob).build(&v) else { panic!("built") };
+    assert_eq!(t.metadata.name, Some(super::run_name(&v)));
+    assert!(super::run_name(&v).len() <= 44);
+}
