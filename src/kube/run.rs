@@ -318,24 +318,14 @@ pub async fn run_controllers(
         (None, futures::stream::empty().boxed())
     };
     // TrainJobs and RayJobs only when enabled and installed.
-    let (train_jobs, train_jobs_stream) = match settings.train_jobs {
-        Engine::Watched(()) => {
-            let (h, w) = named("TrainJobs");
-            let (t, stream) = cached_by_model(scoped::<TrainJob>(&client, &scope), owned_engine.clone(), h, w);
-            (Engine::Watched(t), stream.boxed())
-        }
-        Engine::NotEnabled => (Engine::NotEnabled, futures::stream::empty().boxed()),
-        Engine::NotInstalled => (Engine::NotInstalled, futures::stream::empty().boxed()),
-    };
-    let (ray_jobs, ray_jobs_stream) = match settings.ray_jobs {
-        Engine::Watched(()) => {
-            let (h, w) = named("RayJobs");
-            let (r, stream) = cached_by_model(scoped::<RayJob>(&client, &scope), owned_engine, h, w);
-            (Engine::Watched(r), stream.boxed())
-        }
-        Engine::NotEnabled => (Engine::NotEnabled, futures::stream::empty().boxed()),
-        Engine::NotInstalled => (Engine::NotInstalled, futures::stream::empty().boxed()),
-    };
+    let (train_jobs, train_jobs_stream) = engine_watch(settings.train_jobs, || {
+        let (h, w) = named("TrainJobs");
+        cached_by_model(scoped::<TrainJob>(&client, &scope), owned_engine.clone(), h, w)
+    });
+    let (ray_jobs, ray_jobs_stream) = engine_watch(settings.ray_jobs, || {
+        let (h, w) = named("RayJobs");
+        cached_by_model(scoped::<RayJob>(&client, &scope), owned_engine.clone(), h, w)
+    });
     let (h, w) = named("Models");
     let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
     let (h, w) = named("RetrainPolicies");
@@ -464,6 +454,26 @@ pub async fn run_controllers(
         }
     };
     futures::join!(ready, model_loop, pickup_loop, policy_loop, feeds);
+}
+
+/// An engine's cache and changes when the controller watches it (`watch` starts the watch), or
+/// why it does not and no changes.
+fn engine_watch<K, S>(
+    engine: Engine<()>,
+    watch: impl FnOnce() -> (Indexed<K>, S),
+) -> (Engine<Indexed<K>>, futures::stream::BoxStream<'static, Result<K, watcher::Error>>)
+where
+    K: super::index::Owned + Send,
+    S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+{
+    match engine {
+        Engine::Watched(()) => {
+            let (indexed, stream) = watch();
+            (Engine::Watched(indexed), stream.boxed())
+        }
+        Engine::NotEnabled => (Engine::NotEnabled, futures::stream::empty().boxed()),
+        Engine::NotInstalled => (Engine::NotInstalled, futures::stream::empty().boxed()),
+    }
 }
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
