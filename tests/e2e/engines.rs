@@ -192,6 +192,7 @@ pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
     let behaviour = Behaviour {
         metrics: [(1, json!({"auc": 0.91})), (2, json!({"auc": 0.95}))].into(),
         failing: vec![2],
+        training_time: Some("8s".into()),
         ..Default::default()
     };
     let mut model = kwok_model(name, &behaviour);
@@ -231,6 +232,34 @@ pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
                     let message = v2.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
                     ensure!(message.contains("training TrainJob ranker-v2-train failed"), "v2: {message}");
                     wait_phase(cluster, ns, name, 1, "Serving", 10).await.map(|_| ())
+                },
+            )
+            .await;
+    let policy = json!({
+        "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
+        "metadata": {"name": name},
+        "spec": {"modelRef": {"name": name}, "dataChange": true, "concurrencyPolicy": "Replace"}
+    });
+    let passed = passed
+        && steps
+            .step(
+                "new data while v3 trains (concurrencyPolicy Replace): v3's TrainJob is deleted and the garbage collector takes its JobSet; v4 trains on the engines and serves",
+                async {
+                    apply(cluster, ns, &policy).await?;
+                    new_data(cluster, ns, name, "d3").await?;
+                    eventually("v3's JobSet", Duration::from_secs(60), || jobset(cluster, ns, "ranker-v3-train")).await?;
+                    new_data(cluster, ns, name, "d4").await?;
+                    let v3 = wait_phase(cluster, ns, name, 3, "Failed", 30).await?;
+                    let message = v3.status.and_then(|s| s.message).unwrap_or_default();
+                    ensure!(message.contains("replaces it"), "v3: {message}");
+                    eventually("v3's TrainJob and JobSet to be gone", Duration::from_secs(60), || async {
+                        let left = jobset(cluster, ns, "ranker-v3-train").await;
+                        ensure!(left.is_err_and(|e| e.contains("NotFound") || e.contains("not found")), "the JobSet is still there");
+                        Ok(())
+                    })
+                    .await?;
+                    wait_phase(cluster, ns, name, 4, "Serving", 120).await?;
+                    wait_phase(cluster, ns, name, 1, "Retired", 30).await.map(|_| ())
                 },
             )
             .await;

@@ -62,7 +62,9 @@ impl EndpointWatch {
 
 /// Every fault, one after the other.
 pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
-    for ns in ["e2e-kill-training", "e2e-kill-trainjob", "e2e-kill-canary", "e2e-kill-bluegreen", "e2e-leader"] {
+    let namespaces =
+        ["e2e-kill-training", "e2e-kill-trainjob", "e2e-kill-rayjob", "e2e-kill-canary", "e2e-kill-bluegreen"];
+    for ns in namespaces.into_iter().chain(["e2e-leader"]) {
         if let Err(e) = cluster.namespace(ns).await {
             report.fail(&format!("create {ns}"), &e, None);
             return;
@@ -74,6 +76,7 @@ pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
     };
     kill_during_training(cluster, report, &mut controller).await;
     kill_during_train_job(cluster, report, &mut controller).await;
+    kill_during_ray_job(cluster, report, &mut controller).await;
     kill_during_canary(cluster, report, &mut controller).await;
     kill_during_blue_green(cluster, report, &mut controller).await;
     controller.stop().await;
@@ -186,6 +189,49 @@ async fn kill_during_train_job(cluster: &Cluster, report: &Report, controller: &
     .await;
     report.check(
         "kill -9 while a TrainJob trains: the restarted controller finds it (same uid, one create in the audit log) and v1 serves",
+        result,
+        Some(&scene(cluster, ns, controller)),
+    );
+}
+
+/// A RayJob that trains across a kill -9: the restarted controller finds it (same uid, one create
+/// in the audit log), and v1 serves once the played KubeRay reports it succeeded.
+async fn kill_during_ray_job(cluster: &Cluster, report: &Report, controller: &mut Controller) {
+    use modelcycle::api::engines::RayJob;
+    let ns = "e2e-kill-rayjob";
+    let name = "raytrain";
+    let mut model = kwok_model(name, &Behaviour::default());
+    model["spec"]["training"]["backend"] = json!("RayJob");
+    model["spec"]["training"]["rayJob"] =
+        json!({"entrypoint": "python train.py", "clusterSelector": {"ray.io/cluster": "shared"}});
+    let api: Api<RayJob> = Api::namespaced(cluster.client.clone(), ns);
+    let uid = || async {
+        let r = api.get_opt("raytrain-v1-train").await.map_err(|e| e.to_string())?;
+        r.and_then(|r| r.metadata.uid).ok_or_else(|| "no RayJob yet".to_string())
+    };
+    let result: Check<_> = async {
+        apply(cluster, ns, &model).await?;
+        wait_phase(cluster, ns, name, 1, "Training", 60).await?;
+        let before = eventually("v1's RayJob", Duration::from_secs(30), uid).await?;
+        kill_and_restart(cluster, controller).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        wait_phase(cluster, ns, name, 1, "Training", 30).await?;
+        let after = uid().await?;
+        ensure!(before == after, "the RayJob changed across the restart: {before} -> {after}");
+        let log = AuditLog::read(&cluster.env.audit_log)?;
+        let creates = log
+            .entries
+            .iter()
+            .filter(|e| e.resource == "rayjobs" && e.object.contains(&format!(" {ns}/")) && e.code < 300)
+            .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
+            .count();
+        ensure!(creates == 1, "the RayJob was created {creates} times");
+        crate::stories::distributed::play_ray_job(cluster, ns, "raytrain-v1-train").await?;
+        wait_phase(cluster, ns, name, 1, "Serving", 60).await.map(|_| ())
+    }
+    .await;
+    report.check(
+        "kill -9 while a RayJob trains: the restarted controller finds it (same uid, one create in the audit log) and v1 serves",
         result,
         Some(&scene(cluster, ns, controller)),
     );
