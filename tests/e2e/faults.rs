@@ -96,6 +96,19 @@ async fn kill_and_restart(cluster: &Cluster, controller: &mut Controller) -> Che
     controller.wait_ready(Duration::from_secs(60)).await
 }
 
+/// The objects of `resource` in `ns` that the audit log saw created (by a create, or by an
+/// apply that created), one entry per creation.
+fn creates(cluster: &Cluster, ns: &str, resource: &str) -> Check<Vec<String>> {
+    let log = AuditLog::read(&cluster.env.audit_log)?;
+    Ok(log
+        .entries
+        .iter()
+        .filter(|e| e.resource == resource && e.object.contains(&format!(" {ns}/")) && e.code < 300)
+        .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
+        .map(|e| e.object.clone())
+        .collect())
+}
+
 /// One Job per version, each created once (the audit log counts the creates).
 fn one_job_per_version(cluster: &Cluster, ns: &str, jobs: &[(String, String)]) -> Check {
     let mut per_version: BTreeMap<&str, usize> = BTreeMap::new();
@@ -103,14 +116,7 @@ fn one_job_per_version(cluster: &Cluster, ns: &str, jobs: &[(String, String)]) -
         *per_version.entry(version.as_str()).or_default() += 1;
     }
     ensure!(per_version.values().all(|n| *n == 1), "Jobs per version: {per_version:?}");
-    let log = AuditLog::read(&cluster.env.audit_log)?;
-    let creates: Vec<_> = log
-        .entries
-        .iter()
-        .filter(|e| e.resource == "jobs" && e.object.contains(&format!(" {ns}/")) && e.code < 300)
-        .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
-        .map(|e| e.object.clone())
-        .collect();
+    let creates = creates(cluster, ns, "jobs")?;
     let mut unique = creates.clone();
     unique.sort();
     unique.dedup();
@@ -169,13 +175,7 @@ async fn kill_during_train_job(cluster: &Cluster, report: &Report, controller: &
         wait_phase(cluster, ns, name, 1, "Training", 30).await?;
         let after = uid().await?;
         ensure!(before == after, "the TrainJob changed across the restart: {before} -> {after}");
-        let log = AuditLog::read(&cluster.env.audit_log)?;
-        let creates = log
-            .entries
-            .iter()
-            .filter(|e| e.resource == "trainjobs" && e.object.contains(&format!(" {ns}/")) && e.code < 300)
-            .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
-            .count();
+        let creates = creates(cluster, ns, "trainjobs")?.len();
         ensure!(creates == 1, "the TrainJob was created {creates} times");
         let now = Timestamp::now().round(jiff::Unit::Second).map_err(|e| e.to_string())?.to_string();
         let status = json!({
@@ -218,13 +218,7 @@ async fn kill_during_ray_job(cluster: &Cluster, report: &Report, controller: &mu
         wait_phase(cluster, ns, name, 1, "Training", 30).await?;
         let after = uid().await?;
         ensure!(before == after, "the RayJob changed across the restart: {before} -> {after}");
-        let log = AuditLog::read(&cluster.env.audit_log)?;
-        let creates = log
-            .entries
-            .iter()
-            .filter(|e| e.resource == "rayjobs" && e.object.contains(&format!(" {ns}/")) && e.code < 300)
-            .filter(|e| e.verb == "create" || (e.verb == "patch" && e.code == 201))
-            .count();
+        let creates = creates(cluster, ns, "rayjobs")?.len();
         ensure!(creates == 1, "the RayJob was created {creates} times");
         crate::stories::distributed::play_ray_job(cluster, ns, "raytrain-v1-train").await?;
         wait_phase(cluster, ns, name, 1, "Serving", 60).await.map(|_| ())
