@@ -123,6 +123,22 @@ async fn events_with_reason(cluster: &Cluster, ns: &str, reason: &str) -> Check<
     Ok(events.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
 }
 
+/// The one Event in `ns` with `reason`. The controller writes an Event after the status it
+/// explains (the plan's order), so it may land a moment after the condition is seen: wait for
+/// it, then make sure a few seconds more bring no second one.
+async fn one_event_with_reason(cluster: &Cluster, ns: &str, reason: &str) -> Check<Event> {
+    eventually(&format!("a {reason} Event"), Duration::from_secs(15), || async {
+        let found = events_with_reason(cluster, ns, reason).await?;
+        ensure!(!found.is_empty(), "no {reason} Event yet");
+        Ok(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut found = events_with_reason(cluster, ns, reason).await?;
+    ensure!(found.len() == 1, "{} {reason} Events", found.len());
+    Ok(found.remove(0))
+}
+
 /// A Model publishing to a real MLflow, through an outage.
 pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
     let ns = steps.ns().to_string();
@@ -177,9 +193,8 @@ pub async fn mlflow(cluster: &Cluster, steps: &mut Steps<'_>, server: &Mlflow) {
                     Ok(())
                 })
                 .await?;
-                let warnings = events_with_reason(cluster, ns, "RegistryUnavailable").await?;
-                ensure!(warnings.len() == 1, "{} RegistryUnavailable Events", warnings.len());
-                let note = warnings[0].note.clone().unwrap_or_default();
+                let warning = one_event_with_reason(cluster, ns, "RegistryUnavailable").await?;
+                let note = warning.note.clone().unwrap_or_default();
                 ensure!(note.contains(&uri) && note.contains("rollouts go on"), "{note}");
                 Ok(())
             },
@@ -322,8 +337,7 @@ pub async fn mlflow_source(cluster: &Cluster, steps: &mut Steps<'_>, server: &Ml
                     Ok(())
                 })
                 .await?;
-                let warnings = events_with_reason(cluster, ns, "SourceUnavailable").await?;
-                ensure!(warnings.len() == 1, "{} SourceUnavailable Events", warnings.len());
+                one_event_with_reason(cluster, ns, "SourceUnavailable").await?;
                 proxy.set_up(true);
                 wait_phase(cluster, ns, name, 3, "Serving", 90).await?;
                 wait_phase(cluster, ns, name, 1, "Retired", 10).await?;
