@@ -6,7 +6,8 @@
 //! growing by about 150 KiB per Model; the controller keeps these instead:
 //!
 //! - every kind: everything but `metadata.managedFields`;
-//! - pods (of training Jobs): metadata and status (the trainer's termination message);
+//! - pods (of training Jobs): metadata, the phase and each container's termination (the
+//!   trainer's report);
 //! - Jobs: metadata and status (the outcome);
 //! - TrainJobs and RayJobs: metadata and status (the outcome and the trainer's progress);
 //! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
@@ -17,7 +18,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus, Service};
 use kube::Resource;
 
 use crate::api::engines::{RayJob, TrainJob};
@@ -40,6 +41,23 @@ impl Trim for Pod {
     fn trim(&mut self) {
         no_managed_fields(self);
         self.spec = None;
+        // Of the status, only the phase and each container's termination (the trainer's report)
+        // are read: conditions, addresses, images and the rest go.
+        if let Some(status) = self.status.take() {
+            let terminated = |c: ContainerStatus| ContainerStatus {
+                name: c.name,
+                state: c
+                    .state
+                    .and_then(|s| s.terminated)
+                    .map(|t| ContainerState { terminated: Some(t), ..ContainerState::default() }),
+                ..ContainerStatus::default()
+            };
+            self.status = Some(PodStatus {
+                phase: status.phase,
+                container_statuses: status.container_statuses.map(|all| all.into_iter().map(terminated).collect()),
+                ..PodStatus::default()
+            });
+        }
     }
 }
 
@@ -139,7 +157,8 @@ mod tests {
         let mut p: Pod = serde_json::from_value(json!({
             "metadata": {"name": "churn-v1-train-x", "labels": {"job-name": "churn-v1-train"}},
             "spec": {"containers": [{"name": "trainer", "image": "i"}]},
-            "status": {"phase": "Succeeded", "containerStatuses": [{"name": "trainer", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "status": {"phase": "Succeeded", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": [{"name": "trainer", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
                        "state": {"terminated": {"exitCode": 0, "message": "{\"metrics\":{\"auc\":0.9}}"}}}]}
         }))
         .unwrap();
@@ -147,7 +166,13 @@ mod tests {
         p.trim();
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.managed_fields, None);
-        let terminated = p.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        let status = p.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(status.conditions, None, "conditions are never read");
+        assert_eq!(status.pod_ip, None, "addresses are never read");
+        let container = &status.container_statuses.unwrap()[0];
+        assert_eq!((container.name.as_str(), container.image.as_str()), ("trainer", ""));
+        let terminated = container.state.clone().unwrap().terminated.unwrap();
         assert_eq!(terminated.message.as_deref(), Some("{\"metrics\":{\"auc\":0.9}}"));
     }
 
