@@ -57,7 +57,8 @@ E2E_ENGINES=$(e2e/engines/build.sh)
 export E2E_ENGINES
 echo "e2e: Kubernetes $E2E_KUBERNETES_VERSION ($(tr '\n' ' ' <"$E2E_BIN/VERSIONS")); Flux $(grep controller "$E2E_FLUX/VERSIONS" | tr '\n' ' '); engines $(grep -v build "$E2E_ENGINES/VERSIONS" | tr '\n' ' ')"
 status=0
-cargo test --locked --test e2e || status=$?
+# E2E_FEATURES=heap-profile profiles the controllers the suite starts (dhat-heap-<pid>.json).
+cargo test --locked --test e2e ${E2E_FEATURES:+--features "$E2E_FEATURES"} || status=$?
 if [ $status -ne 0 ]; then
   echo "e2e: the control plane's logs are in $E2E_CLUSTER_DIR/logs" >&2
   for component in apiserver controller-manager kwok; do
