@@ -45,7 +45,7 @@ spec:
     template: {spec: {containers: [{name: serve, image: "server:1"}]}}
 "#;
     let mut m: Model = serde_yaml::from_str(yaml).unwrap();
-    m.spec.serving.template = Box::new(template("server:1"));
+    m.spec.serving.template = template("server:1");
     m
 }
 

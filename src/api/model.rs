@@ -104,10 +104,8 @@ pub struct TrainingSpec {
     /// `MODELCYCLE_DATASET_URI`, `MODELCYCLE_DATASET_VERSION`, `MODELCYCLE_ARTIFACT_URI` and each
     /// parameter as `MODELCYCLE_PARAM_<NAME>` into every container. The trainer reports its
     /// metrics as JSON in its termination message, e.g. `{"metrics": {"auc": 0.93}}`.
-    // Boxed, as the serving template is: inline, the two pod templates made every Model and
-    // version in the controller's caches 3.5 KiB larger (README, Scale).
     #[schemars(schema_with = "pod_template_schema")]
-    pub template: Box<PodTemplateSpec>,
+    pub template: PodTemplateSpec,
     /// The data to train on. Changing `version` trains a new model version.
     pub dataset: DatasetRef,
     /// Free-form training parameters, passed as `MODELCYCLE_PARAM_<NAME>` (names upper-cased); at most 64.
@@ -214,7 +212,7 @@ pub struct ServingSpec {
     /// `MODELCYCLE_MODEL_URI` and `MODELCYCLE_VERSION` into every container.
     #[serde(default, skip_serializing_if = "is_empty_template")]
     #[schemars(schema_with = "pod_template_schema")]
-    pub template: Box<PodTemplateSpec>,
+    pub template: PodTemplateSpec,
     /// Number of serving pods. Default 1.
     #[serde(default = "default_replicas")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("replicas must be between 0 and 1000"))]

@@ -53,7 +53,7 @@ pub fn model(name: &str) -> Model {
         ModelSpec {
             source: None,
             training: Some(TrainingSpec {
-                template: Box::new(template("train", "trainer:1")),
+                template: template("train", "trainer:1"),
                 dataset: DatasetRef { uri: "s3://data/churn".into(), version: "2026-11-01".into() },
                 parameters: [("learning_rate".to_string(), "0.1".to_string())].into(),
                 active_deadline_seconds: Some(3600),
@@ -79,7 +79,7 @@ pub fn model(name: &str) -> Model {
             serving: ServingSpec {
                 target: Default::default(),
                 kserve: None,
-                template: Box::new(template("serve", "server:1")),
+                template: template("serve", "server:1"),
                 replicas: 2,
                 port: 8080,
                 strategy: RolloutStrategy::default(),

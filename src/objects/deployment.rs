@@ -83,7 +83,7 @@ pub fn track_deployment(model: &Model, version: &ModelVersion, track: Track, rep
     let mut pod_labels = labels(&name, "serving", Some(n));
     pod_labels.extend(serving_selector(&name));
     pod_labels.extend(track_selector(&name, track));
-    let mut template = (*serving.template).clone();
+    let mut template = serving.template.clone();
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     meta.labels.get_or_insert_with(Default::default).extend(pod_labels);
     let env =

@@ -84,7 +84,7 @@ pub fn queued(mut labels: BTreeMap<String, String>, training: &TrainingSpec) -> 
 pub fn trainer_template(version: &ModelVersion, training: &TrainingSpec) -> PodTemplateSpec {
     let spec = &version.spec;
     let labels = labels(&spec.model, "training", Some(spec.version));
-    let mut template = (*training.template).clone();
+    let mut template = training.template.clone();
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
     let pod = template.spec.get_or_insert_with(Default::default);
