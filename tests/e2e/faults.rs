@@ -151,6 +151,44 @@ async fn kill_during_training(cluster: &Cluster, report: &Report, controller: &m
     );
 }
 
+/// Applies `model`, waits until v1 trains on its `K` named `run`, kills the controller with -9
+/// and restarts it, then checks that v1 still trains on the same object (same uid) and that the
+/// audit log counts exactly one create of `plural` in `ns`.
+async fn trains_on_across_a_kill<K>(
+    cluster: &Cluster,
+    controller: &mut Controller,
+    ns: &str,
+    model: &serde_json::Value,
+    run: &str,
+    plural: &str,
+) -> Check
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = model["metadata"]["name"].as_str().ok_or("the Model has no name")?;
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(cluster.client.clone(), ns);
+    let uid = || async {
+        let object = api.get_opt(run).await.map_err(|e| e.to_string())?;
+        object.and_then(|o| o.meta().uid.clone()).ok_or_else(|| format!("no {kind} yet"))
+    };
+    apply(cluster, ns, model).await?;
+    wait_phase(cluster, ns, name, 1, "Training", 60).await?;
+    let before = eventually(&format!("v1's {kind}"), Duration::from_secs(30), uid).await?;
+    kill_and_restart(cluster, controller).await?;
+    // Reconciled after the restart: the version still trains on the same object.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_phase(cluster, ns, name, 1, "Training", 30).await?;
+    let after = uid().await?;
+    ensure!(before == after, "the {kind} changed across the restart: {before} -> {after}");
+    let creates = creates(cluster, ns, plural)?.len();
+    ensure!(creates == 1, "the {kind} was created {creates} times");
+    Ok(())
+}
+
 /// A TrainJob that trains across a kill -9: the restarted controller finds it (same uid), the
 /// audit log counts one create, and v1 serves once the played Trainer reports it complete.
 async fn kill_during_train_job(cluster: &Cluster, report: &Report, controller: &mut Controller) {
@@ -160,23 +198,8 @@ async fn kill_during_train_job(cluster: &Cluster, report: &Report, controller: &
     let mut model = kwok_model(name, &Behaviour::default());
     model["spec"]["training"]["backend"] = json!("TrainJob");
     model["spec"]["training"]["trainJob"] = json!({"runtimeRef": {"name": "torch-distributed"}, "numNodes": 4});
-    let api: Api<TrainJob> = Api::namespaced(cluster.client.clone(), ns);
-    let uid = || async {
-        let t = api.get_opt("bigtrain-v1-train").await.map_err(|e| e.to_string())?;
-        t.and_then(|t| t.metadata.uid).ok_or_else(|| "no TrainJob yet".to_string())
-    };
     let result: Check<_> = async {
-        apply(cluster, ns, &model).await?;
-        wait_phase(cluster, ns, name, 1, "Training", 60).await?;
-        let before = eventually("v1's TrainJob", Duration::from_secs(30), uid).await?;
-        kill_and_restart(cluster, controller).await?;
-        // Reconciled after the restart: the version still trains on the same TrainJob.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        wait_phase(cluster, ns, name, 1, "Training", 30).await?;
-        let after = uid().await?;
-        ensure!(before == after, "the TrainJob changed across the restart: {before} -> {after}");
-        let creates = creates(cluster, ns, "trainjobs")?.len();
-        ensure!(creates == 1, "the TrainJob was created {creates} times");
+        trains_on_across_a_kill::<TrainJob>(cluster, controller, ns, &model, "bigtrain-v1-train", "trainjobs").await?;
         let now = Timestamp::now().round(jiff::Unit::Second).map_err(|e| e.to_string())?.to_string();
         let status = json!({
             "conditions": [{"type": "Complete", "status": "True", "reason": "JobsCompleted",
@@ -204,22 +227,8 @@ async fn kill_during_ray_job(cluster: &Cluster, report: &Report, controller: &mu
     model["spec"]["training"]["backend"] = json!("RayJob");
     model["spec"]["training"]["rayJob"] =
         json!({"entrypoint": "python train.py", "clusterSelector": {"ray.io/cluster": "shared"}});
-    let api: Api<RayJob> = Api::namespaced(cluster.client.clone(), ns);
-    let uid = || async {
-        let r = api.get_opt("raytrain-v1-train").await.map_err(|e| e.to_string())?;
-        r.and_then(|r| r.metadata.uid).ok_or_else(|| "no RayJob yet".to_string())
-    };
     let result: Check<_> = async {
-        apply(cluster, ns, &model).await?;
-        wait_phase(cluster, ns, name, 1, "Training", 60).await?;
-        let before = eventually("v1's RayJob", Duration::from_secs(30), uid).await?;
-        kill_and_restart(cluster, controller).await?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        wait_phase(cluster, ns, name, 1, "Training", 30).await?;
-        let after = uid().await?;
-        ensure!(before == after, "the RayJob changed across the restart: {before} -> {after}");
-        let creates = creates(cluster, ns, "rayjobs")?.len();
-        ensure!(creates == 1, "the RayJob was created {creates} times");
+        trains_on_across_a_kill::<RayJob>(cluster, controller, ns, &model, "raytrain-v1-train", "rayjobs").await?;
         crate::stories::distributed::play_ray_job(cluster, ns, "raytrain-v1-train").await?;
         wait_phase(cluster, ns, name, 1, "Serving", 60).await.map(|_| ())
     }
