@@ -62,12 +62,12 @@ tmp=$out.partial
 rm -rf "$tmp"
 mkdir -p "$tmp"
 log "building Kubernetes $version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) and etcd"
-(cd "$module" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
+(cd "$module" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "$ldflags" -o "$tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ./etcd)
 log "building kwok"
 kwok_version=$(awk '$1 == "require" && $2 == "sigs.k8s.io/kwok" {print $3} $1 == "sigs.k8s.io/kwok" {print $2}' "$here/kwok/go.mod" | head -n 1)
-(cd "$here/kwok" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" \
+(cd "$here/kwok" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" \
   -o "$tmp/" sigs.k8s.io/kwok/cmd/kwok)
 {
   echo "kubernetes $version"

@@ -28,8 +28,8 @@ tmp=$out.partial
 rm -rf "$tmp"
 mkdir -p "$tmp/crds"
 log "building the JobSet controller $JOBSET_VERSION and Kubeflow Trainer's controller manager $TRAINER_VERSION"
-(cd "$jobset" && go build -trimpath -ldflags "-s -w" -o "$tmp/jobset-controller" .)
-(cd "$trainer" && go build -trimpath -ldflags "-s -w" -o "$tmp/trainer-controller-manager" ./cmd/trainer-controller-manager)
+(cd "$jobset" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$tmp/jobset-controller" .)
+(cd "$trainer" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$tmp/trainer-controller-manager" ./cmd/trainer-controller-manager)
 cp "$jobset"/config/components/crd/bases/jobset.x-k8s.io_jobsets.yaml "$tmp/crds/"
 cp "$trainer"/manifests/base/crds/trainer.kubeflow.org_*.yaml "$tmp/crds/"
 cp "$trainer"/manifests/base/runtimes/torch_distributed.yaml "$tmp/"

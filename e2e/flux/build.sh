@@ -28,8 +28,8 @@ tmp=$out.partial
 rm -rf "$tmp"
 mkdir -p "$tmp/crds"
 log "building source-controller $source_version and kustomize-controller $kustomize_version"
-(cd "$here/source" && go build -trimpath -ldflags "-s -w" -o "$tmp/" github.com/fluxcd/source-controller)
-(cd "$here/kustomize" && go build -trimpath -ldflags "-s -w" -o "$tmp/" github.com/fluxcd/kustomize-controller)
+(cd "$here/source" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$tmp/" github.com/fluxcd/source-controller)
+(cd "$here/kustomize" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$tmp/" github.com/fluxcd/kustomize-controller)
 for controller in source kustomize; do
   dir=$(cd "$here/$controller" && go list -m -f '{{.Dir}}' "github.com/fluxcd/$controller-controller")
   cp "$dir"/config/crd/bases/*.yaml "$tmp/crds/"

@@ -1,5 +1,5 @@
 //! The hygiene rules and helpers of the triggers, from plain values. (Schedules across
-//! daylight-saving changes are tested through the simulator in `tests/retrain.rs`, so that they
+//! daylight-saving changes are tested through the simulator in `tests/integration/retrain.rs`, so that they
 //! run the controller's own schedule code.)
 
 use super::*;

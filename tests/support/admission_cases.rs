@@ -1,5 +1,5 @@
 //! Every admission case of the CRDs in one table: an object, and whether the API server accepts it
-//! or refuses it with a message. `tests/admission.rs` judges the table offline (kube-cel, as the
+//! or refuses it with a message. `tests/integration/admission.rs` judges the table offline (kube-cel, as the
 //! API server would) and the e2e suite sends the same objects to a real kube-apiserver as
 //! server-side dry runs, so the offline checks and the real server can never drift apart.
 

@@ -1,5 +1,5 @@
 //! Seeded random samples of a binned distribution, for statistical tests of the drift
-//! statistics (the unit tests of `stats` and the simulated years of `tests/retrain.rs`).
+//! statistics (the unit tests of `stats` and the simulated years of `tests/integration/retrain.rs`).
 
 #![allow(dead_code)]
 

@@ -1,6 +1,6 @@
 //! The Prometheus client against a real Prometheus.
 
-mod support;
+use crate::support;
 
 use modelcycle::sources::prometheus::{Prometheus, ReadingError, render_query};
 use modelcycle::stats::{Histogram, psi};

@@ -1,7 +1,7 @@
 //! The Helm chart: lint, render with defaults and with every option, validate the rendered
 //! manifests for the oldest and newest Kubernetes supported, and check what it promises.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -10,10 +10,8 @@ use modelcycle::lifecycle::registry;
 use modelcycle::sources::mlflow::{Mlflow, MlflowError};
 use serde_json::Value;
 
-#[path = "support/mlflow.rs"]
-mod mlflow_support;
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::mlflow_support;
+use crate::sim_support;
 use mlflow_support::TestMlflow;
 use sim_support::{dataset_change, model_status, phase, simulate};
 

@@ -5,8 +5,7 @@
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 
 fn example(name: &str) -> Simulation {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);

@@ -1,7 +1,7 @@
 //! The real-cluster shell against a scripted API server: what it writes, where, and that a
 //! steady state writes nothing.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -6,8 +6,7 @@ use modelcycle::api::VersionPhase;
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 use sim_support::{MODEL, phase, version_status};
 
 const POLICY: &str = "apiVersion: modelcycle.io/v1alpha1\nkind: RetrainPolicy\nmetadata: {name: churn, namespace: ml}\nspec:\n  modelRef: {name: churn}\n  manual: true\n  cooldown: 0s\n";

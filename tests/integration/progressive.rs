@@ -11,8 +11,7 @@ use modelcycle::objects::deployment::deployed_version;
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 use sim_support::*;
 
 /// Analysis every 10 minutes: the error rate at most 5%, the p99 latency at most 20% worse than

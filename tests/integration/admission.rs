@@ -3,7 +3,7 @@
 //! the CEL rules by kube-cel, the schema's size bounds by the same wording the API server uses;
 //! plus structural-schema checks.
 
-mod support;
+use crate::support;
 
 use kube_cel::Validator;
 use modelcycle::api::crd;

@@ -473,7 +473,7 @@ fn a_policy_whose_model_is_missing_is_stalled_in_the_simulator_too() {
 
 #[test]
 fn a_performance_trigger_with_min_above_max_would_retrain_every_cycle_so_it_is_refused() {
-    // Admission refuses it (tests/admission.rs); a policy stored before the rule still cannot
+    // Admission refuses it (tests/integration/admission.rs); a policy stored before the rule still cannot
     // retrain faster than the default cooldown.
     let policy =
         "  performance: {query: acc, min: 0.9, max: 0.5, interval: 30s}\n  prometheus: {address: 'http://p:9090'}\n";
@@ -491,8 +491,7 @@ fn a_cron_that_can_never_fire_stalls_the_policy_naming_the_field() {
     assert!(stalled.message.starts_with("spec.schedule.cron \"0 0 31 2 *\""), "{}", stalled.message);
 }
 
-#[path = "support/sampling.rs"]
-mod sampling;
+use crate::sampling;
 
 /// `n` samples of the proportions `p` over the bounds 0.2 .. 1.0, as a scenario histogram.
 fn sampled(rng: &mut proptest::test_runner::TestRng, p: &[f64; 5], n: usize) -> String {

@@ -8,8 +8,7 @@ use modelcycle::api::VersionPhase;
 use modelcycle::lifecycle::registry;
 use modelcycle::sim::Simulation;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 use sim_support::{dataset_change, model_status, phase, simulate};
 
 const REGISTRY: &str = "  registry:\n    mlflow: {trackingUri: \"http://mlflow.mlops:5000/\", name: churn-model}\n";

@@ -1,7 +1,7 @@
 //! Least privilege, proven: the (group, resource, verb) triples the kube shell sends while it
 //! starts, watches and applies a whole simulated lifecycle, against what the chart grants.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -7,8 +7,7 @@ use modelcycle::objects::inference_service::{PREDICTOR, written_percent, written
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 use sim_support::{FinalState, dataset_change, model_status, phase, version_status};
 
 /// A Model served by KServe in `mode`, with `strategy` and `analysis` lines under `serving:`.

@@ -8,8 +8,7 @@ use modelcycle::sim::Simulation;
 use modelcycle::sim::report::Report;
 use modelcycle::sim::scenario::Scenario;
 
-#[path = "support/sim.rs"]
-mod sim_support;
+use crate::sim_support;
 use sim_support::*;
 
 #[test]

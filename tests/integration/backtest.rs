@@ -3,7 +3,7 @@
 //! dips on days 21-23, and the backtest must say when the policy fires, what it holds back and what
 //! it costs, the same from Prometheus and from the recording it wrote.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,9 +2,8 @@
 //! `promtool tsdb create-blocks-from openmetrics`) and the ModelVersions of the same period: with
 //! a known decay it recommends the analytic optimum, without decay it does not pretend to.
 
-#[path = "support/sampling.rs"]
-mod sampling;
-mod support;
+use crate::sampling;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
