@@ -6,14 +6,15 @@
 //! growing by about 150 KiB per Model; the controller keeps these instead:
 //!
 //! - every kind: everything but `metadata.managedFields`;
-//! - pods (of training Jobs): metadata, the phase and each container's termination (the
-//!   trainer's report);
+//! - pods (of training Jobs): name, namespace, the labels a backend reads
+//!   ([`POD_LABELS_READ`]: Model, Job, JobSet, rank), the phase and each container's termination
+//!   (the trainer's report);
 //! - Jobs: metadata and status (the outcome);
 //! - TrainJobs and RayJobs: metadata and status (the outcome and the trainer's progress);
 //! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
 //!   deployed is the spec-hash annotation).
 //!
-//! The core never reads what is dropped; `tests/kube_shell.rs` runs whole reconciles on trimmed
+//! The core never reads what is dropped; `tests/integration/kube_shell.rs` runs whole reconciles on trimmed
 //! objects.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -26,6 +27,7 @@ use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
+use crate::lifecycle::backends::POD_LABELS_READ;
 
 /// Drops what the controller never reads from a watched object, before it is cached.
 pub trait Trim {
@@ -40,6 +42,16 @@ fn no_managed_fields<K: Resource>(object: &mut K) {
 impl Trim for Pod {
     fn trim(&mut self) {
         no_managed_fields(self);
+        // The Job controller's and the template's labels, annotations, owner and finalizers are
+        // never read: only which Model, Job, JobSet and rank the pod is.
+        let meta = &mut self.metadata;
+        if let Some(labels) = meta.labels.as_mut() {
+            labels.retain(|key, _| POD_LABELS_READ.contains(&key.as_str()));
+        }
+        meta.annotations = None;
+        meta.owner_references = None;
+        meta.finalizers = None;
+        meta.generate_name = None;
         self.spec = None;
         // Of the status, only the phase and each container's termination (the trainer's report)
         // are read: conditions, addresses, images and the rest go.
@@ -153,9 +165,18 @@ mod tests {
     }
 
     #[test]
-    fn a_training_pod_keeps_its_termination_message() {
+    fn a_training_pod_keeps_its_termination_message_and_the_labels_a_backend_reads() {
         let mut p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "churn-v1-train-x", "labels": {"job-name": "churn-v1-train"}},
+            "metadata": {"name": "churn-v1-train-x", "namespace": "ml", "generateName": "churn-v1-train-",
+                         "labels": {"job-name": "churn-v1-train", "batch.kubernetes.io/job-name": "churn-v1-train",
+                                    "controller-uid": "u", "batch.kubernetes.io/controller-uid": "u",
+                                    "modelcycle.io/model": "churn", "modelcycle.io/version": "1",
+                                    "jobset.sigs.k8s.io/jobset-name": "churn-v1", "jobset.sigs.k8s.io/job-index": "0",
+                                    "jobset.sigs.k8s.io/replicatedjob-name": "node",
+                                    "batch.kubernetes.io/job-completion-index": "0", "team": "a"},
+                         "annotations": {"sidecar.istio.io/inject": "false"},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "churn-v1-train", "uid": "u"}],
+                         "finalizers": ["batch.kubernetes.io/job-tracking"]},
             "spec": {"containers": [{"name": "trainer", "image": "i"}]},
             "status": {"phase": "Succeeded", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "False"}],
                        "containerStatuses": [{"name": "trainer", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
@@ -166,6 +187,18 @@ mod tests {
         p.trim();
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.managed_fields, None);
+        assert_eq!(
+            (p.metadata.name.as_deref(), p.metadata.namespace.as_deref()),
+            (Some("churn-v1-train-x"), Some("ml"))
+        );
+        let kept: Vec<&str> = p.metadata.labels.as_ref().unwrap().keys().map(String::as_str).collect();
+        let mut read = POD_LABELS_READ.to_vec();
+        read.sort();
+        assert_eq!(kept, read, "every label a backend reads, and only those");
+        assert_eq!(
+            (&p.metadata.annotations, &p.metadata.owner_references, &p.metadata.finalizers, &p.metadata.generate_name),
+            (&None, &None, &None, &None)
+        );
         let status = p.status.unwrap();
         assert_eq!(status.phase.as_deref(), Some("Succeeded"));
         assert_eq!(status.conditions, None, "conditions are never read");

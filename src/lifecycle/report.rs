@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::backends::{JOB_NAME_LABEL, LEGACY_JOB_NAME_LABEL};
 use super::transitions::Reason;
 use std::collections::BTreeMap;
 
@@ -57,7 +58,7 @@ pub fn job_outcome(job: &Job, pods: &[Arc<Pod>]) -> JobOutcome {
         .iter()
         .filter(|p| {
             let labels = p.labels();
-            labels.get("batch.kubernetes.io/job-name").or(labels.get("job-name")) == Some(&job_name)
+            labels.get(JOB_NAME_LABEL).or(labels.get(LEGACY_JOB_NAME_LABEL)) == Some(&job_name)
         })
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
         .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))

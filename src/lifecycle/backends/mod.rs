@@ -23,6 +23,32 @@ pub use job::JobBackend;
 pub use ray_job::{RAYJOB_CRD, RayJobBackend};
 pub use train_job::{TRAINJOB_CRD, TrainJobBackend};
 
+/// The label the Job controller puts on a Job's pods: the Job's name.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// The same before Kubernetes 1.27, still set beside it.
+pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+/// An indexed Job's pod's index.
+pub const COMPLETION_INDEX_LABEL: &str = "batch.kubernetes.io/job-completion-index";
+/// The JobSet a pod belongs to (a TrainJob's nodes).
+pub const JOBSET_NAME_LABEL: &str = "jobset.sigs.k8s.io/jobset-name";
+/// The replicated Job of a JobSet a pod belongs to.
+pub const REPLICATED_JOB_LABEL: &str = "jobset.sigs.k8s.io/replicatedjob-name";
+/// The index of a pod's Job within its replicated Job.
+pub const JOB_INDEX_LABEL: &str = "jobset.sigs.k8s.io/job-index";
+
+/// Every label of a trainer pod that a decision reads: which Model it trains, which Job,
+/// JobSet and rank it is. Nothing else of a pod's metadata is read but its name and namespace,
+/// so a cache of trainer pods may keep only these.
+pub const POD_LABELS_READ: [&str; 7] = [
+    crate::objects::meta::MODEL_LABEL,
+    JOB_NAME_LABEL,
+    LEGACY_JOB_NAME_LABEL,
+    COMPLETION_INDEX_LABEL,
+    JOBSET_NAME_LABEL,
+    REPLICATED_JOB_LABEL,
+    JOB_INDEX_LABEL,
+];
+
 /// What a shell knows of an engine's objects: their cache, or why it has none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine<T> {

@@ -11,13 +11,13 @@ use crate::objects::engines::{TRAINER_NODES, train_job};
 
 use super::super::plan::{Child, Kind};
 use super::super::validate::Problem;
-use super::{Backend, Engine, Finished, Run, Runs, engine_problem, label, termination_message};
+use super::{
+    Backend, COMPLETION_INDEX_LABEL, Engine, Finished, JOB_INDEX_LABEL, JOBSET_NAME_LABEL, REPLICATED_JOB_LABEL, Run,
+    Runs, engine_problem, label, termination_message,
+};
 
 /// The CustomResourceDefinition of TrainJobs.
 pub const TRAINJOB_CRD: &str = "trainjobs.trainer.kubeflow.org";
-
-/// JobSet's label naming a pod's JobSet (a TrainJob's JobSet has the TrainJob's name).
-const JOBSET_NAME: &str = "jobset.sigs.k8s.io/jobset-name";
 
 /// Trains a version as a Kubeflow Trainer `TrainJob`.
 pub struct TrainJobBackend;
@@ -56,11 +56,11 @@ fn outcome(train_job: &TrainJob, name: &str, runs: &Runs) -> Run {
         };
     }
     let Some(complete) = is_true("Complete") else { return Run::Running(progress) };
-    let belongs = |p: &k8s_openapi::api::core::v1::Pod| label(p, JOBSET_NAME) == Some(name);
+    let belongs = |p: &k8s_openapi::api::core::v1::Pod| label(p, JOBSET_NAME_LABEL) == Some(name);
     let rank_zero = |p: &k8s_openapi::api::core::v1::Pod| {
-        label(p, "jobset.sigs.k8s.io/replicatedjob-name").is_none_or(|r| r == TRAINER_NODES)
-            && label(p, "jobset.sigs.k8s.io/job-index").is_none_or(|i| i == "0")
-            && label(p, "batch.kubernetes.io/job-completion-index").is_none_or(|i| i == "0")
+        label(p, REPLICATED_JOB_LABEL).is_none_or(|r| r == TRAINER_NODES)
+            && label(p, JOB_INDEX_LABEL).is_none_or(|i| i == "0")
+            && label(p, COMPLETION_INDEX_LABEL).is_none_or(|i| i == "0")
     };
     Run::Succeeded(Finished {
         message: termination_message(runs.pods, belongs, rank_zero),
