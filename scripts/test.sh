@@ -55,6 +55,12 @@ if ! wait "$controlplane_build"; then
   exit 1
 fi
 tail -n 2 .e2e/controlplane-build.log
+# CI (.ci/run) sets this: a fresh machine never rebuilds those binaries, and their Go build cache
+# (several GB) would only fill its disk for the rest of the run.
+if [ "${MODELCYCLE_DROP_GO_BUILD_CACHE:-}" = 1 ]; then
+  go clean -cache
+  echo "dropped Go's build cache (MODELCYCLE_DROP_GO_BUILD_CACHE=1)"
+fi
 
 step "e2e suite: the real modelcycle binary and chart on a real kube-apiserver with kwok nodes"
 ./e2e/run.sh
