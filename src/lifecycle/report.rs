@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::backends::{JOB_NAME_LABEL, LEGACY_JOB_NAME_LABEL};
+use super::backends::job_of;
 use super::transitions::Reason;
 use std::collections::BTreeMap;
 
@@ -56,10 +56,7 @@ pub fn job_outcome(job: &Job, pods: &[Arc<Pod>]) -> JobOutcome {
     let job_name = job.name_any();
     let message = pods
         .iter()
-        .filter(|p| {
-            let labels = p.labels();
-            labels.get(JOB_NAME_LABEL).or(labels.get(LEGACY_JOB_NAME_LABEL)) == Some(&job_name)
-        })
+        .filter(|p| job_of(p) == Some(job_name.as_str()))
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
         .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
         .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone());

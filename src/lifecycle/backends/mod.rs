@@ -211,6 +211,11 @@ fn termination_message(
     candidates.into_iter().find_map(message)
 }
 
+/// The name of the Job whose pod `pod` is, from either of the Job controller's labels.
+pub fn job_of(pod: &Pod) -> Option<&str> {
+    label(pod, JOB_NAME_LABEL).or(label(pod, LEGACY_JOB_NAME_LABEL))
+}
+
 /// The label of a pod, if it has it.
 fn label<'p>(pod: &'p Pod, key: &str) -> Option<&'p str> {
     pod.metadata.labels.as_ref()?.get(key).map(String::as_str)

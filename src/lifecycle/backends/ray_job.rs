@@ -11,10 +11,7 @@ use crate::objects::engines::ray_job;
 
 use super::super::plan::{Child, Kind};
 use super::super::validate::Problem;
-use super::{
-    Backend, Engine, Finished, JOB_NAME_LABEL, LEGACY_JOB_NAME_LABEL, Run, Runs, engine_problem, label,
-    termination_message,
-};
+use super::{Backend, Engine, Finished, Run, Runs, engine_problem, job_of, termination_message};
 
 /// The CustomResourceDefinition of RayJobs.
 pub const RAYJOB_CRD: &str = "rayjobs.ray.io";
@@ -64,9 +61,7 @@ fn outcome(ray_job: &RayJob, name: &str, runs: &Runs) -> Run {
         ("Failed" | "ValidationFailed", _) => failed("RayJobFailed"),
         ("Complete", "SUCCEEDED") => {
             // KubeRay's submitter Job carries the RayJob's name, and so do its pods' labels.
-            let belongs = |p: &k8s_openapi::api::core::v1::Pod| {
-                label(p, JOB_NAME_LABEL).or(label(p, LEGACY_JOB_NAME_LABEL)) == Some(name)
-            };
+            let belongs = |p: &k8s_openapi::api::core::v1::Pod| job_of(p) == Some(name);
             Run::Succeeded(Finished {
                 message: termination_message(runs.pods, belongs, |_| true),
                 progress: Some(progress),
