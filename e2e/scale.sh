@@ -8,6 +8,8 @@
 # E2E_SCALE_TIMEOUT_SECONDS (default 120 + N/5) bounds each wait for N Models (to serve, to
 # retrain); on 2 cores 10,000 Models need more than an hour, set by the control plane's own
 # controllers.
+# E2E_MODELCYCLE_BIN runs another build of the controller than the test build, e.g. what the
+# image ships (cargo build --release --target x86_64-unknown-linux-musl --bin modelcycle).
 # E2E_SCALE_STEADY_SECONDS (default 600) is the steady window; the fake nodes get room for the
 # pods of the largest size, and the control plane's own controllers a higher request rate, so
 # that the figures are the controller's and not the Job and Deployment controllers' rate limits.

@@ -15,6 +15,13 @@ use crate::cluster::{Check, Cluster, eventually, read};
 use crate::ensure;
 use crate::report::{Report, Scene};
 
+/// The `modelcycle` binary the controllers run: the test build, or `E2E_MODELCYCLE_BIN` (e.g. a
+/// release build for the shipped image's target, to measure what users run with `e2e/scale.sh`).
+pub fn binary() -> PathBuf {
+    std::env::var_os("E2E_MODELCYCLE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_modelcycle")), PathBuf::from)
+}
+
 /// A Helm release of the chart.
 #[derive(Clone, Debug)]
 pub struct Install {
@@ -199,7 +206,7 @@ impl Controller {
     fn launch(&mut self, cluster: &Cluster) -> Check {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(env!("CARGO_BIN_EXE_modelcycle"))
+        let child = Command::new(binary())
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("POD_NAME", &self.pod)

@@ -66,6 +66,8 @@ impl Requests {
 /// The figures of one size.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Figures {
+    /// The controller binary measured (`E2E_MODELCYCLE_BIN`, else the test build).
+    pub binary: String,
     /// Models.
     pub models: usize,
     /// RetrainPolicies (one for every second Model).
@@ -321,6 +323,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         Api::<k8s_openapi::api::core::v1::Namespace>::all(cluster.client.clone()).delete(ns, &Default::default()).await;
 
     Ok(Figures {
+        binary: crate::controller::binary().display().to_string(),
         models: n,
         policies: n / 2,
         peak_rss_mib: peak_rss,
