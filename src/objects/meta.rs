@@ -20,11 +20,12 @@ pub const VERSION_ANNOTATION: &str = "modelcycle.io/version";
 
 /// The labels of an object of `model`, for `component`, optionally of one version.
 pub fn labels(model: &str, component: &str, version: Option<u32>) -> BTreeMap<String, String> {
+    let value = label_value(model);
     let mut labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), label_value(model)),
+        ("app.kubernetes.io/name".to_string(), value.clone()),
         ("app.kubernetes.io/managed-by".to_string(), "modelcycle".to_string()),
         (COMPONENT_LABEL.to_string(), component.to_string()),
-        (MODEL_LABEL.to_string(), label_value(model)),
+        (MODEL_LABEL.to_string(), value),
     ]);
     if let Some(v) = version {
         labels.insert(VERSION_LABEL.to_string(), v.to_string());

@@ -12,7 +12,9 @@ pub const OBJECT_NAME_MAX: usize = 253;
 /// `base` + `suffix`, cut to `max` characters; a cut name ends in a short hash of the full
 /// name so two long names that share a prefix stay distinct.
 pub fn bounded(base: &str, suffix: &str, max: usize) -> String {
-    let full = format!("{base}{suffix}");
+    let mut full = String::with_capacity(base.len() + suffix.len());
+    full.push_str(base);
+    full.push_str(suffix);
     if full.len() <= max {
         return full;
     }
@@ -102,7 +104,26 @@ pub fn short_hash(text: &str) -> String {
 /// and strings) always serialize; were one ever not to, its hash would be that of an empty text
 /// and the object merely applied again, never a panic.
 pub fn json_hash(value: &impl serde::Serialize) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(value).unwrap_or_default()))
+    // Written straight into the hasher: the JSON text of a pod template is never held whole.
+    let mut hasher = HashingWriter(Sha256::new());
+    if serde_json::to_writer(&mut hasher, value).is_err() {
+        return short_hash("");
+    }
+    hex::encode(hasher.0.finalize())
+}
+
+/// An [`std::io::Write`] that feeds a SHA-256 with what is written to it.
+struct HashingWriter(Sha256);
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -378,14 +378,18 @@ impl Simulation {
                 if let Some(plans) = self.plans.as_mut() {
                     plans.push(((*model).clone(), plan.clone()));
                 }
+                let (namespace, name) = (model.namespace(), model.name_any());
+                // The cluster's copy is then the only one: writing its status changes it in
+                // place instead of copying the whole Model.
+                drop(model);
                 let events = self.cluster.apply(&k, plan, &mut budget);
-                self.record_policies(&model);
+                self.record_policies(namespace, &name);
                 for (regarding, e) in events {
                     self.timeline.push(TimelineEntry {
                         time: self.cluster.now,
                         model: match regarding {
-                            Regarding::Model => model.name_any(),
-                            Regarding::Policy(policy) => format!("{}/{policy}", model.name_any()),
+                            Regarding::Model => name.clone(),
+                            Regarding::Policy(policy) => format!("{name}/{policy}"),
                         },
                         version: e.version,
                         reason: e.reason,
@@ -446,9 +450,8 @@ impl Simulation {
     }
 
     /// Notes what the Model's RetrainPolicies checked and fired, when records are kept.
-    fn record_policies(&mut self, model: &Model) {
+    fn record_policies(&mut self, namespace: Option<String>, name: &str) {
         let Some(records) = self.policy_records.as_mut() else { return };
-        let (namespace, name) = (model.namespace(), model.name_any());
         for (k, policy) in &self.cluster.policies {
             if policy.namespace() == namespace
                 && policy.spec.model_ref.name == name
@@ -561,11 +564,22 @@ impl Simulation {
 
 /// The Model with a scenario change applied.
 pub fn apply_change(model: &Model, change: &scenario::Change) -> Result<Model, String> {
-    let mut value = serde_json::to_value(model).map_err(|e| e.to_string())?;
+    // A change sets fields of the spec or metadata: the status (the controller's, and the
+    // largest part of a Model with a history) goes through JSON only when a change names it.
+    let keeps_status = !change.set.keys().any(|path| path == "status" || path.starts_with("status."));
+    let mut value = if keeps_status {
+        serde_json::to_value(Model { metadata: model.metadata.clone(), spec: model.spec.clone(), status: None })
+    } else {
+        serde_json::to_value(model)
+    }
+    .map_err(|e| e.to_string())?;
     for (path, new) in &change.set {
         set_path(&mut value, path, new);
     }
     let mut updated: Model = serde_json::from_value(value).map_err(|e| format!("the changed Model is invalid: {e}"))?;
+    if keeps_status {
+        updated.status = model.status.clone();
+    }
     for (k, v) in &change.annotate {
         updated.annotations_mut().insert(k.clone(), v.clone());
     }
