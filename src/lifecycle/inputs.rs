@@ -13,11 +13,6 @@ pub fn inputs_hash(training: &TrainingSpec) -> String {
     json_hash(training)
 }
 
-/// [`inputs_hash`] of the Model's own training inputs, remembered for its generation.
-pub fn model_inputs_hash(model: &Model, training: &TrainingSpec) -> String {
-    crate::objects::memo::spec_json_hash(&model.metadata, || "training".into(), training)
-}
-
 /// The artifact URI template with its placeholders filled in.
 pub fn render_artifact_uri(
     template: &str,
@@ -52,7 +47,7 @@ pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timest
         trigger: TriggerRecord::new(causes, now),
         artifact_uri: render_artifact_uri(&training.artifact_uri, &name, &namespace, n, &training.dataset.version),
         trainer_images: trainer_images(&training),
-        inputs_hash: model_inputs_hash(model, &training),
+        inputs_hash: inputs_hash(&training),
         training: Some(training),
         source: None,
     };

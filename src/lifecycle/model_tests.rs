@@ -261,8 +261,6 @@ fn unchanged_inputs_after_a_rejection_do_not_retrain() {
 fn changed_inputs_train_the_next_number_never_a_reused_one() {
     let mut m = model("churn");
     m.spec.training.as_mut().unwrap().dataset.version = "2026-12-01".into();
-    // A changed spec is a new generation, as the API server counts it.
-    m.metadata.generation = Some(2);
     m.status = Some(ModelStatus { latest_version: Some(5), ..Default::default() });
     let children = Children {
         versions: shared([version(2, Some(VersionPhase::Serving))]),
@@ -278,8 +276,6 @@ fn changed_inputs_train_the_next_number_never_a_reused_one() {
 fn a_retrain_policy_that_cannot_be_read_holds_retraining_instead_of_dropping_its_limits() {
     let mut m = model("churn");
     m.spec.training.as_mut().unwrap().dataset.version = "2026-12-01".into();
-    // A changed spec is a new generation, as the API server counts it.
-    m.metadata.generation = Some(2);
     let serving = Children {
         versions: shared([with_metrics(version(1, Some(VersionPhase::Serving)), 0.9)]),
         deployments: shared([deployment(1, true)]),

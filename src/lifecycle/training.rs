@@ -10,7 +10,7 @@ use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
 use super::backends::{self, Finished, Run, Runs};
 use super::conditions::{self, Desired};
 use super::evaluate::{failures, judge, passed, skipped};
-use super::inputs::model_inputs_hash;
+use super::inputs::inputs_hash;
 use super::ledger::{Decision, Ledger};
 use super::plan::{Child, EventKind};
 use super::report::{ReportError, TrainerReport, engine_report, parse_termination_message};
@@ -237,7 +237,7 @@ pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Optio
         None => {
             Some(TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() })
         }
-        Some(latest) if latest.version.spec.inputs_hash == model_inputs_hash(model, training) => None,
+        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(training) => None,
         Some(latest) => Some(TriggerCause {
             reason: "TrainingInputsChanged".into(),
             evidence: match &latest.version.spec.training {

@@ -10,9 +10,8 @@ use kube::api::ObjectMeta;
 use crate::api::{Model, ModelVersion};
 
 use super::job::{env_var, inject_env};
-use super::memo::spec_json_hash;
 use super::meta::{MODEL_LABEL, SPEC_HASH_ANNOTATION, VERSION_ANNOTATION, controller_ref, labels};
-use super::names::{JOB_NAME_MAX, bounded, label_value, serving_name};
+use super::names::{JOB_NAME_MAX, bounded, json_hash, label_value, serving_name};
 
 /// Label the Service selects on, so every serving pod of a Model (stable or canary) gets traffic.
 pub const SERVING_LABEL: &str = "modelcycle.io/serving";
@@ -100,9 +99,7 @@ pub fn track_deployment(model: &Model, version: &ModelVersion, track: Track, rep
         template,
         ..Default::default()
     };
-    // The spec is the Model's serving spec with this version's artifact, on this track and scale.
-    let what = || format!("deployment/{track:?}/{replicas}/v{n}/{}", version.spec.artifact_uri);
-    let hash = spec_json_hash(&model.metadata, what, &spec)[..16].to_string();
+    let hash = json_hash(&spec)[..16].to_string();
     Some(Deployment {
         metadata: ObjectMeta {
             name: Some(track.name(&name)),

@@ -4,7 +4,6 @@ pub mod deployment;
 pub mod engines;
 pub mod inference_service;
 pub mod job;
-pub mod memo;
 pub mod meta;
 pub mod names;
 pub mod route;

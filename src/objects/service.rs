@@ -10,9 +10,8 @@ use kube::api::ObjectMeta;
 use crate::api::Model;
 
 use super::deployment::{Track, serving_selector};
-use super::memo::spec_json_hash;
 use super::meta::{SPEC_HASH_ANNOTATION, controller_ref, labels};
-use super::names::serving_name;
+use super::names::{json_hash, serving_name};
 
 /// The Service `<model>`: every serving pod (Rolling, Canary), or with blue-green only the
 /// pods of the `active` track. `None` until the Model has a uid to own it.
@@ -53,8 +52,7 @@ fn service(model: &Model, service_name: String, selector: BTreeMap<String, Strin
         }]),
         ..Default::default()
     };
-    let what = || format!("service/{:?}", spec.selector);
-    let hash = spec_json_hash(&model.metadata, what, &spec)[..16].to_string();
+    let hash = json_hash(&spec)[..16].to_string();
     Some(Service {
         metadata: ObjectMeta {
             name: Some(service_name),

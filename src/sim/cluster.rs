@@ -74,14 +74,7 @@ pub struct Cluster {
     served: BTreeSet<String>,
     capacity: BTreeMap<String, i32>,
     next_uid: u64,
-    /// Which cluster of this process gave the uids (0 until the first): no two simulated
-    /// clusters give the same uid, as no two real clusters do, so a uid and a generation name
-    /// one spec whatever runs in the process (what the core remembers hashes by).
-    uid_space: u64,
 }
-
-/// The last uid space given to a simulated cluster.
-static UID_SPACES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The `namespace/name` key of an object.
 pub fn key(o: &impl ResourceExt) -> String {
@@ -108,11 +101,8 @@ impl Cluster {
 
     /// Gives an object the metadata the API server would on creation.
     pub fn admit(&mut self, meta: &mut ObjectMeta) {
-        if self.uid_space == 0 {
-            self.uid_space = UID_SPACES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        }
         self.next_uid += 1;
-        meta.uid = Some(format!("sim-{}-{:06}", self.uid_space, self.next_uid));
+        meta.uid = Some(format!("sim-{:06}", self.next_uid));
         meta.creation_timestamp = Some(Time(self.now));
         meta.generation = Some(1);
         meta.resource_version = Some(self.next_uid.to_string());

@@ -567,22 +567,3 @@ fn removing_gateway_api_routing_deletes_the_route_and_its_backend_services() {
     );
     assert!(sim.cluster.services.contains_key("ml/churn"), "the Model's own Service stays");
 }
-
-#[test]
-fn simulations_in_one_process_never_share_a_remembered_hash() {
-    // The core remembers spec hashes by the Model's uid and generation. Two simulations of
-    // Models that differ only in their spec must not meet under one uid, or the second would
-    // carry the first one's hash and never apply its own spec.
-    use modelcycle::objects::meta::SPEC_HASH_ANNOTATION;
-    use modelcycle::objects::names::json_hash;
-    for port in ["8080", "9090", "8080"] {
-        let sim = run(&format!("    port: {port}\n"), "duration: 1d\ndefaults: {metrics: {auc: 0.86}}\n");
-        let service = &sim.cluster.services["ml/churn"];
-        let spec = service.spec.as_ref().expect("the Service has a spec");
-        assert_eq!(spec.ports.as_ref().unwrap()[0].port.to_string(), port);
-        assert_eq!(service.annotations()[SPEC_HASH_ANNOTATION], json_hash(spec)[..16], "port {port}");
-        let deployment = &sim.cluster.deployments["ml/churn"];
-        let spec = deployment.spec.as_ref().expect("the Deployment has a spec");
-        assert_eq!(deployment.annotations()[SPEC_HASH_ANNOTATION], json_hash(spec)[..16]);
-    }
-}

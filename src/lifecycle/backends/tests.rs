@@ -307,8 +307,6 @@ fn replace_stops_the_run_of_the_replaced_version_s_own_backend() {
     c.train_jobs = Engine::Watched(shared([train_job(&m, 1, None)]));
     let mut changed = m.clone();
     changed.spec.training.as_mut().unwrap().dataset.version = "2026-11-02".into();
-    // A changed spec is a new generation, as the API server counts it.
-    changed.metadata.generation = Some(2);
     let mut policy = RetrainPolicy::new(
         "nightly",
         serde_json::from_value::<RetrainPolicySpec>(serde_json::json!({
