@@ -104,26 +104,13 @@ pub fn short_hash(text: &str) -> String {
 /// and strings) always serialize; were one ever not to, its hash would be that of an empty text
 /// and the object merely applied again, never a panic.
 pub fn json_hash(value: &impl serde::Serialize) -> String {
-    // Written straight into the hasher: the JSON text of a pod template is never held whole.
-    let mut hasher = HashingWriter(Sha256::new());
+    // Written straight into the hasher (an `io::Write`): the JSON text of a pod template is
+    // never held whole.
+    let mut hasher = Sha256::new();
     if serde_json::to_writer(&mut hasher, value).is_err() {
         return short_hash("");
     }
-    hex::encode(hasher.0.finalize())
-}
-
-/// An [`std::io::Write`] that feeds a SHA-256 with what is written to it.
-struct HashingWriter(Sha256);
-
-impl std::io::Write for HashingWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]
