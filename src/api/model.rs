@@ -69,6 +69,13 @@ pub struct ModelSpec {
     #[serde(default = "default_version_history_limit")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("versionHistoryLimit must be between 1 and 100"))]
     pub version_history_limit: u32,
+    /// How many finished training runs (Jobs, TrainJobs, RayJobs, with their pods) to keep,
+    /// newest first, as a CronJob keeps its Jobs. Older runs are deleted once their version has
+    /// left training: the version keeps what they reported (metrics, failure reason). Their logs
+    /// go with them; 0 keeps none. Default 3.
+    #[serde(default = "default_run_history_limit")]
+    #[x_kube(validation = Rule::new("self <= 100").message("runHistoryLimit must be between 0 and 100"))]
+    pub run_history_limit: u32,
     /// Model registries each version is published to as it is judged, rolls out and rolls back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<super::registry::RegistrySpec>,
@@ -76,6 +83,10 @@ pub struct ModelSpec {
 
 fn default_version_history_limit() -> u32 {
     10
+}
+
+fn default_run_history_limit() -> u32 {
+    3
 }
 
 /// How a version is trained.

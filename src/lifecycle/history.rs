@@ -1,8 +1,11 @@
-//! Pruning finished versions beyond `versionHistoryLimit`.
+//! Pruning finished versions beyond `versionHistoryLimit`, and finished training runs beyond
+//! `runHistoryLimit`.
 
 use kube::ResourceExt;
 
+use super::backends::{Run, Runs, of_version, run_name};
 use super::ledger::Ledger;
+use super::plan::Kind;
 use crate::api::VersionPhase;
 
 /// Names of the ModelVersions to delete so that at most `limit` finished (Rejected, Failed,
@@ -16,4 +19,34 @@ pub fn versions_to_prune(ledger: &Ledger, limit: u32, wanted: Option<u32>) -> Ve
     let finished = ledger.entries.iter().filter(|e| e.phase().is_terminal());
     let excess = finished.clone().count().saturating_sub(limit as usize);
     finished.filter(|e| !keep(e.number())).take(excess).map(|e| e.version.name_any()).collect()
+}
+
+/// The training runs (kind and name) to delete so that at most `limit` runs of versions that
+/// have left training remain, the newest kept. Only runs that exist are named (deleting one that
+/// is gone would be a write on every reconcile), and not those of versions pruned in the same
+/// plan (`pruned`): the garbage collector takes those with their version.
+///
+/// A version counts as having left training by its *observed* phase, the one already written:
+/// a run whose outcome this very plan records stays until that record is on the cluster, so a
+/// controller stopped between the two writes never finds a version in training without its run
+/// (which would train it again).
+pub fn runs_to_delete(ledger: &Ledger, runs: &Runs, limit: u32, pruned: &[String]) -> Vec<(Kind, String)> {
+    let left_training = |phase: Option<VersionPhase>| {
+        !matches!(phase.unwrap_or(VersionPhase::Pending), VersionPhase::Pending | VersionPhase::Training)
+    };
+    let finished: Vec<(Kind, String)> = ledger
+        .entries
+        .iter()
+        .filter(|e| left_training(e.version.status.as_ref().and_then(|s| s.phase)))
+        // A version taken from a registry trained elsewhere: it has no run here.
+        .filter(|e| e.version.spec.source.is_none())
+        .filter(|e| !pruned.contains(&e.version.name_any()))
+        .filter_map(|e| {
+            let backend = of_version(e.version);
+            let name = run_name(e.version);
+            (backend.run(&name, runs) != Run::Missing).then(|| (backend.kind(), name))
+        })
+        .collect();
+    let excess = finished.len().saturating_sub(limit as usize);
+    finished.into_iter().take(excess).collect()
 }

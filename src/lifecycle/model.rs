@@ -25,7 +25,7 @@ use kube::ResourceExt;
 pub use super::backends::Engine;
 use super::backends::Runs;
 use super::conditions::{self, Desired};
-use super::history::versions_to_prune;
+use super::history::{runs_to_delete, versions_to_prune};
 use super::inputs::new_version;
 use super::ledger::Decision;
 use super::ledger::Ledger;
@@ -485,6 +485,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         status.latest_version = (latest > 0).then_some(latest);
     }
     plan.delete_versions = versions_to_prune(&ledger, model.spec.version_history_limit, serving.wanted);
+    plan.delete_runs.extend(runs_to_delete(&ledger, &runs, model.spec.run_history_limit, &plan.delete_versions));
     plan.apply.extend(training.runs);
     plan.apply.extend(serving.rollout.apply.drain(..).map(|d| Child::Deployment(Box::new(d))));
     plan.delete_deployments = serving.rollout.delete.clone();

@@ -406,3 +406,91 @@ fn status_writes_carry_the_resource_version_they_were_decided_from() {
     assert_eq!(read_at("churn-v1"), Some(Some("55".into())), "v1 starts training: written onto v1 as read");
     assert_eq!(read_at("nightly"), Some(Some("77".into())), "the policy's first status: onto the policy as read");
 }
+
+/// The objects of `kind` a plan deletes, by name.
+fn deleted(plan: &ModelPlan, kind: Kind) -> Vec<&str> {
+    plan.steps
+        .iter()
+        .filter_map(|w| match w {
+            Write::Delete(k, name) if *k == kind => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The training Jobs a plan deletes, by name.
+fn deleted_runs(plan: &ModelPlan) -> Vec<&str> {
+    deleted(plan, Kind::Job)
+}
+
+/// v1..v5 finished (v5 serving, v4 the rollback target) with their finished Jobs, and v6 training.
+fn five_finished_runs_and_one_training() -> Children {
+    let finished = [
+        (1, VersionPhase::Retired),
+        (2, VersionPhase::Rejected),
+        (3, VersionPhase::Failed),
+        (4, VersionPhase::Retired),
+        (5, VersionPhase::Serving),
+    ];
+    let mut versions: Vec<ModelVersion> =
+        finished.iter().map(|&(n, phase)| with_metrics(version(n, Some(phase)), 0.9)).collect();
+    let mut jobs: Vec<Job> = versions.iter().map(|v| job(v, Some("Complete"))).collect();
+    let training = version(6, Some(VersionPhase::Training));
+    jobs.push(job(&training, None));
+    versions.push(training);
+    Children {
+        versions: shared(versions),
+        jobs: shared(jobs),
+        deployments: shared([deployment(5, true)]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn finished_runs_past_run_history_limit_are_deleted_oldest_first_and_a_training_one_never() {
+    let children = five_finished_runs_and_one_training();
+    let p = plan(&model("churn"), &children);
+    assert_eq!(deleted_runs(&p), ["churn-v1-train", "churn-v2-train"], "the newest three finished runs stay");
+    assert!(deleted(&p, Kind::ModelVersion).is_empty(), "the versions all stay");
+
+    let mut none_kept = model("churn");
+    none_kept.spec.run_history_limit = 0;
+    let p = plan(&none_kept, &children);
+    assert_eq!(
+        deleted_runs(&p),
+        ["churn-v1-train", "churn-v2-train", "churn-v3-train", "churn-v4-train", "churn-v5-train"]
+    );
+
+    // Once they are gone, nothing more is deleted: the plan names only runs that exist.
+    let gone = Children { jobs: children.jobs[2..].to_vec(), ..children.clone() };
+    assert!(deleted_runs(&plan(&model("churn"), &gone)).is_empty());
+}
+
+#[test]
+fn a_run_whose_outcome_this_plan_records_stays_until_the_record_is_written() {
+    // v1's Job completed and its pod reported: this plan records the outcome, so the version
+    // leaves training only once that is written; deleting its Job now could lose the report.
+    let v1 = version(1, Some(VersionPhase::Training));
+    let j = job(&v1, Some("Complete"));
+    let children = Children {
+        pods: shared([pod(&j, r#"{"metrics": {"auc": 0.93}}"#)]),
+        versions: shared([v1]),
+        jobs: shared([j]),
+        ..Default::default()
+    };
+    let mut m = model("churn");
+    m.spec.run_history_limit = 0;
+    let p = plan(&m, &children);
+    assert_ne!(new_phase(&p, 1), None, "the outcome is recorded");
+    assert!(deleted_runs(&p).is_empty(), "deleted: {:?}", deleted_runs(&p));
+}
+
+#[test]
+fn a_pruned_version_s_run_is_left_to_the_garbage_collector() {
+    let mut m = model("churn");
+    m.spec.version_history_limit = 2;
+    m.spec.run_history_limit = 0;
+    let p = plan(&m, &five_finished_runs_and_one_training());
+    assert_eq!(deleted(&p, Kind::ModelVersion), ["churn-v1", "churn-v2"]);
+    assert_eq!(deleted_runs(&p), ["churn-v3-train", "churn-v4-train", "churn-v5-train"]);
+}

@@ -92,6 +92,7 @@ pub fn model(name: &str) -> Model {
             pinned_version: None,
             registry: None,
             version_history_limit: 10,
+            run_history_limit: 3,
         },
     );
     m.metadata = ObjectMeta {

@@ -182,6 +182,28 @@ fn history_is_pruned_but_never_the_serving_the_rollback_target_or_the_newest() {
 }
 
 #[test]
+fn run_history_limit_keeps_the_newest_runs_and_every_version_keeps_what_its_run_reported() {
+    let mut changes = String::new();
+    for day in 1..=4 {
+        changes += &dataset_change(&format!("{day}d"), &format!("d{}", day + 1));
+    }
+    // v3 is rejected: a rejected version's run counts like any other.
+    let scenario = format!(
+        "duration: 6d\ndefaults: {{metrics: {{auc: 0.9}}}}\nversions: {{3: {{metrics: {{auc: 0.5}}}}}}\nchanges:\n{changes}"
+    );
+    let sim = run("  runHistoryLimit: 2\n", &scenario);
+    assert!(sim.cluster.violations.is_empty(), "{:?}", sim.cluster.violations);
+    let mut jobs: Vec<&str> = sim.cluster.jobs.keys().map(String::as_str).collect();
+    jobs.sort();
+    assert_eq!(jobs, ["ml/churn-v4-train", "ml/churn-v5-train"], "the two newest runs stay");
+    assert!(sim.cluster.pods.keys().all(|p| p.starts_with("ml/churn-v4-train") || p.starts_with("ml/churn-v5-train")));
+    assert_eq!(sim.cluster.versions.len(), 5, "versionHistoryLimit alone prunes versions");
+    assert_eq!(version_status(&sim, 1).metrics["auc"], 0.9, "v1 keeps the metrics its deleted run reported");
+    assert_eq!(phase(&sim, 3), Some(VersionPhase::Rejected));
+    assert_eq!(phase(&sim, 5), Some(VersionPhase::Serving));
+}
+
+#[test]
 fn pruning_takes_only_its_own_namespace_s_jobs_and_pods() {
     // Two Models named churn, in ml and in ml2; only the one in ml retrains (the first Model a
     // change names), and its history limit of 1 prunes its v1. The same-named Job of ml2 and
@@ -500,7 +522,7 @@ fn simulate_exits_non_zero_when_a_run_misses_its_expected_outcome() {
     assert!(out.contains("expected 5 training Jobs, got 4"), "{out}");
     let (code, out) = simulate(&scenario.replace("  maxWrites: 40 ", "  maxWrites: 10 "));
     assert_eq!(code, Some(1));
-    assert!(out.contains("expected at most 10 API writes, got 37"), "{out}");
+    assert!(out.contains("expected at most 10 API writes, got 38"), "{out}");
     let (code, _) = simulate(&scenario.replace("  jobs: 4 ", "  jbos: 4 "));
     assert_eq!(code, Some(2), "a misspelt expectation is refused, not ignored");
     let _ = std::fs::remove_dir_all(&dir);

@@ -58,7 +58,8 @@ pub fn model() -> Value {
                 }
             },
             "pinnedVersion": 3,
-            "versionHistoryLimit": 20
+            "versionHistoryLimit": 20,
+            "runHistoryLimit": 5
         }
     })
 }
@@ -144,7 +145,7 @@ pub fn cases() -> Vec<Case> {
     t.accepts("a ModelVersion is accepted", "ModelVersion", model_version());
     let minimal = ["/spec/evaluation", "/spec/pinnedVersion", "/spec/versionHistoryLimit", "/spec/serving/strategy"]
         .into_iter()
-        .chain(["/spec/serving/analysis"])
+        .chain(["/spec/serving/analysis", "/spec/runHistoryLimit"])
         .fold(m.clone(), |obj, field| without(&obj, field));
     t.accepts("a minimal Model is accepted with defaults", "Model", minimal);
 
@@ -542,6 +543,17 @@ pub fn cases() -> Vec<Case> {
         "Model",
         with(&m, "/spec/versionHistoryLimit", json!(101)),
         history,
+    );
+    t.accepts(
+        "runHistoryLimit 0 (keep no finished run) is accepted",
+        "Model",
+        with(&m, "/spec/runHistoryLimit", json!(0)),
+    );
+    t.refuses(
+        "runHistoryLimit 101 is refused",
+        "Model",
+        with(&m, "/spec/runHistoryLimit", json!(101)),
+        "runHistoryLimit must be between 0 and 100",
     );
     t.accepts("versionHistoryLimit 100 is accepted", "Model", with(&m, "/spec/versionHistoryLimit", json!(100)));
 

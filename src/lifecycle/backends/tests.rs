@@ -376,3 +376,19 @@ fn an_engine_s_run_is_named_short_enough_for_the_names_the_engine_derives_from_i
     assert_eq!(t.metadata.name, Some(super::run_name(&v)));
     assert!(super::run_name(&v).len() <= 44);
 }
+
+#[test]
+fn run_history_limit_deletes_an_old_run_of_its_own_backend() {
+    let mut m = on_train_job(model("churn"));
+    m.spec.run_history_limit = 1;
+    let mut c =
+        children(vec![version(&m, 1, Some(VersionPhase::Retired)), version(&m, 2, Some(VersionPhase::Serving))]);
+    c.train_jobs = Engine::Watched(shared([train_job(&m, 1, None), train_job(&m, 2, None)]));
+    let p = plan_model(c.observed(&m), now());
+    let deletes: Vec<(Kind, &str)> = p
+        .steps
+        .iter()
+        .filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None })
+        .collect();
+    assert_eq!(deletes, [(Kind::TrainJob, "churn-v1-train")], "v1's TrainJob goes, v2's (the newest) stays");
+}

@@ -195,10 +195,7 @@ pub async fn pruning(cluster: &Cluster, steps: &mut Steps<'_>) {
                     let stray: Vec<_> =
                         job_versions.iter().filter(|v| !kept.iter().any(|k| k.to_string() == **v)).collect();
                     ensure!(stray.is_empty(), "Jobs of pruned versions remain: {stray:?} (kept {kept:?})");
-                    let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns)
-                        .list(&ListParams::default().labels("app.kubernetes.io/component=training"))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let pods = trainer_pods(cluster, ns).await?;
                     let stray: Vec<_> = pods
                         .iter()
                         .filter(|p| {
@@ -214,4 +211,44 @@ pub async fn pruning(cluster: &Cluster, steps: &mut Steps<'_>) {
             },
         )
         .await;
+    steps
+        .measure(
+            "runHistoryLimit: 1 deletes every finished run but the newest, the garbage collector their pods; the versions keep their metrics",
+            async {
+                patch_model(cluster, ns, name, json!({"spec": {"runHistoryLimit": 1}})).await?;
+                let left = eventually("the older runs deleted", Duration::from_secs(60), || async {
+                    let job_versions: Vec<String> =
+                        jobs(cluster, ns, name).await?.into_iter().map(|(v, _)| v).collect();
+                    ensure!(job_versions == ["5"], "Jobs of versions {job_versions:?}, want only v5's");
+                    let pods = trainer_pods(cluster, ns).await?;
+                    let stray: Vec<_> = pods
+                        .iter()
+                        .filter(|p| p.labels().get("modelcycle.io/model").map(String::as_str) == Some(name))
+                        .filter(|p| p.labels().get("modelcycle.io/version").map(String::as_str) != Some("5"))
+                        .map(|p| p.name_any())
+                        .collect();
+                    ensure!(stray.is_empty(), "trainer pods of deleted runs remain: {stray:?}");
+                    Ok(job_versions)
+                })
+                .await?;
+                let all = versions(cluster, ns, name).await?;
+                let without: Vec<_> = all
+                    .iter()
+                    .filter(|(_, v)| v.status.as_ref().is_none_or(|s| s.metrics.is_empty()))
+                    .map(|(n, _)| *n)
+                    .collect();
+                ensure!(all.len() >= 2 && without.is_empty(), "versions without metrics: {without:?} of {:?}", all.keys());
+                Ok(format!("Jobs of versions {left:?}; versions {:?} keep their metrics", all.keys().collect::<Vec<_>>()))
+            },
+        )
+        .await;
+}
+
+/// The trainer pods in `ns`.
+async fn trainer_pods(cluster: &Cluster, ns: &str) -> crate::cluster::Check<Vec<Pod>> {
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/component=training"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(pods.items)
 }
