@@ -10,6 +10,7 @@
 # controllers.
 # E2E_MODELCYCLE_BIN runs another build of the controller than the test build, e.g. what the
 # image ships (cargo build --release --target x86_64-unknown-linux-musl --bin modelcycle).
+# E2E_SCALE_RUN_HISTORY_LIMIT sets the Models' runHistoryLimit (the CRD's default of 3 else).
 # E2E_SCALE_STEADY_SECONDS (default 600) is the steady window; the fake nodes get room for the
 # pods of the largest size, and the control plane's own controllers a higher request rate, so
 # that the figures are the controller's and not the Job and Deployment controllers' rate limits.

@@ -362,6 +362,11 @@ fn scale_model(name: &str) -> serde_json::Value {
     let mut model = kwok_model(name, &Behaviour::default());
     model["spec"]["serving"]["replicas"] = json!(1);
     model["spec"]["serving"]["progressDeadlineSeconds"] = json!(600);
+    // E2E_SCALE_RUN_HISTORY_LIMIT: the finished runs each Model keeps (the CRD's default else),
+    // to measure what caching the Jobs and trainer pods of finished versions costs.
+    if let Some(limit) = std::env::var("E2E_SCALE_RUN_HISTORY_LIMIT").ok().and_then(|s| s.parse::<u32>().ok()) {
+        model["spec"]["runHistoryLimit"] = json!(limit);
+    }
     model
 }
 
