@@ -84,6 +84,11 @@ fn children(versions: Vec<ModelVersion>) -> Children {
     }
 }
 
+/// What a plan deletes: kind and name, in order.
+fn deletes(plan: &crate::lifecycle::model::ModelPlan) -> Vec<(Kind, &str)> {
+    plan.steps.iter().filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None }).collect()
+}
+
 fn version_status(plan: &crate::lifecycle::model::ModelPlan, n: u32) -> Option<ModelVersionStatus> {
     let name = format!("churn-v{n}");
     plan.version_statuses().into_iter().find(|(v, _)| *v == name).map(|(_, s)| s.clone())
@@ -318,12 +323,7 @@ fn replace_stops_the_run_of_the_replaced_version_s_own_backend() {
     assert_eq!(policy.spec.concurrency_policy, ConcurrencyPolicy::Replace);
     c.policies = shared([policy]);
     let p = plan_model(c.observed(&changed), now());
-    let deletes: Vec<(Kind, &str)> = p
-        .steps
-        .iter()
-        .filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None })
-        .collect();
-    assert_eq!(deletes, [(Kind::TrainJob, "churn-v1-train")], "the TrainJob goes, not a Job of its name");
+    assert_eq!(deletes(&p), [(Kind::TrainJob, "churn-v1-train")], "the TrainJob goes, not a Job of its name");
     assert_eq!(version_status(&p, 1).unwrap().phase, Some(VersionPhase::Failed));
 }
 
@@ -385,10 +385,5 @@ fn run_history_limit_deletes_an_old_run_of_its_own_backend() {
         children(vec![version(&m, 1, Some(VersionPhase::Retired)), version(&m, 2, Some(VersionPhase::Serving))]);
     c.train_jobs = Engine::Watched(shared([train_job(&m, 1, None), train_job(&m, 2, None)]));
     let p = plan_model(c.observed(&m), now());
-    let deletes: Vec<(Kind, &str)> = p
-        .steps
-        .iter()
-        .filter_map(|w| if let Write::Delete(k, n) = w { Some((*k, n.as_str())) } else { None })
-        .collect();
-    assert_eq!(deletes, [(Kind::TrainJob, "churn-v1-train")], "v1's TrainJob goes, v2's (the newest) stays");
+    assert_eq!(deletes(&p), [(Kind::TrainJob, "churn-v1-train")], "v1's TrainJob goes, v2's (the newest) stays");
 }
