@@ -9,13 +9,18 @@
 # completely is reused as it is, so only the first build costs time; Go's module and build caches
 # (GOMODCACHE, GOCACHE) make a rebuild of another version cheaper too. The pinned release builds
 # from this folder's go.mod and go.sum; another release gets a generated wrapper module under
-# .e2e/build/ (a replace line for every k8s.io staging module at the matching v0.X.Y).
+# .e2e/build/ (a replace line for every k8s.io staging module at the matching v0.X.Y). kwok builds
+# in the same module, on the release's dependency graph: every module kwok would raise is held at
+# the release's version (hold_for_kwok below made the pinned go.mod's second replace block), so the
+# apiserver is the release as published and kwok adds only its own packages to the build.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 
-pinned=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3} $1 == "k8s.io/kubernetes" {print $2}' "$here/go.mod" | head -n 1)
+required() { awk -v m="$1" '$1 == "require" && $2 == m {print $3} $1 == m {print $2}' "$here/go.mod" | head -n 1; }
+pinned=$(required k8s.io/kubernetes)
+kwok_version=$(required sigs.k8s.io/kwok)
 version=${1:-${E2E_KUBERNETES_VERSION:-$pinned}}
 version=v${version#v}
 out=$root/.e2e/bin/$version
@@ -30,6 +35,16 @@ case "$version" in
 esac
 minor=$(echo "$version" | cut -d. -f2)
 
+# In the module of the working directory: require kwok, and replace every module that raises to
+# the version it had before (the k8s.io staging modules are replaced already).
+hold_for_kwok() {
+  local mod old held=()
+  while read -r _ _ mod old _; do
+    grep -q "^[[:space:]]*$mod => " go.mod || held+=(-replace "$mod=$mod@$old")
+  done < <(GOFLAGS=-mod=mod go get "sigs.k8s.io/kwok@$kwok_version" 2>&1 | grep '^go: upgraded ')
+  if [ ${#held[@]} -gt 0 ]; then go mod edit "${held[@]}"; fi
+}
+
 if [ "$version" = "$pinned" ]; then
   module=$here
 else
@@ -37,7 +52,7 @@ else
   # release's own go.mod (each staging module at v0.<minor>.<patch>).
   module=$root/.e2e/build/$version
   mkdir -p "$module/etcd"
-  cp "$here/tools.go" "$module/tools.go"
+  grep -v 'sigs.k8s.io/kwok' "$here/tools.go" >"$module/tools.go"
   cp "$here/etcd/main.go" "$module/etcd/main.go"
   log "resolving k8s.io/kubernetes@$version from the Go module proxy"
   gomod=$(cd "$module" && go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -50,25 +65,21 @@ else
     done
     printf ')\n'
   } >"$module/go.mod"
-  (cd "$module" && go mod tidy) >&2
+  (cd "$module" && go mod tidy && hold_for_kwok && cp "$here/tools.go" tools.go && go mod tidy) >&2
 fi
 
 started=$SECONDS
-ldflags="-s -w"
+ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
 tmp=$out.partial
 rm -rf "$tmp"
 mkdir -p "$tmp"
-log "building Kubernetes $version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) and etcd"
+log "building Kubernetes $version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), etcd and kwok $kwok_version"
 (cd "$module" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "$ldflags" -o "$tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ./etcd)
-log "building kwok"
-kwok_version=$(awk '$1 == "require" && $2 == "sigs.k8s.io/kwok" {print $3} $1 == "sigs.k8s.io/kwok" {print $2}' "$here/kwok/go.mod" | head -n 1)
-(cd "$here/kwok" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" \
-  -o "$tmp/" sigs.k8s.io/kwok/cmd/kwok)
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ./etcd sigs.k8s.io/kwok/cmd/kwok)
 {
   echo "kubernetes $version"
   echo "etcd $("$tmp/etcd" --version | awk '/etcd Version/ {print $3}')"
