@@ -49,12 +49,12 @@ fn versions(from: Timestamp) -> String {
 
 /// Hourly live accuracy: each version's level (0.90 to 0.91) minus `rate` a day of its age, plus
 /// noise of ±0.003.
-fn quality(from: Timestamp, to: Timestamp, rate: f64, seed: u64) -> String {
+fn quality(from: Timestamp, to: Timestamp, rate: f64, seed: u64) -> Vec<(i64, f64)> {
     let mut rng = sampling::seeded();
     for _ in 0..seed {
         rng.next_u64();
     }
-    let samples = (from.as_second()..=to.as_second())
+    (from.as_second()..=to.as_second())
         .step_by(3600)
         .map(|t| {
             let hours = (t - from.as_second()) / 3600;
@@ -64,15 +64,22 @@ fn quality(from: Timestamp, to: Timestamp, rate: f64, seed: u64) -> String {
             let level = 0.90 + 0.005 * (version % 3) as f64;
             (t, level - rate * age_days + ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.006)
         })
-        .collect();
-    openmetrics(&[("churn_live_accuracy", "gauge", vec![("model=\"churn\"".to_string(), samples)])])
+        .collect()
 }
 
-fn advise(dir: &Path, prometheus: &str, from: Timestamp, to: Timestamp, extra: &[&str]) -> serde_json::Value {
+/// Advice from the live quality `query`.
+fn advise(
+    dir: &Path,
+    prometheus: &str,
+    query: &str,
+    from: Timestamp,
+    to: Timestamp,
+    extra: &[&str],
+) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_modelcycle"))
         .args(["advise", "--versions"])
         .arg(dir.join("versions.yaml"))
-        .args(["--quality-query", "avg(churn_live_accuracy{model=\"churn\"})", "--prometheus", prometheus])
+        .args(["--quality-query", query, "--prometheus", prometheus])
         .args(["--from", &from.to_string(), "--to", &to.to_string()])
         .args(["--training-cost", "100", "--value-per-point", "1000", "--output", "json"])
         .args(extra)
@@ -89,10 +96,23 @@ async fn a_known_decay_gives_the_analytic_optimum_and_no_decay_gives_no_schedule
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("versions.yaml"), versions(from)).unwrap();
 
+    // One backfill holds both histories (promtool writes a block per two hours, most of this
+    // test's time): the series of model "churn" decays 0.002 a day, that of "steady" has the same
+    // noise and no decay.
+    let prometheus = TestPrometheus::backfilled(&openmetrics(&[(
+        "churn_live_accuracy",
+        "gauge",
+        vec![
+            ("model=\"churn\"".to_string(), quality(from, to, 0.002, 7)),
+            ("model=\"steady\"".to_string(), quality(from, to, 0.0, 7)),
+        ],
+    )]))
+    .await;
+    let decaying = "avg(churn_live_accuracy{model=\"churn\"})";
+
     // 0.002 a day: the optimum is sqrt(2 × 30 × 100 × 0.01 / (1000 × 0.002)) = sqrt(30) = 5.48 days.
-    let decaying = TestPrometheus::backfilled(&quality(from, to, 0.002, 7)).await;
     let chart = dir.join("advise.svg");
-    let advice = advise(&dir, &decaying.address, from, to, &["--chart", chart.to_str().unwrap()]);
+    let advice = advise(&dir, &prometheus.address, decaying, from, to, &["--chart", chart.to_str().unwrap()]);
     let rate = advice["decay"]["rate"].as_f64().unwrap();
     assert!(
         (rate - 0.002).abs() < 0.0002,
@@ -114,18 +134,16 @@ async fn a_known_decay_gives_the_analytic_optimum_and_no_decay_gives_no_schedule
         let text = Command::new(env!("CARGO_BIN_EXE_modelcycle"))
             .args(["advise", "--versions"])
             .arg(dir.join("versions.yaml"))
-            .args(["--quality-query", "avg(churn_live_accuracy{model=\"churn\"})", "--prometheus", &decaying.address])
+            .args(["--quality-query", decaying, "--prometheus", &prometheus.address])
             .args(["--from", &from.to_string(), "--to", &to.to_string()])
             .args(["--training-cost", "100", "--value-per-point", "1000"])
             .output()
             .unwrap();
         std::fs::write(Path::new(&docs).join("advise.txt"), text.stdout).unwrap();
     }
-    drop(decaying);
 
     // No decay, the same noise: it must not recommend a schedule from noise.
-    let flat = TestPrometheus::backfilled(&quality(from, to, 0.0, 7)).await;
-    let advice = advise(&dir, &flat.address, from, to, &[]);
+    let advice = advise(&dir, &prometheus.address, "avg(churn_live_accuracy{model=\"steady\"})", from, to, &[]);
     let verdict = &advice["verdict"];
     assert!(verdict == "noMeasurableDecay" || verdict["cannotTell"].is_object(), "{verdict}");
     let _ = std::fs::remove_dir_all(dir);
