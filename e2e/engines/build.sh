@@ -25,7 +25,7 @@ if [ -f "$out/.complete" ]; then
 fi
 started=$SECONDS
 dir_of() { go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'; }
-jobset=$(cd "$module" && go list -mod=mod -m -f '{{.Dir}}' sigs.k8s.io/jobset)
+jobset=$(dir_of "sigs.k8s.io/jobset@$JOBSET_VERSION")
 trainer=$(dir_of "github.com/kubeflow/trainer/v2@$TRAINER_VERSION")
 tmp=$out.partial
 rm -rf "$tmp"
