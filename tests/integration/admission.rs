@@ -10,21 +10,31 @@ use modelcycle::api::crd;
 use serde_json::{Value, json};
 use support::admission_cases::{Case, Expect, cases, model, policy};
 
-fn schema_of(kind: &str) -> Value {
-    let crd = crd::all().into_iter().find(|c| c.spec.names.kind == kind).expect("crd exists");
-    let schema = crd.spec.versions[0].schema.clone().unwrap().open_api_v3_schema.unwrap();
-    serde_json::to_value(schema).unwrap()
+/// The OpenAPI schema of `kind`'s CRD, generated once for the whole test binary: the example
+/// scenarios' writes alone ask for it thousands of times.
+fn schema_of(kind: &str) -> &'static Value {
+    static SCHEMAS: std::sync::OnceLock<Vec<(String, Value)>> = std::sync::OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        crd::all()
+            .into_iter()
+            .map(|crd| {
+                let schema = crd.spec.versions[0].schema.clone().unwrap().open_api_v3_schema.unwrap();
+                (crd.spec.names.kind, serde_json::to_value(schema).unwrap())
+            })
+            .collect()
+    });
+    schemas.iter().find(|(k, _)| k == kind).map(|(_, schema)| schema).expect("crd exists")
 }
 
 /// What the API server would say about `obj`: its CEL rules (kube-cel) and the size bounds of
 /// the schema (`maxLength`, `maxItems`, `maxProperties`), which kube-cel does not check.
 fn errors(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<String> {
     let schema = schema_of(kind);
-    let mut errs = match Validator::new().validate(&schema, obj, old) {
+    let mut errs = match Validator::new().validate(schema, obj, old) {
         Ok(()) => vec![],
         Err(errs) => errs.iter().map(|e| e.to_string()).collect(),
     };
-    size_bounds(&schema, obj, "", &mut errs);
+    size_bounds(schema, obj, "", &mut errs);
     errs
 }
 
@@ -162,7 +172,7 @@ fn structural_violations(node: &Value, path: &str, out: &mut Vec<String>) {
 fn generated_schemas_are_structural() {
     for kind in ["Model", "ModelVersion", "RetrainPolicy"] {
         let mut out = vec![];
-        structural_violations(&schema_of(kind), kind, &mut out);
+        structural_violations(schema_of(kind), kind, &mut out);
         assert!(out.is_empty(), "{kind} schema is not structural: {out:#?}");
     }
 }
@@ -223,7 +233,7 @@ fn every_field_has_a_description_for_kubectl_explain() {
     }
     for kind in ["Model", "ModelVersion", "RetrainPolicy"] {
         let mut missing = vec![];
-        walk(&schema_of(kind), "", &mut missing);
+        walk(schema_of(kind), "", &mut missing);
         assert!(missing.is_empty(), "{kind} fields without a description: {missing:#?}");
     }
 }
@@ -346,7 +356,7 @@ fn every_write_of_the_example_scenarios_fits_the_crd_schemas() {
         for (_, plan) in sim.plans.take().unwrap() {
             let mut check = |kind: &str, what: String, value: Value| {
                 let mut out = vec![];
-                type_errors(&schema_of(kind), &value, "", &mut out);
+                type_errors(schema_of(kind), &value, "", &mut out);
                 wrong.extend(out.into_iter().map(|e| format!("{example}: {what}: {e}")));
                 checked += 1;
             };
