@@ -30,7 +30,9 @@ log "building source-controller $source_version and kustomize-controller $kustom
 (cd "$module" && go build -mod=mod -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$tmp/" \
   github.com/fluxcd/source-controller github.com/fluxcd/kustomize-controller)
 for controller in source kustomize; do
-  dir=$(cd "$module" && go list -mod=mod -m -f '{{.Dir}}' "github.com/fluxcd/$controller-controller")
+  version=$(required "github.com/fluxcd/$controller-controller")
+  # go mod download, not go list -m: the latter names a module's folder only once it is downloaded.
+  dir=$(go mod download -json "github.com/fluxcd/$controller-controller@$version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
   cp "$dir"/config/crd/bases/*.yaml "$tmp/crds/"
 done
 {
