@@ -12,6 +12,7 @@ use kube::ResourceExt;
 
 use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, Model, ShadowStage, VersionPhase};
 use crate::objects::deployment::{Track, track_deployment};
+use crate::objects::meta::is_named;
 use crate::objects::route::{Traffic, gateway_routing};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
@@ -83,7 +84,10 @@ fn advance_canary(
     let now = ledger.now();
     let name = model.name_any();
     let total = model.spec.serving.replicas;
-    let observed = |track: Track| deployments.iter().find(|d| d.name_any() == track.name(&name));
+    let observed = |track: Track| {
+        let track_name = track.name(&name);
+        deployments.iter().find(|d| is_named(d.as_ref(), &track_name))
+    };
     let (Some(new), Some(old)) = (ledger.get(wanted).map(|e| e.version), ledger.get(stable).map(|e| e.version)) else {
         return out;
     };

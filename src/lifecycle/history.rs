@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use super::backends::{Run, Runs, of_version, run_name};
+use super::backends::{Runs, of_version, run_name};
 use super::ledger::Ledger;
 use super::plan::Kind;
 use crate::api::VersionPhase;
@@ -40,11 +40,11 @@ pub fn runs_to_delete(ledger: &Ledger, runs: &Runs, limit: u32, pruned: &[String
         .filter(|e| left_training(e.version.status.as_ref().and_then(|s| s.phase)))
         // A version taken from a registry trained elsewhere: it has no run here.
         .filter(|e| e.version.spec.source.is_none())
-        .filter(|e| !pruned.contains(&e.version.name_any()))
+        .filter(|e| !pruned.iter().any(|p| e.version.metadata.name.as_deref() == Some(p.as_str())))
         .filter_map(|e| {
             let backend = of_version(e.version);
             let name = run_name(e.version);
-            (backend.run(&name, runs) != Run::Missing).then(|| (backend.kind(), name))
+            backend.exists(&name, runs).then(|| (backend.kind(), name))
         })
         .collect();
     let excess = finished.len().saturating_sub(limit as usize);

@@ -20,6 +20,7 @@ use crate::objects::inference_service::{
     KServeState, desired_inference_service, kserve_state, revision_created, written_now, written_percent,
     written_version,
 };
+use crate::objects::meta::is_named;
 use crate::objects::names::serving_name;
 
 use super::analysis::{Gate, Guard, Step, guard, is_manual, manual_gate, start_guard, step_gate};
@@ -39,7 +40,7 @@ pub struct KServe<'s> {
 impl Strategy for KServe<'_> {
     fn advance(&self, r: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome {
         let name = serving_name(&r.model.name_any());
-        let observed = r.inference_services.iter().map(AsRef::as_ref).find(|i| i.name_any() == name);
+        let observed = r.inference_services.iter().map(AsRef::as_ref).find(|i| is_named(*i, &name));
         let mut target = Target { ledger: r.ledger, model: r.model, observed, mode: self.serving.deployment_mode };
         match (serving, self.canary) {
             (Some(s), _) if s == wanted => target.keep(s),

@@ -9,6 +9,7 @@ use jiff::SignedDuration;
 
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{same_spec, serving_deployment};
+use crate::objects::meta::is_named;
 use crate::objects::names::serving_name;
 
 use super::analysis::{Gate, Guard, guard, is_manual, manual_gate, start_guard};
@@ -27,7 +28,7 @@ impl Strategy for Rolling {
         let name = serving_name(&model.name_any());
         let pinned = model.spec.pinned_version == Some(w);
         let Some(desired) = r.ledger.get(w).and_then(|e| serving_deployment(model, e.version)) else { return out };
-        let observed = r.deployments.iter().map(AsRef::as_ref).find(|d| d.name_any() == name);
+        let observed = r.deployments.iter().map(AsRef::as_ref).find(|d| is_named(*d, &name));
         let current = observed.filter(|d| same_spec(*d, &desired)).map(rollout_state);
         let replaces = serving.is_some_and(|s| s != w);
         if current.is_none()

@@ -13,6 +13,7 @@ use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{Track, same_spec};
+use crate::objects::meta::is_named;
 use crate::objects::names::serving_name;
 use crate::objects::route::{Traffic, backend_name, backend_services, desired_route, gateway_routing, route_current};
 use crate::objects::service::{preview_service, serving_service};
@@ -85,7 +86,7 @@ pub fn advance_serving(
     remove_leftovers(ledger, model, deployments, &mut steps);
     let name = serving_name(&model.name_any());
     let own_objects = kserve_serving(model).is_none();
-    if own_objects && (steps.wanted.is_some() || deployments.iter().any(|d| d.name_any() == name)) {
+    if own_objects && (steps.wanted.is_some() || deployments.iter().any(|d| is_named(d.as_ref(), &name))) {
         match_services(ledger, model, services, &mut steps);
         match_route(ledger, model, routes, &mut steps);
     }
@@ -126,7 +127,7 @@ fn remove_other_target(
 /// request to the preview), written only when they change; deleted when routing is removed.
 fn match_route(ledger: &Ledger, model: &Model, routes: &[Arc<HttpRoute>], steps: &mut ServingSteps) {
     let name = serving_name(&model.name_any());
-    let observed = routes.iter().find(|r| r.name_any() == name).map(AsRef::as_ref);
+    let observed = routes.iter().find(|r| is_named(r.as_ref(), &name)).map(AsRef::as_ref);
     if gateway_routing(model).is_none() {
         steps.delete_route = observed.map(|_| name);
         return;
@@ -242,7 +243,7 @@ fn remove_leftovers(ledger: &Ledger, model: &Model, deployments: &[Arc<Deploymen
     let leftovers = [(Track::Canary, in_canary), (Track::Preview, preview_needed(ledger))];
     for (track, needed) in leftovers {
         let left = track.name(&model_name);
-        if !needed && deployments.iter().any(|d| d.name_any() == left) && !steps.rollout.delete.contains(&left) {
+        if !needed && deployments.iter().any(|d| is_named(d.as_ref(), &left)) && !steps.rollout.delete.contains(&left) {
             steps.rollout.delete.push(left);
         }
     }
@@ -268,14 +269,18 @@ fn match_services(ledger: &Ledger, model: &Model, services: &[Arc<Service>], ste
     let name = model.name_any();
     let leftovers = [Track::Preview, Track::Stable, Track::Canary].map(|t| backend_name(&name, t));
     for left in leftovers {
-        let observed = services.iter().any(|s| s.name_any() == left);
-        if observed && !desired.iter().any(|d| d.name_any() == left) && !steps.delete_services.contains(&left) {
+        let observed = services.iter().any(|s| is_named(s.as_ref(), &left));
+        if observed && !desired.iter().any(|d| is_named(d, &left)) && !steps.delete_services.contains(&left) {
             steps.delete_services.push(left);
         }
     }
     steps.services = desired
         .into_iter()
-        .filter(|d| !services.iter().any(|s| s.name_any() == d.name_any() && same_spec(s.as_ref(), d)))
+        .filter(|d| {
+            !services.iter().any(|s| {
+                d.metadata.name.as_deref().is_some_and(|n| is_named(s.as_ref(), n)) && same_spec(s.as_ref(), d)
+            })
+        })
         .collect();
 }
 

@@ -237,6 +237,9 @@ pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Optio
         None => {
             Some(TriggerCause { reason: "TrainingInputsChanged".into(), evidence: "no earlier version is kept".into() })
         }
+        // The newest version keeps the inputs it was trained from: when they are the Model's, so
+        // is their hash, and the JSON need not be hashed again on every reconcile.
+        Some(latest) if latest.version.spec.training.as_ref() == Some(training) => None,
         Some(latest) if latest.version.spec.inputs_hash == inputs_hash(training) => None,
         Some(latest) => Some(TriggerCause {
             reason: "TrainingInputsChanged".into(),

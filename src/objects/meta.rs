@@ -18,6 +18,11 @@ pub const SPEC_HASH_ANNOTATION: &str = "modelcycle.io/spec-hash";
 /// Annotation on the serving Deployment naming the version it runs.
 pub const VERSION_ANNOTATION: &str = "modelcycle.io/version";
 
+/// Whether `object` is named `name` (without copying its name, as `name_any` would).
+pub fn is_named(object: &impl Resource, name: &str) -> bool {
+    object.meta().name.as_deref() == Some(name)
+}
+
 /// The labels of an object of `model`, for `component`, optionally of one version.
 pub fn labels(model: &str, component: &str, version: Option<u32>) -> BTreeMap<String, String> {
     let value = label_value(model);

@@ -1,5 +1,7 @@
 //! Deterministic, Kubernetes-valid names and label values for everything modelcycle creates.
 
+use std::io::Write;
+
 use sha2::{Digest, Sha256};
 
 /// Longest name a Job may have: its name becomes the `job-name` label of its pods.
@@ -104,12 +106,15 @@ pub fn short_hash(text: &str) -> String {
 /// and strings) always serialize; were one ever not to, its hash would be that of an empty text
 /// and the object merely applied again, never a panic.
 pub fn json_hash(value: &impl serde::Serialize) -> String {
-    // Written straight into the hasher (an `io::Write`): the JSON text of a pod template is
-    // never held whole.
+    // Written into the hasher (an `io::Write`) through a small buffer: the JSON text of a pod
+    // template is never held whole, and the hasher takes it in blocks rather than in the
+    // serializer's many writes of a few bytes each.
     let mut hasher = Sha256::new();
-    if serde_json::to_writer(&mut hasher, value).is_err() {
+    let mut buffered = std::io::BufWriter::with_capacity(1024, &mut hasher);
+    if serde_json::to_writer(&mut buffered, value).is_err() || buffered.flush().is_err() {
         return short_hash("");
     }
+    drop(buffered);
     hex::encode(hasher.finalize())
 }
 
@@ -126,6 +131,11 @@ mod tests {
         let text = serde_json::to_string(&value).unwrap();
         assert_eq!(json_hash(&value), short_hash(&text));
         assert_eq!(json_hash(&value).len(), 64);
+        // A pod template is longer than the buffer the JSON passes through on its way.
+        let long = serde_json::json!({"args": (0..500).map(|i| format!("--flag-{i}")).collect::<Vec<_>>(), "x": "y".repeat(3000)});
+        let text = serde_json::to_string(&long).unwrap();
+        assert!(text.len() > 4 * 1024);
+        assert_eq!(json_hash(&long), short_hash(&text));
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! The default backend: one Kubernetes Job, one trainer pod.
 
-use kube::ResourceExt;
-
 use crate::api::ModelVersion;
 use crate::objects::job::training_job;
 
 use super::super::plan::{Child, Kind};
 use super::super::report::{JobOutcome, job_outcome};
 use super::super::validate::Problem;
-use super::{Backend, Finished, Run, Runs};
+use super::{Backend, Finished, Run, Runs, named};
 
 /// Trains a version as a Kubernetes Job.
 pub struct JobBackend;
@@ -27,7 +25,7 @@ impl Backend for JobBackend {
     }
 
     fn run(&self, name: &str, runs: &Runs) -> Run {
-        let Some(job) = runs.jobs.iter().find(|j| j.name_any() == name) else { return Run::Missing };
+        let Some(job) = named(runs.jobs, name) else { return Run::Missing };
         match job_outcome(job, runs.pods) {
             JobOutcome::Running => Run::Running(None),
             JobOutcome::Failed { reason, message, finished } => Run::Failed { reason, message, finished },
@@ -35,5 +33,9 @@ impl Backend for JobBackend {
                 Run::Succeeded(Finished { message, finished, ..Finished::default() })
             }
         }
+    }
+
+    fn exists(&self, name: &str, runs: &Runs) -> bool {
+        named(runs.jobs, name).is_some()
     }
 }

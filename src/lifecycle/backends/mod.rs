@@ -137,6 +137,22 @@ pub trait Backend: Sync {
     fn build(&self, version: &ModelVersion) -> Option<Child>;
     /// What became of the run named `name`.
     fn run(&self, name: &str, runs: &Runs) -> Run;
+    /// Whether the run named `name` is there, without reading what became of it (pruning asks
+    /// this of every finished version on every reconcile).
+    fn exists(&self, name: &str, runs: &Runs) -> bool;
+}
+
+/// The object of `objects` named `name`.
+fn named<'a, K: kube::Resource>(objects: &'a [Arc<K>], name: &str) -> Option<&'a K> {
+    objects.iter().map(AsRef::as_ref).find(|o| o.meta().name.as_deref() == Some(name))
+}
+
+/// The engine's object named `name`, when the engine is watched.
+fn engine_named<'a, K: kube::Resource>(objects: Engine<&'a [Arc<K>]>, name: &str) -> Option<&'a K> {
+    match objects {
+        Engine::Watched(objects) => named(objects, name),
+        Engine::NotEnabled | Engine::NotInstalled => None,
+    }
 }
 
 /// The backend of `backend`.

@@ -2,8 +2,6 @@
 //! existing one). Its outcome is the RayJob's deployment status and the Ray job's status; its
 //! report is the termination message of the submitter pod.
 
-use kube::ResourceExt;
-
 use crate::api::ModelVersion;
 use crate::api::TrainingProgress;
 use crate::api::engines::RayJob;
@@ -11,7 +9,7 @@ use crate::objects::engines::ray_job;
 
 use super::super::plan::{Child, Kind};
 use super::super::validate::Problem;
-use super::{Backend, Engine, Finished, Run, Runs, engine_problem, job_of, termination_message};
+use super::{Backend, Finished, Run, Runs, engine_named, engine_problem, job_of, termination_message};
 
 /// The CustomResourceDefinition of RayJobs.
 pub const RAYJOB_CRD: &str = "rayjobs.ray.io";
@@ -33,9 +31,12 @@ impl Backend for RayJobBackend {
     }
 
     fn run(&self, name: &str, runs: &Runs) -> Run {
-        let Engine::Watched(ray_jobs) = runs.ray_jobs else { return Run::Missing };
-        let Some(ray_job) = ray_jobs.iter().find(|r| r.name_any() == name) else { return Run::Missing };
+        let Some(ray_job) = engine_named(runs.ray_jobs, name) else { return Run::Missing };
         outcome(ray_job, name, runs)
+    }
+
+    fn exists(&self, name: &str, runs: &Runs) -> bool {
+        engine_named(runs.ray_jobs, name).is_some()
     }
 }
 

@@ -387,3 +387,32 @@ fn run_history_limit_deletes_an_old_run_of_its_own_backend() {
     let p = plan_model(c.observed(&m), now());
     assert_eq!(deletes(&p), [(Kind::TrainJob, "churn-v1-train")], "v1's TrainJob goes, v2's (the newest) stays");
 }
+
+#[test]
+fn a_backend_says_a_run_exists_exactly_when_it_can_read_what_became_of_it() {
+    use super::{Run, Runs, backend};
+    let built = |m: &Model| backend(m.spec.training.as_ref().unwrap().backend).build(&version(m, 1, None));
+    let (job_model, train_model, ray_model) =
+        (model("churn"), on_train_job(model("churn")), on_ray_job(model("churn")));
+    let Some(Child::Job(job)) = built(&job_model) else { panic!("a Job is built") };
+    let Some(Child::TrainJob(train)) = built(&train_model) else { panic!("a TrainJob is built") };
+    let Some(Child::RayJob(ray)) = built(&ray_model) else { panic!("a RayJob is built") };
+    let (jobs, trains, rays) = (shared([*job]), shared([*train]), shared([*ray]));
+    let present = Runs {
+        jobs: &jobs,
+        pods: &[],
+        train_jobs: Engine::Watched(trains.as_slice()),
+        ray_jobs: Engine::Watched(rays.as_slice()),
+    };
+    let absent = Runs { jobs: &[], pods: &[], train_jobs: Engine::Watched(&[]), ray_jobs: Engine::Watched(&[]) };
+    let unwatched = Runs { jobs: &[], pods: &[], train_jobs: Engine::NotInstalled, ray_jobs: Engine::NotEnabled };
+    for m in [&job_model, &train_model, &ray_model] {
+        let b = backend(m.spec.training.as_ref().unwrap().backend);
+        let name = super::run_name(&version(m, 1, None));
+        for (runs, expected) in [(&present, true), (&absent, false), (&unwatched, false)] {
+            assert_eq!(b.exists(&name, runs), expected, "{:?} {name} in {runs:?}", b.kind());
+            assert_eq!(b.run(&name, runs) != Run::Missing, expected, "exists agrees with run for {name}");
+        }
+        assert!(!b.exists(&super::run_name(&version(m, 2, None)), &present), "another version's run is not this one");
+    }
+}

@@ -2,8 +2,6 @@
 //! nodes. Its outcome is the TrainJob's `Complete` or `Failed` condition; its report is the
 //! termination message of the rank-0 trainer pod, or else the metrics of `trainerStatus`.
 
-use kube::ResourceExt;
-
 use crate::api::ModelVersion;
 use crate::api::TrainingProgress;
 use crate::api::engines::{TrainJob, TrainerStatus};
@@ -12,8 +10,8 @@ use crate::objects::engines::{TRAINER_NODES, train_job};
 use super::super::plan::{Child, Kind};
 use super::super::validate::Problem;
 use super::{
-    Backend, COMPLETION_INDEX_LABEL, Engine, Finished, JOB_INDEX_LABEL, JOBSET_NAME_LABEL, REPLICATED_JOB_LABEL, Run,
-    Runs, engine_problem, label, termination_message,
+    Backend, COMPLETION_INDEX_LABEL, Finished, JOB_INDEX_LABEL, JOBSET_NAME_LABEL, REPLICATED_JOB_LABEL, Run, Runs,
+    engine_named, engine_problem, label, termination_message,
 };
 
 /// The CustomResourceDefinition of TrainJobs.
@@ -36,9 +34,12 @@ impl Backend for TrainJobBackend {
     }
 
     fn run(&self, name: &str, runs: &Runs) -> Run {
-        let Engine::Watched(train_jobs) = runs.train_jobs else { return Run::Missing };
-        let Some(train_job) = train_jobs.iter().find(|t| t.name_any() == name) else { return Run::Missing };
+        let Some(train_job) = engine_named(runs.train_jobs, name) else { return Run::Missing };
         outcome(train_job, name, runs)
+    }
+
+    fn exists(&self, name: &str, runs: &Runs) -> bool {
+        engine_named(runs.train_jobs, name).is_some()
     }
 }
 
