@@ -281,3 +281,34 @@ pub fn describe_change(before: &TrainingSpec, after: &TrainingSpec) -> String {
     }
     changes.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::inputs::new_version;
+    use crate::lifecycle::testing::model;
+
+    #[test]
+    fn the_newest_version_s_recorded_inputs_decide_before_their_hash() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let m = model("churn");
+        let mut v1 = new_version(&m, 1, vec![], now).unwrap();
+        let cause =
+            |v: &crate::api::ModelVersion, m: &Model| inputs_cause(&Ledger::new(std::slice::from_ref(v), now), m, 1);
+        assert_eq!(cause(&v1, &m), None, "the Model's inputs are the version's");
+        // A hash written by another release (its JSON of the same inputs differed): the inputs
+        // themselves are equal, so nothing changed and nothing retrains.
+        v1.spec.inputs_hash = "written-by-an-older-release".into();
+        assert_eq!(cause(&v1, &m), None);
+        // Inputs that differ still call for a version, whatever hash the version carries.
+        let mut changed = m.clone();
+        changed.spec.training.as_mut().unwrap().dataset.version = "2026-12".into();
+        let c = cause(&v1, &changed).expect("a changed dataset version trains a new version");
+        assert_eq!(c.reason, "TrainingInputsChanged");
+        assert!(c.evidence.contains("dataset.version"), "{}", c.evidence);
+        // A version recorded without its inputs (from a registry) is judged by the hash alone.
+        v1.spec.training = None;
+        v1.spec.inputs_hash = inputs_hash(m.spec.training.as_ref().unwrap());
+        assert_eq!(cause(&v1, &m), None, "equal hashes, as before");
+    }
+}

@@ -144,7 +144,7 @@ pub trait Backend: Sync {
 
 /// The object of `objects` named `name`.
 fn named<'a, K: kube::Resource>(objects: &'a [Arc<K>], name: &str) -> Option<&'a K> {
-    objects.iter().map(AsRef::as_ref).find(|o| o.meta().name.as_deref() == Some(name))
+    objects.iter().map(AsRef::as_ref).find(|o| crate::objects::meta::is_named(*o, name))
 }
 
 /// The engine's object named `name`, when the engine is watched.
