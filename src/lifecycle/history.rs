@@ -7,6 +7,7 @@ use super::backends::{Runs, of_version, run_name};
 use super::ledger::Ledger;
 use super::plan::Kind;
 use crate::api::VersionPhase;
+use crate::objects::meta::is_named;
 
 /// Names of the ModelVersions to delete so that at most `limit` finished (Rejected, Failed,
 /// Retired, RolledBack) versions remain, oldest first. Protected versions count towards the
@@ -40,7 +41,7 @@ pub fn runs_to_delete(ledger: &Ledger, runs: &Runs, limit: u32, pruned: &[String
         .filter(|e| left_training(e.version.status.as_ref().and_then(|s| s.phase)))
         // A version taken from a registry trained elsewhere: it has no run here.
         .filter(|e| e.version.spec.source.is_none())
-        .filter(|e| !pruned.iter().any(|p| e.version.metadata.name.as_deref() == Some(p.as_str())))
+        .filter(|e| !pruned.iter().any(|p| is_named(e.version, p)))
         .filter_map(|e| {
             let backend = of_version(e.version);
             let name = run_name(e.version);

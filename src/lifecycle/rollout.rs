@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion};
 use crate::objects::deployment::{Track, track_deployment};
-use crate::objects::meta::is_named;
+use crate::objects::meta::same_name;
 use crate::objects::route::Traffic;
 
 use super::analysis::Gate;
@@ -98,11 +98,7 @@ pub fn converge(
 ) -> RolloutState {
     use crate::objects::deployment::same_spec;
     let Some(desired) = desired else { return RolloutState::Progressing };
-    match deployments
-        .iter()
-        .find(|d| desired.metadata.name.as_deref().is_some_and(|n| is_named(d.as_ref(), n)))
-        .filter(|d| same_spec(d.as_ref(), &desired))
-    {
+    match deployments.iter().find(|d| same_name(&desired, d.as_ref())).filter(|d| same_spec(d.as_ref(), &desired)) {
         Some(d) => rollout_state(d),
         None => {
             apply.push(desired);

@@ -13,7 +13,7 @@ use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{Track, same_spec};
-use crate::objects::meta::is_named;
+use crate::objects::meta::{is_named, same_name};
 use crate::objects::names::serving_name;
 use crate::objects::route::{Traffic, backend_name, backend_services, desired_route, gateway_routing, route_current};
 use crate::objects::service::{preview_service, serving_service};
@@ -276,11 +276,7 @@ fn match_services(ledger: &Ledger, model: &Model, services: &[Arc<Service>], ste
     }
     steps.services = desired
         .into_iter()
-        .filter(|d| {
-            !services.iter().any(|s| {
-                d.metadata.name.as_deref().is_some_and(|n| is_named(s.as_ref(), n)) && same_spec(s.as_ref(), d)
-            })
-        })
+        .filter(|d| !services.iter().any(|s| same_name(d, s.as_ref()) && same_spec(s.as_ref(), d)))
         .collect();
 }
 

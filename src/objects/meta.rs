@@ -23,6 +23,11 @@ pub fn is_named(object: &impl Resource, name: &str) -> bool {
     object.meta().name.as_deref() == Some(name)
 }
 
+/// Whether `a` and `b` have the same name (a desired object and the observed one it would be).
+pub fn same_name(a: &impl Resource, b: &impl Resource) -> bool {
+    a.meta().name.as_deref().is_some_and(|name| is_named(b, name))
+}
+
 /// The labels of an object of `model`, for `component`, optionally of one version.
 pub fn labels(model: &str, component: &str, version: Option<u32>) -> BTreeMap<String, String> {
     let value = label_value(model);
