@@ -175,8 +175,24 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
 fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcycle::api::Model) {
     use modelcycle::kube::decoded::Decoded;
     use modelcycle::kube::index::{Indexed, Owned};
-    fn store<K: Owned>(objects: impl Iterator<Item = K>) -> Indexed<K> {
-        Indexed::listed(objects.collect())
+    use modelcycle::kube::packed::Packed;
+    use modelcycle::kube::trim::Trim;
+    // Trimmed (and the children packed) as the controller's watches cache them.
+    fn store<K: Owned + Trim>(objects: impl Iterator<Item = K>) -> Indexed<K> {
+        Indexed::listed(
+            objects
+                .map(|mut o| {
+                    o.trim();
+                    o
+                })
+                .collect(),
+        )
+    }
+    fn packed<K>(object: K) -> Packed<K>
+    where
+        K: Owned + Trim + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        Packed::pack(object).expect("a simulated object packs")
     }
     fn copies<K: kube::Resource + Clone>(of: &[std::sync::Arc<K>], models: usize) -> impl Iterator<Item = K> {
         (0..models).flat_map(move |i| {
@@ -191,18 +207,38 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
     sim.run();
     let model = (**sim.cluster.models.values().next().expect("the quickstart has a Model")).clone();
     let c = sim.cluster.children_of(&model);
+    // What each kind's cache holds, in bytes per Model.
+    let mut held = vec![];
+    let mut measured = |kind: &'static str, before: i64| {
+        held.push((kind, (LIVE.load(Ordering::Relaxed) - before) / models as i64));
+        LIVE.load(Ordering::Relaxed)
+    };
+    let mut before = LIVE.load(Ordering::Relaxed);
+    let versions = store(copies(&c.versions, models).map(packed).map(Decoded::from));
+    before = measured("versions", before);
+    let jobs = store(copies(&c.jobs, models).map(packed));
+    before = measured("Jobs", before);
+    let pods = store(copies(&c.pods, models).map(packed));
+    before = measured("pods", before);
+    let deployments = store(copies(&c.deployments, models).map(packed));
+    before = measured("Deployments", before);
+    let services = store(copies(&c.services, models).map(packed));
+    measured("Services", before);
     let stores = modelcycle::kube::children::ChildStores {
-        versions: store(copies(&c.versions, models).map(Decoded::from)),
-        jobs: store(copies(&c.jobs, models)),
-        pods: store(copies(&c.pods, models)),
-        deployments: store(copies(&c.deployments, models)),
-        services: store(copies(&c.services, models)),
+        versions,
+        jobs,
+        pods,
+        deployments,
+        services,
         routes: None,
         inference_services: None,
         train_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
         ray_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
         policies: store(copies(&c.policies, models).map(Decoded::from)),
     };
+    let counts = [c.versions.len(), c.jobs.len(), c.pods.len(), c.deployments.len(), c.services.len()];
+    let kinds: Vec<String> = held.iter().zip(counts).map(|((kind, bytes), n)| format!("{n} {kind} {bytes}")).collect();
+    println!("{:<26} bytes per Model: {}", format!("caches of {models} Models"), kinds.join(", "));
     let mut one = model;
     one.metadata.namespace = Some(format!("team-{}", models / 2));
     (stores, one)
@@ -211,13 +247,23 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
 /// What selecting one Model's children from the caches costs, with the caches holding those of
 /// `models` Models: time per selection and bytes allocated by it.
 fn select_children(models: usize, runs: u32) {
+    let before = LIVE.load(Ordering::Relaxed);
     let (stores, model) = caches_of(models);
+    // What the caches hold for the Models' children (and the one Model kept), as the
+    // controller's reflectors would hold it.
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    println!(
+        "{:<26} {:>9.1} KiB held, {:>6} bytes per Model",
+        format!("caches of {models} Models"),
+        held as f64 / 1024.0,
+        held / models as i64
+    );
     let iterations = if runs > 1 { 2_000_000 / models as u32 } else { 2 };
     let before = ALLOCATED.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut held = 0;
     for _ in 0..iterations {
-        let children = stores.observe(std::hint::black_box(&model));
+        let children = stores.observe(std::hint::black_box(&model)).expect("the caches unpack");
         held += children.versions.len() + children.jobs.len() + children.deployments.len();
     }
     let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);

@@ -18,6 +18,19 @@ pub enum Error {
         /// What the deserializer said.
         message: String,
     },
+    /// An object in a cache did not read back as it was stored (a defect: it was stored as it
+    /// decoded); the reconcile is retried rather than decide without it.
+    #[error("the cached {kind} {namespace}/{name} does not read back: {message}")]
+    Cache {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What the deserializer said.
+        message: String,
+    },
 }
 
 impl Error {
@@ -27,6 +40,7 @@ impl Error {
             Self::Kube(kube::Error::Api(_)) => "api_error",
             Self::Kube(_) => "client_error",
             Self::InvalidObject { .. } => "invalid_object",
+            Self::Cache { .. } => "cache",
         }
     }
 

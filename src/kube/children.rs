@@ -1,7 +1,10 @@
 //! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
 
+use crate::error::{Error, Result};
 use crate::kube::decoded::Decoded;
-use crate::kube::index::Indexed;
+use crate::kube::index::{Indexed, Owned};
+use crate::kube::packed::Packed;
+use crate::kube::trim::Trim;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -22,23 +25,23 @@ use crate::objects::names::{label_value, version_name};
 #[derive(Clone)]
 pub struct ChildStores {
     /// ModelVersions.
-    pub versions: Indexed<Decoded<ModelVersion>>,
+    pub versions: Indexed<Decoded<Packed<ModelVersion>>>,
     /// Training Jobs.
-    pub jobs: Indexed<Job>,
+    pub jobs: Indexed<Packed<Job>>,
     /// Training pods.
-    pub pods: Indexed<Pod>,
+    pub pods: Indexed<Packed<Pod>>,
     /// Serving Deployments.
-    pub deployments: Indexed<Deployment>,
+    pub deployments: Indexed<Packed<Deployment>>,
     /// Services.
-    pub services: Indexed<Service>,
+    pub services: Indexed<Packed<Service>>,
     /// Gateway API `HTTPRoute`s, when the controller manages them.
-    pub routes: Option<Indexed<HttpRoute>>,
+    pub routes: Option<Indexed<Packed<HttpRoute>>>,
     /// KServe `InferenceService`s, when the controller manages them.
-    pub inference_services: Option<Indexed<InferenceService>>,
+    pub inference_services: Option<Indexed<Packed<InferenceService>>>,
     /// Kubeflow Trainer `TrainJob`s, when the controller manages them and they are installed.
-    pub train_jobs: Engine<Indexed<TrainJob>>,
+    pub train_jobs: Engine<Indexed<Packed<TrainJob>>>,
     /// KubeRay `RayJob`s, likewise.
-    pub ray_jobs: Engine<Indexed<RayJob>>,
+    pub ray_jobs: Engine<Indexed<Packed<RayJob>>>,
     /// RetrainPolicies.
     pub policies: Indexed<Decoded<RetrainPolicy>>,
 }
@@ -95,23 +98,32 @@ impl ChildStores {
     }
 
     /// Everything the caches hold for `model`, found through the indexes (without looking at
-    /// other Models' objects) and shared with the caches (no object is copied).
-    pub fn observe(&self, model: &Model) -> Children {
+    /// other Models' objects) and unpacked: only this Model's objects are decoded. An object
+    /// that does not unpack (it was packed from what decoded, so this would be a defect) fails
+    /// the reconcile rather than let it decide without that object.
+    pub fn observe(&self, model: &Model) -> Result<Children> {
         let (ns, name) = (model.namespace().unwrap_or_default(), model.name_any());
         let label = label_value(&name);
         let policies = self.policies.of(&ns, Some(&name));
+        // A version that does not decode is not selected.
+        let versions = self.versions.of(&ns, Some(&name));
+        let versions: Vec<_> = versions.iter().filter_map(|v| v.0.as_ref().ok()).map(|v| unpack(v)).collect();
         let mut children = Children::select(
             model,
             Cached {
-                versions: decoded(&self.versions.of(&ns, Some(&name))),
-                jobs: self.jobs.of(&ns, Some(&label)),
-                pods: self.pods.of(&ns, Some(&label)),
-                train_jobs: self.train_jobs.as_ref().map(|t| t.of(&ns, Some(&label))),
-                ray_jobs: self.ray_jobs.as_ref().map(|r| r.of(&ns, Some(&label))),
-                deployments: self.deployments.of(&ns, Some(&label)),
-                services: self.services.of(&ns, Some(&label)),
-                routes: self.routes.as_ref().map(|r| r.of(&ns, Some(&label))),
-                inference_services: self.inference_services.as_ref().map(|r| r.of(&ns, Some(&label))),
+                versions: versions.into_iter().collect::<Result<Vec<_>>>()?,
+                jobs: unpacked(&self.jobs.of(&ns, Some(&label)))?,
+                pods: unpacked(&self.pods.of(&ns, Some(&label)))?,
+                train_jobs: self.train_jobs.as_ref().map(|t| unpacked(&t.of(&ns, Some(&label)))).transpose()?,
+                ray_jobs: self.ray_jobs.as_ref().map(|r| unpacked(&r.of(&ns, Some(&label)))).transpose()?,
+                deployments: unpacked(&self.deployments.of(&ns, Some(&label)))?,
+                services: unpacked(&self.services.of(&ns, Some(&label)))?,
+                routes: self.routes.as_ref().map(|r| unpacked(&r.of(&ns, Some(&label)))).transpose()?,
+                inference_services: self
+                    .inference_services
+                    .as_ref()
+                    .map(|r| unpacked(&r.of(&ns, Some(&label))))
+                    .transpose()?,
                 policies: decoded(&policies),
             },
         );
@@ -123,12 +135,33 @@ impl ChildStores {
             .filter_map(|g| g.0.as_ref().err())
             .map(|p| p.metadata.name.clone().unwrap_or_default())
             .collect();
-        children
+        Ok(children)
     }
 }
 
+/// `packed` as it was before it was packed, shared with this reconcile only.
+fn unpack<K>(packed: &Packed<K>) -> Result<Arc<K>>
+where
+    K: Owned + Trim + serde::Serialize + serde::de::DeserializeOwned,
+{
+    packed.unpack().map(Arc::new).map_err(|e| Error::Cache {
+        kind: K::kind(&()).into_owned(),
+        namespace: packed.namespace().unwrap_or_default(),
+        name: packed.name_any(),
+        message: e.to_string(),
+    })
+}
+
+/// The objects of `found`, unpacked.
+fn unpacked<K>(found: &[Arc<Packed<K>>]) -> Result<Vec<Arc<K>>>
+where
+    K: Owned + Trim + serde::Serialize + serde::de::DeserializeOwned,
+{
+    found.iter().map(|p| unpack(p)).collect()
+}
+
 /// The store of an engine's objects, when the controller watches them.
-fn engine_store<K: crate::kube::index::Owned>(engine: &Engine<Indexed<K>>) -> Option<&Store<K>> {
+fn engine_store<K: Owned>(engine: &Engine<Indexed<K>>) -> Option<&Store<K>> {
     match engine {
         Engine::Watched(indexed) => Some(&indexed.store),
         Engine::NotEnabled | Engine::NotInstalled => None,
@@ -168,7 +201,7 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
-    fn version(ns: &str, model: &str, n: u32) -> Decoded<ModelVersion> {
+    fn version(ns: &str, model: &str, n: u32) -> Decoded<Packed<ModelVersion>> {
         decoded(json!({
             "apiVersion": "modelcycle.io/v1alpha1", "kind": "ModelVersion",
             "metadata": {"name": format!("{model}-v{n}"), "namespace": ns},
@@ -189,7 +222,7 @@ mod tests {
         format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
     }
 
-    fn job(ns: &str, name: &str, model: &str) -> Job {
+    fn job(ns: &str, name: &str, model: &str) -> Packed<Job> {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": ns, "labels": {MODEL_LABEL: model}}
         }))
@@ -235,7 +268,7 @@ mod tests {
                 policy("other", "broken-anything", json!({"modelRef": 7})),
             ]),
         };
-        let children = stores.observe(&model);
+        let children = stores.observe(&model).unwrap();
         assert_eq!(children.versions.iter().map(|v| v.name_any()).collect::<Vec<_>>(), ["churn-v1"]);
         assert_eq!(children.versions[0].namespace().as_deref(), Some("ml"));
         assert_eq!(children.jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>(), ["churn-v1-train"]);
@@ -246,5 +279,31 @@ mod tests {
         let mut unreadable = children.unreadable_policies.clone();
         unreadable.sort();
         assert_eq!(unreadable, ["broken-anything", "broken-churn"], "not the other Model's, not the other namespace's");
+    }
+
+    #[test]
+    fn a_cached_object_that_does_not_read_back_fails_the_reconcile_naming_it() {
+        let model: Model = crate::lifecycle::testing::model("churn");
+        let stores = ChildStores {
+            versions: Indexed::listed(vec![version("ml", "churn", 1)]),
+            jobs: Indexed::listed(vec![job("ml", "churn-v1-train", "churn").damaged()]),
+            pods: Indexed::listed(vec![]),
+            deployments: Indexed::listed(vec![]),
+            services: Indexed::listed(vec![]),
+            routes: None,
+            inference_services: None,
+            train_jobs: Engine::NotEnabled,
+            ray_jobs: Engine::NotEnabled,
+            policies: Indexed::listed(vec![]),
+        };
+        match stores.observe(&model) {
+            Err(Error::Cache { kind, namespace, name, .. }) => {
+                assert_eq!((kind.as_str(), namespace.as_str(), name.as_str()), ("Job", "ml", "churn-v1-train"))
+            }
+            other => panic!("expected the Job not to read back, got {other:?}"),
+        }
+        // Another Model's damaged object is not this Model's concern.
+        let fraud = crate::lifecycle::testing::model("fraud");
+        assert!(stores.observe(&fraud).is_ok());
     }
 }

@@ -3,7 +3,6 @@
 //! field, e.g. `spec.serving.replicas: invalid value: integer 3000000000, expected i32`, and keeps
 //! the Model a broken RetrainPolicy names, so retraining of that Model can fail closed).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -60,25 +59,34 @@ where
     }
 }
 
+/// The associated items of `Resource` for a wrapper of the kind `$k`: the wrapper is watched and
+/// cached as that kind (its API group, version, kind and plural).
+macro_rules! resource_of {
+    ($k:ident) => {
+        type DynamicType = $k::DynamicType;
+        type Scope = $k::Scope;
+
+        fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            $k::kind(dt)
+        }
+
+        fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            $k::group(dt)
+        }
+
+        fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            $k::version(dt)
+        }
+
+        fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            $k::plural(dt)
+        }
+    };
+}
+pub(crate) use resource_of;
+
 impl<K: Resource + Clone> Resource for Decoded<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
-
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    resource_of!(K);
 
     fn meta(&self) -> &ObjectMeta {
         self.0.as_ref().map_or_else(|e| &e.metadata, |k| k.meta())

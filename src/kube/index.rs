@@ -31,15 +31,22 @@ pub trait Owned: Resource<DynamicType = ()> + Clone + 'static {
     fn owner(&self) -> Option<&str>;
 }
 
-impl Owned for Decoded<ModelVersion> {
+impl Owned for ModelVersion {
     fn owner(&self) -> Option<&str> {
-        self.0.as_ref().map_or_else(|e| e.model.as_deref(), |v| Some(v.spec.model.as_str()))
+        Some(self.spec.model.as_str())
     }
 }
 
-impl Owned for Decoded<RetrainPolicy> {
+impl Owned for RetrainPolicy {
     fn owner(&self) -> Option<&str> {
-        self.0.as_ref().map_or_else(|e| e.model.as_deref(), |p| Some(p.spec.model_ref.name.as_str()))
+        Some(self.spec.model_ref.name.as_str())
+    }
+}
+
+/// An object that does not decode is filed under the Model it names, when that can be read.
+impl<K: Owned> Owned for Decoded<K> {
+    fn owner(&self) -> Option<&str> {
+        self.0.as_ref().map_or_else(|e| e.model.as_deref(), |k| k.owner())
     }
 }
 

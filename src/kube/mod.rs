@@ -12,6 +12,7 @@ pub mod lanes;
 pub mod metrics;
 pub mod model_controller;
 pub mod model_metrics;
+pub mod packed;
 pub mod policy_controller;
 pub mod reading_clients;
 pub mod readings;

@@ -61,7 +61,7 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
     }
     let now = Timestamp::now();
     let deciding = Instant::now();
-    let mut children = model_ctx.children.observe(model);
+    let mut children = model_ctx.children.observe(model)?;
     let mut decided = deciding.elapsed();
     fill_latest_version(&ctx.client, model, &mut children).await?;
     let deciding = Instant::now();

@@ -24,17 +24,17 @@ use crate::cli::{LogFormat, RunArgs};
 use super::children::ChildStores;
 use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
-use super::index::{ByModel, Indexed};
+use super::index::{ByModel, Indexed, Owned};
 use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::ModelContext;
+use super::packed::Packed;
 use super::policy_controller::{self, PolicyStores};
 use super::startup::{Optional, StartupError, engine_crd, wait_for_crds};
 use super::watches::{self, cached_by_model, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
 use crate::lifecycle::backends::{RAYJOB_CRD, TRAINJOB_CRD};
 use crate::lifecycle::model::Engine;
-use crate::objects::meta::MODEL_LABEL;
 
 /// Runs the controller until SIGTERM/SIGINT; the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {
@@ -292,19 +292,20 @@ pub async fn run_controllers(
     let named = |kind: &str| (health.clone(), watch_name(kind, &scope));
     let (h, w) = named("ModelVersions");
     let (versions, versions_stream) =
-        cached_by_model(scoped::<Decoded<ModelVersion>>(&client, &scope), owned.clone(), h, w);
+        cached_by_model(scoped::<Decoded<Packed<ModelVersion>>>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Jobs");
-    let (jobs, jobs_stream) = cached_by_model(scoped::<Job>(&client, &scope), owned.clone(), h, w);
+    let (jobs, jobs_stream) = cached_by_model(scoped::<Packed<Job>>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Pods");
-    let (pods, pods_stream) = cached_by_model(scoped::<Pod>(&client, &scope), trainer_pods, h, w);
+    let (pods, pods_stream) = cached_by_model(scoped::<Packed<Pod>>(&client, &scope), trainer_pods, h, w);
     let (h, w) = named("Deployments");
-    let (deployments, deployments_stream) = cached_by_model(scoped::<Deployment>(&client, &scope), owned.clone(), h, w);
+    let (deployments, deployments_stream) =
+        cached_by_model(scoped::<Packed<Deployment>>(&client, &scope), owned.clone(), h, w);
     let (h, w) = named("Services");
-    let (services, services_stream) = cached_by_model(scoped::<Service>(&client, &scope), owned.clone(), h, w);
+    let (services, services_stream) = cached_by_model(scoped::<Packed<Service>>(&client, &scope), owned.clone(), h, w);
     // HTTPRoutes only when asked for: without Gateway API's CRDs their watch could never list.
     let (routes, routes_stream) = if settings.gateway_api {
         let (h, w) = named("HTTPRoutes");
-        let (routes, stream) = cached_by_model(scoped::<HttpRoute>(&client, &scope), owned.clone(), h, w);
+        let (routes, stream) = cached_by_model(scoped::<Packed<HttpRoute>>(&client, &scope), owned.clone(), h, w);
         (Some(routes), stream.boxed())
     } else {
         (None, futures::stream::empty().boxed())
@@ -312,7 +313,7 @@ pub async fn run_controllers(
     // InferenceServices likewise, only with KServe.
     let (inference_services, inference_services_stream) = if settings.kserve {
         let (h, w) = named("InferenceServices");
-        let (isvcs, stream) = cached_by_model(scoped::<InferenceService>(&client, &scope), owned, h, w);
+        let (isvcs, stream) = cached_by_model(scoped::<Packed<InferenceService>>(&client, &scope), owned, h, w);
         (Some(isvcs), stream.boxed())
     } else {
         (None, futures::stream::empty().boxed())
@@ -320,11 +321,11 @@ pub async fn run_controllers(
     // TrainJobs and RayJobs only when enabled and installed.
     let (train_jobs, train_jobs_stream) = engine_watch(settings.train_jobs, || {
         let (h, w) = named("TrainJobs");
-        cached_by_model(scoped::<TrainJob>(&client, &scope), owned_engine.clone(), h, w)
+        cached_by_model(scoped::<Packed<TrainJob>>(&client, &scope), owned_engine.clone(), h, w)
     });
     let (ray_jobs, ray_jobs_stream) = engine_watch(settings.ray_jobs, || {
         let (h, w) = named("RayJobs");
-        cached_by_model(scoped::<RayJob>(&client, &scope), owned_engine.clone(), h, w)
+        cached_by_model(scoped::<Packed<RayJob>>(&client, &scope), owned_engine.clone(), h, w)
     });
     let (h, w) = named("Models");
     let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
@@ -478,9 +479,8 @@ where
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
 /// so the owner chain does not lead to the Model directly).
-fn model_of<K: kube::Resource>(object: &K) -> Option<ObjectRef<Decoded<Model>>> {
-    let model = object.meta().labels.as_ref()?.get(MODEL_LABEL)?;
-    Some(ObjectRef::new(model).within(object.meta().namespace.as_deref()?))
+fn model_of<K: Owned>(object: &K) -> Option<ObjectRef<Decoded<Model>>> {
+    Some(ObjectRef::new(object.owner()?).within(object.meta().namespace.as_deref()?))
 }
 
 /// The namespace this pod runs in, or `default` outside a cluster.

@@ -14,8 +14,8 @@
 //! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
 //!   deployed is the spec-hash annotation).
 //!
-//! The core never reads what is dropped; `tests/integration/kube_shell.rs` runs whole reconciles on trimmed
-//! objects.
+//! The core never reads what is dropped; `tests/integration/kube_shell.rs` runs whole reconciles on
+//! objects cached as the watches cache them (trimmed, then packed: `kube/packed.rs`).
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::Job;
@@ -124,17 +124,26 @@ impl Trim for RayJob {
     }
 }
 
-macro_rules! decoded {
+macro_rules! metadata_only {
     ($($kind:ty),*) => {$(
-        impl Trim for Decoded<$kind> {
+        impl Trim for $kind {
             fn trim(&mut self) {
-                // A watched object is owned by the watch alone here, so this copies nothing.
                 no_managed_fields(self);
             }
         }
     )*};
 }
-decoded!(Model, ModelVersion, RetrainPolicy);
+metadata_only!(Model, ModelVersion, RetrainPolicy);
+
+impl<K: Trim + Resource + Clone> Trim for Decoded<K> {
+    fn trim(&mut self) {
+        // A watched object is owned by the watch alone here, so this copies nothing.
+        match &mut self.0 {
+            Ok(object) => std::sync::Arc::make_mut(object).trim(),
+            Err(invalid) => invalid.metadata.managed_fields = None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

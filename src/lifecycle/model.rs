@@ -87,8 +87,8 @@ pub struct Due<'a> {
     pub registry: Option<super::registry::Intent>,
 }
 
-/// One Model's children, as a shell selects them from its caches with [`Children::select`]:
-/// shared with the cache, never copied.
+/// One Model's children, as a shell selects them from its caches with [`Children::select`]
+/// (the simulator's shared with its cluster; the kube shell's unpacked for this reconcile).
 #[derive(Clone, Debug, Default)]
 pub struct Children {
     /// ModelVersions of the Model.

@@ -122,38 +122,30 @@ pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<std::sync::Arc<T>>
     objects.into_iter().map(std::sync::Arc::new).collect()
 }
 
-/// The objects themselves, for a store to hold.
-pub fn unshared<T: Clone>(objects: Vec<std::sync::Arc<T>>) -> Vec<T> {
-    objects.into_iter().map(std::sync::Arc::unwrap_or_clone).collect()
-}
-
-/// Reflector stores holding the given children, trimmed as the kube shell's watches trim them.
+/// Reflector stores holding the given children as the kube shell's watches cache them: each
+/// object's JSON decoded as the cache's type (trimmed and packed).
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
-    use modelcycle::kube::decoded::Decoded;
     use modelcycle::kube::index::{Indexed, Owned};
-    use modelcycle::kube::trim::Trim;
-    fn cached<K: Owned + Trim>(objects: impl IntoIterator<Item = K>) -> Indexed<K> {
-        Indexed::listed(
-            objects
-                .into_iter()
-                .map(|mut o| {
-                    o.trim();
-                    o
-                })
-                .collect(),
-        )
+    fn cached<C: Owned + serde::de::DeserializeOwned, K: serde::Serialize>(
+        objects: Vec<std::sync::Arc<K>>,
+    ) -> Indexed<C> {
+        let watched = |o: std::sync::Arc<K>| {
+            let json = serde_json::to_value(&*o).expect("an object serializes");
+            serde_json::from_value(json).expect("a watched object decodes as the cache's type")
+        };
+        Indexed::listed(objects.into_iter().map(watched).collect())
     }
     modelcycle::kube::children::ChildStores {
-        versions: cached(unshared(children.versions).into_iter().map(Decoded::from)),
-        jobs: cached(unshared(children.jobs)),
-        pods: cached(unshared(children.pods)),
-        deployments: cached(unshared(children.deployments)),
-        services: cached(unshared(children.services)),
-        routes: children.routes.map(|r| cached(unshared(r))),
-        inference_services: children.inference_services.map(|r| cached(unshared(r))),
-        train_jobs: children.train_jobs.map(|t| cached(unshared(t))),
-        ray_jobs: children.ray_jobs.map(|r| cached(unshared(r))),
-        policies: cached(unshared(children.policies).into_iter().map(Decoded::from)),
+        versions: cached(children.versions),
+        jobs: cached(children.jobs),
+        pods: cached(children.pods),
+        deployments: cached(children.deployments),
+        services: cached(children.services),
+        routes: children.routes.map(cached),
+        inference_services: children.inference_services.map(cached),
+        train_jobs: children.train_jobs.map(cached),
+        ray_jobs: children.ray_jobs.map(cached),
+        policies: cached(children.policies),
     }
 }
 

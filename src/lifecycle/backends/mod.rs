@@ -81,6 +81,17 @@ impl<T> Engine<T> {
     }
 }
 
+impl<T, E> Engine<Result<T, E>> {
+    /// The watched objects' error, or the answer over the objects (as `Option::transpose`).
+    pub fn transpose(self) -> Result<Engine<T>, E> {
+        match self {
+            Engine::Watched(t) => t.map(Engine::Watched),
+            Engine::NotEnabled => Ok(Engine::NotEnabled),
+            Engine::NotInstalled => Ok(Engine::NotInstalled),
+        }
+    }
+}
+
 /// What the backends read: the Model's training objects of every kind, and its trainer pods.
 #[derive(Clone, Copy, Debug)]
 pub struct Runs<'a> {

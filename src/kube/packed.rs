@@ -1,0 +1,204 @@
+//! What a cache holds of each object a Model owns: the object as its trimmed JSON, with the few
+//! fields its watch, the index and the controller's owner mapping read kept decoded beside it.
+//!
+//! A decoded Kubernetes object takes several times its JSON in memory: its types hold every
+//! field inline whether it is set or not (a `Job` is 2,592 bytes before any of its strings, a
+//! `ModelVersion` 3,392), each string and list is an allocation of its own and each map a B-tree
+//! node. A ModelVersion whose JSON is 2.7 KB held 11.5 KiB decoded. The `caches of N Models`
+//! benchmark (`cargo bench --bench lifecycle -- children`) measures what the caches hold per
+//! Model; the README's Scale section has the figures before and after packing.
+//!
+//! A reconcile unpacks its own Model's objects only (a dozen or so), so packing costs each
+//! reconcile the decoding of those and nothing per Model in the cluster; the benchmark's
+//! `children of 1 in N` row measures it.
+
+use std::marker::PhantomData;
+
+use kube::Resource;
+use kube::api::ObjectMeta;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::decoded::resource_of;
+use super::index::Owned;
+use super::trim::Trim;
+
+/// An object as a cache holds it: its JSON once trimmed ([`Trim`]), and decoded only the
+/// metadata a watch and the controller read without unpacking (name, namespace, uid, resource
+/// version, owners, deletion) and the Model it belongs to ([`Owned`]).
+pub struct Packed<K> {
+    metadata: ObjectMeta,
+    owner: Option<String>,
+    json: Box<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Packed<K>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    /// Trims `object` and packs what is left.
+    pub fn pack(mut object: K) -> Result<Self, serde_json::Error> {
+        object.trim();
+        let json = serde_json::to_string(&object)?.into_boxed_str();
+        let owner = object.owner().map(str::to_string);
+        let meta = object.meta();
+        let metadata = ObjectMeta {
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            // The watch resumes from the resource version of the last object it saw.
+            resource_version: meta.resource_version.clone(),
+            // The controller maps owned objects to their Model by these.
+            owner_references: meta.owner_references.clone(),
+            deletion_timestamp: meta.deletion_timestamp.clone(),
+            ..ObjectMeta::default()
+        };
+        Ok(Self { metadata, owner, json, kind: PhantomData })
+    }
+
+    /// The object as it was packed. (Read from text known to be UTF-8, so its strings are not
+    /// validated again.)
+    pub fn unpack(&self) -> Result<K, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+}
+
+#[cfg(test)]
+impl<K> Packed<K> {
+    /// The same object with JSON that does not read back, as a defect would leave it.
+    pub(crate) fn damaged(mut self) -> Self {
+        self.json = "{\"metadata\":".into();
+        self
+    }
+}
+
+impl<K> Clone for Packed<K> {
+    fn clone(&self) -> Self {
+        Self { metadata: self.metadata.clone(), owner: self.owner.clone(), json: self.json.clone(), kind: PhantomData }
+    }
+}
+
+impl<K> std::fmt::Debug for Packed<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("namespace", &self.metadata.namespace)
+            .field("name", &self.metadata.name)
+            .field("owner", &self.owner)
+            .field("bytes", &self.json.len())
+            .finish()
+    }
+}
+
+/// A watched object is decoded as its kind (so an object that does not decode is reported as
+/// the kind's error, with the field at fault), then packed.
+impl<'de, K> Deserialize<'de> for Packed<K>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = K::deserialize(deserializer)?;
+        Packed::pack(object).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<K: Resource> Resource for Packed<K> {
+    resource_of!(K);
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl<K: Owned> Owned for Packed<K> {
+    fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
+
+/// Packing trimmed the object already.
+impl<K> Trim for Packed<K> {
+    fn trim(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ModelVersion;
+    use crate::kube::decoded::Decoded;
+    use crate::sim::{Simulation, scenario::Scenario};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    /// `object` as the cache unpacks it equals `object` trimmed, and what is kept decoded is
+    /// what the watch and the controller read.
+    fn round_trip<K>(object: &K)
+    where
+        K: Owned + Trim + Serialize + DeserializeOwned,
+    {
+        let mut with_managed = object.clone();
+        with_managed.meta_mut().managed_fields =
+            Some(vec![ManagedFieldsEntry { manager: Some("modelcycle".into()), ..Default::default() }]);
+        let packed = Packed::pack(with_managed).unwrap();
+        let mut trimmed = object.clone();
+        trimmed.trim();
+        // Compared as JSON: every field, every number to the last bit of its shortest form.
+        let json = |k: &K| serde_json::to_value(k).unwrap();
+        assert_eq!(json(&packed.unpack().unwrap()), json(&trimmed));
+        assert_eq!(packed.meta().name, object.meta().name);
+        assert_eq!(packed.meta().namespace, object.meta().namespace);
+        assert_eq!(packed.meta().resource_version, object.meta().resource_version);
+        assert_eq!(packed.meta().owner_references, object.meta().owner_references);
+        assert_eq!(packed.owner(), object.owner());
+        assert_eq!(packed.meta().labels, None, "labels are read from the unpacked object");
+    }
+
+    #[test]
+    fn every_object_of_a_simulated_canary_comes_back_from_its_pack_as_trimmed() {
+        // The analysed canary example makes every kind a Model owns by default, with statuses
+        // full of what a decision reads (conditions, metrics, decisions, rollout progress).
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut sim = Simulation::new(Scenario::load(&[&format!("{examples}/shadow")]).unwrap());
+        sim.run_until("2026-11-03T02:00:00Z".parse().unwrap());
+        let c = &sim.cluster;
+        assert!(!c.versions.is_empty() && !c.jobs.is_empty() && !c.pods.is_empty());
+        assert!(!c.deployments.is_empty() && !c.services.is_empty());
+        c.versions.values().for_each(|v| round_trip::<ModelVersion>(v));
+        c.jobs.values().for_each(|j| round_trip::<Job>(j));
+        c.pods.values().for_each(|p| round_trip::<Pod>(p));
+        c.deployments.values().for_each(|d| round_trip::<Deployment>(d));
+        c.services.values().for_each(|s| round_trip::<Service>(s));
+    }
+
+    #[test]
+    fn an_object_is_packed_as_it_is_decoded_and_one_that_does_not_decode_names_its_field() {
+        let job = serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "churn-v1-train", "namespace": "ml", "resourceVersion": "7",
+                         "labels": {"modelcycle.io/model": "churn"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "trainer", "image": "i"}]}}},
+            "status": {"succeeded": 1}
+        });
+        let packed: Packed<Job> = serde_json::from_value(job).unwrap();
+        assert_eq!(packed.owner(), Some("churn"));
+        assert_eq!(packed.meta().resource_version.as_deref(), Some("7"));
+        let unpacked = packed.unpack().unwrap();
+        assert_eq!(unpacked.spec, None, "trimmed before packing");
+        assert_eq!(unpacked.status.and_then(|s| s.succeeded), Some(1));
+
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let v1 = crate::lifecycle::inputs::new_version(&crate::lifecycle::testing::model("churn"), 1, vec![], now);
+        let mut version = serde_json::to_value(v1.unwrap()).unwrap();
+        version["spec"]["version"] = serde_json::json!("one");
+        let decoded: Decoded<Packed<ModelVersion>> = serde_json::from_value(version).unwrap();
+        let invalid = decoded.0.unwrap_err();
+        assert!(invalid.error.starts_with("spec.version: "), "{}", invalid.error);
+        assert_eq!(invalid.model.as_deref(), Some("churn"));
+    }
+}
