@@ -1,10 +1,9 @@
 //! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kube::decoded::Decoded;
 use crate::kube::index::{Indexed, Owned};
 use crate::kube::packed::Packed;
-use crate::kube::trim::Trim;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -107,23 +106,20 @@ impl ChildStores {
         let policies = self.policies.of(&ns, Some(&name));
         // A version that does not decode is not selected.
         let versions = self.versions.of(&ns, Some(&name));
-        let versions: Vec<_> = versions.iter().filter_map(|v| v.0.as_ref().ok()).map(|v| unpack(v)).collect();
+        let versions =
+            versions.iter().filter_map(|v| v.0.as_ref().ok()).map(|v| v.unpacked()).collect::<Result<Vec<_>>>()?;
         let mut children = Children::select(
             model,
             Cached {
-                versions: versions.into_iter().collect::<Result<Vec<_>>>()?,
-                jobs: unpacked(&self.jobs.of(&ns, Some(&label)))?,
-                pods: unpacked(&self.pods.of(&ns, Some(&label)))?,
-                train_jobs: self.train_jobs.as_ref().map(|t| unpacked(&t.of(&ns, Some(&label)))).transpose()?,
-                ray_jobs: self.ray_jobs.as_ref().map(|r| unpacked(&r.of(&ns, Some(&label)))).transpose()?,
-                deployments: unpacked(&self.deployments.of(&ns, Some(&label)))?,
-                services: unpacked(&self.services.of(&ns, Some(&label)))?,
-                routes: self.routes.as_ref().map(|r| unpacked(&r.of(&ns, Some(&label)))).transpose()?,
-                inference_services: self
-                    .inference_services
-                    .as_ref()
-                    .map(|r| unpacked(&r.of(&ns, Some(&label))))
-                    .transpose()?,
+                versions,
+                jobs: self.jobs.unpacked(&ns, &label)?,
+                pods: self.pods.unpacked(&ns, &label)?,
+                train_jobs: self.train_jobs.as_ref().map(|t| t.unpacked(&ns, &label)).transpose()?,
+                ray_jobs: self.ray_jobs.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
+                deployments: self.deployments.unpacked(&ns, &label)?,
+                services: self.services.unpacked(&ns, &label)?,
+                routes: self.routes.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
+                inference_services: self.inference_services.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
                 policies: decoded(&policies),
             },
         );
@@ -137,27 +133,6 @@ impl ChildStores {
             .collect();
         Ok(children)
     }
-}
-
-/// `packed` as it was before it was packed, shared with this reconcile only.
-fn unpack<K>(packed: &Packed<K>) -> Result<Arc<K>>
-where
-    K: Owned + Trim + serde::Serialize + serde::de::DeserializeOwned,
-{
-    packed.unpack().map(Arc::new).map_err(|e| Error::Cache {
-        kind: K::kind(&()).into_owned(),
-        namespace: packed.namespace().unwrap_or_default(),
-        name: packed.name_any(),
-        message: e.to_string(),
-    })
-}
-
-/// The objects of `found`, unpacked.
-fn unpacked<K>(found: &[Arc<Packed<K>>]) -> Result<Vec<Arc<K>>>
-where
-    K: Owned + Trim + serde::Serialize + serde::de::DeserializeOwned,
-{
-    found.iter().map(|p| unpack(p)).collect()
 }
 
 /// The store of an engine's objects, when the controller watches them.
@@ -297,7 +272,7 @@ mod tests {
             policies: Indexed::listed(vec![]),
         };
         match stores.observe(&model) {
-            Err(Error::Cache { kind, namespace, name, .. }) => {
+            Err(crate::error::Error::Cache { kind, namespace, name, .. }) => {
                 assert_eq!((kind.as_str(), namespace.as_str(), name.as_str()), ("Job", "ml", "churn-v1-train"))
             }
             other => panic!("expected the Job not to read back, got {other:?}"),

@@ -14,14 +14,17 @@
 
 use std::marker::PhantomData;
 
-use kube::Resource;
+use std::sync::Arc;
+
 use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::decoded::resource_of;
-use super::index::Owned;
+use super::index::{Indexed, Owned};
 use super::trim::Trim;
+use crate::error::Error;
 
 /// An object as a cache holds it: its JSON once trimmed ([`Trim`]), and decoded only the
 /// metadata a watch and the controller read without unpacking (name, namespace, uid, resource
@@ -61,6 +64,27 @@ where
     /// validated again.)
     pub fn unpack(&self) -> Result<K, serde_json::Error> {
         serde_json::from_str(&self.json)
+    }
+
+    /// [`Packed::unpack`] for a reconcile: shared with it only, and an object that does not
+    /// read back is the reconcile's [`Error::Cache`], naming the object.
+    pub fn unpacked(&self) -> crate::error::Result<Arc<K>> {
+        self.unpack().map(Arc::new).map_err(|e| Error::Cache {
+            kind: K::kind(&()).into_owned(),
+            namespace: self.namespace().unwrap_or_default(),
+            name: self.name_any(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl<K> Indexed<Packed<K>>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    /// The objects of `ns` filed under `owner`, unpacked ([`Packed::unpacked`]).
+    pub fn unpacked(&self, ns: &str, owner: &str) -> crate::error::Result<Vec<Arc<K>>> {
+        self.of(ns, Some(owner)).iter().map(|p| p.unpacked()).collect()
     }
 }
 
