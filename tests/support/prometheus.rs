@@ -97,14 +97,16 @@ impl TestPrometheus {
 
     /// A Prometheus holding the samples of `openmetrics` (OpenMetrics text with timestamps, ending
     /// in `# EOF`) as history: written into blocks with `promtool tsdb create-blocks-from
-    /// openmetrics` before it starts, kept for ten years, scraping nothing.
+    /// openmetrics` before it starts, kept for ten years, scraping nothing. The blocks may span 32
+    /// days: at promtool's default of two hours, four weeks of history were 340 blocks, written in
+    /// over a minute on a busy machine and then compacted by Prometheus while the test queried it.
     pub async fn backfilled(openmetrics: &str) -> TestPrometheus {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("modelcycle-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("history.om"), openmetrics).unwrap();
         let made = Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet", "--max-block-duration=768h"])
             .arg(dir.join("history.om"))
             .arg(dir.join("data"))
             .output()
