@@ -178,15 +178,12 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
     use modelcycle::kube::packed::Packed;
     use modelcycle::kube::trim::Trim;
     // Trimmed (and the children packed) as the controller's watches cache them.
+    fn trimmed<K: Trim>(mut object: K) -> K {
+        object.trim();
+        object
+    }
     fn store<K: Owned + Trim>(objects: impl Iterator<Item = K>) -> Indexed<K> {
-        Indexed::listed(
-            objects
-                .map(|mut o| {
-                    o.trim();
-                    o
-                })
-                .collect(),
-        )
+        Indexed::listed(objects.map(trimmed).collect())
     }
     fn packed<K>(object: K) -> Packed<K>
     where
@@ -239,6 +236,22 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
     let counts = [c.versions.len(), c.jobs.len(), c.pods.len(), c.deployments.len(), c.services.len()];
     let kinds: Vec<String> = held.iter().zip(counts).map(|((kind, bytes), n)| format!("{n} {kind} {bytes}")).collect();
     println!("{:<26} bytes per Model: {}", format!("caches of {models} Models"), kinds.join(", "));
+    // The Model cache, as it was (decoded) and as the controller keeps it (packed).
+    let the_model = [std::sync::Arc::new(model.clone())];
+    let start = LIVE.load(Ordering::Relaxed);
+    let decoded: Vec<Decoded<modelcycle::api::Model>> =
+        copies(&the_model, models).map(trimmed).map(Decoded::from).collect();
+    let decoded_bytes = (LIVE.load(Ordering::Relaxed) - start) / models as i64;
+    drop(decoded);
+    let start = LIVE.load(Ordering::Relaxed);
+    let cached: Vec<modelcycle::kube::model_controller::CachedModel> =
+        copies(&the_model, models).map(|m| Decoded::packed(m).expect("a simulated Model packs")).collect();
+    let packed_bytes = (LIVE.load(Ordering::Relaxed) - start) / models as i64;
+    drop(cached);
+    println!(
+        "{:<26} bytes per Model: decoded {decoded_bytes}, packed {packed_bytes}",
+        format!("Model cache of {models}")
+    );
     let mut one = model;
     one.metadata.namespace = Some(format!("team-{}", models / 2));
     (stores, one)
@@ -273,6 +286,17 @@ fn select_children(models: usize, runs: u32) {
         "{:<26} {per:>9.1} µs and {bytes:>8} bytes allocated per reconcile's selection",
         format!("children of 1 in {models}")
     );
+    // Before that, a reconcile unpacks its Model from the Model cache.
+    let cached = modelcycle::kube::decoded::Decoded::packed(model).expect("the Model packs");
+    let packed = cached.0.as_ref().expect("the Model decodes");
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(packed.unpacked().expect("the Model unpacks"));
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
+    let bytes = (ALLOCATED.load(Ordering::Relaxed) - before) / u64::from(iterations);
+    println!("{:<26} {per:>9.1} µs and {bytes:>8} bytes allocated per reconcile", "its Model unpacked");
 }
 
 /// The memory the per-Model series of `/metrics` hold for `models` Models, each in the state of

@@ -1,6 +1,6 @@
 //! Any JSON as a watched Model, RetrainPolicy or ModelVersion, decoded as the caches decode them
-//! (versions packed): it decodes, or decoding names the field at fault, and a packed version
-//! reads back; never a panic (one object must not take the controller down).
+//! (Models and versions packed): it decodes, or decoding names the field at fault, and a packed
+//! object reads back; never a panic (one object must not take the controller down).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,7 +9,9 @@ use modelcycle::kube::decoded::Decoded;
 use modelcycle::kube::packed::Packed;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = serde_json::from_slice::<Decoded<Model>>(data);
+    if let Ok(Decoded(Ok(model))) = serde_json::from_slice::<Decoded<Packed<Model>>>(data) {
+        assert!(model.unpack().is_ok(), "a packed Model reads back");
+    }
     let _ = serde_json::from_slice::<Decoded<RetrainPolicy>>(data);
     if let Ok(Decoded(Ok(version))) = serde_json::from_slice::<Decoded<Packed<ModelVersion>>>(data) {
         assert!(version.unpack().is_ok(), "a packed version reads back");

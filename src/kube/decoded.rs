@@ -101,14 +101,16 @@ impl<K: Resource + Clone> Resource for Decoded<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Model, RetrainPolicy};
+    use crate::api::RetrainPolicy;
+    use crate::kube::model_controller::CachedModel;
     use serde_json::json;
 
     #[test]
     fn a_value_beyond_int32_names_its_field() {
         let mut model = serde_json::to_value(crate::lifecycle::testing::model("churn")).unwrap();
         model["spec"]["serving"]["replicas"] = json!(3_000_000_000u64);
-        let decoded: Decoded<Model> = serde_json::from_value(model).unwrap();
+        // As the Model cache decodes it: packed when it decodes.
+        let decoded: CachedModel = serde_json::from_value(model).unwrap();
         let invalid = decoded.0.unwrap_err();
         assert!(invalid.error.starts_with("spec.serving.replicas: "), "{}", invalid.error);
         assert_eq!(invalid.metadata.name.as_deref(), Some("churn"));
@@ -131,7 +133,8 @@ mod tests {
     #[test]
     fn a_valid_object_decodes() {
         let model = serde_json::to_value(crate::lifecycle::testing::model("churn")).unwrap();
-        let decoded: Decoded<Model> = serde_json::from_value(model).unwrap();
-        assert!(decoded.0.is_ok());
+        let decoded: CachedModel = serde_json::from_value(model.clone()).unwrap();
+        let unpacked = serde_json::to_value(decoded.0.unwrap().unpack().unwrap()).unwrap();
+        assert_eq!(unpacked, model);
     }
 }

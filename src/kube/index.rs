@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
-use crate::api::{ModelVersion, RetrainPolicy};
+use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::kube::decoded::Decoded;
 use crate::objects::meta::MODEL_LABEL;
 
@@ -29,6 +29,13 @@ pub trait Owned: Resource<DynamicType = ()> + Clone + 'static {
     /// The Model this object belongs to (for labelled children, the Model's label value), if it
     /// says; an object that does not is filed under no Model.
     fn owner(&self) -> Option<&str>;
+}
+
+/// A Model belongs to itself (what its packed form in the Model cache records).
+impl Owned for Model {
+    fn owner(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
 }
 
 impl Owned for ModelVersion {

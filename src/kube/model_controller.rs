@@ -20,6 +20,11 @@ use super::children::{ChildStores, fill_latest_version};
 use super::context::Context;
 use super::invalid::report_invalid;
 use super::lanes::Turns;
+use super::packed::Packed;
+
+/// A Model as the Model cache holds it: packed (a reconcile unpacks its own), or why it does
+/// not decode.
+pub type CachedModel = Decoded<Packed<Model>>;
 
 /// What the Model controller shares between reconciles.
 pub struct ModelContext {
@@ -46,14 +51,15 @@ pub const NAME: &str = "model";
 
 /// Reconciles one Model: the pipeline is observe → plan (pure) → apply.
 #[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+pub async fn reconcile(guard: Arc<CachedModel>, model_ctx: Arc<ModelContext>) -> Result<Action> {
     let ctx = &model_ctx.shared;
     let _turn = model_ctx.turns.take(&key(&guard)).await;
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let model = match &guard.0 {
-        Ok(model) => model,
+        Ok(packed) => packed.unpacked()?,
         Err(invalid) => return Err(report_invalid::<Model>(invalid, ctx).await),
     };
+    let model = &*model;
     if !model_ctx.children.synced() {
         // A plan made from half-listed caches could number a version that exists already.
         tracing::debug!("waiting for the caches of the Model's children to list once");
@@ -93,7 +99,7 @@ pub async fn reconcile(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>)
 }
 
 /// Waits for a change on invalid input, backs off on transient errors.
-pub fn error_policy(guard: Arc<Decoded<Model>>, error: &Error, model_ctx: Arc<ModelContext>) -> Action {
+pub fn error_policy(guard: Arc<CachedModel>, error: &Error, model_ctx: Arc<ModelContext>) -> Action {
     let ctx = &model_ctx.shared;
     ctx.metrics.reconciled(NAME, false);
     ctx.metrics.failed(NAME, error);
@@ -109,7 +115,7 @@ pub fn error_policy(guard: Arc<Decoded<Model>>, error: &Error, model_ctx: Arc<Mo
 
 /// The pickup lane's reconcile: the same work, but what comes next (a requeue, a retry after
 /// an error) is left to the main lane, which saw the same change.
-pub async fn pick_up(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+pub async fn pick_up(guard: Arc<CachedModel>, model_ctx: Arc<ModelContext>) -> Result<Action> {
     if let Err(error) = reconcile(guard, model_ctx.clone()).await {
         // Counted as the main lane counts its failures; the retry is the main lane's.
         model_ctx.shared.metrics.reconciled(NAME, false);
@@ -119,6 +125,6 @@ pub async fn pick_up(guard: Arc<Decoded<Model>>, model_ctx: Arc<ModelContext>) -
     Ok(Action::await_change())
 }
 
-fn key(guard: &Decoded<Model>) -> String {
+fn key(guard: &CachedModel) -> String {
     format!("model/{}/{}", guard.namespace().unwrap_or_default(), guard.name_any())
 }

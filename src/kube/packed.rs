@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::decoded::resource_of;
+use super::decoded::{Decoded, resource_of};
 use super::index::{Indexed, Owned};
 use super::trim::Trim;
 use crate::error::Error;
@@ -85,6 +85,16 @@ where
     /// The objects of `ns` filed under `owner`, unpacked ([`Packed::unpacked`]).
     pub fn unpacked(&self, ns: &str, owner: &str) -> crate::error::Result<Vec<Arc<K>>> {
         self.of(ns, Some(owner)).iter().map(|p| p.unpacked()).collect()
+    }
+}
+
+impl<K> Decoded<Packed<K>>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    /// `object` as its watch caches it when it decodes.
+    pub fn packed(object: K) -> Result<Self, serde_json::Error> {
+        Packed::pack(object).map(Decoded::from)
     }
 }
 
@@ -152,8 +162,7 @@ impl<K> Trim for Packed<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ModelVersion;
-    use crate::kube::decoded::Decoded;
+    use crate::api::{Model, ModelVersion};
     use crate::sim::{Simulation, scenario::Scenario};
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::batch::v1::Job;
@@ -191,8 +200,9 @@ mod tests {
         let mut sim = Simulation::new(Scenario::load(&[&format!("{examples}/shadow")]).unwrap());
         sim.run_until("2026-11-03T02:00:00Z".parse().unwrap());
         let c = &sim.cluster;
-        assert!(!c.versions.is_empty() && !c.jobs.is_empty() && !c.pods.is_empty());
+        assert!(!c.models.is_empty() && !c.versions.is_empty() && !c.jobs.is_empty() && !c.pods.is_empty());
         assert!(!c.deployments.is_empty() && !c.services.is_empty());
+        c.models.values().for_each(|m| round_trip::<Model>(m));
         c.versions.values().for_each(|v| round_trip::<ModelVersion>(v));
         c.jobs.values().for_each(|j| round_trip::<Job>(j));
         c.pods.values().for_each(|p| round_trip::<Pod>(p));

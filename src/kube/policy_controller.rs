@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::{Model, RetrainPolicy};
+use crate::api::RetrainPolicy;
 use crate::error::{Error, Result};
 use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 
@@ -18,7 +18,7 @@ use super::children::listed;
 use super::context::Context;
 use super::index::Indexed;
 use super::invalid::report_invalid;
-use super::model_controller::CACHE_WAIT;
+use super::model_controller::{CACHE_WAIT, CachedModel};
 
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "retrainpolicy";
@@ -26,7 +26,7 @@ pub const NAME: &str = "retrainpolicy";
 /// The caches the policy controller reads its world from.
 pub struct PolicyStores {
     /// Every Model the controller watches.
-    pub models: Store<Decoded<Model>>,
+    pub models: Store<CachedModel>,
     /// Every RetrainPolicy the controller watches, by the Model it names.
     pub policies: Indexed<Decoded<RetrainPolicy>>,
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
-use crate::api::{Model, ModelVersion, RetrainPolicy};
+use crate::api::{ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
 use super::children::ChildStores;
@@ -27,7 +27,7 @@ use super::http::{self, Health, HttpState};
 use super::index::{ByModel, Indexed, Owned};
 use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
-use super::model_controller::ModelContext;
+use super::model_controller::{CachedModel, ModelContext};
 use super::packed::Packed;
 use super::policy_controller::{self, PolicyStores};
 use super::startup::{Optional, StartupError, engine_crd, wait_for_crds};
@@ -91,8 +91,8 @@ fn shutdown_channel() -> watch::Receiver<bool> {
 /// The Models that follow each registered model a webhook names, as they come.
 fn woken_by_webhooks(
     wake: tokio::sync::broadcast::Receiver<String>,
-    models: kube::runtime::reflector::Store<Decoded<Model>>,
-) -> impl futures::Stream<Item = ObjectRef<Decoded<Model>>> + Send + 'static {
+    models: kube::runtime::reflector::Store<CachedModel>,
+) -> impl futures::Stream<Item = ObjectRef<CachedModel>> + Send + 'static {
     let names = futures::stream::unfold(wake, |mut rx| async move {
         loop {
             match rx.recv().await {
@@ -103,8 +103,11 @@ fn woken_by_webhooks(
         }
     });
     names.flat_map(move |name| {
-        let follow = |m: &Decoded<Model>| {
-            m.0.as_ref().ok().and_then(|m| crate::lifecycle::source::sourced(m)).is_some_and(|s| s.name == name)
+        // Unpacks every Model: a webhook is rare, and a Model that does not read back is left
+        // to its own reconcile to report.
+        let follow = |m: &CachedModel| {
+            let model = m.0.as_ref().ok().and_then(|p| p.unpack().ok());
+            model.is_some_and(|m| crate::lifecycle::source::sourced(&m).is_some_and(|s| s.name == name))
         };
         let refs: Vec<_> = models.state().iter().filter(|m| follow(m)).map(|m| ObjectRef::from(m.as_ref())).collect();
         futures::stream::iter(refs)
@@ -328,7 +331,7 @@ pub async fn run_controllers(
         cached_by_model(scoped::<Packed<RayJob>>(&client, &scope), owned_engine.clone(), h, w)
     });
     let (h, w) = named("Models");
-    let models = shared(watches::watch(scoped::<Decoded<Model>>(&client, &scope), all.clone(), h, w), 3);
+    let models = shared(watches::watch(scoped::<CachedModel>(&client, &scope), all.clone(), h, w), 3);
     let (h, w) = named("RetrainPolicies");
     let policies_by_model = ByModel::default();
     let policies = shared(
@@ -387,7 +390,8 @@ pub async fn run_controllers(
     let changed = {
         let first_list = first_list.clone();
         models_pickup.filter(move |model| {
-            futures::future::ready(first_list.after(&**model) && model.0.as_ref().is_ok_and(|m| newly_changed(m)))
+            let changed = || model.0.as_ref().is_ok_and(|p| p.unpack().is_ok_and(|m| newly_changed(&m)));
+            futures::future::ready(first_list.after(&**model) && changed())
         })
     };
     let pickup = Controller::for_shared_stream(changed, models_store.clone())
@@ -479,7 +483,7 @@ where
 
 /// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
 /// so the owner chain does not lead to the Model directly).
-fn model_of<K: Owned>(object: &K) -> Option<ObjectRef<Decoded<Model>>> {
+fn model_of<K: Owned>(object: &K) -> Option<ObjectRef<CachedModel>> {
     Some(ObjectRef::new(object.owner()?).within(object.meta().namespace.as_deref()?))
 }
 

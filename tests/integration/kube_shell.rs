@@ -68,7 +68,7 @@ async fn first_reconcile_creates_v1_with_lineage_then_applies_status_as_modelcyc
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    let action = model_controller::reconcile(Arc::new(Decoded::from(model())), ctx(client)).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::packed(model()).unwrap()), ctx(client)).await.unwrap();
     assert_eq!(
         action,
         Action::requeue(modelcycle::kube::context::DEFAULT_RESYNC),
@@ -125,7 +125,7 @@ async fn a_new_version_gets_its_training_job_by_server_side_apply() {
         Expect::status_apply(MODEL_STATUS, &model()),
         Expect::echo(Method::POST, EVENTS),
     ]);
-    model_controller::reconcile(Arc::new(Decoded::from(model())), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::packed(model()).unwrap()), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(seen[0].body["status"]["phase"], "Training");
     assert_eq!(seen[0].body["status"]["jobName"], "churn-v1-train");
@@ -172,7 +172,7 @@ fn converged_world() -> (Model, Children) {
 async fn reconciling_a_converged_model_sends_no_request() {
     let (model, children) = converged_world();
     let (client, server) = mock_api(vec![]);
-    model_controller::reconcile(Arc::new(Decoded::from(model)), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::packed(model).unwrap()), ctx_with(client, children)).await.unwrap();
     assert!(server.await.unwrap().is_empty());
 }
 
@@ -187,7 +187,7 @@ async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     assert!(!stores.synced());
     let (client, server) = mock_api(vec![]);
     let context = Arc::new(ModelContext::new(Context::new(client, Arc::default()), stores));
-    let action = model_controller::reconcile(Arc::new(Decoded::from(model)), context).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::packed(model).unwrap()), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
     assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");
     drop(writer);
@@ -204,7 +204,7 @@ async fn a_newest_version_missing_from_the_cache_is_read_and_not_made_again() {
         format!("/apis/modelcycle.io/v1alpha1/namespaces/ml/modelversions/{}", newest.metadata.name.clone().unwrap());
     let (client, server) =
         mock_api(vec![Expect::answer(Method::GET, path, 200, serde_json::to_value(&*newest).unwrap())]);
-    model_controller::reconcile(Arc::new(Decoded::from(model)), ctx_with(client, children)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::packed(model).unwrap()), ctx_with(client, children)).await.unwrap();
     let seen = server.await.unwrap();
     assert_eq!(
         seen.len(),
@@ -232,7 +232,7 @@ async fn invalid_model_is_stalled_with_a_warning_event() {
     let mut m = model();
     m.spec.training.as_mut().unwrap().template.spec.as_mut().unwrap().containers.clear();
     let (client, server) = mock_api(vec![Expect::status_apply(MODEL_STATUS, &m), Expect::echo(Method::POST, EVENTS)]);
-    model_controller::reconcile(Arc::new(Decoded::from(m)), ctx(client)).await.unwrap();
+    model_controller::reconcile(Arc::new(Decoded::packed(m).unwrap()), ctx(client)).await.unwrap();
     // (nothing is created while the spec is invalid: the script above has no ModelVersion POST)
     let seen = server.await.unwrap();
     let stalled = seen[0].body["status"]["conditions"]
@@ -280,7 +280,7 @@ async fn transient_api_errors_back_off_and_are_counted() {
         status(500, "InternalError", "etcd is sad"),
     )]);
     let context = ctx(client);
-    let guard = Arc::new(Decoded::from(model()));
+    let guard = Arc::new(Decoded::packed(model()).unwrap());
     let error = model_controller::reconcile(guard.clone(), context.clone()).await.unwrap_err();
     assert_eq!(error.metric_label(), "api_error");
     let first = model_controller::error_policy(guard.clone(), &error, context.clone());
@@ -514,7 +514,7 @@ async fn a_due_analysis_is_measured_through_the_models_prometheus_and_an_unreach
         Expect::echo(Method::POST, EVENTS),
     ]);
     let context = ctx_with(client, children);
-    let action = model_controller::reconcile(Arc::new(Decoded::from(m)), context.clone()).await.unwrap();
+    let action = model_controller::reconcile(Arc::new(Decoded::packed(m).unwrap()), context.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "measure again after the interval");
     let seen = server.await.unwrap();
     let measurement = &seen[0].body["status"]["analysis"]["measurements"][0];
