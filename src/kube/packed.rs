@@ -1,5 +1,6 @@
-//! What a cache holds of each object a Model owns: the object as its trimmed JSON, with the few
-//! fields its watch, the index and the controller's owner mapping read kept decoded beside it.
+//! What a cache holds of each Model and each object a Model owns: the object as its trimmed JSON,
+//! with the few fields its watch, the index and the controller's owner mapping read kept decoded
+//! beside it.
 //!
 //! A decoded Kubernetes object takes several times its JSON in memory: its types hold every
 //! field inline whether it is set or not (a `Job` is 2,592 bytes before any of its strings, a
@@ -8,9 +9,9 @@
 //! benchmark (`cargo bench --bench lifecycle -- children`) measures what the caches hold per
 //! Model; the README's Scale section has the figures before and after packing.
 //!
-//! A reconcile unpacks its own Model's objects only (a dozen or so), so packing costs each
-//! reconcile the decoding of those and nothing per Model in the cluster; the benchmark's
-//! `children of 1 in N` row measures it.
+//! A reconcile unpacks its own Model and that Model's objects only (a dozen or so), so packing
+//! costs each reconcile the decoding of those and nothing per Model in the cluster; the
+//! benchmark's `children of 1 in N` and `its Model unpacked` rows measure it.
 
 use std::marker::PhantomData;
 
