@@ -1,6 +1,6 @@
 //! What a cache holds of each Model and each object a Model owns: the object as its trimmed JSON,
-//! with the few fields its watch, the index and the controller's owner mapping read kept decoded
-//! beside it.
+//! with the few fields its watch, the index and the controller's mapping to a Model read kept
+//! decoded beside it.
 //!
 //! A decoded Kubernetes object takes several times its JSON in memory: its types hold every
 //! field inline whether it is set or not (a `Job` is 2,592 bytes before any of its strings, a
@@ -65,7 +65,7 @@ fn dictionary_of(kind: &str) -> &'static [u8] {
 
 /// An object as a cache holds it: its JSON once trimmed ([`Trim`]), compressed, and decoded
 /// only the metadata a watch and the controller read without unpacking (name, namespace, uid,
-/// resource version, owners, deletion) and the Model it belongs to ([`Owned`]).
+/// resource version, deletion) and the Model it belongs to ([`Owned`]).
 pub struct Packed<K> {
     metadata: ObjectMeta,
     owner: Option<String>,
@@ -90,10 +90,9 @@ where
             name: meta.name.clone(),
             namespace: meta.namespace.clone(),
             uid: meta.uid.clone(),
-            // The watch resumes from the resource version of the last object it saw.
+            // The watch resumes from the resource version of the last object it saw. (Not the
+            // owner references: the controller maps an object to its Model by `owner`.)
             resource_version: meta.resource_version.clone(),
-            // The controller maps owned objects to their Model by these.
-            owner_references: meta.owner_references.clone(),
             deletion_timestamp: meta.deletion_timestamp.clone(),
             ..ObjectMeta::default()
         };
@@ -235,7 +234,7 @@ mod tests {
         assert_eq!(packed.meta().name, object.meta().name);
         assert_eq!(packed.meta().namespace, object.meta().namespace);
         assert_eq!(packed.meta().resource_version, object.meta().resource_version);
-        assert_eq!(packed.meta().owner_references, object.meta().owner_references);
+        assert_eq!(packed.meta().owner_references, None, "the owner references are read unpacked only");
         assert_eq!(packed.owner(), object.owner());
         assert_eq!(packed.meta().labels, None, "labels are read from the unpacked object");
     }

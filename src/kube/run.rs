@@ -9,7 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -35,6 +35,7 @@ use super::watches::{self, cached_by_model, probe_while_unreachable, shared, wat
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
 use crate::lifecycle::backends::{RAYJOB_CRD, TRAINJOB_CRD};
 use crate::lifecycle::model::Engine;
+use crate::objects::names::{LABEL_VALUE_MAX, label_value};
 
 /// Runs the controller until SIGTERM/SIGINT; the process exit code.
 pub fn main(args: RunArgs) -> ExitCode {
@@ -366,15 +367,15 @@ pub async fn run_controllers(
     let config = || controller::Config::default().concurrency(settings.concurrency);
     let model_controller = Controller::for_shared_stream(models_main, models_store.clone())
         .with_config(config())
-        .owns_stream(versions_stream)
-        .owns_stream(deployments_stream)
-        .owns_stream(services_stream)
-        .owns_stream(routes_stream)
-        .owns_stream(inference_services_stream)
-        .watches_stream(jobs_stream, |job| model_of(&job))
-        .watches_stream(train_jobs_stream, |t| model_of(&t))
-        .watches_stream(ray_jobs_stream, |r| model_of(&r))
-        .watches_stream(pods_stream, |pod| model_of(&pod))
+        .watches_stream(versions_stream, waking(&models_store))
+        .watches_stream(deployments_stream, waking(&models_store))
+        .watches_stream(services_stream, waking(&models_store))
+        .watches_stream(routes_stream, waking(&models_store))
+        .watches_stream(inference_services_stream, waking(&models_store))
+        .watches_stream(jobs_stream, waking(&models_store))
+        .watches_stream(train_jobs_stream, waking(&models_store))
+        .watches_stream(ray_jobs_stream, waking(&models_store))
+        .watches_stream(pods_stream, waking(&models_store))
         .watches_shared_stream(policies_to_models, |guard| {
             let ns = guard.namespace();
             guard.0.as_ref().ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
@@ -481,10 +482,28 @@ where
     }
 }
 
-/// The Model a training Job or pod belongs to, from its label (Jobs are owned by ModelVersions,
-/// so the owner chain does not lead to the Model directly).
-fn model_of<K: Owned>(object: &K) -> Option<ObjectRef<CachedModel>> {
-    Some(ObjectRef::new(object.owner()?).within(object.meta().namespace.as_deref()?))
+/// The Model an object belongs to, by what it names ([`Owned`]: a version its `spec.model`, the
+/// others their Model label). Not by owner references: the caches do not keep them, and a Job's
+/// or a pod's owner chain does not lead to the Model directly. A label holds the Model's name
+/// unless the name is longer than a label value may be; then it holds the name shortened with a
+/// hash ([`label_value`]), and the Model is the one in the namespace whose name shortens to it.
+fn model_of<K: Owned>(models: &Store<CachedModel>, object: &K) -> Option<ObjectRef<CachedModel>> {
+    let ns = object.meta().namespace.as_deref()?;
+    let named = ObjectRef::new(object.owner()?).within(ns);
+    if named.name.len() < LABEL_VALUE_MAX || models.get(&named).is_some() {
+        return Some(named);
+    }
+    let shortened_to =
+        |m: &Arc<CachedModel>| m.namespace().as_deref() == Some(ns) && label_value(&m.name_any()) == named.name;
+    Some(models.state().iter().find(|m| shortened_to(m)).map_or(named, |m| ObjectRef::from_obj(&**m)))
+}
+
+/// [`model_of`] as a watch's mapper.
+fn waking<K: Owned>(
+    models: &Store<CachedModel>,
+) -> impl Fn(K) -> Option<ObjectRef<CachedModel>> + Send + Sync + 'static {
+    let models = models.clone();
+    move |object| model_of(&models, &object)
 }
 
 /// The namespace this pod runs in, or `default` outside a cluster.
@@ -495,4 +514,57 @@ fn own_namespace() -> String {
         .map(|ns| ns.trim().to_string())
         .filter(|ns| !ns.is_empty())
         .unwrap_or_else(|| "default".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::testing;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    /// The Model (name, namespace) an event of `object` wakes.
+    fn wakes<K: Owned>(models: &Store<CachedModel>, object: K) -> Option<(String, Option<String>)> {
+        waking(models)(object).map(|r| (r.name, r.namespace))
+    }
+
+    #[test]
+    fn an_event_of_an_object_wakes_the_model_it_names_not_the_owner_it_references() {
+        let model = testing::model("churn");
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let version = crate::lifecycle::inputs::new_version(&model, 1, vec![], now).unwrap();
+        let models = Indexed::listed(vec![Decoded::packed(model.clone()).unwrap()]).store;
+        let churn = Some(("churn".to_string(), Some("ml".to_string())));
+
+        let mut deployment = crate::objects::deployment::serving_deployment(&model, &version).unwrap();
+        // An owner reference naming another Model changes nothing: the label decides.
+        deployment.metadata.owner_references =
+            Some(vec![OwnerReference { kind: "Model".into(), name: "fraud".into(), ..Default::default() }]);
+        assert_eq!(wakes(&models, Packed::pack(deployment).unwrap()), churn);
+        let service = crate::objects::service::serving_service(&model, None).unwrap();
+        assert_eq!(wakes(&models, Packed::pack(service).unwrap()), churn);
+        assert_eq!(wakes(&models, Decoded::packed(version.clone()).unwrap()), churn);
+
+        // A version that does not decode still wakes its Model, which reports it.
+        let mut broken = serde_json::to_value(&version).unwrap();
+        broken["spec"]["version"] = serde_json::json!("one");
+        let broken: Decoded<Packed<ModelVersion>> = serde_json::from_value(broken).unwrap();
+        assert!(broken.0.is_err());
+        assert_eq!(wakes(&models, broken), churn);
+    }
+
+    #[test]
+    fn a_model_whose_name_is_longer_than_a_label_is_woken_by_its_shortened_label() {
+        let long = format!("churn-{}", "x".repeat(90));
+        let model = testing::model(&long);
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let version = crate::lifecycle::inputs::new_version(&model, 1, vec![], now).unwrap();
+        let deployment = crate::objects::deployment::serving_deployment(&model, &version).unwrap();
+        assert_ne!(deployment.labels().get(crate::objects::meta::MODEL_LABEL), Some(&long), "the label is shortened");
+        let mut other = testing::model(&format!("churn-{}", "y".repeat(90)));
+        other.metadata.uid = Some("uid-other".into());
+        let models = Indexed::listed(vec![Decoded::packed(other).unwrap(), Decoded::packed(model).unwrap()]).store;
+        let expected = Some((long, Some("ml".to_string())));
+        assert_eq!(wakes(&models, Packed::pack(deployment).unwrap()), expected);
+        assert_eq!(wakes(&models, Decoded::packed(version).unwrap()), expected, "a version names its Model in full");
+    }
 }
