@@ -5,7 +5,7 @@
 #
 #   e2e/scale.sh [N ...]                   default: 100 1000 10000
 #
-# E2E_SCALE_TIMEOUT_SECONDS (default 120 + N/5) bounds each wait for N Models (to serve, to
+# E2E_SCALE_TIMEOUT_SECONDS (default 120 + 3N/5) bounds each wait for N Models (to serve, to
 # retrain); on 2 cores 10,000 Models need more than an hour, set by the control plane's own
 # controllers.
 # E2E_MODELCYCLE_BIN runs another build of the controller than the test build, e.g. what the
