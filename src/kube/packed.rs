@@ -108,11 +108,6 @@ where
         serde_json::from_str(std::str::from_utf8(&json).map_err(serde_json::Error::custom)?)
     }
 
-    /// How many bytes the object's JSON takes packed.
-    pub fn packed_len(&self) -> usize {
-        self.lz4.len()
-    }
-
     /// [`Packed::unpack`] for a reconcile: shared with it only, and an object that does not
     /// read back is the reconcile's [`Error::Cache`], naming the object.
     pub fn unpacked(&self) -> crate::error::Result<Arc<K>> {
@@ -151,6 +146,11 @@ impl<K> Packed<K> {
     pub(crate) fn damaged(mut self) -> Self {
         self.lz4 = lz4_flex::block::compress_prepend_size(b"{\"metadata\":").into();
         self
+    }
+
+    /// How many bytes the object's JSON takes packed.
+    pub(crate) fn packed_len(&self) -> usize {
+        self.lz4.len()
     }
 }
 
@@ -294,6 +294,14 @@ mod tests {
         std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/kube/packing-dictionary.jsonl"), lines).unwrap();
     }
 
+    /// How many bytes `object`, read as a `K`, takes packed.
+    fn packs_to<K>(object: serde_json::Value) -> usize
+    where
+        K: Owned + Trim + Serialize + DeserializeOwned,
+    {
+        Packed::pack(serde_json::from_value::<K>(object).unwrap()).unwrap().packed_len()
+    }
+
     #[test]
     fn objects_the_dictionary_was_not_made_from_pack_to_a_third_of_their_json_or_less() {
         for kind in ["Model", "ModelVersion", "Job", "Pod", "Deployment", "Service"] {
@@ -306,16 +314,12 @@ mod tests {
         for json in samples("quickstart") {
             let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
             let packed_len = match value["kind"].as_str().unwrap() {
-                "Model" => Packed::pack(serde_json::from_value::<Model>(value).unwrap()).unwrap().packed_len(),
-                "ModelVersion" => {
-                    Packed::pack(serde_json::from_value::<ModelVersion>(value).unwrap()).unwrap().packed_len()
-                }
-                "Job" => Packed::pack(serde_json::from_value::<Job>(value).unwrap()).unwrap().packed_len(),
-                "Pod" => Packed::pack(serde_json::from_value::<Pod>(value).unwrap()).unwrap().packed_len(),
-                "Deployment" => {
-                    Packed::pack(serde_json::from_value::<Deployment>(value).unwrap()).unwrap().packed_len()
-                }
-                "Service" => Packed::pack(serde_json::from_value::<Service>(value).unwrap()).unwrap().packed_len(),
+                "Model" => packs_to::<Model>(value),
+                "ModelVersion" => packs_to::<ModelVersion>(value),
+                "Job" => packs_to::<Job>(value),
+                "Pod" => packs_to::<Pod>(value),
+                "Deployment" => packs_to::<Deployment>(value),
+                "Service" => packs_to::<Service>(value),
                 kind => panic!("no sample of {kind} expected"),
             };
             assert!(packed_len * 3 <= json.len(), "{} bytes of JSON packed to {packed_len}", json.len());
