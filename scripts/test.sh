@@ -7,13 +7,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "tools (Helm, Lua, Prometheus, Python packages): scripts/install-tools.sh"
-./scripts/install-tools.sh
+mkdir -p .e2e
 export PATH="$PWD/.tools/bin:$PATH"
+
+# The tools are downloads (on a fresh machine minutes of apt and pip, waiting on the network), and
+# only running the tests needs them: install them beside the builds, and wait before the tests.
+step "tools (Helm, Lua, Prometheus, Python packages): scripts/install-tools.sh, beside the builds"
+./scripts/install-tools.sh >.e2e/install-tools.log 2>&1 &
+tools=$!
 
 # The control plane's, Flux's and the training engines' first builds take minutes: start them now, beside the Rust
 # build; the e2e step waits for them. Later runs find them built.
-mkdir -p .e2e
 (e2e/controlplane/build.sh && e2e/flux/build.sh && e2e/engines/build.sh) >.e2e/controlplane-build.log 2>&1 &
 controlplane_build=$!
 
@@ -29,6 +33,17 @@ if [ "${MODELCYCLE_SKIP_CLIPPY:-}" = 1 ]; then
 else
   cargo clippy --all-targets --locked -- -D warnings
 fi
+
+step "cargo test: build"
+cargo test --all-targets --locked --no-run
+
+step "the tools the tests run (scripts/install-tools.sh, started above)"
+if ! wait "$tools"; then
+  cat .e2e/install-tools.log >&2
+  echo "the tools did not install (above)" >&2
+  exit 1
+fi
+cat .e2e/install-tools.log
 
 step "cargo test"
 cargo test --all-targets --locked
