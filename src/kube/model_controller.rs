@@ -49,9 +49,15 @@ pub const CACHE_WAIT: std::time::Duration = std::time::Duration::from_millis(500
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "model";
 
+/// Reconciles one Model, recording the CPU time it takes (`modelcycle_reconcile_cpu_seconds`).
+pub async fn reconcile(guard: Arc<CachedModel>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+    let metrics = model_ctx.shared.metrics.clone();
+    metrics.on_cpu(NAME, reconcile_once(guard, model_ctx)).await
+}
+
 /// Reconciles one Model: the pipeline is observe → plan (pure) → apply.
 #[tracing::instrument(skip_all, fields(model = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(guard: Arc<CachedModel>, model_ctx: Arc<ModelContext>) -> Result<Action> {
+async fn reconcile_once(guard: Arc<CachedModel>, model_ctx: Arc<ModelContext>) -> Result<Action> {
     let ctx = &model_ctx.shared;
     let _turn = model_ctx.turns.take(&key(&guard)).await;
     let _timer = ctx.metrics.reconcile_timer(NAME);

@@ -50,9 +50,15 @@ pub fn world_of<'a>(
     PolicyWorld { model_exists, policies_for_model, model_source: None }
 }
 
+/// Reconciles one RetrainPolicy, recording the CPU time it takes (`modelcycle_reconcile_cpu_seconds`).
+pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, PolicyStores)>) -> Result<Action> {
+    let metrics = ctx.0.metrics.clone();
+    metrics.on_cpu(NAME, reconcile_once(guard, ctx)).await
+}
+
 /// Reconciles one RetrainPolicy.
 #[tracing::instrument(skip_all, fields(policy = %guard.name_any(), namespace = guard.namespace().unwrap_or_default()))]
-pub async fn reconcile(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, PolicyStores)>) -> Result<Action> {
+async fn reconcile_once(guard: Arc<Decoded<RetrainPolicy>>, ctx: Arc<(Context, PolicyStores)>) -> Result<Action> {
     let (ctx, stores) = (&ctx.0, &ctx.1);
     let _timer = ctx.metrics.reconcile_timer(NAME);
     let policy = match &guard.0 {

@@ -512,6 +512,7 @@ fn exported_metrics() -> String {
         metrics.models.record(namespace, model, exported.gauges, counted);
     }
     drop(metrics.reconcile_timer("model"));
+    futures::executor::block_on(metrics.on_cpu("model", async {}));
     metrics.reconciled("model", true);
     metrics.render()
 }
