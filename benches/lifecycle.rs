@@ -174,7 +174,7 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
 /// quickstart's after it converged, in a namespace of its own), and one of those Models.
 fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcycle::api::Model) {
     use modelcycle::kube::decoded::Decoded;
-    use modelcycle::kube::index::{Indexed, Owned};
+    use modelcycle::kube::index::{Indexed, Owned, StoreIndex};
     use modelcycle::kube::packed::Packed;
     use modelcycle::kube::trim::Trim;
     // Trimmed (and the children packed) as the controller's watches cache them.
@@ -231,7 +231,7 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         inference_services: None,
         train_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
         ray_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
-        policies: store(copies(&c.policies, models).map(Decoded::from)),
+        policies: StoreIndex::listed(copies(&c.policies, models).map(Decoded::from).map(trimmed).collect()),
     };
     let counts = [c.versions.len(), c.jobs.len(), c.pods.len(), c.deployments.len(), c.services.len()];
     let kinds: Vec<String> = held.iter().zip(counts).map(|((kind, bytes), n)| format!("{n} {kind} {bytes}")).collect();

@@ -1,8 +1,8 @@
-//! Caches of the objects a Model owns, kept by reflectors and read on every reconcile.
+//! Caches of the objects a Model owns, kept by their watches and read on every reconcile.
 
 use crate::error::Result;
 use crate::kube::decoded::Decoded;
-use crate::kube::index::{Indexed, Owned};
+use crate::kube::index::{Indexed, StoreIndex};
 use crate::kube::packed::Packed;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use crate::api::{Model, ModelVersion, RetrainPolicy};
 use crate::lifecycle::model::{Cached, Children, Engine};
 use crate::objects::names::{label_value, version_name};
 
-/// The reflector stores of everything a Model owns, each with its index by Model.
+/// The caches of everything a Model owns, by Model.
 #[derive(Clone)]
 pub struct ChildStores {
     /// ModelVersions.
@@ -41,8 +41,8 @@ pub struct ChildStores {
     pub train_jobs: Engine<Indexed<Packed<TrainJob>>>,
     /// KubeRay `RayJob`s, likewise.
     pub ray_jobs: Engine<Indexed<Packed<RayJob>>>,
-    /// RetrainPolicies.
-    pub policies: Indexed<Decoded<RetrainPolicy>>,
+    /// RetrainPolicies (their store is the policy controller's too).
+    pub policies: StoreIndex<Decoded<RetrainPolicy>>,
 }
 
 /// Whether `store` has listed its objects once (without waiting).
@@ -58,42 +58,39 @@ impl ChildStores {
     /// Model without its versions and number a new one as if none existed (the real API server
     /// showed it: a restart during training made a second version).
     pub fn synced(&self) -> bool {
-        listed(&self.versions.store)
-            && listed(&self.jobs.store)
-            && listed(&self.pods.store)
-            && listed(&self.deployments.store)
-            && listed(&self.services.store)
-            && self.routes.as_ref().is_none_or(|r| listed(&r.store))
-            && self.inference_services.as_ref().is_none_or(|r| listed(&r.store))
-            && engine_store(&self.train_jobs).is_none_or(listed)
-            && engine_store(&self.ray_jobs).is_none_or(listed)
+        self.versions.is_listed()
+            && self.jobs.is_listed()
+            && self.pods.is_listed()
+            && self.deployments.is_listed()
+            && self.services.is_listed()
+            && self.routes.as_ref().is_none_or(Indexed::is_listed)
+            && self.inference_services.as_ref().is_none_or(Indexed::is_listed)
+            && engine_cache(&self.train_jobs).is_none_or(Indexed::is_listed)
+            && engine_cache(&self.ray_jobs).is_none_or(Indexed::is_listed)
             && listed(&self.policies.store)
     }
 
-    /// Waits until every cache has listed its objects once; false if a cache's writer is gone.
+    /// Waits until every cache has listed its objects once; false if the policies' store's
+    /// writer is gone.
     pub async fn wait_until_synced(&self) -> bool {
-        self.versions.store.wait_until_ready().await.is_ok()
-            && self.jobs.store.wait_until_ready().await.is_ok()
-            && self.pods.store.wait_until_ready().await.is_ok()
-            && self.deployments.store.wait_until_ready().await.is_ok()
-            && self.services.store.wait_until_ready().await.is_ok()
-            && match &self.routes {
-                Some(r) => r.store.wait_until_ready().await.is_ok(),
-                None => true,
-            }
-            && match &self.inference_services {
-                Some(r) => r.store.wait_until_ready().await.is_ok(),
-                None => true,
-            }
-            && match engine_store(&self.train_jobs) {
-                Some(s) => s.wait_until_ready().await.is_ok(),
-                None => true,
-            }
-            && match engine_store(&self.ray_jobs) {
-                Some(s) => s.wait_until_ready().await.is_ok(),
-                None => true,
-            }
-            && self.policies.store.wait_until_ready().await.is_ok()
+        self.versions.wait_until_listed().await;
+        self.jobs.wait_until_listed().await;
+        self.pods.wait_until_listed().await;
+        self.deployments.wait_until_listed().await;
+        self.services.wait_until_listed().await;
+        if let Some(routes) = &self.routes {
+            routes.wait_until_listed().await;
+        }
+        if let Some(isvcs) = &self.inference_services {
+            isvcs.wait_until_listed().await;
+        }
+        if let Some(train_jobs) = engine_cache(&self.train_jobs) {
+            train_jobs.wait_until_listed().await;
+        }
+        if let Some(ray_jobs) = engine_cache(&self.ray_jobs) {
+            ray_jobs.wait_until_listed().await;
+        }
+        self.policies.store.wait_until_ready().await.is_ok()
     }
 
     /// Everything the caches hold for `model`, found through the indexes (without looking at
@@ -135,10 +132,10 @@ impl ChildStores {
     }
 }
 
-/// The store of an engine's objects, when the controller watches them.
-fn engine_store<K: Owned>(engine: &Engine<Indexed<K>>) -> Option<&Store<K>> {
+/// The cache of an engine's objects, when the controller watches them.
+fn engine_cache<K>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
     match engine {
-        Engine::Watched(indexed) => Some(&indexed.store),
+        Engine::Watched(cache) => Some(cache),
         Engine::NotEnabled | Engine::NotInstalled => None,
     }
 }
@@ -234,7 +231,7 @@ mod tests {
                 .unwrap(),
             ])),
             ray_jobs: Engine::NotInstalled,
-            policies: Indexed::listed(vec![
+            policies: StoreIndex::listed(vec![
                 policy("ml", "nightly", json!({"modelRef": {"name": "churn"}})),
                 policy("ml", "fraud-nightly", json!({"modelRef": {"name": "fraud"}})),
                 policy("ml", "broken-churn", json!({"modelRef": {"name": "churn"}, "cooldown": 3})),
@@ -269,7 +266,7 @@ mod tests {
             inference_services: None,
             train_jobs: Engine::NotEnabled,
             ray_jobs: Engine::NotEnabled,
-            policies: Indexed::listed(vec![]),
+            policies: StoreIndex::listed(vec![]),
         };
         match stores.observe(&model) {
             Err(crate::error::Error::Cache { kind, namespace, name, .. }) => {

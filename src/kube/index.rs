@@ -3,10 +3,12 @@
 //! A reflector store answers by name only; selecting one Model's children by scanning the whole
 //! store made every reconcile cost as much as the number of Models in the cluster (the
 //! `children of 1 in N` benchmark: 12.5 ms per reconcile at 10,000 Models, before this index).
-//! `ByModel` files the names of a kind's objects under the Model they belong to, fed by the same
-//! watch events as the store, so a reconcile reads only its own objects from the store.
+//! `ByModel` files a kind's objects under the Model they belong to, fed by the kind's watch
+//! events. For a Model's children the filing is the cache itself ([`Indexed`]: each object
+//! under its Model, no reflector store beside it); for RetrainPolicies, whose store the policy
+//! controller shares, it files names and the store holds the objects ([`StoreIndex`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::{Stream, StreamExt};
@@ -68,27 +70,34 @@ macro_rules! labelled {
 }
 labelled!(Job, Pod, Deployment, Service, HttpRoute, InferenceService, TrainJob, RayJob);
 
-/// Namespace and owner: where a name is filed.
+/// Namespace and owner: where an object is filed.
 type Shelf = (String, Option<String>);
 
-/// The names of one kind's objects by namespace and owner.
-#[derive(Debug, Default)]
-struct Filing {
-    names: HashMap<Shelf, BTreeSet<String>>,
+/// One kind's objects by namespace and owner, each name with what is kept of its object: `()`
+/// where a store beside the filing holds the objects ([`StoreIndex`]), the object itself where
+/// the filing is the cache ([`Indexed`]).
+#[derive(Debug)]
+struct Filing<V> {
+    shelves: HashMap<Shelf, BTreeMap<String, V>>,
     shelf_of: HashMap<(String, String), Option<String>>,
 }
 
-impl Filing {
-    fn file<K: Owned>(&mut self, object: &K) {
+impl<V> Default for Filing<V> {
+    fn default() -> Self {
+        Self { shelves: HashMap::new(), shelf_of: HashMap::new() }
+    }
+}
+
+impl<V> Filing<V> {
+    fn file<K: Owned>(&mut self, object: &K, kept: V) {
         let (ns, name) = (object.namespace().unwrap_or_default(), object.name_any());
         let owner = object.owner().map(str::to_string);
-        if let Some(old) = self.shelf_of.insert((ns.clone(), name.clone()), owner.clone()) {
-            if old == owner {
-                return;
-            }
+        if let Some(old) = self.shelf_of.insert((ns.clone(), name.clone()), owner.clone())
+            && old != owner
+        {
             self.take_from(ns.clone(), old, &name);
         }
-        self.names.entry((ns, owner)).or_default().insert(name);
+        self.shelves.entry((ns, owner)).or_default().insert(name, kept);
     }
 
     fn remove<K: Owned>(&mut self, object: &K) {
@@ -100,48 +109,94 @@ impl Filing {
 
     fn take_from(&mut self, ns: String, owner: Option<String>, name: &str) {
         let shelf = (ns, owner);
-        if let Some(names) = self.names.get_mut(&shelf) {
+        if let Some(names) = self.shelves.get_mut(&shelf) {
             names.remove(name);
             if names.is_empty() {
-                self.names.remove(&shelf);
+                self.shelves.remove(&shelf);
             }
         }
     }
 }
 
 /// The live filing, and the one a relist is building (it replaces the live one when the list
-/// is complete, as the store's own buffer does).
-#[derive(Debug, Default)]
-struct Filings {
-    live: Filing,
-    relisting: Option<Filing>,
+/// is complete, as kube's store does with its buffer).
+#[derive(Debug)]
+struct Filings<V> {
+    live: Filing<V>,
+    relisting: Option<Filing<V>>,
 }
 
-/// An index of one kind's objects by the Model they belong to, kept beside its reflector store.
-#[derive(Clone, Debug, Default)]
-pub struct ByModel {
-    filings: Arc<RwLock<Filings>>,
+/// An index of one kind's objects by the Model they belong to, fed by its watch's events, and
+/// whether that watch has listed once.
+#[derive(Clone, Debug)]
+pub struct ByModel<V = ()> {
+    filings: Arc<RwLock<Filings<V>>>,
+    listed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl ByModel {
-    /// Files what a watch event says. A panic elsewhere while the lock was held leaves the
-    /// filing as consistent as any single event leaves it, so a poisoned lock is used as is.
-    pub fn apply<K: Owned>(&self, event: &watcher::Event<K>) {
+impl<V> Default for ByModel<V> {
+    fn default() -> Self {
+        Self {
+            filings: Arc::new(RwLock::new(Filings { live: Filing::default(), relisting: None })),
+            listed: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+impl<V> ByModel<V> {
+    /// Files what a watch event says, keeping `kept(object)` of each object. A panic elsewhere
+    /// while the lock was held leaves the filing as consistent as any single event leaves it,
+    /// so a poisoned lock is used as is.
+    fn apply_with<K: Owned>(&self, event: &watcher::Event<K>, kept: impl Fn(&K) -> V) {
         let mut filings = self.filings.write().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Init => filings.relisting = Some(Filing::default()),
             watcher::Event::InitApply(o) => match filings.relisting.as_mut() {
-                Some(relisting) => relisting.file(o),
-                None => filings.live.file(o),
+                Some(relisting) => relisting.file(o, kept(o)),
+                None => filings.live.file(o, kept(o)),
             },
             watcher::Event::InitDone => {
                 if let Some(relisted) = filings.relisting.take() {
                     filings.live = relisted;
                 }
+                self.listed.send_replace(true);
             }
-            watcher::Event::Apply(o) => filings.live.file(o),
+            watcher::Event::Apply(o) => filings.live.file(o, kept(o)),
             watcher::Event::Delete(o) => filings.live.remove(o),
         }
+    }
+
+    /// What is kept of the objects filed under `owner` in `ns`, in the order of their names.
+    fn shelf(&self, ns: &str, owner: Option<&str>) -> Vec<(String, V)>
+    where
+        V: Clone,
+    {
+        let filings = self.filings.read().unwrap_or_else(PoisonError::into_inner);
+        let shelf = (ns.to_string(), owner.map(str::to_string));
+        filings
+            .live
+            .shelves
+            .get(&shelf)
+            .map(|kept| kept.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the watch has listed its objects once (without waiting).
+    pub fn is_listed(&self) -> bool {
+        *self.listed.borrow()
+    }
+
+    /// Waits until the watch has listed its objects once.
+    pub async fn wait_until_listed(&self) {
+        // The sender lives as long as this index, so the wait ends only when listed.
+        let _ = self.listed.subscribe().wait_for(|listed| *listed).await;
+    }
+}
+
+impl ByModel<()> {
+    /// Files the names of what a watch event says.
+    pub fn apply<K: Owned>(&self, event: &watcher::Event<K>) {
+        self.apply_with(event, |_| ());
     }
 
     /// The watch `events`, filed here as they pass.
@@ -160,22 +215,98 @@ impl ByModel {
 
     /// The names filed under `owner` in `ns`.
     fn names(&self, ns: &str, owner: Option<&str>) -> Vec<String> {
-        let filings = self.filings.read().unwrap_or_else(PoisonError::into_inner);
-        let shelf = (ns.to_string(), owner.map(str::to_string));
-        filings.live.names.get(&shelf).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+        self.shelf(ns, owner).into_iter().map(|(name, ())| name).collect()
     }
 }
 
-/// A reflector store with its index by Model.
-#[derive(Clone)]
-pub struct Indexed<K: Owned> {
-    /// The store.
-    pub store: Store<K>,
-    /// Its objects by Model.
-    pub by_model: ByModel,
+/// A kind's cache: its objects by the Model they belong to, as its watch delivers them. The
+/// index is the cache, with no reflector store beside it: a store would hold every object a
+/// second time under a key of four strings (name, namespace, uid, resource version), and
+/// finding a Model's objects would look each name up in it.
+#[derive(Clone, Debug)]
+pub struct Indexed<K> {
+    by_model: ByModel<Arc<K>>,
+}
+
+impl<K> Default for Indexed<K> {
+    fn default() -> Self {
+        Self { by_model: ByModel::default() }
+    }
 }
 
 impl<K: Owned> Indexed<K> {
+    /// The objects of `ns` filed under `owner` (`None`: those that name no Model), in the
+    /// order of their names, shared with the cache.
+    pub fn of(&self, ns: &str, owner: Option<&str>) -> Vec<Arc<K>> {
+        self.by_model.shelf(ns, owner).into_iter().map(|(_, object)| object).collect()
+    }
+
+    /// Caches what a watch event says.
+    pub fn apply(&self, event: &watcher::Event<K>) {
+        self.by_model.apply_with(event, |object| Arc::new(object.clone()));
+    }
+
+    /// The watch `events` cached here, as the objects they change (applied, listed and deleted:
+    /// a child deleted by hand wakes its Model too). Without errors: they end in the watch,
+    /// which reports them and retries.
+    pub fn follow<S>(&self, events: S) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K, S>
+    where
+        K: Send + Sync,
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    {
+        let cache = self.clone();
+        events.filter_map(move |event| {
+            let changed = match event {
+                Ok(event) => {
+                    cache.apply(&event);
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                            Some(Ok(o))
+                        }
+                        watcher::Event::Init | watcher::Event::InitDone => None,
+                    }
+                }
+                Err(_) => None,
+            };
+            std::future::ready(changed)
+        })
+    }
+
+    /// Whether the watch has listed its objects once (without waiting).
+    pub fn is_listed(&self) -> bool {
+        self.by_model.is_listed()
+    }
+
+    /// Waits until the watch has listed its objects once.
+    pub async fn wait_until_listed(&self) {
+        self.by_model.wait_until_listed().await;
+    }
+
+    /// A cache that has listed `objects`, as a watch's first list leaves it (for tests and
+    /// benchmarks).
+    pub fn listed(objects: Vec<K>) -> Self {
+        let cache = Self::default();
+        for event in std::iter::once(watcher::Event::Init)
+            .chain(objects.into_iter().map(watcher::Event::InitApply))
+            .chain(std::iter::once(watcher::Event::InitDone))
+        {
+            cache.apply(&event);
+        }
+        cache
+    }
+}
+
+/// A reflector store with its index by Model, for a kind whose store two controllers share
+/// (RetrainPolicies): the index holds names, the store the objects.
+#[derive(Clone)]
+pub struct StoreIndex<K: Owned> {
+    /// The store.
+    pub store: Store<K>,
+    /// Its objects' names by Model.
+    pub by_model: ByModel,
+}
+
+impl<K: Owned> StoreIndex<K> {
     /// The objects of `ns` filed under `owner` (`None`: those that name no Model), shared with
     /// the store. A name filed before its object reaches the store is skipped.
     pub fn of(&self, ns: &str, owner: Option<&str>) -> Vec<Arc<K>> {
@@ -247,7 +378,7 @@ mod tests {
         index.apply(&watcher::Event::Delete(job("a", "x", None)));
         assert!(names(&index, "a", None).is_empty());
         let filings = index.filings.read().unwrap();
-        assert!(filings.live.names.is_empty() && filings.live.shelf_of.is_empty(), "nothing is left behind");
+        assert!(filings.live.shelves.is_empty() && filings.live.shelf_of.is_empty(), "nothing is left behind");
     }
 
     #[test]
@@ -261,15 +392,68 @@ mod tests {
         assert_eq!(names(&index, "a", Some("churn")), ["kept"]);
     }
 
-    #[test]
-    fn a_lookup_returns_the_stored_objects_of_one_model_only() {
-        let stored = Indexed::listed(vec![
-            job("a", "churn-v1-train", Some("churn")),
-            job("a", "churn-v2-train", Some("churn")),
-            job("a", "fraud-v1-train", Some("fraud")),
+    fn with_status(mut job: Job, active: i32) -> Job {
+        job.status = Some(k8s_openapi::api::batch::v1::JobStatus { active: Some(active), ..Default::default() });
+        job
+    }
+
+    fn active(jobs: &[Arc<Job>]) -> Vec<(String, Option<i32>)> {
+        jobs.iter().map(|j| (j.name_any(), j.status.as_ref().and_then(|s| s.active))).collect()
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_each_object_as_last_seen_and_wakes_on_every_change_deletion_included() {
+        use futures::StreamExt;
+        let cache = Indexed::<Job>::default();
+        assert!(!cache.is_listed());
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(with_status(job("a", "churn-v1", Some("churn")), 1))),
+            Ok(watcher::Event::InitDone),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(watcher::Event::Apply(with_status(job("a", "churn-v1", Some("churn")), 0))),
+            Ok(watcher::Event::Apply(job("a", "churn-v2", Some("churn")))),
+            Ok(watcher::Event::Delete(job("a", "churn-v2", Some("churn")))),
         ]);
-        let found: Vec<String> = stored.of("a", Some("churn")).iter().map(|j| j.name_any()).collect();
-        assert_eq!(found, ["churn-v1-train", "churn-v2-train"]);
-        assert!(stored.of("b", Some("churn")).is_empty());
+        let woken: Vec<String> = cache.follow(events).map(|j| j.unwrap().name_any()).collect().await;
+        assert_eq!(woken, ["churn-v1", "churn-v1", "churn-v2", "churn-v2"], "listed, changed, created, deleted");
+        assert!(cache.is_listed());
+        cache.wait_until_listed().await;
+        assert_eq!(active(&cache.of("a", Some("churn"))), [("churn-v1".to_string(), Some(0))], "the newest state");
+    }
+
+    #[tokio::test]
+    async fn a_cache_is_listed_once_its_first_list_is_complete_and_stays_listed_through_a_relist() {
+        let cache = Indexed::<Job>::default();
+        cache.apply(&watcher::Event::Init);
+        cache.apply(&watcher::Event::InitApply(job("a", "x", Some("churn"))));
+        assert!(!cache.is_listed(), "half a list");
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.wait_until_listed().await }
+        });
+        cache.apply(&watcher::Event::InitDone);
+        waiting.await.unwrap();
+        assert!(cache.is_listed());
+        cache.apply(&watcher::Event::Init);
+        assert!(cache.is_listed(), "a relist answers from the last list meanwhile");
+        assert_eq!(cache.of("a", Some("churn")).len(), 1);
+    }
+
+    #[test]
+    fn a_lookup_returns_the_objects_of_one_model_only_in_the_order_of_their_names() {
+        let jobs = || {
+            vec![
+                job("a", "churn-v2-train", Some("churn")),
+                job("a", "churn-v1-train", Some("churn")),
+                job("a", "fraud-v1-train", Some("fraud")),
+            ]
+        };
+        let names = |found: Vec<Arc<Job>>| found.iter().map(|j| j.name_any()).collect::<Vec<_>>();
+        let (cached, stored) = (Indexed::listed(jobs()), StoreIndex::listed(jobs()));
+        for found in [cached.of("a", Some("churn")), stored.of("a", Some("churn"))] {
+            assert_eq!(names(found), ["churn-v1-train", "churn-v2-train"]);
+        }
+        assert!(cached.of("b", Some("churn")).is_empty() && stored.of("b", Some("churn")).is_empty());
     }
 }

@@ -16,7 +16,7 @@ use crate::lifecycle::policy::{PolicyWorld, plan_policy};
 use super::apply::{apply_status_of, publish_events};
 use super::children::listed;
 use super::context::Context;
-use super::index::Indexed;
+use super::index::StoreIndex;
 use super::invalid::report_invalid;
 use super::model_controller::{CACHE_WAIT, CachedModel};
 
@@ -28,7 +28,7 @@ pub struct PolicyStores {
     /// Every Model the controller watches.
     pub models: Store<CachedModel>,
     /// Every RetrainPolicy the controller watches, by the Model it names.
-    pub policies: Indexed<Decoded<RetrainPolicy>>,
+    pub policies: StoreIndex<Decoded<RetrainPolicy>>,
 }
 
 /// The world of one policy, read from the caches.

@@ -24,7 +24,7 @@ use crate::cli::{LogFormat, RunArgs};
 use super::children::ChildStores;
 use super::context::{Context, Settings};
 use super::http::{self, Health, HttpState};
-use super::index::{ByModel, Indexed, Owned};
+use super::index::{ByModel, Indexed, Owned, StoreIndex};
 use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::{CachedModel, ModelContext};
@@ -351,7 +351,7 @@ pub async fn run_controllers(
         return;
     };
 
-    let policies_indexed = Indexed { store: policies_store.clone(), by_model: policies_by_model };
+    let policies_indexed = StoreIndex { store: policies_store.clone(), by_model: policies_by_model };
     let children = ChildStores {
         versions,
         jobs,
@@ -532,7 +532,7 @@ mod tests {
         let model = testing::model("churn");
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let version = crate::lifecycle::inputs::new_version(&model, 1, vec![], now).unwrap();
-        let models = Indexed::listed(vec![Decoded::packed(model.clone()).unwrap()]).store;
+        let models = StoreIndex::listed(vec![Decoded::packed(model.clone()).unwrap()]).store;
         let churn = Some(("churn".to_string(), Some("ml".to_string())));
 
         let mut deployment = crate::objects::deployment::serving_deployment(&model, &version).unwrap();
@@ -562,7 +562,7 @@ mod tests {
         assert_ne!(deployment.labels().get(crate::objects::meta::MODEL_LABEL), Some(&long), "the label is shortened");
         let mut other = testing::model(&format!("churn-{}", "y".repeat(90)));
         other.metadata.uid = Some("uid-other".into());
-        let models = Indexed::listed(vec![Decoded::packed(other).unwrap(), Decoded::packed(model).unwrap()]).store;
+        let models = StoreIndex::listed(vec![Decoded::packed(other).unwrap(), Decoded::packed(model).unwrap()]).store;
         let expected = Some((long, Some("ml".to_string())));
         assert_eq!(wakes(&models, Packed::pack(deployment).unwrap()), expected);
         assert_eq!(wakes(&models, Decoded::packed(version).unwrap()), expected, "a version names its Model in full");

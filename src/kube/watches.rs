@@ -20,7 +20,7 @@ use kube::{Api, Client};
 use tokio::sync::watch as signal;
 
 use super::http::Health;
-use super::index::{ByModel, Indexed, Owned};
+use super::index::{Indexed, Owned};
 use super::trim::Trim;
 
 /// Objects a shared watch may hold back for a slow subscriber before the watch waits for it.
@@ -94,7 +94,8 @@ where
     (store, stream)
 }
 
-/// A [`cached`] watch of a kind whose objects belong to Models, with its index by Model.
+/// A [`watch`] of a kind whose objects belong to Models, cached by Model ([`Indexed`]), and
+/// the stream of changed objects a controller is woken by.
 pub fn cached_by_model<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -104,9 +105,9 @@ pub fn cached_by_model<K>(
 where
     K: Owned + Trim + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
 {
-    let by_model = ByModel::default();
-    let (store, changes) = cached(by_model.follow(watch(api, config, health, what)));
-    (Indexed { store, by_model }, changes)
+    let cache = Indexed::default();
+    let changes = cache.follow(watch(api, config, health, what));
+    (cache, changes)
 }
 
 /// A watch whose store and changes two controllers share: the store, two subscriptions, and the

@@ -182,15 +182,13 @@ async fn reconciling_a_converged_model_sends_no_request() {
 async fn a_model_is_not_planned_before_every_child_cache_has_listed() {
     let (model, children) = converged_world();
     let mut stores = support::child_stores(children);
-    let (unlisted, writer) = kube::runtime::reflector::store();
-    stores.versions = modelcycle::kube::index::Indexed { store: unlisted, by_model: Default::default() };
+    stores.versions = modelcycle::kube::index::Indexed::default();
     assert!(!stores.synced());
     let (client, server) = mock_api(vec![]);
     let context = Arc::new(ModelContext::new(Context::new(client, Arc::default()), stores));
     let action = model_controller::reconcile(Arc::new(Decoded::packed(model).unwrap()), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT), "look again shortly");
     assert!(server.await.unwrap().is_empty(), "nothing is written from a cache that has not listed");
-    drop(writer);
 }
 
 /// The real API server showed it: after an outage the ModelVersion watch was refused (429) while
@@ -313,7 +311,7 @@ spec: {modelRef: {name: ghost}, manual: true}
     ]);
     let stores = policy_controller::PolicyStores {
         models: support::listed_store(vec![]),
-        policies: modelcycle::kube::index::Indexed::listed(vec![]),
+        policies: modelcycle::kube::index::StoreIndex::listed(vec![]),
     };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
     policy_controller::reconcile(Arc::new(Decoded::from(policy.clone())), context).await.unwrap();
@@ -341,7 +339,8 @@ spec: {modelRef: {name: churn}, manual: true}
     .unwrap();
     let (client, server) = mock_api(vec![]);
     let (models, writer) = kube::runtime::reflector::store();
-    let stores = policy_controller::PolicyStores { models, policies: modelcycle::kube::index::Indexed::listed(vec![]) };
+    let stores =
+        policy_controller::PolicyStores { models, policies: modelcycle::kube::index::StoreIndex::listed(vec![]) };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
     let action = policy_controller::reconcile(Arc::new(Decoded::from(policy)), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT));

@@ -206,7 +206,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
     // A RetrainPolicy's status.
     let stores = policy_controller::PolicyStores {
         models: support::listed_store(vec![]),
-        policies: modelcycle::kube::index::Indexed::listed(vec![]),
+        policies: modelcycle::kube::index::StoreIndex::listed(vec![]),
     };
     let policy_ctx = Arc::new((Context::new(client.clone(), Arc::default()), stores));
     policy_controller::reconcile(Arc::new(Decoded::from(policy)), policy_ctx).await.unwrap();

@@ -122,18 +122,21 @@ pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<std::sync::Arc<T>>
     objects.into_iter().map(std::sync::Arc::new).collect()
 }
 
-/// Reflector stores holding the given children as the kube shell's watches cache them: each
-/// object's JSON decoded as the cache's type (trimmed and packed).
+/// Caches holding the given children as the kube shell's watches cache them: each object's
+/// JSON decoded as the cache's type (trimmed and packed).
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
-    use modelcycle::kube::index::{Indexed, Owned};
-    fn cached<C: Owned + serde::de::DeserializeOwned, K: serde::Serialize>(
-        objects: Vec<std::sync::Arc<K>>,
-    ) -> Indexed<C> {
+    use modelcycle::kube::index::{Indexed, Owned, StoreIndex};
+    fn watched<C: serde::de::DeserializeOwned, K: serde::Serialize>(objects: Vec<std::sync::Arc<K>>) -> Vec<C> {
         let watched = |o: std::sync::Arc<K>| {
             let json = serde_json::to_value(&*o).expect("an object serializes");
             serde_json::from_value(json).expect("a watched object decodes as the cache's type")
         };
-        Indexed::listed(objects.into_iter().map(watched).collect())
+        objects.into_iter().map(watched).collect()
+    }
+    fn cached<C: Owned + serde::de::DeserializeOwned, K: serde::Serialize>(
+        objects: Vec<std::sync::Arc<K>>,
+    ) -> Indexed<C> {
+        Indexed::listed(watched(objects))
     }
     modelcycle::kube::children::ChildStores {
         versions: cached(children.versions),
@@ -145,7 +148,7 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         inference_services: children.inference_services.map(cached),
         train_jobs: children.train_jobs.map(cached),
         ray_jobs: children.ray_jobs.map(cached),
-        policies: cached(children.policies),
+        policies: StoreIndex::listed(watched(children.policies)),
     }
 }
 

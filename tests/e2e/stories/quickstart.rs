@@ -182,6 +182,40 @@ pub async fn run(cluster: &Cluster, steps: &mut Steps<'_>) {
             Ok(())
         })
         .await;
+
+    steps
+        .step(
+            "the Service deleted by hand is made again within 5 s: its deletion wakes the Model",
+            deleted_by_hand_comes_back(cluster, ns),
+        )
+        .await;
+}
+
+/// A child deleted by hand wakes its Model, which makes it again at once, not at its next look
+/// (the suite's controller looks at every Model each 15 s; a real one each 10 minutes).
+async fn deleted_by_hand_comes_back(cluster: &Cluster, ns: &str) -> Check {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, DeleteParams};
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), ns);
+    let uid = |s: &Service| s.metadata.uid.clone();
+    let before = services.get(NAME).await.map_err(|e| e.to_string())?;
+    services.delete(NAME, &DeleteParams::default()).await.map_err(|e| e.to_string())?;
+    crate::cluster::eventually(
+        "the Service deleted by hand to be made again",
+        std::time::Duration::from_secs(5),
+        || async {
+            let now = services.get_opt(NAME).await.map_err(|e| e.to_string())?;
+            ensure!(
+                now.as_ref().is_some_and(|s| uid(s) != uid(&before)),
+                "Service {NAME}: {:?}",
+                now.as_ref().map(uid)
+            );
+            Ok(())
+        },
+    )
+    .await?;
+    // And it sends traffic to the serving version's pods again.
+    serving_on(cluster, ns, "2", 3).await
 }
 
 /// The Deployment runs `version` on `replicas` ready pods and the Service sends traffic only there.
