@@ -166,19 +166,11 @@ impl<V> ByModel<V> {
         }
     }
 
-    /// What is kept of the objects filed under `owner` in `ns`, in the order of their names.
-    fn shelf(&self, ns: &str, owner: Option<&str>) -> Vec<(String, V)>
-    where
-        V: Clone,
-    {
+    /// `each(name, kept)` of the objects filed under `owner` in `ns`, in the order of their names.
+    fn shelf<T>(&self, ns: &str, owner: Option<&str>, each: impl Fn(&String, &V) -> T) -> Vec<T> {
         let filings = self.filings.read().unwrap_or_else(PoisonError::into_inner);
         let shelf = (ns.to_string(), owner.map(str::to_string));
-        filings
-            .live
-            .shelves
-            .get(&shelf)
-            .map(|kept| kept.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
-            .unwrap_or_default()
+        filings.live.shelves.get(&shelf).map(|kept| kept.iter().map(|(n, v)| each(n, v)).collect()).unwrap_or_default()
     }
 
     /// Whether the watch has listed its objects once (without waiting).
@@ -215,7 +207,7 @@ impl ByModel<()> {
 
     /// The names filed under `owner` in `ns`.
     fn names(&self, ns: &str, owner: Option<&str>) -> Vec<String> {
-        self.shelf(ns, owner).into_iter().map(|(name, ())| name).collect()
+        self.shelf(ns, owner, |name, ()| name.clone())
     }
 }
 
@@ -238,7 +230,7 @@ impl<K: Owned> Indexed<K> {
     /// The objects of `ns` filed under `owner` (`None`: those that name no Model), in the
     /// order of their names, shared with the cache.
     pub fn of(&self, ns: &str, owner: Option<&str>) -> Vec<Arc<K>> {
-        self.by_model.shelf(ns, owner).into_iter().map(|(_, object)| object).collect()
+        self.by_model.shelf(ns, owner, |_, object| object.clone())
     }
 
     /// Caches what a watch event says.
