@@ -22,6 +22,9 @@ pub struct Entry {
     pub resource: String,
     /// The answer's status code.
     pub code: u16,
+    /// Whether the authorizer refused it (`authorization.k8s.io/decision` is not `allow`): a
+    /// 403 of admission, e.g. a create in a namespace being deleted, is authorized first.
+    pub authorizer_refused: bool,
     /// When the answer was complete.
     pub time: Timestamp,
 }
@@ -56,9 +59,10 @@ impl AuditLog {
         self.entries.iter().filter(|e| e.user == user && e.time > since && e.is_write()).collect()
     }
 
-    /// `user`'s requests the authorizer refused (403), one line each, leaving out those answered
-    /// within `grace` of the end of one of `outages` (a restarted API server refuses requests
-    /// until its authorizer's caches are warm).
+    /// `user`'s requests the authorizer refused (403 with its decision `forbid`; not admission's
+    /// 403s, such as a create in a namespace being deleted), one line each, leaving out those
+    /// answered within `grace` of the end of one of `outages` (a restarted API server refuses
+    /// requests until its authorizer's caches are warm).
     pub fn forbidden(
         &self,
         user: &str,
@@ -68,7 +72,7 @@ impl AuditLog {
         let restarting = |t: Timestamp| outages.iter().any(|(from, to)| t >= *from && t <= *to + grace);
         self.entries
             .iter()
-            .filter(|e| e.user == user && e.code == 403 && !restarting(e.time))
+            .filter(|e| e.user == user && e.code == 403 && e.authorizer_refused && !restarting(e.time))
             .map(|e| format!("{} {} ({})", e.verb, e.object, e.pod.as_deref().unwrap_or("?")))
             .collect()
     }
@@ -99,6 +103,7 @@ fn entry(event: &Value) -> Option<Entry> {
         object: format!("{resource}{subresource} {namespace}{name}"),
         resource,
         code: event["responseStatus"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
+        authorizer_refused: event["annotations"]["authorization.k8s.io/decision"] != "allow",
         time: event["stageTimestamp"].as_str()?.parse().ok()?,
     })
 }
