@@ -126,20 +126,15 @@ struct Filings<V> {
     relisting: Option<Filing<V>>,
 }
 
-/// An index of one kind's objects by the Model they belong to, fed by its watch's events, and
-/// whether that watch has listed once.
+/// An index of one kind's objects by the Model they belong to, fed by its watch's events.
 #[derive(Clone, Debug)]
 pub struct ByModel<V = ()> {
     filings: Arc<RwLock<Filings<V>>>,
-    listed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl<V> Default for ByModel<V> {
     fn default() -> Self {
-        Self {
-            filings: Arc::new(RwLock::new(Filings { live: Filing::default(), relisting: None })),
-            listed: Arc::new(tokio::sync::watch::Sender::new(false)),
-        }
+        Self { filings: Arc::new(RwLock::new(Filings { live: Filing::default(), relisting: None })) }
     }
 }
 
@@ -159,7 +154,6 @@ impl<V> ByModel<V> {
                 if let Some(relisted) = filings.relisting.take() {
                     filings.live = relisted;
                 }
-                self.listed.send_replace(true);
             }
             watcher::Event::Apply(o) => filings.live.file(o, kept(o)),
             watcher::Event::Delete(o) => filings.live.remove(o),
@@ -171,17 +165,6 @@ impl<V> ByModel<V> {
         let filings = self.filings.read().unwrap_or_else(PoisonError::into_inner);
         let shelf = (ns.to_string(), owner.map(str::to_string));
         filings.live.shelves.get(&shelf).map(|kept| kept.iter().map(|(n, v)| each(n, v)).collect()).unwrap_or_default()
-    }
-
-    /// Whether the watch has listed its objects once (without waiting).
-    pub fn is_listed(&self) -> bool {
-        *self.listed.borrow()
-    }
-
-    /// Waits until the watch has listed its objects once.
-    pub async fn wait_until_listed(&self) {
-        // The sender lives as long as this index, so the wait ends only when listed.
-        let _ = self.listed.subscribe().wait_for(|listed| *listed).await;
     }
 }
 
@@ -218,11 +201,13 @@ impl ByModel<()> {
 #[derive(Clone, Debug)]
 pub struct Indexed<K> {
     by_model: ByModel<Arc<K>>,
+    /// Whether the watch has listed once.
+    listed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl<K> Default for Indexed<K> {
     fn default() -> Self {
-        Self { by_model: ByModel::default() }
+        Self { by_model: ByModel::default(), listed: Arc::new(tokio::sync::watch::Sender::new(false)) }
     }
 }
 
@@ -236,6 +221,9 @@ impl<K: Owned> Indexed<K> {
     /// Caches what a watch event says.
     pub fn apply(&self, event: &watcher::Event<K>) {
         self.by_model.apply_with(event, |object| Arc::new(object.clone()));
+        if let watcher::Event::InitDone = event {
+            self.listed.send_replace(true);
+        }
     }
 
     /// The watch `events` cached here, as the objects they change (applied, listed and deleted:
@@ -266,24 +254,20 @@ impl<K: Owned> Indexed<K> {
 
     /// Whether the watch has listed its objects once (without waiting).
     pub fn is_listed(&self) -> bool {
-        self.by_model.is_listed()
+        *self.listed.borrow()
     }
 
     /// Waits until the watch has listed its objects once.
     pub async fn wait_until_listed(&self) {
-        self.by_model.wait_until_listed().await;
+        // The sender lives as long as this cache, so the wait ends only when listed.
+        let _ = self.listed.subscribe().wait_for(|listed| *listed).await;
     }
 
     /// A cache that has listed `objects`, as a watch's first list leaves it (for tests and
     /// benchmarks).
     pub fn listed(objects: Vec<K>) -> Self {
         let cache = Self::default();
-        for event in std::iter::once(watcher::Event::Init)
-            .chain(objects.into_iter().map(watcher::Event::InitApply))
-            .chain(std::iter::once(watcher::Event::InitDone))
-        {
-            cache.apply(&event);
-        }
+        first_list(objects).for_each(|event| cache.apply(&event));
         cache
     }
 }
@@ -314,15 +298,19 @@ impl<K: Owned> StoreIndex<K> {
     pub fn listed(objects: Vec<K>) -> Self {
         let (store, mut writer) = kube::runtime::reflector::store();
         let by_model = ByModel::default();
-        let events = std::iter::once(watcher::Event::Init)
-            .chain(objects.into_iter().map(watcher::Event::InitApply))
-            .chain(std::iter::once(watcher::Event::InitDone));
-        for event in events {
+        for event in first_list(objects) {
             by_model.apply(&event);
             writer.apply_watcher_event(&event);
         }
         Self { store, by_model }
     }
+}
+
+/// The events of a watch's first list of `objects`.
+fn first_list<K>(objects: Vec<K>) -> impl Iterator<Item = watcher::Event<K>> {
+    std::iter::once(watcher::Event::Init)
+        .chain(objects.into_iter().map(watcher::Event::InitApply))
+        .chain(std::iter::once(watcher::Event::InitDone))
 }
 
 #[cfg(test)]

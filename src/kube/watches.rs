@@ -80,20 +80,6 @@ where
         .backoff(backoff())
 }
 
-/// The events of a [`watch`] kept in a store the reconciler reads, as the stream of changed
-/// objects a controller is woken by (without errors: they end in [`watch`]).
-pub fn cached<K>(
-    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, events).applied_objects().filter_map(|item| future::ready(item.ok().map(Ok)));
-    (store, stream)
-}
-
 /// A [`watch`] of a kind whose objects belong to Models, cached by Model ([`Indexed`]), and
 /// the stream of changed objects a controller is woken by.
 pub fn cached_by_model<K>(

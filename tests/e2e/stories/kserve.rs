@@ -150,6 +150,9 @@ pub async fn kserve(cluster: &Cluster, steps: &mut Steps<'_>) {
             async {
                 let mut back = model_json.clone();
                 back["spec"]["serving"] = own_serving.clone();
+                // Only the serving target changes: the dataset stays where the steps above left
+                // it (d3), or the apply would be new training inputs and train a v4 from d1.
+                back["spec"]["training"]["dataset"]["version"] = json!("d3");
                 apply(cluster, ns, &back).await?;
                 eventually("the InferenceService to be deleted", Duration::from_secs(90), || async {
                     let left = isvcs(cluster, ns).get_opt(name).await.map_err(|e| e.to_string())?;
