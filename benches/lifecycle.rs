@@ -174,7 +174,7 @@ fn measure(name: &str, scenario: &Scenario, runs: u32) {
 /// quickstart's after it converged, in a namespace of its own), and one of those Models.
 fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcycle::api::Model) {
     use modelcycle::kube::decoded::Decoded;
-    use modelcycle::kube::index::{Indexed, Owned, StoreIndex};
+    use modelcycle::kube::index::{Indexed, Keep, Owned, StoreIndex};
     use modelcycle::kube::packed::Packed;
     use modelcycle::kube::trim::Trim;
     // Trimmed (and the children packed) as the controller's watches cache them.
@@ -182,7 +182,7 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         object.trim();
         object
     }
-    fn store<K: Owned + Trim>(objects: impl Iterator<Item = K>) -> Indexed<K> {
+    fn store<K: Keep + Trim>(objects: impl Iterator<Item = K>) -> Indexed<K> {
         Indexed::listed(objects.map(trimmed).collect())
     }
     fn packed<K>(object: K) -> Packed<K>

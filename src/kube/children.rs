@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::kube::decoded::Decoded;
 use crate::kube::index::{Indexed, StoreIndex};
-use crate::kube::packed::Packed;
+use crate::kube::packed::{Packed, unpacked};
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -102,9 +102,8 @@ impl ChildStores {
         let label = label_value(&name);
         let policies = self.policies.of(&ns, Some(&name));
         // A version that does not decode is not selected.
-        let versions = self.versions.of(&ns, Some(&name));
-        let versions =
-            versions.iter().filter_map(|v| v.0.as_ref().ok()).map(|v| v.unpacked()).collect::<Result<Vec<_>>>()?;
+        let versions = self.versions.of(&ns, Some(&name)).into_iter().filter_map(|(n, v)| Some((n, v?)));
+        let versions = unpacked(&ns, versions)?;
         let mut children = Children::select(
             model,
             Cached {
@@ -133,7 +132,7 @@ impl ChildStores {
 }
 
 /// The cache of an engine's objects, when the controller watches them.
-fn engine_cache<K>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
+fn engine_cache<K: crate::kube::index::Keep>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
     match engine {
         Engine::Watched(cache) => Some(cache),
         Engine::NotEnabled | Engine::NotInstalled => None,

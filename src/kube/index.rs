@@ -70,50 +70,103 @@ macro_rules! labelled {
 }
 labelled!(Job, Pod, Deployment, Service, HttpRoute, InferenceService, TrainJob, RayJob);
 
-/// Namespace and owner: where an object is filed.
-type Shelf = (String, Option<String>);
+/// The Model an object is filed under (`None`: it names none), shared by that Model's objects.
+type Owner = Option<Arc<str>>;
 
-/// One kind's objects by namespace and owner, each name with what is kept of its object: `()`
-/// where a store beside the filing holds the objects ([`StoreIndex`]), the object itself where
-/// the filing is the cache ([`Indexed`]).
+/// One namespace's objects of a kind, each name with what is kept of its object: `()` where a
+/// store beside the filing holds the objects ([`StoreIndex`]), the cached form of the object
+/// where the filing is the cache ([`Indexed`]).
+///
+/// Filed under (Model, name), so one Model's objects are one range of one map, and with the
+/// Model of each name beside it, to move an object whose Model label changes. Per object that is
+/// two map entries, its name twice and a share of its Model's name, where a map of names per
+/// (namespace, Model) took a B-tree node with room for eleven per Model and kind, and a map from
+/// (namespace, name) to Model three strings per object.
+#[derive(Debug)]
+struct Space<V> {
+    objects: BTreeMap<(Owner, Box<str>), V>,
+    owner_of: HashMap<Box<str>, Owner>,
+}
+
+impl<V> Default for Space<V> {
+    fn default() -> Self {
+        Self { objects: BTreeMap::new(), owner_of: HashMap::new() }
+    }
+}
+
+impl<V> Space<V> {
+    /// `owner` as this namespace holds it already, if one of its objects is filed under it: a
+    /// Model's name is held once for all its objects.
+    fn shared(&self, owner: Option<&str>) -> Owner {
+        let owner: Owner = owner.map(Arc::from);
+        match self.objects.range((owner.clone(), Box::<str>::from(""))..).next() {
+            Some(((held, _), _)) if *held == owner => held.clone(),
+            _ => owner,
+        }
+    }
+
+    /// The objects filed under `owner`, in the order of their names.
+    fn shelf(&self, owner: Option<&str>) -> impl Iterator<Item = (&str, &V)> {
+        let owner: Owner = owner.map(Arc::from);
+        self.objects
+            .range((owner.clone(), Box::<str>::from(""))..)
+            .take_while(move |((held, _), _)| *held == owner)
+            .map(|((_, name), kept)| (&**name, kept))
+    }
+}
+
+/// One kind's objects, by namespace.
 #[derive(Debug)]
 struct Filing<V> {
-    shelves: HashMap<Shelf, BTreeMap<String, V>>,
-    shelf_of: HashMap<(String, String), Option<String>>,
+    spaces: HashMap<Box<str>, Space<V>>,
 }
 
 impl<V> Default for Filing<V> {
     fn default() -> Self {
-        Self { shelves: HashMap::new(), shelf_of: HashMap::new() }
+        Self { spaces: HashMap::new() }
     }
+}
+
+/// An object's namespace and name, as its watch delivers it.
+fn place<K: Resource>(object: &K) -> (&str, &str) {
+    let meta = object.meta();
+    (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
 }
 
 impl<V> Filing<V> {
     fn file<K: Owned>(&mut self, object: &K, kept: V) {
-        let (ns, name) = (object.namespace().unwrap_or_default(), object.name_any());
-        let owner = object.owner().map(str::to_string);
-        if let Some(old) = self.shelf_of.insert((ns.clone(), name.clone()), owner.clone())
-            && old != owner
-        {
-            self.take_from(ns.clone(), old, &name);
-        }
-        self.shelves.entry((ns, owner)).or_default().insert(name, kept);
+        let (ns, name) = place(object);
+        let space = match self.spaces.get_mut(ns) {
+            Some(space) => space,
+            None => self.spaces.entry(ns.into()).or_default(),
+        };
+        let owner = object.owner();
+        let owner = match space.owner_of.get(name) {
+            Some(held) if held.as_deref() == owner => held.clone(),
+            Some(moved) => {
+                let moved = moved.clone();
+                space.objects.remove(&(moved, name.into()));
+                let owner = space.shared(owner);
+                space.owner_of.insert(name.into(), owner.clone());
+                owner
+            }
+            None => {
+                let owner = space.shared(owner);
+                space.owner_of.insert(name.into(), owner.clone());
+                owner
+            }
+        };
+        space.objects.insert((owner, name.into()), kept);
     }
 
     fn remove<K: Owned>(&mut self, object: &K) {
-        let (ns, name) = (object.namespace().unwrap_or_default(), object.name_any());
-        if let Some(old) = self.shelf_of.remove(&(ns.clone(), name.clone())) {
-            self.take_from(ns, old, &name);
+        let (ns, name) = place(object);
+        let Some(space) = self.spaces.get_mut(ns) else { return };
+        if let Some(owner) = space.owner_of.remove(name) {
+            space.objects.remove(&(owner, name.into()));
         }
-    }
-
-    fn take_from(&mut self, ns: String, owner: Option<String>, name: &str) {
-        let shelf = (ns, owner);
-        if let Some(names) = self.shelves.get_mut(&shelf) {
-            names.remove(name);
-            if names.is_empty() {
-                self.shelves.remove(&shelf);
-            }
+        if space.owner_of.is_empty() {
+            self.spaces.remove(ns);
         }
     }
 }
@@ -161,10 +214,14 @@ impl<V> ByModel<V> {
     }
 
     /// `each(name, kept)` of the objects filed under `owner` in `ns`, in the order of their names.
-    fn shelf<T>(&self, ns: &str, owner: Option<&str>, each: impl Fn(&String, &V) -> T) -> Vec<T> {
+    fn shelf<T>(&self, ns: &str, owner: Option<&str>, each: impl Fn(&str, &V) -> T) -> Vec<T> {
         let filings = self.filings.read().unwrap_or_else(PoisonError::into_inner);
-        let shelf = (ns.to_string(), owner.map(str::to_string));
-        filings.live.shelves.get(&shelf).map(|kept| kept.iter().map(|(n, v)| each(n, v)).collect()).unwrap_or_default()
+        filings
+            .live
+            .spaces
+            .get(ns)
+            .map(|space| space.shelf(owner).map(|(n, v)| each(n, v)).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -190,37 +247,52 @@ impl ByModel<()> {
 
     /// The names filed under `owner` in `ns`.
     fn names(&self, ns: &str, owner: Option<&str>) -> Vec<String> {
-        self.shelf(ns, owner, |name, ()| name.clone())
+        self.shelf(ns, owner, |name, ()| name.to_string())
     }
 }
 
-/// A kind's cache: its objects by the Model they belong to, as its watch delivers them. The
-/// index is the cache, with no reflector store beside it: a store would hold every object a
-/// second time under a key of four strings (name, namespace, uid, resource version), and
-/// finding a Model's objects would look each name up in it.
-#[derive(Clone, Debug)]
-pub struct Indexed<K> {
-    by_model: ByModel<Arc<K>>,
+/// What a kind's cache keeps of each watched object (for a packed kind, its packed JSON: not the
+/// metadata the watch decoded, since the cache files it by namespace, Model and name already).
+pub trait Keep: Owned {
+    /// The form kept, shared by the cache and what a reconcile is handed.
+    type Kept: Clone + std::fmt::Debug + Send + Sync + 'static;
+
+    /// What is kept of `self`.
+    fn kept(&self) -> Self::Kept;
+}
+
+/// A kind's cache: what is kept of its objects ([`Keep`]) by the Model they belong to, as its
+/// watch delivers them. The index is the cache, with no reflector store beside it: a store would
+/// hold every object a second time under a key of four strings (name, namespace, uid, resource
+/// version), and finding a Model's objects would look each name up in it.
+pub struct Indexed<K: Keep> {
+    by_model: ByModel<K::Kept>,
     /// Whether the watch has listed once.
     listed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl<K> Default for Indexed<K> {
+impl<K: Keep> Clone for Indexed<K> {
+    fn clone(&self) -> Self {
+        Self { by_model: self.by_model.clone(), listed: self.listed.clone() }
+    }
+}
+
+impl<K: Keep> Default for Indexed<K> {
     fn default() -> Self {
         Self { by_model: ByModel::default(), listed: Arc::new(tokio::sync::watch::Sender::new(false)) }
     }
 }
 
-impl<K: Owned> Indexed<K> {
-    /// The objects of `ns` filed under `owner` (`None`: those that name no Model), in the
-    /// order of their names, shared with the cache.
-    pub fn of(&self, ns: &str, owner: Option<&str>) -> Vec<Arc<K>> {
-        self.by_model.shelf(ns, owner, |_, object| object.clone())
+impl<K: Keep> Indexed<K> {
+    /// What is kept of the objects of `ns` filed under `owner` (`None`: those that name no
+    /// Model), with their names, in the order of their names, shared with the cache.
+    pub fn of(&self, ns: &str, owner: Option<&str>) -> Vec<(Box<str>, K::Kept)> {
+        self.by_model.shelf(ns, owner, |name, kept| (name.into(), kept.clone()))
     }
 
     /// Caches what a watch event says.
     pub fn apply(&self, event: &watcher::Event<K>) {
-        self.by_model.apply_with(event, |object| Arc::new(object.clone()));
+        self.by_model.apply_with(event, K::kept);
         if let watcher::Event::InitDone = event {
             self.listed.send_replace(true);
         }
@@ -316,6 +388,7 @@ fn first_list<K>(objects: Vec<K>) -> impl Iterator<Item = watcher::Event<K>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::packed::Packed;
     use kube::api::ObjectMeta;
 
     fn job(ns: &str, name: &str, model: Option<&str>) -> Job {
@@ -337,13 +410,26 @@ mod tests {
             job("a", "churn-v1", Some("churn")),
             job("a", "fraud-v1", Some("fraud")),
             job("b", "churn-v1", Some("churn")),
+            job("a", "a-stray", None),
+            job("a", "churn2-v1", Some("churn2")),
+            job("a", "churn-v0", Some("churn")),
         ] {
             index.apply(&watcher::Event::Apply(j));
         }
-        assert_eq!(names(&index, "a", Some("churn")), ["churn-v1"]);
+        assert_eq!(names(&index, "a", Some("churn")), ["churn-v0", "churn-v1"]);
         assert_eq!(names(&index, "b", Some("churn")), ["churn-v1"]);
         assert_eq!(names(&index, "a", Some("fraud")), ["fraud-v1"]);
+        assert_eq!(names(&index, "a", Some("churn2")), ["churn2-v1"], "a Model whose name begins with another's");
+        assert_eq!(names(&index, "a", None), ["a-stray"]);
         assert!(names(&index, "b", Some("fraud")).is_empty());
+        // A Model's name is held once for all its objects in a namespace.
+        let filings = index.filings.read().unwrap();
+        let owners: Vec<&Owner> =
+            filings.live.spaces["a"].owner_of.iter().filter(|(n, _)| n.starts_with("churn-")).map(|(_, o)| o).collect();
+        assert_eq!(owners.len(), 2);
+        let (first, second) = (owners[0].as_ref().unwrap(), owners[1].as_ref().unwrap());
+        assert!(Arc::ptr_eq(first, second), "one copy of the Model's name");
+        assert!(filings.live.spaces["a"].objects.keys().all(|(o, _)| o.as_ref().is_none_or(|o| o.len() > 2)));
     }
 
     #[test]
@@ -358,7 +444,7 @@ mod tests {
         index.apply(&watcher::Event::Delete(job("a", "x", None)));
         assert!(names(&index, "a", None).is_empty());
         let filings = index.filings.read().unwrap();
-        assert!(filings.live.shelves.is_empty() && filings.live.shelf_of.is_empty(), "nothing is left behind");
+        assert!(filings.live.spaces.is_empty(), "nothing is left behind");
     }
 
     #[test]
@@ -377,6 +463,10 @@ mod tests {
         job
     }
 
+    fn packed(job: Job) -> Packed<Job> {
+        Packed::pack(job).unwrap()
+    }
+
     fn active(jobs: &[Arc<Job>]) -> Vec<(String, Option<i32>)> {
         jobs.iter().map(|j| (j.name_any(), j.status.as_ref().and_then(|s| s.active))).collect()
     }
@@ -384,29 +474,33 @@ mod tests {
     #[tokio::test]
     async fn the_cache_holds_each_object_as_last_seen_and_wakes_on_every_change_deletion_included() {
         use futures::StreamExt;
-        let cache = Indexed::<Job>::default();
+        let cache = Indexed::<Packed<Job>>::default();
         assert!(!cache.is_listed());
         let events = futures::stream::iter([
             Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitApply(with_status(job("a", "churn-v1", Some("churn")), 1))),
+            Ok(watcher::Event::InitApply(packed(with_status(job("a", "churn-v1", Some("churn")), 1)))),
             Ok(watcher::Event::InitDone),
             Err(watcher::Error::NoResourceVersion),
-            Ok(watcher::Event::Apply(with_status(job("a", "churn-v1", Some("churn")), 0))),
-            Ok(watcher::Event::Apply(job("a", "churn-v2", Some("churn")))),
-            Ok(watcher::Event::Delete(job("a", "churn-v2", Some("churn")))),
+            Ok(watcher::Event::Apply(packed(with_status(job("a", "churn-v1", Some("churn")), 0)))),
+            Ok(watcher::Event::Apply(packed(job("a", "churn-v2", Some("churn"))))),
+            Ok(watcher::Event::Delete(packed(job("a", "churn-v2", Some("churn"))))),
         ]);
         let woken: Vec<String> = cache.follow(events).map(|j| j.unwrap().name_any()).collect().await;
         assert_eq!(woken, ["churn-v1", "churn-v1", "churn-v2", "churn-v2"], "listed, changed, created, deleted");
         assert!(cache.is_listed());
         cache.wait_until_listed().await;
-        assert_eq!(active(&cache.of("a", Some("churn"))), [("churn-v1".to_string(), Some(0))], "the newest state");
+        assert_eq!(
+            active(&cache.unpacked("a", "churn").unwrap()),
+            [("churn-v1".to_string(), Some(0))],
+            "the newest state"
+        );
     }
 
     #[tokio::test]
     async fn a_cache_is_listed_once_its_first_list_is_complete_and_stays_listed_through_a_relist() {
-        let cache = Indexed::<Job>::default();
+        let cache = Indexed::<Packed<Job>>::default();
         cache.apply(&watcher::Event::Init);
-        cache.apply(&watcher::Event::InitApply(job("a", "x", Some("churn"))));
+        cache.apply(&watcher::Event::InitApply(packed(job("a", "x", Some("churn")))));
         assert!(!cache.is_listed(), "half a list");
         let waiting = tokio::spawn({
             let cache = cache.clone();
@@ -430,8 +524,8 @@ mod tests {
             ]
         };
         let names = |found: Vec<Arc<Job>>| found.iter().map(|j| j.name_any()).collect::<Vec<_>>();
-        let (cached, stored) = (Indexed::listed(jobs()), StoreIndex::listed(jobs()));
-        for found in [cached.of("a", Some("churn")), stored.of("a", Some("churn"))] {
+        let (cached, stored) = (Indexed::listed(jobs().into_iter().map(packed).collect()), StoreIndex::listed(jobs()));
+        for found in [cached.unpacked("a", "churn").unwrap(), stored.of("a", Some("churn"))] {
             assert_eq!(names(found), ["churn-v1-train", "churn-v2-train"]);
         }
         assert!(cached.of("b", Some("churn")).is_empty() && stored.of("b", Some("churn")).is_empty());

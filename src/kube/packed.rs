@@ -1,6 +1,8 @@
 //! What a cache holds of each Model and each object a Model owns: the object as its trimmed JSON,
-//! with the few fields its watch, the index and the controller's mapping to a Model read kept
-//! decoded beside it.
+//! compressed ([`Pack`]). The watch decodes each object with the few fields it, the index and the
+//! controller's mapping to a Model read beside its pack ([`Packed`]); the children's caches keep
+//! the pack alone, filed by namespace, Model and name ([`Indexed`]), and the Model cache the
+//! whole `Packed`.
 //!
 //! A decoded Kubernetes object takes several times its JSON in memory: its types hold every
 //! field inline whether it is set or not (a `Job` is 2,592 bytes before any of its strings, a
@@ -29,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::decoded::{Decoded, resource_of};
-use super::index::{Indexed, Owned};
+use super::index::{Indexed, Keep, Owned};
 use super::trim::Trim;
 use crate::error::Error;
 
@@ -63,15 +65,63 @@ fn dictionary_of(kind: &str) -> &'static [u8] {
     BY_KIND.get(kind).copied().unwrap_or(DICTIONARY)
 }
 
-/// An object as a cache holds it: its JSON once trimmed ([`Trim`]), compressed, and decoded
-/// only the metadata a watch and the controller read without unpacking (name, namespace, uid,
-/// resource version, deletion) and the Model it belongs to ([`Owned`]).
+/// An object's JSON once trimmed ([`Trim`]), LZ4-compressed against its kind's part of
+/// [`DICTIONARY`], its length first: what a cache keeps of an object ([`Keep`]). Shared: a
+/// reconcile is handed the cache's bytes, not a copy.
+pub struct Pack<K> {
+    lz4: Arc<[u8]>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: Resource<DynamicType = ()> + DeserializeOwned> Pack<K> {
+    /// The object as it was packed.
+    pub fn unpack(&self) -> Result<K, serde_json::Error> {
+        use serde::de::Error as _;
+        let json = lz4_flex::block::decompress_size_prepended_with_dict(&self.lz4, dictionary_of(&K::kind(&())))
+            .map_err(serde_json::Error::custom)?;
+        // Validated as UTF-8 at once, which is cheaper than string by string as they are read.
+        serde_json::from_str(std::str::from_utf8(&json).map_err(serde_json::Error::custom)?)
+    }
+
+    /// [`Pack::unpack`] for a reconcile: shared with it only, and an object that does not read
+    /// back is the reconcile's [`Error::Cache`], naming the object.
+    pub fn unpacked(&self, namespace: &str, name: &str) -> crate::error::Result<Arc<K>> {
+        self.unpack().map(Arc::new).map_err(|e| Error::Cache {
+            kind: K::kind(&()).into_owned(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl<K> Pack<K> {
+    /// How many bytes the object's JSON takes packed.
+    pub fn bytes(&self) -> usize {
+        self.lz4.len()
+    }
+}
+
+impl<K> Clone for Pack<K> {
+    fn clone(&self) -> Self {
+        Self { lz4: self.lz4.clone(), kind: PhantomData }
+    }
+}
+
+impl<K> std::fmt::Debug for Pack<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pack({} bytes)", self.lz4.len())
+    }
+}
+
+/// An object as its watch decodes it: its [`Pack`], and decoded beside it only what the watch,
+/// the index and the controller's mapping to a Model read without unpacking (name, namespace,
+/// uid, resource version, deletion) and the Model it belongs to ([`Owned`]). A cache keeps the
+/// pack alone ([`Keep`]); the Model cache, a reflector store, keeps it whole.
 pub struct Packed<K> {
     metadata: ObjectMeta,
     owner: Option<String>,
-    /// The JSON, LZ4-compressed against its kind's part of [`DICTIONARY`], its length first.
-    lz4: Box<[u8]>,
-    kind: PhantomData<fn() -> K>,
+    pack: Pack<K>,
 }
 
 impl<K> Packed<K>
@@ -82,8 +132,7 @@ where
     pub fn pack(mut object: K) -> Result<Self, serde_json::Error> {
         object.trim();
         let json = serde_json::to_vec(&object)?;
-        let lz4 =
-            lz4_flex::block::compress_prepend_size_with_dict(&json, dictionary_of(&K::kind(&()))).into_boxed_slice();
+        let lz4 = lz4_flex::block::compress_prepend_size_with_dict(&json, dictionary_of(&K::kind(&())));
         let owner = object.owner().map(str::to_string);
         let meta = object.meta();
         let metadata = ObjectMeta {
@@ -96,37 +145,59 @@ where
             deletion_timestamp: meta.deletion_timestamp.clone(),
             ..ObjectMeta::default()
         };
-        Ok(Self { metadata, owner, lz4, kind: PhantomData })
+        Ok(Self { metadata, owner, pack: Pack { lz4: lz4.into(), kind: PhantomData } })
     }
 
     /// The object as it was packed.
     pub fn unpack(&self) -> Result<K, serde_json::Error> {
-        use serde::de::Error as _;
-        let json = lz4_flex::block::decompress_size_prepended_with_dict(&self.lz4, dictionary_of(&K::kind(&())))
-            .map_err(serde_json::Error::custom)?;
-        // Validated as UTF-8 at once, which is cheaper than string by string as they are read.
-        serde_json::from_str(std::str::from_utf8(&json).map_err(serde_json::Error::custom)?)
+        self.pack.unpack()
     }
 
-    /// [`Packed::unpack`] for a reconcile: shared with it only, and an object that does not
-    /// read back is the reconcile's [`Error::Cache`], naming the object.
+    /// [`Packed::unpack`] for a reconcile ([`Pack::unpacked`]).
     pub fn unpacked(&self) -> crate::error::Result<Arc<K>> {
-        self.unpack().map(Arc::new).map_err(|e| Error::Cache {
-            kind: K::kind(&()).into_owned(),
-            namespace: self.namespace().unwrap_or_default(),
-            name: self.name_any(),
-            message: e.to_string(),
-        })
+        self.pack.unpacked(self.metadata.namespace.as_deref().unwrap_or_default(), &self.name_any())
     }
+}
+
+/// The caches keep an object's pack.
+impl<K> Keep for Packed<K>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    type Kept = Pack<K>;
+
+    fn kept(&self) -> Pack<K> {
+        self.pack.clone()
+    }
+}
+
+/// And of an object that does not decode, that it is there.
+impl<K> Keep for Decoded<Packed<K>>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    type Kept = Option<Pack<K>>;
+
+    fn kept(&self) -> Option<Pack<K>> {
+        self.0.as_ref().ok().map(|packed| packed.pack.clone())
+    }
+}
+
+/// `found` ([`Indexed::of`]) unpacked, each object that does not read back an error naming it.
+pub fn unpacked<K>(ns: &str, found: impl IntoIterator<Item = (Box<str>, Pack<K>)>) -> crate::error::Result<Vec<Arc<K>>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    found.into_iter().map(|(name, pack)| pack.unpacked(ns, &name)).collect()
 }
 
 impl<K> Indexed<Packed<K>>
 where
     K: Owned + Trim + Serialize + DeserializeOwned,
 {
-    /// The objects of `ns` filed under `owner`, unpacked ([`Packed::unpacked`]).
+    /// The objects of `ns` filed under `owner`, unpacked ([`Pack::unpacked`]).
     pub fn unpacked(&self, ns: &str, owner: &str) -> crate::error::Result<Vec<Arc<K>>> {
-        self.of(ns, Some(owner)).iter().map(|p| p.unpacked()).collect()
+        unpacked(ns, self.of(ns, Some(owner)))
     }
 }
 
@@ -144,19 +215,19 @@ where
 impl<K> Packed<K> {
     /// The same object with JSON that does not read back, as a defect would leave it.
     pub(crate) fn damaged(mut self) -> Self {
-        self.lz4 = lz4_flex::block::compress_prepend_size(b"{\"metadata\":").into();
+        self.pack.lz4 = lz4_flex::block::compress_prepend_size(b"{\"metadata\":").into();
         self
     }
 
     /// How many bytes the object's JSON takes packed.
     pub(crate) fn packed_len(&self) -> usize {
-        self.lz4.len()
+        self.pack.bytes()
     }
 }
 
 impl<K> Clone for Packed<K> {
     fn clone(&self) -> Self {
-        Self { metadata: self.metadata.clone(), owner: self.owner.clone(), lz4: self.lz4.clone(), kind: PhantomData }
+        Self { metadata: self.metadata.clone(), owner: self.owner.clone(), pack: self.pack.clone() }
     }
 }
 
@@ -166,7 +237,7 @@ impl<K> std::fmt::Debug for Packed<K> {
             .field("namespace", &self.metadata.namespace)
             .field("name", &self.metadata.name)
             .field("owner", &self.owner)
-            .field("packed_bytes", &self.lz4.len())
+            .field("packed_bytes", &self.pack.bytes())
             .finish()
     }
 }
@@ -335,7 +406,7 @@ mod tests {
         assert_eq!(packed.unpack().unwrap(), job);
         assert!(packed.damaged().unpack().is_err());
         let mut truncated = Packed::pack(job).unwrap();
-        truncated.lz4 = truncated.lz4[..truncated.lz4.len() / 2].into();
+        truncated.pack.lz4 = truncated.pack.lz4[..truncated.pack.bytes() / 2].into();
         assert!(truncated.unpack().is_err(), "a truncated pack is an error, not a panic");
     }
 

@@ -469,7 +469,7 @@ fn engine_watch<K, S>(
     watch: impl FnOnce() -> (Indexed<K>, S),
 ) -> (Engine<Indexed<K>>, futures::stream::BoxStream<'static, Result<K, watcher::Error>>)
 where
-    K: super::index::Owned + Send,
+    K: super::index::Keep + Send,
     S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 {
     match engine {

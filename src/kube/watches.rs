@@ -20,7 +20,7 @@ use kube::{Api, Client};
 use tokio::sync::watch as signal;
 
 use super::http::Health;
-use super::index::{Indexed, Owned};
+use super::index::{Indexed, Keep};
 use super::trim::Trim;
 
 /// Objects a shared watch may hold back for a slow subscriber before the watch waits for it.
@@ -89,7 +89,7 @@ pub fn cached_by_model<K>(
     what: String,
 ) -> (Indexed<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Owned + Trim + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
+    K: Keep + Trim + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
 {
     let cache = Indexed::default();
     let changes = cache.follow(watch(api, config, health, what));

@@ -125,7 +125,7 @@ pub fn shared<T>(objects: impl IntoIterator<Item = T>) -> Vec<std::sync::Arc<T>>
 /// Caches holding the given children as the kube shell's watches cache them: each object's
 /// JSON decoded as the cache's type (trimmed and packed).
 pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcycle::kube::children::ChildStores {
-    use modelcycle::kube::index::{Indexed, Owned, StoreIndex};
+    use modelcycle::kube::index::{Indexed, Keep, StoreIndex};
     fn watched<C: serde::de::DeserializeOwned, K: serde::Serialize>(objects: Vec<std::sync::Arc<K>>) -> Vec<C> {
         let watched = |o: std::sync::Arc<K>| {
             let json = serde_json::to_value(&*o).expect("an object serializes");
@@ -133,7 +133,7 @@ pub fn child_stores(children: modelcycle::lifecycle::model::Children) -> modelcy
         };
         objects.into_iter().map(watched).collect()
     }
-    fn cached<C: Owned + serde::de::DeserializeOwned, K: serde::Serialize>(
+    fn cached<C: Keep + serde::de::DeserializeOwned, K: serde::Serialize>(
         objects: Vec<std::sync::Arc<K>>,
     ) -> Indexed<C> {
         Indexed::listed(watched(objects))
