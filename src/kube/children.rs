@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::kube::decoded::Decoded;
-use crate::kube::index::{Indexed, StoreIndex};
+use crate::kube::index::{Indexed, Keep, StoreIndex};
 use crate::kube::packed::{Packed, unpacked};
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ impl ChildStores {
 }
 
 /// The cache of an engine's objects, when the controller watches them.
-fn engine_cache<K: crate::kube::index::Keep>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
+fn engine_cache<K: Keep>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
     match engine {
         Engine::Watched(cache) => Some(cache),
         Engine::NotEnabled | Engine::NotInstalled => None,

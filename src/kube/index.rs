@@ -143,14 +143,10 @@ impl<V> Filing<V> {
         let owner = object.owner();
         let owner = match space.owner_of.get(name) {
             Some(held) if held.as_deref() == owner => held.clone(),
-            Some(moved) => {
-                let moved = moved.clone();
-                space.objects.remove(&(moved, name.into()));
-                let owner = space.shared(owner);
-                space.owner_of.insert(name.into(), owner.clone());
-                owner
-            }
-            None => {
+            moved => {
+                if let Some(moved) = moved.cloned() {
+                    space.objects.remove(&(moved, name.into()));
+                }
                 let owner = space.shared(owner);
                 space.owner_of.insert(name.into(), owner.clone());
                 owner
