@@ -6,13 +6,18 @@
 //! growing by about 150 KiB per Model; the controller keeps these instead:
 //!
 //! - every kind: everything but `metadata.managedFields`;
+//! - every child of a Model (all but Models and RetrainPolicies): no owner references either. The
+//!   controller finds an object's Model by its Model label or `spec.model`, and writes owner
+//!   references whole with every apply, from the Model; it never reads them back;
 //! - pods (of training Jobs): name, namespace, the labels a backend reads
 //!   ([`POD_LABELS_READ`]: Model, Job, JobSet, rank), the phase and each container's termination
 //!   (the trainer's report);
 //! - Jobs: metadata and status (the outcome);
 //! - TrainJobs and RayJobs: metadata and status (the outcome and the trainer's progress);
 //! - Deployments: metadata, `spec.replicas` and status (the rollout's progress; which spec is
-//!   deployed is the spec-hash annotation).
+//!   deployed is the spec-hash annotation);
+//! - Services: metadata alone (which spec is applied is the spec-hash annotation; the cluster IP,
+//!   ports and selector are never read back).
 //!
 //! The core never reads what is dropped; `tests/integration/kube_shell.rs` runs whole reconciles on
 //! objects cached as the watches cache them (trimmed, then packed: `kube/packed.rs`).
@@ -39,9 +44,16 @@ fn no_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
+/// A child of a Model loses its field managers and its owner references (read never; written
+/// whole from the Model by every apply).
+fn as_child<K: Resource>(object: &mut K) {
+    no_managed_fields(object);
+    object.meta_mut().owner_references = None;
+}
+
 impl Trim for Pod {
     fn trim(&mut self) {
-        no_managed_fields(self);
+        as_child(self);
         // The Job controller's and the template's labels, annotations, owner and finalizers are
         // never read: only which Model, Job, JobSet and rank the pod is.
         let meta = &mut self.metadata;
@@ -49,7 +61,6 @@ impl Trim for Pod {
             labels.retain(|key, _| POD_LABELS_READ.contains(&key.as_str()));
         }
         meta.annotations = None;
-        meta.owner_references = None;
         meta.finalizers = None;
         meta.generate_name = None;
         self.spec = None;
@@ -75,14 +86,14 @@ impl Trim for Pod {
 
 impl Trim for Job {
     fn trim(&mut self) {
-        no_managed_fields(self);
+        as_child(self);
         self.spec = None;
     }
 }
 
 impl Trim for Deployment {
     fn trim(&mut self) {
-        no_managed_fields(self);
+        as_child(self);
         let replicas = self.spec.as_ref().and_then(|s| s.replicas);
         self.spec = Some(DeploymentSpec { replicas, ..DeploymentSpec::default() });
     }
@@ -90,28 +101,30 @@ impl Trim for Deployment {
 
 impl Trim for Service {
     fn trim(&mut self) {
-        no_managed_fields(self);
+        as_child(self);
+        self.spec = None;
+        self.status = None;
     }
 }
 
 impl Trim for HttpRoute {
     fn trim(&mut self) {
         // Its spec is read back: rules others added to it are written back unchanged.
-        no_managed_fields(self);
+        as_child(self);
     }
 }
 
 impl Trim for InferenceService {
     fn trim(&mut self) {
-        // Its spec is small and its status is read: only the field managers go.
-        no_managed_fields(self);
+        // Its spec is small and its status is read: only the field managers and owners go.
+        as_child(self);
     }
 }
 
 impl Trim for TrainJob {
     fn trim(&mut self) {
         // Only its status is read (and its name and labels): the trainer's spec goes.
-        no_managed_fields(self);
+        as_child(self);
         self.spec = Default::default();
     }
 }
@@ -119,12 +132,12 @@ impl Trim for TrainJob {
 impl Trim for RayJob {
     fn trim(&mut self) {
         // Only its status is read: the Ray cluster's spec and the submitter's template go.
-        no_managed_fields(self);
+        as_child(self);
         self.spec = Default::default();
     }
 }
 
-macro_rules! metadata_only {
+macro_rules! without_field_managers {
     ($($kind:ty),*) => {$(
         impl Trim for $kind {
             fn trim(&mut self) {
@@ -133,7 +146,15 @@ macro_rules! metadata_only {
         }
     )*};
 }
-metadata_only!(Model, ModelVersion, RetrainPolicy);
+// A Model and a RetrainPolicy are read whole, their owners too (they are not ours).
+without_field_managers!(Model, RetrainPolicy);
+
+impl Trim for ModelVersion {
+    fn trim(&mut self) {
+        // Its spec and status are the version's record, read whole.
+        as_child(self);
+    }
+}
 
 impl<K: Trim + Resource + Clone> Trim for Decoded<K> {
     fn trim(&mut self) {
@@ -216,6 +237,56 @@ mod tests {
         assert_eq!((container.name.as_str(), container.image.as_str()), ("trainer", ""));
         let terminated = container.state.clone().unwrap().terminated.unwrap();
         assert_eq!(terminated.message.as_deref(), Some("{\"metrics\":{\"auc\":0.9}}"));
+    }
+
+    #[test]
+    fn a_service_keeps_its_metadata_only_and_no_child_keeps_its_owners() {
+        let owners = json!([{"apiVersion": "modelcycle.io/v1alpha1", "kind": "Model", "name": "churn", "uid": "u", "controller": true}]);
+        let mut s: Service = serde_json::from_value(json!({
+            "metadata": {"name": "churn", "annotations": {"modelcycle.io/spec-hash": "abc"},
+                         "labels": {"modelcycle.io/model": "churn"}, "ownerReferences": owners},
+            "spec": {"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "selector": {"modelcycle.io/model": "churn"},
+                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        s.metadata.managed_fields = managed();
+        s.trim();
+        assert_eq!((&s.spec, &s.status), (&None, &None), "which spec is applied is the spec-hash annotation");
+        assert_eq!((&s.metadata.managed_fields, &s.metadata.owner_references), (&None, &None));
+        assert_eq!(s.metadata.annotations.unwrap()["modelcycle.io/spec-hash"], "abc");
+        assert_eq!(s.metadata.labels.unwrap()["modelcycle.io/model"], "churn");
+
+        let owned = json!({"metadata": {"name": "churn-v1", "ownerReferences": owners}, "spec": {}});
+        let mut job: Job = serde_json::from_value(owned.clone()).unwrap();
+        job.trim();
+        let mut deployment: Deployment = serde_json::from_value(owned.clone()).unwrap();
+        deployment.trim();
+        let mut version = crate::lifecycle::inputs::new_version(
+            &crate::lifecycle::testing::model("churn"),
+            1,
+            vec![],
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert!(version.metadata.owner_references.is_some(), "a new version names its Model as owner");
+        version.trim();
+        assert_eq!(job.metadata.owner_references, None);
+        assert_eq!(deployment.metadata.owner_references, None);
+        assert_eq!(version.metadata.owner_references, None);
+        assert_eq!(version.metadata.name.as_deref(), Some("churn-v1"));
+    }
+
+    #[test]
+    fn a_model_keeps_its_owners() {
+        let mut m = crate::lifecycle::testing::model("churn");
+        m.metadata.owner_references = serde_json::from_value(
+            json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "name": "ml", "uid": "a"}]),
+        )
+        .unwrap();
+        let before = m.metadata.owner_references.clone();
+        m.trim();
+        assert_eq!(m.metadata.owner_references, before, "a Model is not ours: it is cached as it is");
     }
 
     #[test]
