@@ -76,6 +76,12 @@ pub struct Figures {
     pub peak_rss_mib: f64,
     /// Its resident memory once every Model was quiet, MiB.
     pub settled_rss_mib: f64,
+    /// Of that, anonymous memory (RssAnon: the heap, what the allocator keeps, thread stacks),
+    /// MiB: what grows with the Models.
+    pub settled_anon_mib: f64,
+    /// Of that, the pages of files (RssFile: the binary's own, shared libraries), MiB: the same
+    /// at any size, and larger for a build with more code (the test build) than for the image's.
+    pub settled_file_mib: f64,
     /// From the controller's start until every Model serves v1, s.
     pub to_serving_s: f64,
     /// The controller's CPU time (user + system) until then, s: far below `to_serving_s`, the
@@ -179,14 +185,16 @@ pub async fn run(cluster: &Cluster, report: &Report, install: &Install) {
 /// The table, one row per size.
 pub fn render(table: &[Figures]) -> String {
     let mut text = String::from(
-        "| Models | peak MiB | settled MiB | to serving s (controller CPU s) | late Model s: converging, retraining, after a burst | to quiet s | retrain s | first: get/list/watch/write per Model | retrain: writes per Model | steady writes | reconcile p50/p99 ms | deciding p50/p99 ms | reconcile CPU p50/p99 ms | CPU ms/reconcile | restart ready s | restart writes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| Models | peak MiB | settled MiB (anonymous + files) | to serving s (controller CPU s) | late Model s: converging, retraining, after a burst | to quiet s | retrain s | first: get/list/watch/write per Model | retrain: writes per Model | steady writes | reconcile p50/p99 ms | deciding p50/p99 ms | reconcile CPU p50/p99 ms | CPU ms/reconcile | restart ready s | restart writes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in table {
         text += &format!(
-            "| {} | {:.1} | {:.1} | {:.1} ({:.1}) | {:.1} ({} serving), {:.1} ({} serving), {:.1} | {:.1} | {:.1} | {:.2}/{:.3}/{:.3}/{:.2} | {:.2} | {} in {}s | {:.1}/{:.1} | {:.3}/{:.3} | {:.3}/{:.3} | {:.2} | {:.1} | {} |\n",
+            "| {} | {:.1} | {:.1} ({:.1} + {:.1}) | {:.1} ({:.1}) | {:.1} ({} serving), {:.1} ({} serving), {:.1} | {:.1} | {:.1} | {:.2}/{:.3}/{:.3}/{:.2} | {:.2} | {} in {}s | {:.1}/{:.1} | {:.3}/{:.3} | {:.3}/{:.3} | {:.2} | {:.1} | {} |\n",
             f.models,
             f.peak_rss_mib,
             f.settled_rss_mib,
+            f.settled_anon_mib,
+            f.settled_file_mib,
             f.to_serving_s,
             f.to_serving_cpu_s,
             f.late_model_s,
@@ -291,6 +299,11 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let retrain_s = wait_serving(cluster, ns, n, 2, timeout).await.map(|_| retrain_clock.elapsed().as_secs_f64())?;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let settled_rss = memory_mib(pid, "VmRSS:");
+    let (settled_anon, settled_file) = (memory_mib(pid, "RssAnon:"), memory_mib(pid, "RssFile:"));
+    ensure!(
+        settled_anon > 0.0 && settled_file > 0.0 && settled_anon + settled_file <= settled_rss + 0.01,
+        "resident memory {settled_rss:.1} MiB, of it {settled_anon:.1} anonymous and {settled_file:.1} of files"
+    );
 
     let steady_from = Timestamp::now();
     tokio::time::sleep(Duration::from_secs(steady)).await;
@@ -345,6 +358,8 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         policies: n / 2,
         peak_rss_mib: peak_rss,
         settled_rss_mib: settled_rss,
+        settled_anon_mib: settled_anon,
+        settled_file_mib: settled_file,
         to_serving_s: served_at,
         to_serving_cpu_s: serving_cpu,
         late_model_s: late_s,
