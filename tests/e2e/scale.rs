@@ -298,8 +298,8 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     );
     let retrain_s = wait_serving(cluster, ns, n, 2, timeout).await.map(|_| retrain_clock.elapsed().as_secs_f64())?;
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let settled_rss = memory_mib(pid, "VmRSS:");
-    let (settled_anon, settled_file) = (memory_mib(pid, "RssAnon:"), memory_mib(pid, "RssFile:"));
+    // One reading of /proc, so that the parts and the whole are of the same moment.
+    let [settled_rss, settled_anon, settled_file] = memory_mib(pid, ["VmRSS:", "RssAnon:", "RssFile:"]);
     ensure!(
         settled_anon > 0.0 && settled_file > 0.0 && settled_anon + settled_file <= settled_rss + 0.01,
         "resident memory {settled_rss:.1} MiB, of it {settled_anon:.1} anonymous and {settled_file:.1} of files"
@@ -331,7 +331,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         "{cpu_counted} reconciles with their CPU counted, {reconciles} timed"
     );
     let cpu = cpu_seconds(pid)?;
-    let peak_rss = memory_mib(pid, "VmHWM:");
+    let [peak_rss] = memory_mib(pid, ["VmHWM:"]);
 
     controller.stop().await;
     let restart_from = Timestamp::now();
@@ -557,11 +557,16 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the
-/// kernel's high-water mark), MiB; 0 when it cannot be read.
-fn memory_mib(pid: u32, field: &str) -> f64 {
-    let kib = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|status| {
-        status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse::<u64>().ok()
-    });
-    kib.unwrap_or(0) as f64 / 1024.0
+/// Memory figures of process `pid` from one reading of `/proc/<pid>/status` (`VmRSS:` now,
+/// `VmHWM:` the kernel's high-water mark, `RssAnon:` and `RssFile:` its parts), MiB; 0 for one
+/// that cannot be read.
+fn memory_mib<const N: usize>(pid: u32, fields: [&str; N]) -> [f64; N] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    fields.map(|field| {
+        let kib = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+        kib.unwrap_or(0) as f64 / 1024.0
+    })
 }
