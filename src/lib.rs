@@ -6,6 +6,8 @@ pub mod backtest;
 pub mod cli;
 pub mod commands;
 pub mod error;
+#[cfg(feature = "heap-profile")]
+pub mod heap_profile;
 pub mod kube;
 pub mod lifecycle;
 pub mod objects;

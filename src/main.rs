@@ -11,7 +11,7 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 fn main() -> ExitCode {
     #[cfg(feature = "heap-profile")]
-    let _profiler = dhat::Profiler::builder().file_name(format!("dhat-heap-{}.json", std::process::id())).build();
+    let _profiler = modelcycle::heap_profile::start();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd(args) => modelcycle::cli::crd(&args),

@@ -122,6 +122,8 @@ async fn on(mut rx: watch::Receiver<bool>) {
 
 async fn run(args: RunArgs) -> Result<(), StartupError> {
     let shutdown = shutdown_channel();
+    #[cfg(feature = "heap-profile")]
+    crate::heap_profile::on_signal();
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let sources = Arc::new(super::reading_clients::SourceReadings::default());

@@ -304,6 +304,9 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
         settled_anon > 0.0 && settled_file > 0.0 && settled_anon + settled_file <= settled_rss + 0.01,
         "resident memory {settled_rss:.1} MiB, of it {settled_anon:.1} anonymous and {settled_file:.1} of files"
     );
+    if cfg!(feature = "heap-profile") {
+        settled_heap_profile(pid).await?;
+    }
 
     let steady_from = Timestamp::now();
     tokio::time::sleep(Duration::from_secs(steady)).await;
@@ -497,6 +500,32 @@ async fn wait_serving(cluster: &Cluster, ns: &str, n: usize, version: u32, timeo
 }
 
 /// The requests of the controller holding `pod`'s identity between `from` and `to`.
+/// In a heap-profiled build: the profile of the settled controller, written on SIGUSR1, whose
+/// `eb` ("at t-end") figures are what is live in the settled fleet, by allocation site.
+async fn settled_heap_profile(pid: u32) -> Check {
+    let file = std::path::PathBuf::from(format!("dhat-heap-{pid}.json"));
+    let _ = std::fs::remove_file(&file);
+    let sent = std::process::Command::new("kill").arg("-USR1").arg(pid.to_string()).status();
+    ensure!(sent.is_ok_and(|s| s.success()), "could not signal the controller for its heap profile");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // dhat writes the file whole, then logs; a file that parses is finished.
+    while Instant::now() < deadline {
+        let parsed = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        if let Some(profile) = parsed {
+            let live: u64 =
+                profile["pps"].as_array().map_or(0, |pps| pps.iter().filter_map(|p| p["eb"].as_u64()).sum());
+            eprintln!(
+                "scale: the settled heap profile is {} ({:.1} MiB live)",
+                file.display(),
+                live as f64 / 1048576.0
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!("no heap profile {} within 300 s of SIGUSR1", file.display()))
+}
+
 fn mine<'a>(log: &'a AuditLog, user: &str, pod: &str, from: Timestamp, to: Timestamp) -> Vec<&'a Entry> {
     log.entries
         .iter()
