@@ -231,7 +231,7 @@ fn caches_of(models: usize) -> (modelcycle::kube::children::ChildStores, modelcy
         inference_services: None,
         train_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
         ray_jobs: modelcycle::lifecycle::model::Engine::NotEnabled,
-        policies: StoreIndex::listed(copies(&c.policies, models).map(Decoded::from).map(trimmed).collect()),
+        policies: StoreIndex::listed(copies(&c.policies, models).map(packed).map(Decoded::from).collect()),
     };
     let counts = [c.versions.len(), c.jobs.len(), c.pods.len(), c.deployments.len(), c.services.len()];
     let kinds: Vec<String> = held.iter().zip(counts).map(|((kind, bytes), n)| format!("{n} {kind} {bytes}")).collect();

@@ -16,7 +16,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
-use crate::api::{Model, ModelVersion, RetrainPolicy};
+use crate::api::{Model, ModelVersion};
+use crate::kube::policy_controller::CachedPolicy;
 use crate::lifecycle::model::{Cached, Children, Engine};
 use crate::objects::names::{label_value, version_name};
 
@@ -42,7 +43,7 @@ pub struct ChildStores {
     /// KubeRay `RayJob`s, likewise.
     pub ray_jobs: Engine<Indexed<Packed<RayJob>>>,
     /// RetrainPolicies (their store is the policy controller's too).
-    pub policies: StoreIndex<Decoded<RetrainPolicy>>,
+    pub policies: StoreIndex<CachedPolicy>,
 }
 
 /// Whether `store` has listed its objects once (without waiting).
@@ -116,7 +117,9 @@ impl ChildStores {
                 services: self.services.unpacked(&ns, &label)?,
                 routes: self.routes.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
                 inference_services: self.inference_services.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
-                policies: decoded(&policies),
+                policies: (policies.iter().filter_map(|g| g.0.as_ref().ok()))
+                    .map(|p| p.unpacked())
+                    .collect::<Result<Vec<_>>>()?,
             },
         );
         // A policy that does not decode may name this Model, or say nothing readable about its
@@ -137,11 +140,6 @@ fn engine_cache<K: Keep>(engine: &Engine<Indexed<K>>) -> Option<&Indexed<K>> {
         Engine::Watched(cache) => Some(cache),
         Engine::NotEnabled | Engine::NotInstalled => None,
     }
-}
-
-/// The objects of `found` that decoded, shared.
-fn decoded<K>(found: &[Arc<Decoded<K>>]) -> impl Iterator<Item = Arc<K>> + '_ {
-    found.iter().filter_map(|g| g.0.as_ref().ok().cloned())
 }
 
 /// A watch can lag the API server (after an outage the ModelVersion watch was refused with 429
@@ -182,7 +180,7 @@ mod tests {
         }))
     }
 
-    fn policy(ns: &str, name: &str, spec: serde_json::Value) -> Decoded<RetrainPolicy> {
+    fn policy(ns: &str, name: &str, spec: serde_json::Value) -> CachedPolicy {
         decoded(json!({
             "apiVersion": "modelcycle.io/v1alpha1", "kind": "RetrainPolicy",
             "metadata": {"name": name, "namespace": ns}, "spec": spec

@@ -37,7 +37,8 @@ use crate::error::Error;
 
 /// What packing compresses an object's JSON against: one object of each kind the caches pack
 /// (a Model, two ModelVersions, a Job, its pod, a Deployment and a Service), trimmed, as a
-/// simulated run of `examples/canary` leaves them. It only has to resemble what is packed: an
+/// simulated run of `examples/canary` leaves them, and a RetrainPolicy as `examples/retraining`
+/// leaves it. It only has to resemble what is packed: an
 /// object unlike it packs and unpacks the same, in more bytes. `cargo test --lib
 /// packing_dictionary -- --ignored` writes it again from the simulator.
 pub const DICTIONARY: &[u8] = include_bytes!("packing-dictionary.jsonl");
@@ -280,7 +281,7 @@ impl<K> Trim for Packed<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Model, ModelVersion};
+    use crate::api::{Model, ModelVersion, RetrainPolicy};
     use crate::sim::{Simulation, scenario::Scenario};
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::batch::v1::Job;
@@ -328,6 +329,25 @@ mod tests {
         c.services.values().for_each(|s| round_trip::<Service>(s));
     }
 
+    #[test]
+    fn a_retrain_policy_comes_back_from_its_pack_as_trimmed_in_a_third_of_its_json() {
+        // The retraining example's policy fires on schedule, drift, performance and a request:
+        // its status holds verdicts, firings and conditions. Its month is the dictionary's
+        // sample; twelve days of it, renamed, are not.
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut sim = Simulation::new(Scenario::load(&[&format!("{examples}/retraining")]).unwrap());
+        sim.run_until("2026-11-14T00:00:00Z".parse().unwrap());
+        let mut policy = (**sim.cluster.policies.values().next().unwrap()).clone();
+        assert!(policy.status.as_ref().is_some_and(|s| !s.recent_firings.is_empty()), "{policy:?}");
+        policy.metadata.name = Some("weekly-retrain-of-the-ranking-model".into());
+        policy.metadata.namespace = Some("search-ranking".into());
+        policy.spec.model_ref.name = "ranker".into();
+        round_trip::<RetrainPolicy>(&policy);
+        let packed = Packed::pack(policy.clone()).unwrap();
+        let json = serde_json::to_vec(&policy).unwrap().len();
+        assert!(packed.packed_len() * 3 <= json, "{json} bytes of JSON packed to {}", packed.packed_len());
+    }
+
     /// One trimmed object of each kind the caches pack, from a simulated run of `example`,
     /// one JSON per line: the ModelVersions the two with the most to say.
     fn samples(example: &str) -> Vec<Vec<u8>> {
@@ -351,12 +371,23 @@ mod tests {
         samples
     }
 
+    /// The first RetrainPolicy of `example` after its simulated run, trimmed, as JSON.
+    fn policy_sample(example: &str) -> Option<Vec<u8>> {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut sim = Simulation::new(Scenario::load(&[&format!("{examples}/{example}")]).unwrap());
+        sim.run();
+        let mut policy = (**sim.cluster.policies.values().next()?).clone();
+        policy.trim();
+        Some(serde_json::to_vec(&policy).unwrap())
+    }
+
     /// Writes [`DICTIONARY`] again (run it when the objects' shape has moved far from it).
     #[test]
     #[ignore = "writes src/kube/packing-dictionary.jsonl"]
     fn packing_dictionary() {
         let lines: Vec<u8> = samples("canary")
             .into_iter()
+            .chain(policy_sample("retraining"))
             .flat_map(|mut s| {
                 s.push(b'\n');
                 s
@@ -375,7 +406,7 @@ mod tests {
 
     #[test]
     fn objects_the_dictionary_was_not_made_from_pack_to_a_third_of_their_json_or_less() {
-        for kind in ["Model", "ModelVersion", "Job", "Pod", "Deployment", "Service"] {
+        for kind in ["Model", "ModelVersion", "Job", "Pod", "Deployment", "Service", "RetrainPolicy"] {
             let samples = std::str::from_utf8(dictionary_of(kind)).unwrap();
             assert!(samples.lines().all(|l| l.contains(&format!("\"kind\":\"{kind}\""))), "{kind}: {samples}");
         }

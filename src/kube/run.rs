@@ -15,10 +15,10 @@ use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
+use crate::api::ModelVersion;
 use crate::api::engines::{RayJob, TrainJob};
 use crate::api::gateway::HttpRoute;
 use crate::api::kserve::InferenceService;
-use crate::api::{ModelVersion, RetrainPolicy};
 use crate::cli::{LogFormat, RunArgs};
 
 use super::children::ChildStores;
@@ -29,7 +29,7 @@ use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
 use super::model_controller::{CachedModel, ModelContext};
 use super::packed::Packed;
-use super::policy_controller::{self, PolicyStores};
+use super::policy_controller::{self, CachedPolicy, PolicyStores};
 use super::startup::{Optional, StartupError, engine_crd, wait_for_crds};
 use super::watches::{self, cached_by_model, probe_while_unreachable, shared, watch_name};
 use super::{MANAGED_BY_SELECTOR, TRAINER_POD_SELECTOR, model_controller};
@@ -337,10 +337,8 @@ pub async fn run_controllers(
     let models = shared(watches::watch(scoped::<CachedModel>(&client, &scope), all.clone(), h, w), 3);
     let (h, w) = named("RetrainPolicies");
     let policies_by_model = ByModel::default();
-    let policies = shared(
-        policies_by_model.follow(watches::watch(scoped::<Decoded<RetrainPolicy>>(&client, &scope), all, h, w)),
-        2,
-    );
+    let policies =
+        shared(policies_by_model.follow(watches::watch(scoped::<CachedPolicy>(&client, &scope), all, h, w)), 2);
     let (Some((models, models_feed)), Some((policies, policies_feed))) = (models, policies) else {
         tracing::error!("cannot share the watches of Models and RetrainPolicies; not reconciling");
         return;
@@ -380,7 +378,12 @@ pub async fn run_controllers(
         .watches_stream(pods_stream, waking(&models_store))
         .watches_shared_stream(policies_to_models, |guard| {
             let ns = guard.namespace();
-            guard.0.as_ref().ok().map(|p| ObjectRef::new(&p.spec.model_ref.name).within(&ns.unwrap_or_default()))
+            guard
+                .0
+                .as_ref()
+                .ok()
+                .and_then(|p| p.owner())
+                .map(|model| ObjectRef::new(model).within(&ns.unwrap_or_default()))
         })
         .reconcile_on(woken_by_webhooks(settings.wake.subscribe(), models_store.clone()))
         .trigger_backoff(super::watches::backoff())

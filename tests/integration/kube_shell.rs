@@ -314,7 +314,7 @@ spec: {modelRef: {name: ghost}, manual: true}
         policies: modelcycle::kube::index::StoreIndex::listed(vec![]),
     };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    policy_controller::reconcile(Arc::new(Decoded::from(policy.clone())), context).await.unwrap();
+    policy_controller::reconcile(Arc::new(Decoded::packed(policy.clone()).unwrap()), context).await.unwrap();
     let seen = server.await.unwrap();
     assert!(seen[0].path.contains("fieldManager=modelcycle"));
     assert_eq!(seen[0].body["metadata"]["resourceVersion"], "12", "only onto the policy it was decided from");
@@ -342,7 +342,7 @@ spec: {modelRef: {name: churn}, manual: true}
     let stores =
         policy_controller::PolicyStores { models, policies: modelcycle::kube::index::StoreIndex::listed(vec![]) };
     let context = Arc::new((Context::new(client, Arc::default()), stores));
-    let action = policy_controller::reconcile(Arc::new(Decoded::from(policy)), context).await.unwrap();
+    let action = policy_controller::reconcile(Arc::new(Decoded::packed(policy).unwrap()), context).await.unwrap();
     assert_eq!(action, Action::requeue(model_controller::CACHE_WAIT));
     assert!(server.await.unwrap().is_empty(), "nothing is written while the Model cache lists");
     drop(writer);

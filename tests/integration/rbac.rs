@@ -209,7 +209,7 @@ async fn everything_the_controller_sends() -> BTreeSet<Grant> {
         policies: modelcycle::kube::index::StoreIndex::listed(vec![]),
     };
     let policy_ctx = Arc::new((Context::new(client.clone(), Arc::default()), stores));
-    policy_controller::reconcile(Arc::new(Decoded::from(policy)), policy_ctx).await.unwrap();
+    policy_controller::reconcile(Arc::new(Decoded::packed(policy).unwrap()), policy_ctx).await.unwrap();
 
     let seen = seen.lock().unwrap().clone();
     seen.iter().flat_map(needs).collect()
