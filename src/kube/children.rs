@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::kube::decoded::Decoded;
 use crate::kube::index::{Indexed, Keep, StoreIndex};
-use crate::kube::packed::{Packed, unpacked};
+use crate::kube::packed::{Packed, unpacked, unpacked_decoded};
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -117,9 +117,7 @@ impl ChildStores {
                 services: self.services.unpacked(&ns, &label)?,
                 routes: self.routes.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
                 inference_services: self.inference_services.as_ref().map(|r| r.unpacked(&ns, &label)).transpose()?,
-                policies: (policies.iter().filter_map(|g| g.0.as_ref().ok()))
-                    .map(|p| p.unpacked())
-                    .collect::<Result<Vec<_>>>()?,
+                policies: unpacked_decoded(&policies)?,
             },
         );
         // A policy that does not decode may name this Model, or say nothing readable about its

@@ -192,6 +192,14 @@ where
     found.into_iter().map(|(name, pack)| pack.unpacked(ns, &name)).collect()
 }
 
+/// Those of `found` that decoded, unpacked ([`Packed::unpacked`]).
+pub fn unpacked_decoded<K>(found: &[Arc<Decoded<Packed<K>>>]) -> crate::error::Result<Vec<Arc<K>>>
+where
+    K: Owned + Trim + Serialize + DeserializeOwned,
+{
+    found.iter().filter_map(|g| g.0.as_ref().ok()).map(|p| p.unpacked()).collect()
+}
+
 impl<K> Indexed<Packed<K>>
 where
     K: Owned + Trim + Serialize + DeserializeOwned,

@@ -19,7 +19,7 @@ use super::context::Context;
 use super::index::{Owned, StoreIndex};
 use super::invalid::report_invalid;
 use super::model_controller::{CACHE_WAIT, CachedModel};
-use super::packed::Packed;
+use super::packed::{Packed, unpacked_decoded};
 
 /// Name of this controller in metrics and logs.
 pub const NAME: &str = "retrainpolicy";
@@ -89,10 +89,7 @@ async fn reconcile_once(guard: Arc<CachedPolicy>, ctx: Arc<(Context, PolicyStore
         return Ok(Action::await_change());
     }
     let policy = &*packed.unpacked()?;
-    let same_model: Vec<Arc<RetrainPolicy>> = (stores.policies.of(&ns, Some(model)).iter())
-        .filter_map(|g| g.0.as_ref().ok())
-        .map(|p| p.unpacked())
-        .collect::<Result<_>>()?;
+    let same_model = unpacked_decoded(&stores.policies.of(&ns, Some(model)))?;
     let world = world_of(policy, stores, &same_model);
     let plan = plan_policy(policy, &world, Timestamp::now());
     if let Some(status) = &plan.status {
