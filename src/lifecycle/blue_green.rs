@@ -13,13 +13,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{BlueGreenStrategy, Model, VersionPhase};
-use crate::objects::deployment::{Track, track_deployment};
+use crate::objects::deployment::Track;
+use crate::objects::desired::DesiredObjects;
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
 use super::ledger::{Decision, Ledger};
 use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge};
 use super::transitions::{Action, Reason};
-use super::triggers::{Readings, after, span};
+use super::triggers::{after, span};
 
 /// Default time the previous version's Deployment is kept after the switch.
 pub const DEFAULT_SCALE_DOWN_DELAY: SignedDuration = SignedDuration::from_secs(30);
@@ -30,7 +31,7 @@ pub struct BlueGreen<'s>(pub &'s BlueGreenStrategy);
 impl Strategy for BlueGreen<'_> {
     fn advance(&self, r: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome {
         let Some(stable) = serving.filter(|s| *s != wanted) else { return Outcome::default() };
-        advance_blue_green(r.ledger, r.model, self.0, stable, wanted, r.deployments, r.readings)
+        advance_blue_green(r, self.0, stable, wanted)
     }
 }
 
@@ -39,27 +40,21 @@ pub struct HandOff<'s>(pub Option<&'s BlueGreenStrategy>);
 
 impl Strategy for HandOff<'_> {
     fn advance(&self, r: &mut Rollout, _serving: Option<u32>, wanted: u32) -> Outcome {
-        hand_off(r.ledger, r.model, self.0, wanted, r.deployments)
+        hand_off(r.ledger, r.model, self.0, wanted, r.deployments, r.desired)
     }
 }
 
 /// Before the switch: runs `wanted` in the preview beside `stable` and promotes it when its
 /// checks (analysis, manual gate) hold.
-fn advance_blue_green(
-    ledger: &mut Ledger,
-    model: &Model,
-    strategy: &BlueGreenStrategy,
-    stable: u32,
-    wanted: u32,
-    deployments: &[Arc<Deployment>],
-    readings: &Readings,
-) -> Outcome {
+fn advance_blue_green(r: &mut Rollout, strategy: &BlueGreenStrategy, stable: u32, wanted: u32) -> Outcome {
+    let (model, deployments, readings, built) = (r.model, r.deployments, r.readings, r.desired);
+    let ledger = &mut *r.ledger;
     let mut out = Outcome::rolling();
     let now = ledger.now();
     let name = model.name_any();
     let preview = Track::Preview.name(&name);
     let Some(new) = ledger.get(wanted).map(|e| e.version) else { return out };
-    let desired = track_deployment(model, new, Track::Preview, model.spec.serving.replicas);
+    let desired = built.deployment(model, new, Track::Preview, model.spec.serving.replicas);
     let state = converge(desired, deployments, &mut out.apply);
     if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
         let message = format!(
@@ -145,6 +140,7 @@ fn hand_off(
     strategy: Option<&BlueGreenStrategy>,
     serving: u32,
     deployments: &[Arc<Deployment>],
+    built: DesiredObjects,
 ) -> Outcome {
     let mut out = Outcome::default();
     let Some(entry) = ledger.get(serving) else { return out };
@@ -154,7 +150,7 @@ fn hand_off(
         out.requeue_after = ledger.until(after(switched.0, delay));
         return out;
     }
-    let desired = track_deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);
+    let desired = built.deployment(model, entry.version, Track::Stable, model.spec.serving.replicas);
     if converge(desired, deployments, &mut out.apply) == RolloutState::Complete {
         if let Some(e) = ledger.get_mut(serving) {
             e.status_mut().blue_green = None;

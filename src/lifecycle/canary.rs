@@ -3,24 +3,21 @@
 //! last step the stable Deployment takes the new version and then the canary is removed, in
 //! that order, so capacity never drops. A canary that cannot become available is rolled back.
 
-use std::sync::Arc;
-
 use jiff::SignedDuration;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, Model, ShadowStage, VersionPhase};
-use crate::objects::deployment::{Track, track_deployment};
+use crate::api::{CanaryProgress, CanaryStep, CanaryStrategy, ShadowStage, VersionPhase};
+use crate::objects::deployment::Track;
 use crate::objects::meta::is_named;
 use crate::objects::route::{Traffic, gateway_routing};
 
 use super::analysis::{Gate, Step, is_manual, start_guard, step_gate};
-use super::ledger::{Decision, Ledger};
+use super::ledger::Decision;
 use super::rollout::{Outcome, Rollout, RolloutState, Strategy, converge, roll_back, routed_split, settle};
 use super::shadow::{Shadowed, advance_shadow};
 use super::transitions::{Action, Reason};
-use super::triggers::{Readings, span};
+use super::triggers::span;
 
 /// The Canary strategy of a Model.
 pub struct Canary<'s>(pub &'s CanaryStrategy);
@@ -28,7 +25,7 @@ pub struct Canary<'s>(pub &'s CanaryStrategy);
 impl Strategy for Canary<'_> {
     fn advance(&self, r: &mut Rollout, serving: Option<u32>, wanted: u32) -> Outcome {
         let Some(stable) = serving.filter(|s| *s != wanted) else { return Outcome::default() };
-        advance_canary(r.ledger, r.model, self.0, stable, wanted, r.deployments, r.readings)
+        advance_canary(r, self.0, stable, wanted)
     }
 }
 
@@ -71,15 +68,9 @@ fn step_traffic(
 }
 
 /// Moves the canary rollout of `wanted` (replacing `stable`) one step on, if it can.
-fn advance_canary(
-    ledger: &mut Ledger,
-    model: &Model,
-    strategy: &CanaryStrategy,
-    stable: u32,
-    wanted: u32,
-    deployments: &[Arc<Deployment>],
-    readings: &Readings,
-) -> Outcome {
+fn advance_canary(r: &mut Rollout, strategy: &CanaryStrategy, stable: u32, wanted: u32) -> Outcome {
+    let (model, deployments, readings, built) = (r.model, r.deployments, r.readings, r.desired);
+    let ledger = &mut *r.ledger;
     let mut out = Outcome::rolling();
     let now = ledger.now();
     let name = model.name_any();
@@ -96,13 +87,13 @@ fn advance_canary(
     let step = progress.step as usize;
     if let Some(shadow) = strategy.shadow.as_ref().filter(|_| step == 0 && !progress.shadow_passed) {
         let first = steps.first().map(describe).unwrap_or_default();
-        let ctx = Shadowed { ledger, model, stable, wanted, steps: steps.len(), first, deployments, readings };
+        let ctx = Shadowed { ledger, model, stable, wanted, steps: steps.len(), first, deployments, readings, built };
         return advance_shadow(ctx, shadow, progress);
     }
 
     if step >= steps.len() {
         // Promotion: the stable Deployment takes the new version, then the canary goes.
-        let state = converge(track_deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
+        let state = converge(built.deployment(model, new, Track::Stable, total), deployments, &mut out.apply);
         out.traffic = step_traffic(steps, steps.len().saturating_sub(1), true, None);
         if state == RolloutState::Complete {
             out.traffic = None;
@@ -138,7 +129,7 @@ fn advance_canary(
     // replaces, beside a stable side that has to grow back).
     let canary_shrinks = observed(Track::Canary).and_then(|d| d.spec.as_ref()?.replicas).is_some_and(|r| r > canary_n);
     let mut converge_track = |track: Track, version, replicas| {
-        converge(track_deployment(model, version, track, replicas), deployments, &mut out.apply)
+        converge(built.deployment(model, version, track, replicas), deployments, &mut out.apply)
     };
     let (canary_state, stable_state) = if canary_shrinks {
         let stable_state = converge_track(Track::Stable, old, stable_n);

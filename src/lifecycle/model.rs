@@ -15,6 +15,7 @@ use crate::api::kserve::InferenceService;
 use crate::api::{
     Model, ModelPhase, ModelStatus, ModelVersion, ModelVersionStatus, RetrainPolicy, RetrainPolicyStatus, VersionPhase,
 };
+use crate::objects::desired::{DesiredObjects, Remembered};
 use crate::objects::inference_service::kserve_serving;
 use crate::objects::meta::MODEL_LABEL;
 use crate::objects::names::{job_name, label_value};
@@ -67,6 +68,8 @@ pub struct Observed<'a> {
     pub unreadable_policies: &'a [String],
     /// Live readings for the policy's checks that were due.
     pub readings: &'a Readings,
+    /// Where the desired serving objects come from: built, or remembered by the shell.
+    pub desired: DesiredObjects<'a>,
 }
 
 impl<'a> Observed<'a> {
@@ -116,6 +119,8 @@ pub struct Children {
     pub unreadable_policies: Vec<String>,
     /// Live readings taken for this reconcile.
     pub readings: Readings,
+    /// The serving objects the shell remembers between reconciles, if it keeps them.
+    pub remembered: Option<Arc<Remembered>>,
 }
 
 /// The objects of each kind a shell holds, from which [`Children::select`] picks a Model's.
@@ -182,6 +187,7 @@ impl Children {
                 .collect(),
             unreadable_policies: vec![],
             readings: Readings::default(),
+            remembered: None,
         }
     }
 
@@ -218,6 +224,7 @@ impl Children {
             policies: &self.policies,
             unreadable_policies: &self.unreadable_policies,
             readings: &self.readings,
+            desired: DesiredObjects(self.remembered.as_deref()),
         }
     }
 }
@@ -228,7 +235,8 @@ impl Children {
 /// not applied (its status assumed the child exists); the next plan that applies all its
 /// children clears the stall.
 pub fn child_refused(model: &Model, child: &Child, why: &str, now: Timestamp) -> Vec<Write> {
-    let old = model.status.clone().unwrap_or_default();
+    let none = ModelStatus::default();
+    let old = model.status.as_ref().unwrap_or(&none);
     let mut status = old.clone();
     status.phase = Some(ModelPhase::Stalled);
     let problem =
@@ -236,7 +244,7 @@ pub fn child_refused(model: &Model, child: &Child, why: &str, now: Timestamp) ->
     let desired = health_conditions(&[problem], (false, "", ""), None);
     conditions::set_all(&mut status.conditions, &desired, model.metadata.generation, now);
     let events = stalled_events(&old.conditions, &status.conditions);
-    let status = (status != old).then(|| Write::ModelStatus(Box::new(status)));
+    let status = (status != *old).then(|| Write::ModelStatus(Box::new(status)));
     status.into_iter().chain(events.into_iter().map(|e| Write::Event(Regarding::Model, e))).collect()
 }
 
@@ -368,7 +376,8 @@ impl ModelPlan {
 /// Decides everything about one Model.
 pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let model = observed.model;
-    let old = model.status.clone().unwrap_or_default();
+    let none = ModelStatus::default();
+    let old = model.status.as_ref().unwrap_or(&none);
     let mut status = old.clone();
     status.observed_generation = model.metadata.generation;
     let mut problems = model_problems(model);
@@ -392,20 +401,12 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         // Nothing that trains or serves is touched until the spec is fixed.
         status.phase = Some(ModelPhase::Stalled);
         let desired = health_conditions(&problems, (false, "", ""), None);
-        return finish(model, &old, status, &desired, Decided::default(), now);
+        return finish(model, old, status, &desired, Decided::default(), now);
     }
 
     let mut ledger = Ledger::new(observed.versions, now);
     let training = advance_training(&mut ledger, model, &runs);
-    let mut serving = advance_serving(
-        &mut ledger,
-        model,
-        observed.deployments,
-        observed.services,
-        observed.routes.unwrap_or_default(),
-        observed.inference_services.unwrap_or_default(),
-        observed.readings,
-    );
+    let mut serving = advance_serving(&mut ledger, observed);
 
     let observed_latest = ledger.latest().map_or(0, |e| e.number());
     let latest = old.latest_version.unwrap_or(0).max(observed_latest);
@@ -532,7 +533,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     }
     plan.events.extend(registry.event);
     plan.requeue_after = sooner(plan.requeue_after, registry.wake);
-    finish(model, &old, status, &desired, plan, now)
+    finish(model, old, status, &desired, plan, now)
 }
 
 /// The Model's serving and candidate versions, phase and conditions, from where its versions

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use jiff::SignedDuration;
 
 use crate::api::{Model, VersionPhase};
-use crate::objects::deployment::{same_spec, serving_deployment};
+use crate::objects::deployment::{Track, same_spec};
 use crate::objects::meta::is_named;
 use crate::objects::names::serving_name;
 
@@ -27,9 +27,11 @@ impl Strategy for Rolling {
         let (model, w) = (r.model, wanted);
         let name = serving_name(&model.name_any());
         let pinned = model.spec.pinned_version == Some(w);
-        let Some(desired) = r.ledger.get(w).and_then(|e| serving_deployment(model, e.version)) else { return out };
+        let replicas = model.spec.serving.replicas;
+        let built = |v| r.desired.deployment(model, v, Track::Stable, replicas);
+        let Some(desired) = r.ledger.get(w).and_then(|e| built(e.version)) else { return out };
         let observed = r.deployments.iter().map(AsRef::as_ref).find(|d| is_named(*d, &name));
-        let current = observed.filter(|d| same_spec(*d, &desired)).map(rollout_state);
+        let current = observed.filter(|d| same_spec(*d, desired.as_ref())).map(rollout_state);
         let replaces = serving.is_some_and(|s| s != w);
         if current.is_none()
             && replaces
@@ -44,7 +46,7 @@ impl Strategy for Rolling {
         }
         match current {
             None => {
-                out.apply.push(desired);
+                out.apply.push(std::sync::Arc::unwrap_or_clone(desired));
                 out.rolling_out = true;
                 if serving != Some(w) {
                     let from = serving.map_or("nothing".to_string(), |s| format!("v{s}"));
@@ -82,14 +84,14 @@ impl Strategy for Rolling {
             Some(RolloutState::Failed(reason)) if serving == Some(w) => out.unhealthy = Some(reason),
             Some(RolloutState::Failed(reason)) => {
                 // The serving version's template goes back in the same plan that records the rollback.
-                let restored = serving.and_then(|s| r.ledger.get(s)).and_then(|e| serving_deployment(model, e.version));
+                let restored = serving.and_then(|s| r.ledger.get(s)).and_then(|e| built(e.version));
                 let back_to = match serving {
                     Some(s) if restored.is_some() => format!("restored the pod template of v{s}"),
                     _ => "nothing served before; the Deployment is left as it is".into(),
                 };
                 // Restoring the template is a rollout of the serving version, until it completes.
                 out.rolling_out = restored.is_some();
-                out.apply.extend(restored);
+                out.apply.extend(restored.map(std::sync::Arc::unwrap_or_clone));
                 let d = Decision::new(
                     Action::RollBack,
                     Reason::ProgressDeadlineExceeded,

@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use crate::api::kserve::InferenceService;
 use crate::api::{Model, ModelVersion};
 use crate::objects::deployment::{Track, track_deployment};
+use crate::objects::desired::DesiredObjects;
 use crate::objects::meta::same_name;
 use crate::objects::route::Traffic;
 
@@ -68,6 +69,8 @@ pub struct Rollout<'r, 'a> {
     pub readings: &'r Readings,
     /// Its observed InferenceServices (target KServe).
     pub inference_services: &'r [Arc<InferenceService>],
+    /// Where its desired Deployments come from.
+    pub desired: DesiredObjects<'r>,
 }
 
 /// A way of moving traffic from the serving version to the wanted one.
@@ -92,16 +95,18 @@ pub enum RolloutState {
 /// Moves a Deployment towards `desired`: queued in `apply` if what runs differs (then it is
 /// Progressing), else the state of its rollout.
 pub fn converge(
-    desired: Option<Deployment>,
+    desired: Option<Arc<Deployment>>,
     deployments: &[Arc<Deployment>],
     apply: &mut Vec<Deployment>,
 ) -> RolloutState {
     use crate::objects::deployment::same_spec;
     let Some(desired) = desired else { return RolloutState::Progressing };
-    match deployments.iter().find(|d| same_name(&desired, d.as_ref())).filter(|d| same_spec(d.as_ref(), &desired)) {
+    let desired_ref = desired.as_ref();
+    match deployments.iter().find(|d| same_name(desired_ref, d.as_ref())).filter(|d| same_spec(d.as_ref(), desired_ref))
+    {
         Some(d) => rollout_state(d),
         None => {
-            apply.push(desired);
+            apply.push(Arc::unwrap_or_clone(desired));
             RolloutState::Progressing
         }
     }

@@ -9,14 +9,15 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
+use super::model::Observed;
 use crate::api::gateway::HttpRoute;
-use crate::api::kserve::InferenceService;
 use crate::api::{Model, VersionPhase};
 use crate::objects::deployment::{Track, same_spec};
+use crate::objects::desired::DesiredObjects;
 use crate::objects::meta::{is_named, same_name};
 use crate::objects::names::serving_name;
 use crate::objects::route::{Traffic, backend_name, backend_services, desired_route, gateway_routing, route_current};
-use crate::objects::service::{preview_service, serving_service};
+use crate::objects::service::preview_service;
 
 use super::analysis::{ABORT_ANNOTATION, Guard, abort_requested, end_guard, guard};
 use super::blue_green::{BlueGreen, HandOff, preview_needed, preview_serves};
@@ -53,15 +54,10 @@ pub struct ServingSteps {
 }
 
 /// Decides which version serves and moves the serving objects towards it.
-pub fn advance_serving(
-    ledger: &mut Ledger,
-    model: &Model,
-    deployments: &[Arc<Deployment>],
-    services: &[Arc<Service>],
-    routes: &[Arc<HttpRoute>],
-    inference_services: &[Arc<InferenceService>],
-    readings: &Readings,
-) -> ServingSteps {
+pub fn advance_serving(ledger: &mut Ledger, observed: Observed) -> ServingSteps {
+    let Observed { model, deployments, services, readings, desired, .. } = observed;
+    let routes = observed.routes.unwrap_or_default();
+    let inference_services = observed.inference_services.unwrap_or_default();
     let mut steps = ServingSteps::default();
     rollbacks(ledger, model, readings, &mut steps);
     let (wanted, pin_problem) = wanted_version(ledger, model);
@@ -73,7 +69,7 @@ pub fn advance_serving(
         if let Some(s) = serving.filter(|s| *s != w) {
             end_guard(ledger, s, w);
         }
-        let mut rollout = Rollout { ledger, model, deployments, readings, inference_services };
+        let mut rollout = Rollout { ledger, model, deployments, readings, inference_services, desired };
         let outcome = strategy_for(model, rollout.ledger, serving, w).advance(&mut rollout, serving, w);
         let guard_wake = steps.rollout.requeue_after;
         steps.rollout = outcome;
@@ -87,7 +83,7 @@ pub fn advance_serving(
     let name = serving_name(&model.name_any());
     let own_objects = kserve_serving(model).is_none();
     if own_objects && (steps.wanted.is_some() || deployments.iter().any(|d| is_named(d.as_ref(), &name))) {
-        match_services(ledger, model, services, &mut steps);
+        match_services(ledger, model, services, desired, &mut steps);
         match_route(ledger, model, routes, &mut steps);
     }
     let settled = steps.wanted.is_some() && steps.wanted == ledger.serving() && !steps.rollout.rolling_out;
@@ -251,32 +247,39 @@ fn remove_leftovers(ledger: &Ledger, model: &Model, deployments: &[Arc<Deploymen
 
 /// The Services that select the serving pods (and a blue-green preview), applied when missing
 /// or different, and a preview Service no longer needed deleted.
-fn match_services(ledger: &Ledger, model: &Model, services: &[Arc<Service>], steps: &mut ServingSteps) {
+fn match_services(
+    ledger: &Ledger,
+    model: &Model,
+    services: &[Arc<Service>],
+    built: DesiredObjects,
+    steps: &mut ServingSteps,
+) {
     let strategy = &model.spec.serving.strategy;
     let active =
         strategy.blue_green.as_ref().map(|_| if preview_serves(ledger) { Track::Preview } else { Track::Stable });
-    let mut desired: Vec<Service> = serving_service(model, active).into_iter().collect();
+    let mut desired: Vec<Arc<Service>> = built.serving_service(model, active).into_iter().collect();
     let routed = gateway_routing(model).is_some();
     if routed {
         // The route's backends, one per track, kept while the Model is routed.
-        desired.extend(backend_services(model));
+        desired.extend(backend_services(model).into_iter().map(Arc::new));
     }
     let wants_preview =
         !routed && strategy.blue_green.as_ref().is_some_and(|bg| bg.preview_service) && preview_needed(ledger);
     if wants_preview {
-        desired.extend(preview_service(model));
+        desired.extend(preview_service(model).map(Arc::new));
     }
     let name = model.name_any();
     let leftovers = [Track::Preview, Track::Stable, Track::Canary].map(|t| backend_name(&name, t));
     for left in leftovers {
         let observed = services.iter().any(|s| is_named(s.as_ref(), &left));
-        if observed && !desired.iter().any(|d| is_named(d, &left)) && !steps.delete_services.contains(&left) {
+        if observed && !desired.iter().any(|d| is_named(d.as_ref(), &left)) && !steps.delete_services.contains(&left) {
             steps.delete_services.push(left);
         }
     }
     steps.services = desired
         .into_iter()
-        .filter(|d| !services.iter().any(|s| same_name(d, s.as_ref()) && same_spec(s.as_ref(), d)))
+        .filter(|d| !services.iter().any(|s| same_name(d.as_ref(), s.as_ref()) && same_spec(s.as_ref(), d.as_ref())))
+        .map(Arc::unwrap_or_clone)
         .collect();
 }
 

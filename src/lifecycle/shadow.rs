@@ -11,7 +11,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{CanaryProgress, Model, ShadowStage, VersionPhase};
-use crate::objects::deployment::{Track, track_deployment};
+use crate::objects::deployment::Track;
+use crate::objects::desired::DesiredObjects;
 use crate::objects::route::Traffic;
 
 use super::analysis::{Gate, Step, step_gate};
@@ -38,19 +39,21 @@ pub struct Shadowed<'r, 'a> {
     pub deployments: &'r [Arc<Deployment>],
     /// Live readings.
     pub readings: &'r Readings,
+    /// Where its desired Deployments come from.
+    pub built: DesiredObjects<'r>,
 }
 
 /// One reconcile of the shadow stage.
 pub fn advance_shadow(ctx: Shadowed, shadow: &ShadowStage, progress: CanaryProgress) -> Outcome {
-    let Shadowed { ledger, model, stable, wanted, steps, first, deployments, readings } = ctx;
+    let Shadowed { ledger, model, stable, wanted, steps, first, deployments, readings, built } = ctx;
     let mut out = Outcome::rolling();
     let (Some(new), Some(old)) = (ledger.get(wanted).map(|e| e.version), ledger.get(stable).map(|e| e.version)) else {
         return out;
     };
     let total = model.spec.serving.replicas;
     let (canary_n, stable_n) = routed_split(total, shadow.percent);
-    let canary_state = converge(track_deployment(model, new, Track::Canary, canary_n), deployments, &mut out.apply);
-    let stable_state = converge(track_deployment(model, old, Track::Stable, stable_n), deployments, &mut out.apply);
+    let canary_state = converge(built.deployment(model, new, Track::Canary, canary_n), deployments, &mut out.apply);
+    let stable_state = converge(built.deployment(model, old, Track::Stable, stable_n), deployments, &mut out.apply);
     let percent = shadow.percent;
     if ledger.get(wanted).is_some_and(|e| e.phase() != VersionPhase::RollingOut) {
         let message = format!(

@@ -20,7 +20,7 @@ pub const SERVING_LABEL: &str = "modelcycle.io/serving";
 pub const TRACK_LABEL: &str = "modelcycle.io/track";
 
 /// Which of a Model's serving Deployments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Track {
     /// `<model>`: the version that serves, or the one it is being promoted to.
     Stable,

@@ -73,6 +73,10 @@ pub struct Simulation {
     pub mlflow: mlflow::SimMlflow,
     wake_at: std::collections::BTreeMap<String, Timestamp>,
     changes_done: usize,
+    /// The serving objects last built for each Model, handed back while their inputs are the
+    /// same (the kube shell builds them each time: kept for every Model they would cost it more
+    /// memory than the reconciles they save).
+    remembered: Arc<crate::objects::desired::Remembered>,
 }
 
 /// Everything one RetrainPolicy checked and fired during a run.
@@ -141,6 +145,7 @@ impl Simulation {
             exported: Default::default(),
             wake_at: Default::default(),
             changes_done: 0,
+            remembered: Default::default(),
         }
     }
 
@@ -352,6 +357,7 @@ impl Simulation {
                 }
                 readings.source = self.registry_offer(&model);
                 children.readings = readings;
+                children.remembered = Some(self.remembered.clone());
                 let plan = plan_model(children.observed(&model), self.cluster.now);
                 if !plan.steps.is_empty() {
                     let (gauges, counted) = crate::lifecycle::monitor::after(&children, &plan);
