@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use super::backends::{Runs, of_version, run_name};
+use super::backends::{Engine, Runs, of_version, run_name};
 use super::ledger::Ledger;
 use super::plan::Kind;
 use crate::api::VersionPhase;
@@ -32,6 +32,13 @@ pub fn versions_to_prune(ledger: &Ledger, limit: u32, wanted: Option<u32>) -> Ve
 /// controller stopped between the two writes never finds a version in training without its run
 /// (which would train it again).
 pub fn runs_to_delete(ledger: &Ledger, runs: &Runs, limit: u32, pruned: &[String]) -> Vec<(Kind, String)> {
+    // Every run named below exists, so with no more runs than the limit none is in excess (and
+    // no run's name needs to be made to find out).
+    let watched = |engine: Engine<usize>| if let Engine::Watched(n) = engine { n } else { 0 };
+    let existing = runs.jobs.len() + watched(runs.train_jobs.map(<[_]>::len)) + watched(runs.ray_jobs.map(<[_]>::len));
+    if existing <= limit as usize {
+        return vec![];
+    }
     let left_training = |phase: Option<VersionPhase>| {
         !matches!(phase.unwrap_or(VersionPhase::Pending), VersionPhase::Pending | VersionPhase::Training)
     };
