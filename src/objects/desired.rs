@@ -21,7 +21,7 @@ use super::deployment::{Track, track_deployment};
 use super::service::serving_service;
 
 /// What a serving Deployment is built from.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct DeploymentInputs {
     namespace: Option<String>,
     name: String,
@@ -43,7 +43,7 @@ impl DeploymentInputs {
 }
 
 /// What a serving Service is built from.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct ServiceInputs {
     namespace: Option<String>,
     name: String,
@@ -61,30 +61,40 @@ impl ServiceInputs {
 /// An object built last, with what it was built from.
 type Slot<I, K> = Option<(I, Arc<K>)>;
 
+/// Each Model's (by uid) objects of one kind, in `N` slots.
+type Slots<I, K, const N: usize> = Mutex<HashMap<String, [Slot<I, K>; N]>>;
+
 /// The serving objects a shell keeps for the Models it reconciles: the last one built for each
 /// Model (by uid) and track, with what it was built from. It holds one Deployment per track a
 /// Model used and one Service per selector, for as long as the shell keeps it.
 #[derive(Debug, Default)]
 pub struct Remembered {
     /// By Model uid, then by track (`Track as usize`).
-    deployments: Mutex<HashMap<String, [Slot<DeploymentInputs, Deployment>; 3]>>,
+    deployments: Slots<DeploymentInputs, Deployment, 3>,
     /// By Model uid, then by the track the Service selects (0: every serving pod, else 1 + track).
-    services: Mutex<HashMap<String, [Slot<ServiceInputs, Service>; 4]>>,
+    services: Slots<ServiceInputs, Service, 4>,
 }
 
-impl Remembered {
-    /// How many objects are remembered (Deployments and Services).
-    pub fn len(&self) -> usize {
-        let deployments = self.deployments.lock().unwrap_or_else(PoisonError::into_inner);
-        let services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
-        let deployments = deployments.values().flatten().flatten().count();
-        deployments + services.values().flatten().flatten().count()
+/// The object in the Model's `slot` when `same` holds for what it was built from; else the one
+/// `build` makes (with its inputs), kept in that slot. A lock poisoned by a panic elsewhere is
+/// taken as it is: the slots only ever hold whole, finished objects.
+fn recall<I, K, const N: usize>(
+    kept: &Slots<I, K, N>,
+    uid: &str,
+    slot: usize,
+    same: impl FnOnce(&I) -> bool,
+    build: impl FnOnce() -> Option<(I, K)>,
+) -> Option<Arc<K>> {
+    let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((inputs, built)) = kept.get(uid).and_then(|slots| slots[slot].as_ref())
+        && same(inputs)
+    {
+        return Some(built.clone());
     }
-
-    /// True when nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    let (inputs, built) = build()?;
+    let built = Arc::new(built);
+    kept.entry(uid.to_string()).or_insert_with(|| std::array::from_fn(|_| None))[slot] = Some((inputs, built.clone()));
+    Some(built)
 }
 
 /// Where the core takes its desired serving objects from: built each time, or remembered by the
@@ -102,49 +112,46 @@ impl DesiredObjects<'_> {
         track: Track,
         replicas: i32,
     ) -> Option<Arc<Deployment>> {
+        let build = || track_deployment(model, version, track, replicas);
         let (Some(remembered), Some(uid)) = (self.0, model.metadata.uid.as_deref()) else {
-            return track_deployment(model, version, track, replicas).map(Arc::new);
+            return build().map(Arc::new);
         };
-        let mut kept = remembered.deployments.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((inputs, built)) = kept.get(uid).and_then(|slots| slots[track as usize].as_ref())
-            && inputs.same(model, version, replicas)
-        {
-            return Some(built.clone());
-        }
-        let built = Arc::new(track_deployment(model, version, track, replicas)?);
-        let inputs = DeploymentInputs {
-            namespace: model.metadata.namespace.clone(),
-            name: model.name_any(),
-            serving: model.spec.serving.clone(),
-            version: version.spec.version,
-            artifact_uri: version.spec.artifact_uri.clone(),
-            replicas,
-        };
-        kept.entry(uid.to_string()).or_default()[track as usize] = Some((inputs, built.clone()));
-        Some(built)
+        let same = |inputs: &DeploymentInputs| inputs.same(model, version, replicas);
+        recall(&remembered.deployments, uid, track as usize, same, || {
+            let inputs = DeploymentInputs {
+                namespace: model.metadata.namespace.clone(),
+                name: model.name_any(),
+                serving: model.spec.serving.clone(),
+                version: version.spec.version,
+                artifact_uri: version.spec.artifact_uri.clone(),
+                replicas,
+            };
+            Some((inputs, build()?))
+        })
     }
 
     /// The Service `<model>` in front of the serving pods (of the `active` track with
     /// blue-green), as [`serving_service`] builds it; `None` until the Model has a uid.
     pub fn serving_service(self, model: &Model, active: Option<Track>) -> Option<Arc<Service>> {
+        let build = || serving_service(model, active);
         let (Some(remembered), Some(uid)) = (self.0, model.metadata.uid.as_deref()) else {
-            return serving_service(model, active).map(Arc::new);
+            return build().map(Arc::new);
         };
         let slot = active.map_or(0, |t| 1 + t as usize);
-        let mut kept = remembered.services.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((inputs, built)) = kept.get(uid).and_then(|slots| slots[slot].as_ref())
-            && inputs.same(model)
-        {
-            return Some(built.clone());
-        }
-        let built = Arc::new(serving_service(model, active)?);
-        let inputs = ServiceInputs {
-            namespace: model.metadata.namespace.clone(),
-            name: model.name_any(),
-            port: model.spec.serving.port,
-        };
-        kept.entry(uid.to_string()).or_default()[slot] = Some((inputs, built.clone()));
-        Some(built)
+        recall(
+            &remembered.services,
+            uid,
+            slot,
+            |inputs| inputs.same(model),
+            || {
+                let inputs = ServiceInputs {
+                    namespace: model.metadata.namespace.clone(),
+                    name: model.name_any(),
+                    port: model.spec.serving.port,
+                };
+                Some((inputs, build()?))
+            },
+        )
     }
 }
 
@@ -152,6 +159,12 @@ impl DesiredObjects<'_> {
 mod tests {
     use super::*;
     use crate::lifecycle::inputs::new_version;
+
+    /// How many objects are remembered (Deployments and Services).
+    fn count(remembered: &Remembered) -> usize {
+        let deployments = remembered.deployments.lock().unwrap().values().flatten().flatten().count();
+        deployments + remembered.services.lock().unwrap().values().flatten().flatten().count()
+    }
 
     fn model(name: &str, uid: &str) -> Model {
         let mut m = crate::lifecycle::testing::model(name);
@@ -203,7 +216,7 @@ mod tests {
         let theirs = desired.deployment(&other, &v3, Track::Stable, 2).unwrap();
         assert_eq!(*theirs, track_deployment(&other, &v3, Track::Stable, 2).unwrap());
         // One object per Model and track: (u1, Stable), (u1, Canary), (u2, Stable).
-        assert_eq!(remembered.len(), 3);
+        assert_eq!(count(&remembered), 3);
     }
 
     #[test]
@@ -229,6 +242,6 @@ mod tests {
         assert!(DesiredObjects(None).deployment(&m, &v, Track::Stable, 1).is_some());
         m.metadata.uid = None;
         assert!(DesiredObjects(Some(&remembered)).deployment(&m, &v, Track::Stable, 1).is_none());
-        assert!(remembered.is_empty());
+        assert_eq!(count(&remembered), 0);
     }
 }
