@@ -45,20 +45,25 @@ impl Desired {
 /// status did not change, and keeping the order stable so equal inputs give equal output.
 pub fn set_all(conditions: &mut Vec<Condition>, desired: &[Desired], generation: Option<i64>, now: Timestamp) {
     for d in desired {
-        let status = if d.status { "True" } else { "False" }.to_string();
+        let status = if d.status { "True" } else { "False" };
         match conditions.iter_mut().find(|c| c.type_ == d.type_) {
+            // Most reconciles say what the last one said: a field is copied only when it differs.
             Some(existing) => {
                 if existing.status != status {
                     existing.last_transition_time = Time(now);
+                    existing.status = status.to_string();
                 }
-                existing.status = status;
-                existing.reason = d.reason.clone();
-                existing.message = d.message.clone();
+                if existing.reason != d.reason {
+                    existing.reason.clone_from(&d.reason);
+                }
+                if existing.message != d.message {
+                    existing.message.clone_from(&d.message);
+                }
                 existing.observed_generation = generation;
             }
             None => conditions.push(Condition {
                 type_: d.type_.to_string(),
-                status,
+                status: status.to_string(),
                 reason: d.reason.clone(),
                 message: d.message.clone(),
                 observed_generation: generation,

@@ -38,8 +38,34 @@ pub fn trainer_images(training: &TrainingSpec) -> Vec<String> {
 /// The ModelVersion for version `n` of `model`, trained from the model's current inputs; `None`
 /// for a Model that takes its versions from a registry (`source::new_version` makes those).
 pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timestamp) -> Option<ModelVersion> {
+    new_version_hashed(model, n, causes, now, &InputsHash::default())
+}
+
+/// The hash of a Model's training inputs, made at most once per plan: deciding whether the
+/// inputs changed and recording them in the new version both need it.
+#[derive(Debug, Default)]
+pub struct InputsHash<'a>(std::cell::OnceCell<(&'a TrainingSpec, String)>);
+
+impl<'a> InputsHash<'a> {
+    /// The hash of `training`: made once for the spec first asked about (the borrow keeps that
+    /// spec alive and unchanged), made anew for any other.
+    pub fn of(&self, training: &'a TrainingSpec) -> std::borrow::Cow<'_, str> {
+        let (made_for, hash) = self.0.get_or_init(|| (training, inputs_hash(training)));
+        if std::ptr::eq(*made_for, training) { hash.into() } else { inputs_hash(training).into() }
+    }
+}
+
+/// [`new_version`], taking the inputs' hash from `hash` if this plan already made it.
+pub fn new_version_hashed<'a>(
+    model: &'a Model,
+    n: u32,
+    causes: Vec<TriggerCause>,
+    now: Timestamp,
+    hash: &InputsHash<'a>,
+) -> Option<ModelVersion> {
     let name = model.name_any();
     let namespace = model.namespace().unwrap_or_default();
+    let inputs_hash = hash.of(model.spec.training.as_ref()?).into_owned();
     let training = model.spec.training.clone()?;
     let spec = ModelVersionSpec {
         model: name.clone(),
@@ -47,7 +73,7 @@ pub fn new_version(model: &Model, n: u32, causes: Vec<TriggerCause>, now: Timest
         trigger: TriggerRecord::new(causes, now),
         artifact_uri: render_artifact_uri(&training.artifact_uri, &name, &namespace, n, &training.dataset.version),
         trainer_images: trainer_images(&training),
-        inputs_hash: inputs_hash(&training),
+        inputs_hash,
         training: Some(training),
         source: None,
     };
@@ -69,6 +95,20 @@ pub fn version_object(model: &Model, spec: ModelVersionSpec) -> ModelVersion {
 mod tests {
     use super::*;
     use crate::lifecycle::testing::model;
+
+    #[test]
+    fn an_inputs_hash_is_made_once_for_its_spec_only() {
+        let (m, mut other) = (model("churn"), model("churn"));
+        other.spec.training.as_mut().unwrap().dataset.version = "2026-12".into();
+        let (ours, theirs) = (m.spec.training.as_ref().unwrap(), other.spec.training.as_ref().unwrap());
+        let hash = InputsHash::default();
+        assert_eq!(hash.of(ours), inputs_hash(ours));
+        assert_eq!(hash.of(ours), inputs_hash(ours), "asked again");
+        assert_eq!(hash.of(theirs), inputs_hash(theirs), "another spec is hashed for itself");
+        assert_ne!(inputs_hash(ours), inputs_hash(theirs));
+        let v = new_version_hashed(&m, 2, vec![], Timestamp::UNIX_EPOCH, &hash).unwrap();
+        assert_eq!(v.spec, new_version(&m, 2, vec![], Timestamp::UNIX_EPOCH).unwrap().spec);
+    }
 
     #[test]
     fn renders_every_placeholder() {

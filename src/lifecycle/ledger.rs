@@ -229,25 +229,26 @@ impl<'a> Ledger<'a> {
     ///
     /// This uses the ledger up: the changed statuses move into the writes without a copy.
     pub fn changed_statuses(self) -> Vec<StatusWrite<ModelVersionStatus>> {
-        // A status still borrowed from the observed version is unchanged by construction.
-        let mut changed: Vec<Entry> = self
-            .entries
-            .into_iter()
+        let Ledger { mut entries, now, moved, .. } = self;
+        // Taken out of the entries where they lie: a status is large, and most entries (a
+        // status still borrowed from the observed version is unchanged by construction) are
+        // not written at all.
+        let mut changed: Vec<(usize, StatusWrite<ModelVersionStatus>)> = entries
+            .iter_mut()
             .filter(|e| matches!(e.status, Cow::Owned(_)) && e.version.status.as_ref() != Some(&*e.status))
-            .collect();
-        changed.sort_by_key(|e| self.moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1));
-        changed
-            .into_iter()
             .map(|e| {
                 let phase = e.phase();
-                let mut status = e.status.into_owned();
+                let mut status = std::mem::take(e.status.to_mut());
                 let generation = e.version.metadata.generation;
                 let desired = kstatus(phase, &status);
-                conditions::set_all(&mut status.conditions, &desired, generation, self.now);
+                conditions::set_all(&mut status.conditions, &desired, generation, now);
                 status.observed_generation = generation;
-                StatusWrite { name: e.version.name_any(), read_at: e.version.resource_version(), status }
+                let rank = moved.iter().position(|n| *n == e.number()).map_or(0, |p| p + 1);
+                (rank, StatusWrite { name: e.version.name_any(), read_at: e.version.resource_version(), status })
             })
-            .collect()
+            .collect();
+        changed.sort_by_key(|(rank, _)| *rank);
+        changed.into_iter().map(|(_, write)| write).collect()
     }
 }
 

@@ -27,7 +27,7 @@ pub use super::backends::Engine;
 use super::backends::Runs;
 use super::conditions::{self, Desired};
 use super::history::{runs_to_delete, versions_to_prune};
-use super::inputs::new_version;
+use super::inputs::{InputsHash, new_version_hashed};
 use super::ledger::Decision;
 use super::ledger::Ledger;
 pub use super::plan::{Child, Kind, Regarding, StatusWrite, Write};
@@ -414,6 +414,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
     let source = super::source::sourced(model);
     let offered = observed.readings.source.as_ref().and_then(|r| r.as_ref().ok());
     let (policy, mut policy_statuses) = policies_of(model, observed.policies, now);
+    let inputs_hash = InputsHash::default();
     let decision = match (source, offered) {
         // A Model whose versions come from a registry takes the one it offers, nothing else.
         (Some(source), Some(offered)) => TriggerDecision {
@@ -426,7 +427,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
             &TriggerInputs {
                 model,
                 ledger: &ledger,
-                inputs_cause: inputs_cause(&ledger, model, latest),
+                inputs_cause: inputs_cause(&ledger, model, latest, &inputs_hash),
                 // Fail closed: a policy that names the Model but cannot be read or acted on holds
                 // retraining, rather than leaving the Model to retrain as if it had none.
                 unreadable_policy: observed.unreadable_policies.first().cloned().or_else(|| {
@@ -467,7 +468,7 @@ pub fn plan_model(observed: Observed, now: Timestamp) -> ModelPlan {
         (false, Some((source, offered))) => {
             Some(super::source::new_version(model, latest + 1, source, offered, decision.causes.clone(), now))
         }
-        (false, None) => new_version(model, latest + 1, decision.causes.clone(), now),
+        (false, None) => new_version_hashed(model, latest + 1, decision.causes.clone(), now, &inputs_hash),
     };
     if let Some(version) = version {
         plan.events.push(EventRecord {

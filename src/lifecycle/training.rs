@@ -10,7 +10,7 @@ use crate::api::{Model, TrainingSpec, TriggerCause, VersionPhase};
 use super::backends::{self, Finished, Run, Runs};
 use super::conditions::{self, Desired};
 use super::evaluate::{failures, judge, passed, skipped};
-use super::inputs::inputs_hash;
+use super::inputs::InputsHash;
 use super::ledger::{Decision, Ledger};
 use super::plan::{Child, EventKind};
 use super::report::{ReportError, TrainerReport, engine_report, parse_termination_message};
@@ -227,7 +227,12 @@ fn evaluate(
 /// Why the Model's own inputs call for a new version, if they do: `Initial` for a new Model,
 /// `TrainingInputsChanged` when they differ from the newest version's. Whether one may start now
 /// (one training at a time, the policy's hygiene) is decided by the triggers.
-pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Option<TriggerCause> {
+pub fn inputs_cause<'a>(
+    ledger: &Ledger,
+    model: &'a Model,
+    latest_number: u32,
+    hash: &InputsHash<'a>,
+) -> Option<TriggerCause> {
     // A Model that takes its versions from a registry has no inputs of its own (`source::cause`).
     let training = model.spec.training.as_ref()?;
     match ledger.latest() {
@@ -240,7 +245,7 @@ pub fn inputs_cause(ledger: &Ledger, model: &Model, latest_number: u32) -> Optio
         // The newest version keeps the inputs it was trained from: when they are the Model's, so
         // is their hash, and the JSON need not be hashed again on every reconcile.
         Some(latest) if latest.version.spec.training.as_ref() == Some(training) => None,
-        Some(latest) if latest.version.spec.inputs_hash == inputs_hash(training) => None,
+        Some(latest) if latest.version.spec.inputs_hash == hash.of(training) => None,
         Some(latest) => Some(TriggerCause {
             reason: "TrainingInputsChanged".into(),
             evidence: match &latest.version.spec.training {
@@ -293,8 +298,9 @@ mod tests {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let m = model("churn");
         let mut v1 = new_version(&m, 1, vec![], now).unwrap();
-        let cause =
-            |v: &crate::api::ModelVersion, m: &Model| inputs_cause(&Ledger::new(std::slice::from_ref(v), now), m, 1);
+        let cause = |v: &crate::api::ModelVersion, m: &Model| {
+            inputs_cause(&Ledger::new(std::slice::from_ref(v), now), m, 1, &InputsHash::default())
+        };
         assert_eq!(cause(&v1, &m), None, "the Model's inputs are the version's");
         // A hash written by another release (its JSON of the same inputs differed): the inputs
         // themselves are equal, so nothing changed and nothing retrains.
@@ -308,7 +314,7 @@ mod tests {
         assert!(c.evidence.contains("dataset.version"), "{}", c.evidence);
         // A version recorded without its inputs (from a registry) is judged by the hash alone.
         v1.spec.training = None;
-        v1.spec.inputs_hash = inputs_hash(m.spec.training.as_ref().unwrap());
+        v1.spec.inputs_hash = crate::lifecycle::inputs::inputs_hash(m.spec.training.as_ref().unwrap());
         assert_eq!(cause(&v1, &m), None, "equal hashes, as before");
     }
 }

@@ -17,9 +17,27 @@ pub fn bounded(base: &str, suffix: &str, max: usize) -> String {
     let mut full = String::with_capacity(base.len() + suffix.len());
     full.push_str(base);
     full.push_str(suffix);
+    fit(full, base.len(), max)
+}
+
+/// [`bounded`] with a formatted suffix (a version number), written straight after `base` in
+/// one string: most names fit and need no other.
+fn bounded_with(base: &str, suffix: std::fmt::Arguments, max: usize) -> String {
+    use std::fmt::Write as _;
+    let mut full = String::with_capacity(base.len() + 16);
+    full.push_str(base);
+    // Writing into a String cannot fail.
+    let _ = full.write_fmt(suffix);
+    fit(full, base.len(), max)
+}
+
+/// `full` (a base of `base_len` bytes, then a suffix) as it is if it fits in `max`, else cut to
+/// `max` with a short hash of `full` before the suffix.
+fn fit(full: String, base_len: usize, max: usize) -> String {
     if full.len() <= max {
         return full;
     }
+    let (base, suffix) = full.split_at(base_len);
     let hash = &short_hash(&full)[..8];
     let keep = max.saturating_sub(suffix.len() + hash.len() + 1);
     let mut prefix: String = base.chars().take(keep).collect();
@@ -31,12 +49,12 @@ pub fn bounded(base: &str, suffix: &str, max: usize) -> String {
 
 /// Name of the ModelVersion for version `n` of `model`.
 pub fn version_name(model: &str, n: u32) -> String {
-    bounded(model, &format!("-v{n}"), OBJECT_NAME_MAX)
+    bounded_with(model, format_args!("-v{n}"), OBJECT_NAME_MAX)
 }
 
 /// Name of the training Job of version `n` of `model`.
 pub fn job_name(model: &str, n: u32) -> String {
-    bounded(model, &format!("-v{n}-train"), JOB_NAME_MAX)
+    bounded_with(model, format_args!("-v{n}-train"), JOB_NAME_MAX)
 }
 
 /// Longest TrainJob name: JobSet names its pods `<name>-node-<job>-<index>-<5 random>`, which
@@ -54,7 +72,7 @@ pub fn run_name(backend: crate::api::engines::TrainingBackend, model: &str, n: u
         TrainingBackend::TrainJob => TRAINJOB_NAME_MAX,
         TrainingBackend::RayJob => RAYJOB_NAME_MAX,
     };
-    bounded(model, &format!("-v{n}-train"), max)
+    bounded_with(model, format_args!("-v{n}-train"), max)
 }
 
 /// Name of the serving Deployment and Service of `model`.
@@ -169,6 +187,21 @@ mod tests {
             prop_assert!(dns_label(&name), "{name}");
             let suffix = format!("-v{}-train", n);
             prop_assert!(name.ends_with(&suffix));
+        }
+
+        #[test]
+        fn numbered_names_are_those_bounded_always_made(model in "[-a-z0-9.]{0,300}", n in 0u32..=u32::MAX) {
+            // Objects that exist carry these names: writing the number in place must not change one.
+            use crate::api::engines::TrainingBackend;
+            prop_assert_eq!(version_name(&model, n), bounded(&model, &format!("-v{n}"), OBJECT_NAME_MAX));
+            prop_assert_eq!(job_name(&model, n), bounded(&model, &format!("-v{n}-train"), JOB_NAME_MAX));
+            for (backend, max) in [
+                (TrainingBackend::Job, JOB_NAME_MAX),
+                (TrainingBackend::TrainJob, TRAINJOB_NAME_MAX),
+                (TrainingBackend::RayJob, RAYJOB_NAME_MAX),
+            ] {
+                prop_assert_eq!(run_name(backend, &model, n), bounded(&model, &format!("-v{n}-train"), max));
+            }
         }
 
         #[test]

@@ -142,6 +142,8 @@ impl Cluster {
         budget: &mut Option<usize>,
     ) -> Vec<(Regarding, EventRecord)> {
         let mut emitted = vec![];
+        let watched = self.models.get(model_key).map(|m| Watched::of(m));
+        let watched = watched.as_ref();
         for write in plan.steps {
             if !spend(budget) {
                 break;
@@ -152,18 +154,24 @@ impl Cluster {
                 // As the API server would: refuse the child; the kube shell then stalls the Model.
                 let Some(model) = self.models.get(model_key) else { break };
                 for write in child_refused(model, child, &why, self.now) {
-                    self.write(model_key, write, &mut emitted);
+                    self.write(model_key, watched, write, &mut emitted);
                 }
                 break;
             }
-            self.write(model_key, write, &mut emitted);
+            self.write(model_key, watched, write, &mut emitted);
         }
         emitted
     }
 
     /// Makes one write of the Model at `model_key`; an Event goes to `emitted`.
-    fn write(&mut self, model_key: &str, write: Write, emitted: &mut Vec<(Regarding, EventRecord)>) {
-        let ns = model_key.split('/').next().unwrap_or_default().to_string();
+    fn write(
+        &mut self,
+        model_key: &str,
+        watched: Option<&Watched>,
+        write: Write,
+        emitted: &mut Vec<(Regarding, EventRecord)>,
+    ) {
+        let ns = model_key.split('/').next().unwrap_or_default();
         match write {
             Write::CreateVersion(version) => {
                 let k = key(version.as_ref());
@@ -235,17 +243,17 @@ impl Cluster {
             }
             Write::Delete(Kind::Job, name) => {
                 if self.jobs.remove(&format!("{ns}/{name}")).is_some() {
-                    self.delete_pods_of(&ns, &name);
+                    self.delete_pods_of(ns, &name);
                 }
             }
             Write::Delete(Kind::TrainJob, name) => {
                 if let Some(t) = self.train_jobs.remove(&format!("{ns}/{name}")) {
-                    self.delete_owned_jobs(&ns, t.uid());
+                    self.delete_owned_jobs(ns, t.uid());
                 }
             }
             Write::Delete(Kind::RayJob, name) => {
                 if let Some(r) = self.ray_jobs.remove(&format!("{ns}/{name}")) {
-                    self.delete_owned_jobs(&ns, r.uid());
+                    self.delete_owned_jobs(ns, r.uid());
                 }
             }
             Write::Delete(Kind::Deployment, name) => {
@@ -276,7 +284,7 @@ impl Cluster {
                 return;
             }
         }
-        self.wrote(model_key);
+        self.wrote(model_key, watched);
     }
 }
 
@@ -385,12 +393,13 @@ impl Cluster {
     }
 
     /// Counts a write and checks that a Model that served still has its serving Deployment.
-    fn wrote(&mut self, model_key: &str) {
+    fn wrote(&mut self, model_key: &str, watched: Option<&Watched>) {
         self.writes += 1;
-        let Some(model) = self.models.get(model_key) else { return };
-        let (ns, name) = (model.namespace().unwrap_or_default(), model.name_any());
-        let serving = format!("{ns}/{}", serving_name(&name)); // the serving objects' key
-        let keys = namespace_keys(&ns);
+        let (Some(model), Some(watched)) = (self.models.get(model_key), watched) else { return };
+        let ns = model.metadata.namespace.as_deref().unwrap_or_default();
+        let name = model.metadata.name.as_deref().unwrap_or_default();
+        let serving = &watched.serving;
+        let keys = namespace_keys(ns);
         let serves = || {
             in_range(&self.versions, &keys).any(|v| {
                 v.spec.model == name
@@ -401,17 +410,11 @@ impl Cluster {
             self.served.insert(model_key.to_string());
         }
         let kserve = crate::objects::inference_service::kserve_serving(model).is_some();
-        let serves_there = if kserve {
-            self.inference_services.contains_key(&serving)
-        } else {
-            self.deployments.contains_key(&serving)
-        };
+        let serves_there =
+            if kserve { self.inference_services.contains_key(serving) } else { self.deployments.contains_key(serving) };
         // Moving between targets, the old target's objects serve until the new one does.
-        let serves_elsewhere = if kserve {
-            self.deployments.contains_key(&serving)
-        } else {
-            self.inference_services.contains_key(&serving)
-        };
+        let serves_elsewhere =
+            if kserve { self.deployments.contains_key(serving) } else { self.inference_services.contains_key(serving) };
         if self.served.contains(model_key) && !serves_there && !serves_elsewhere {
             let what = if kserve { "InferenceService" } else { "Deployment" };
             let v = format!("{model_key}: no serving {what} at {} although a version served", self.now);
@@ -420,28 +423,31 @@ impl Cluster {
         // Capacity (KServe keeps its own): once a version served, the serving Deployments together never ask for
         // fewer pods than the Model's replicas (a canary shifts pods, it does not remove them).
         let wanted = model.spec.serving.replicas;
-        let label = crate::objects::names::label_value(&name);
         let capacity: i32 = in_range(&self.deployments, &keys)
-            .filter(|d| d.labels().get(MODEL_LABEL) == Some(&label))
+            .filter(|d| d.labels().get(MODEL_LABEL) == Some(&watched.label))
             .filter_map(|d| d.spec.as_ref()?.replicas)
             .sum();
-        let before = self.capacity.insert(model_key.to_string(), capacity).unwrap_or(capacity);
+        let before = match self.capacity.get_mut(model_key) {
+            Some(seen) => std::mem::replace(seen, capacity),
+            None => {
+                self.capacity.insert(model_key.to_string(), capacity);
+                capacity
+            }
+        };
         if !kserve && self.served.contains(model_key) && capacity < wanted && capacity < before {
             let v = format!("{model_key}: serving capacity {capacity} < {wanted} replicas at {}", self.now);
             once(&mut self.violations, v);
         }
         // A route never sends requests to a new version before its pods are available.
-        let route = self.routes.get(&serving);
+        let Some(route) = self.routes.get(serving) else { return };
         for track in [Track::Canary, Track::Preview] {
-            let backend = backend_name(&name, track);
-            let sent = route.is_some_and(|r| {
-                let rules = || r.spec.rules.iter();
-                let weighted =
-                    rules().flat_map(|rule| &rule.backend_refs).any(|b| b.name == backend && b.weight != Some(0));
-                let mirrored = rules().flat_map(|rule| &rule.filters).any(|f| mirrored_to(f) == Some(backend.as_str()));
-                weighted || mirrored
-            });
-            let deployment = self.deployments.get(&format!("{ns}/{}", track.name(&name)));
+            let backend = backend_name(name, track);
+            let rules = || route.spec.rules.iter();
+            let weighted =
+                rules().flat_map(|rule| &rule.backend_refs).any(|b| b.name == backend && b.weight != Some(0));
+            let mirrored = rules().flat_map(|rule| &rule.filters).any(|f| mirrored_to(f) == Some(backend.as_str()));
+            let sent = weighted || mirrored;
+            let deployment = self.deployments.get(&format!("{ns}/{}", track.name(name)));
             let available = deployment.and_then(|d| d.status.as_ref()?.available_replicas).unwrap_or(0);
             if sent && available == 0 {
                 let v = format!(
@@ -451,6 +457,23 @@ impl Cluster {
                 once(&mut self.violations, v);
             }
         }
+    }
+}
+
+/// The names the checks after each write of a Model look up, made once per plan (those of a
+/// route's backends only when it has a route).
+struct Watched {
+    /// The key of its serving objects (Deployment, Service, route, InferenceService).
+    serving: String,
+    /// Its value of the Model label, which its serving Deployments carry.
+    label: String,
+}
+
+impl Watched {
+    fn of(model: &Model) -> Self {
+        let ns = model.metadata.namespace.as_deref().unwrap_or_default();
+        let name = model.metadata.name.as_deref().unwrap_or_default();
+        Watched { serving: format!("{ns}/{}", serving_name(name)), label: crate::objects::names::label_value(name) }
     }
 }
 
