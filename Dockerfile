@@ -1,7 +1,8 @@
 # The modelcycle controller: a static binary on a distroless base, running as non-root.
 # docker build -t ghcr.io/modelcycle/modelcycle:dev .
 FROM rust:1-alpine AS build
-RUN apk add --no-cache musl-dev
+# make and a C compiler build jemalloc (the binary's allocator).
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src

@@ -5,15 +5,18 @@
 //! `cargo bench --bench lifecycle` prints the figures;
 //! under `cargo test` it runs each once as a smoke test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use modelcycle::sim::Simulation;
 use modelcycle::sim::scenario::Scenario;
 
-/// The system allocator, counting the bytes it hands out (to report what a step allocates).
+/// The binary's allocator (jemalloc), counting the bytes it hands out (to report what a step
+/// allocates).
 struct Counting;
+
+static INNER: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 /// Bytes handed out and not yet given back.
@@ -24,13 +27,22 @@ unsafe impl GlobalAlloc for Counting {
         ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
         LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: the caller upholds `alloc`'s contract, which is passed on unchanged.
-        unsafe { System.alloc(layout) }
+        unsafe { INNER.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: as for `alloc`.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { INNER.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Counted as the new size handed out and the old given back, as `alloc` and `dealloc`
+        // would count it; the allocator may grow in place, as the binary's does.
+        ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { INNER.realloc(ptr, layout, new_size) }
     }
 }
 
