@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,10 +22,39 @@ use super::watch_health::WatchHealth;
 pub struct Health {
     /// True once the API server answered and the CRDs were found.
     pub api_ok: AtomicBool,
-    /// True once this replica is a standby, or the leader with synced caches.
-    pub ready: AtomicBool,
+    /// Where this replica is in its start (a [`Stage`]).
+    stage: AtomicU8,
     /// The watches that fail now; any makes the replica unready, saying why.
     pub watches: WatchHealth,
+}
+
+/// Where a replica is in its start, as `/readyz` tells it. One value, not one flag for ready and
+/// one for standby: a probe between two stores could otherwise read the leader as synced while
+/// its caches are still listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Not ready: reaching the API server, or (as the leader) listing the caches.
+    Starting,
+    /// Ready: a standby replica, waiting for the leader Lease; it reconciles nothing.
+    Standby,
+    /// Ready: the replica that reconciles, its caches listed.
+    Synced,
+}
+
+impl Health {
+    /// Moves this replica to `stage`.
+    pub fn set_stage(&self, stage: Stage) {
+        self.stage.store(stage as u8, Ordering::Relaxed);
+    }
+
+    /// Where this replica is.
+    pub fn stage(&self) -> Stage {
+        match self.stage.load(Ordering::Relaxed) {
+            s if s == Stage::Standby as u8 => Stage::Standby,
+            s if s == Stage::Synced as u8 => Stage::Synced,
+            _ => Stage::Starting,
+        }
+    }
 }
 
 /// Shared state of the HTTP handlers.
@@ -99,11 +128,20 @@ async fn mlflow(State(state): State<HttpState>, headers: HeaderMap, body: Bytes)
     }
 }
 
+/// `/readyz` of the replica that reconciles, once its caches have listed.
+pub const READY_SYNCED: &str = "ready: caches synced, reconciling";
+/// `/readyz` of a standby replica: ready to take over, reconciling nothing yet. A client that
+/// needs the reconciling replica (a script creating objects it expects picked up at once) tells
+/// the two apart by this text.
+pub const READY_STANDBY: &str = "ready: a standby, waiting for the leader Lease";
+
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     if let Some(problem) = state.health.watches.problem() {
         (StatusCode::SERVICE_UNAVAILABLE, problem)
-    } else if state.health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready".to_string())
+    } else if state.health.stage() == Stage::Synced {
+        (StatusCode::OK, READY_SYNCED.to_string())
+    } else if state.health.stage() == Stage::Standby {
+        (StatusCode::OK, READY_STANDBY.to_string())
     } else if state.health.api_ok.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet".to_string())
     } else {
@@ -149,8 +187,17 @@ mod tests {
         assert!(body.contains("not reachable"));
         state.health.api_ok.store(true, Ordering::Relaxed);
         assert_eq!(get_text(app.clone(), "/readyz").await.1, "caches not synced yet");
-        state.health.ready.store(true, Ordering::Relaxed);
-        assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::OK);
+        state.health.set_stage(Stage::Standby);
+        assert_eq!(get_text(app.clone(), "/readyz").await, (StatusCode::OK, READY_STANDBY.to_string()));
+        state.health.set_stage(Stage::Starting);
+        let (code, body) = get_text(app.clone(), "/readyz").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet"),
+            "a new leader lists"
+        );
+        state.health.set_stage(Stage::Synced);
+        assert_eq!(get_text(app.clone(), "/readyz").await, (StatusCode::OK, READY_SYNCED.to_string()));
         let lost = kube::Error::Service("connection refused".into());
         state.health.watches.failed("Jobs", &kube::runtime::watcher::Error::WatchFailed(lost));
         let (code, body) = get_text(app.clone(), "/readyz").await;

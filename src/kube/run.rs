@@ -23,7 +23,7 @@ use crate::cli::{LogFormat, RunArgs};
 
 use super::children::ChildStores;
 use super::context::{Context, Settings};
-use super::http::{self, Health, HttpState};
+use super::http::{self, Health, HttpState, Stage};
 use super::index::{ByModel, Indexed, Owned, StoreIndex};
 use super::lanes::{FirstList, newly_changed, pickup_concurrency};
 use super::metrics::Metrics;
@@ -158,7 +158,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
         let namespace = args.lease_namespace.clone().unwrap_or_else(own_namespace);
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("modelcycle-{}", std::process::id()));
         let (mut rx, task) = start_lease(&client, &args.lease_name, &namespace, &identity).await?;
-        health.ready.store(true, Ordering::Relaxed);
+        health.set_stage(Stage::Standby);
         tracing::info!(lease = %args.lease_name, %namespace, %identity, "waiting to become the leader");
         let mut stop = shutdown.clone();
         loop {
@@ -172,7 +172,7 @@ async fn run(args: RunArgs) -> Result<(), StartupError> {
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
         }
-        health.ready.store(false, Ordering::Relaxed);
+        health.set_stage(Stage::Starting);
         tracing::info!("became the leader");
         leader = Some((rx, task));
     }
@@ -255,7 +255,7 @@ pub struct Readiness {
 impl Readiness {
     fn synced(&self) {
         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.health.ready.store(true, Ordering::Relaxed);
+            self.health.set_stage(Stage::Synced);
             tracing::info!("caches synced; reconciling");
         }
     }

@@ -290,8 +290,20 @@ impl Controller {
         self.metric("modelcycle_leader").await.is_ok_and(|v| v == 1.0)
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// Waits until `/readyz` answers 200: a standby or the replica that reconciles.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Check {
+        self.wait_readyz(timeout, false).await
+    }
+
+    /// Waits until this replica reconciles with its caches listed. Not "ready" alone: a replica
+    /// that starts is ready as a standby until it holds the Lease, then unready while it lists,
+    /// and a poll in that first moment once let a scale run create its "late" Model before the
+    /// first list (so the Model was one of the fleet, not a change after it).
+    pub async fn wait_synced(&mut self, timeout: Duration) -> Check {
+        self.wait_readyz(timeout, true).await
+    }
+
+    async fn wait_readyz(&mut self, timeout: Duration, synced: bool) -> Check {
         let start = Instant::now();
         loop {
             if !self.running() {
@@ -300,7 +312,7 @@ impl Controller {
                 return Err(format!("modelcycle exited: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
             }
             match self.readyz().await {
-                Ok((200, _)) => return Ok(()),
+                Ok((200, body)) if !synced || body == modelcycle::kube::http::READY_SYNCED => return Ok(()),
                 Ok((code, body)) if start.elapsed() > timeout => return Err(format!("/readyz is {code}: {body}")),
                 Err(e) if start.elapsed() > timeout => return Err(format!("/readyz: {e}")),
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -93,7 +93,7 @@ async fn kill_and_restart(cluster: &Cluster, controller: &mut Controller) -> Che
     controller.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     controller.restart(cluster)?;
-    controller.wait_ready(Duration::from_secs(60)).await
+    controller.wait_synced(Duration::from_secs(60)).await
 }
 
 /// The objects of `resource` in `ns` that the audit log saw created (by a create, or by an
@@ -326,6 +326,20 @@ async fn leader_election(cluster: &Cluster, report: &Report, install: &Install) 
             Ok(la)
         })
         .await?;
+        // Both replicas are ready (a standby is, to take over); only /readyz's text tells the one
+        // that reconciles from the one that waits.
+        let (leading, waiting) = if leaders { (&a, &b) } else { (&b, &a) };
+        eventually(
+            "the leader's /readyz to say it reconciles, the standby's that it waits",
+            Duration::from_secs(60),
+            || async {
+                let (l, w) = (leading.readyz().await?, waiting.readyz().await?);
+                let (synced, standby) = (modelcycle::kube::http::READY_SYNCED, modelcycle::kube::http::READY_STANDBY);
+                ensure!(l == (200, synced.into()) && w == (200, standby.into()), "leader: {l:?}; standby: {w:?}");
+                Ok(())
+            },
+        )
+        .await?;
         let mut model = kwok_model(name, &Behaviour::default());
         // The API server's outage later in this story pauses the cluster's own controllers and
         // kwok as well; the rollout right after it may need longer than the suite's usual 10 s
@@ -348,9 +362,9 @@ async fn leader_election(cluster: &Cluster, report: &Report, install: &Install) 
     .await;
     let a_leads = a.is_leader().await;
     match first {
-        Ok(detail) => report.pass(&format!("two replicas with leader election: only the leader writes ({detail})")),
+        Ok(detail) => report.pass(&format!("two replicas with leader election: /readyz tells the leader from the standby, only the leader writes ({detail})")),
         Err(why) => {
-            report.fail("two replicas with leader election: only the leader writes", &why, Some(&scene));
+            report.fail("two replicas with leader election: /readyz tells the leader from the standby, only the leader writes", &why, Some(&scene));
             return;
         }
     }

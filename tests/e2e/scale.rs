@@ -237,7 +237,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let clock = Instant::now();
     let mut controller = Controller::spawn(cluster, install, 1, &name, &args)?;
     let pid = controller.pid().ok_or("the controller has no process")?;
-    controller.wait_ready(Duration::from_secs(120)).await?;
+    controller.wait_synced(Duration::from_secs(120)).await?;
     // A Model created while the fleet converges must not wait for the whole queue.
     let late = Instant::now();
     apply(cluster, ns, &scale_model("late")).await?;
@@ -340,7 +340,7 @@ async fn size(cluster: &Cluster, install: &Install, n: usize, steady: u64, ns: &
     let restart_from = Timestamp::now();
     let restart_clock = Instant::now();
     controller.restart(cluster)?;
-    controller.wait_ready(Duration::from_secs(120)).await?;
+    controller.wait_synced(Duration::from_secs(120)).await?;
     let restart_ready = restart_clock.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(15)).await;
     let log = AuditLog::read(&cluster.env.audit_log)?;

@@ -81,7 +81,7 @@ pub async fn run(cluster: &Cluster, report: &Report, main: &mut Controller) {
         main.stop().await;
         let since = Timestamp::now();
         main.restart(cluster)?;
-        main.wait_ready(Duration::from_secs(60)).await?;
+        main.wait_synced(Duration::from_secs(60)).await?;
         tokio::time::sleep(Duration::from_secs(10)).await;
         let (other, lease) = writes(cluster, user, since)?;
         let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
